@@ -1,0 +1,1 @@
+"""The FastAPI gateway, the web console and the `yoi` command line."""

@@ -1,0 +1,1 @@
+"""Runtimes hosting conversational Workers: embedded in-process, or a fleet over Redis."""

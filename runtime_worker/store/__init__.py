@@ -1,0 +1,1 @@
+"""Store implementations behind one boundary."""

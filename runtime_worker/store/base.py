@@ -1,0 +1,255 @@
+"""The `Store` boundary: every piece of Worker state, and every write a host makes, goes here.
+
+Two implementations keep the same contract (tests/contract): `MemoryStore` for the embedded
+runtime and `RedisStore` for the fleet. Host-side writes carry the lease `epoch` they were made
+under; a store refuses (raises `LeaseLost`) any write whose epoch is not the Worker's current one,
+atomically with the write itself, so a paused or partitioned host can never write after losing
+its lease.
+
+Inputs are numbered per Worker by `seq` (1, 2, ...). Three watermarks on the Worker record make
+multitasking and cancellation cheap and atomic:
+
+- `next_seq`: the seq of the newest accepted input (0 when none).
+- `done_seq`: the seq of the newest input whose `run_finished` is written. Inputs run strictly in
+  order, so everything at or below it is done. `next_seq > done_seq` means "busy".
+- `cancel_upto`: every input with `seq <= cancel_upto` is cancelled: a running one is aborted, a
+  queued one ends `cancelled` without calling the provider.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from shared.events import Event
+from shared.models import (
+    RunResult,
+    ScopeEntry,
+    Strategy,
+    TranscriptPage,
+    Usage,
+    WorkerState,
+)
+
+NOW_CURSOR = "now"
+
+
+@dataclass
+class WorkerRecord:
+    """Internal record of one Worker; the wire models in `shared.models` are built from it."""
+
+    worker_id: str
+    display_name: str
+    profile: str
+    created_at: float
+    scope: list[ScopeEntry] = field(default_factory=list)
+    delegated_from: str | None = None
+    state: WorkerState = WorkerState.PENDING
+    host: str | None = None
+    epoch: int = 0
+    next_seq: int = 0
+    done_seq: int = 0
+    cancel_upto: int = 0
+    run_seq: int = 0
+    run_attempt: int = 0
+    run_id: str | None = None
+    run_input_id: str | None = None
+    run_cursor: str | None = None
+    transcript_maxlen: int = 500
+    usage: Usage = field(default_factory=Usage)
+
+    @property
+    def queue_depth(self) -> int:
+        """Inputs accepted and not yet finished, the running one included."""
+        return self.next_seq - self.done_seq
+
+
+@dataclass(frozen=True)
+class QueuedInput:
+    """One entry of a Worker's input stream, as a host reads it."""
+
+    entry_id: str
+    seq: int
+    input_id: str
+    text: str
+    ts: float
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What `submit_input` accepted. `cursor`: `after=cursor` yields every event of the run."""
+
+    input_id: str
+    cursor: str
+    seq: int
+    duplicate: bool
+    host: str | None
+
+
+@dataclass(frozen=True)
+class CancelOutcome:
+    state: WorkerState
+    cancelled: bool
+    host: str | None
+
+
+@dataclass(frozen=True)
+class RunClaim:
+    """`begin_run`'s answer: which attempt this is, and whether the input was cancelled already."""
+
+    run_id: str
+    attempt: int
+    cancelled: bool
+    cursor: str
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What `finish_run` writes after the run's deltas: final text, usage and the result."""
+
+    result: RunResult
+    text: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    reason: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+class Store(ABC):
+    """State of one runtime's Workers. Every method is a single atomic step."""
+
+    # -- workers -------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def create_worker(self, record: WorkerRecord) -> WorkerRecord:
+        """Persist a new Worker in state `pending` and write its first `state_changed`."""
+
+    @abstractmethod
+    async def get_worker(self, worker_id: str) -> WorkerRecord:
+        """Raise `WorkerNotFound` when there is no such Worker (or its retention expired)."""
+
+    @abstractmethod
+    async def list_workers(self) -> list[WorkerRecord]: ...
+
+    @abstractmethod
+    async def request_stop(self, worker_id: str) -> WorkerRecord:
+        """Cancel every unfinished input and move to `stopping` (a host drains, then `stopped`),
+        or straight to `stopped` when nothing is unfinished. Idempotent."""
+
+    # -- scope allocation ----------------------------------------------------------------------
+
+    @abstractmethod
+    async def claim_scope(
+        self, worker_id: str, scope: Sequence[ScopeEntry], delegated_from: str | None
+    ) -> None:
+        """Claim `scope` for a Worker about to be created. Raise `ScopeConflict` when a write path
+        overlaps a live Worker's claim outside the caller's delegation group, or when a delegated
+        child asks for more than its parent holds; claims of ended or vanished Workers are
+        reclaimed on the way. Raise `WorkerNotFound` for an unknown parent."""
+
+    @abstractmethod
+    async def release_scope(self, worker_id: str) -> None: ...
+
+    # -- the input path ------------------------------------------------------------------------
+
+    @abstractmethod
+    async def submit_input(
+        self, worker_id: str, text: str, input_id: str, strategy: Strategy, ts: float
+    ) -> Submission:
+        """One atomic step: the Worker exists (`WorkerNotFound`) and is live (`WorkerStopped`);
+        a known `input_id` answers its first Submission with `duplicate=True`; `reject` refuses a
+        busy Worker (`WorkerBusy`); `interrupt` cancels everything unfinished; then the input is
+        appended to the input stream and its `user_message` event written."""
+
+    @abstractmethod
+    async def cancel(self, worker_id: str) -> CancelOutcome:
+        """Cancel the oldest unfinished input (the running one, or the head of the queue).
+        A no-op with `cancelled=False` when nothing is unfinished."""
+
+    # -- hints ---------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def ring(self, member_id: str, worker_id: str) -> None:
+        """Hint a member that a Worker has news (an input, a cancel, a stop). Only a hint."""
+
+    @abstractmethod
+    async def doorbell(
+        self, member_id: str, last_id: str, timeout_ms: int
+    ) -> tuple[list[str], str]:
+        """Wait up to `timeout_ms` for hints after `last_id`; return Worker ids and the new id."""
+
+    # -- leases and host-side writes (fenced by epoch) -----------------------------------------
+
+    @abstractmethod
+    async def acquire(self, worker_id: str, member_id: str, ttl_ms: int) -> int | None:
+        """Take the Worker's lease if free: bump and return its epoch, record the host. None when
+        another member holds it or the Worker has ended."""
+
+    @abstractmethod
+    async def renew(self, member_id: str, leases: dict[str, int], ttl_ms: int) -> dict[str, bool]:
+        """Extend the leases this member holds; False for each one it lost."""
+
+    @abstractmethod
+    async def release(self, worker_id: str, member_id: str, epoch: int) -> None:
+        """Give the lease back at once (graceful stop), so another member can take over."""
+
+    @abstractmethod
+    async def next_input(self, worker_id: str, member_id: str, epoch: int) -> QueuedInput | None:
+        """The oldest unacknowledged input, claiming it from a previous host if need be; None
+        when the stream holds nothing unacknowledged. Never blocks."""
+
+    @abstractmethod
+    async def begin_run(
+        self, worker_id: str, epoch: int, item: QueuedInput, run_id: str, ts: float
+    ) -> RunClaim | None:
+        """Start (an attempt of) the run for `item`: None, with the entry acknowledged, when its
+        run already finished (a redelivery). Otherwise bump the attempt count when this seq was
+        started before, set state `running`, write the transcript's user entry (first attempt
+        only) and the `run_started` event."""
+
+    @abstractmethod
+    async def append_events(self, worker_id: str, epoch: int, events: Sequence[Event]) -> str:
+        """Append events (cursors are assigned here); return the last cursor."""
+
+    @abstractmethod
+    async def finish_run(
+        self, worker_id: str, epoch: int, item: QueuedInput, outcome: RunOutcome, ts: float
+    ) -> str:
+        """End the run: `error` (when the outcome has an error code), `text_done`, `usage` and
+        `run_finished` events, the assistant transcript entry (or a notice when there was no
+        text), usage totals, `done_seq`, state (`idle`, `running` while more is queued, or
+        `stopped` when draining a stop), and the input's acknowledgement. Returns the cursor of
+        `run_finished`."""
+
+    @abstractmethod
+    async def is_cancelled(self, worker_id: str, seq: int) -> bool: ...
+
+    # -- readers -------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def read_events(self, worker_id: str, after: str | None, limit: int) -> list[Event]:
+        """Events strictly after `after` (from the oldest retained when None). Raise
+        `CursorExpired` when `after` is older than the trimmed window, `InvalidInput` when it is
+        not a cursor."""
+
+    @abstractmethod
+    async def wait_events(
+        self, worker_id: str, after: str, limit: int, timeout_ms: int
+    ) -> list[Event]:
+        """As `read_events`, waiting up to `timeout_ms` for the first one."""
+
+    @abstractmethod
+    async def last_cursor(self, worker_id: str) -> str:
+        """The newest event's cursor, `"0"` when there are none: `after=` it means from now."""
+
+    @abstractmethod
+    async def read_transcript(
+        self, worker_id: str, limit: int, before: str | None
+    ) -> TranscriptPage:
+        """Newest `limit` entries older than `before`, returned oldest first; `next_before` pages
+        further back, None at the start."""
+
+    async def aclose(self) -> None:
+        """Release connections. Idempotent."""

@@ -1,0 +1,1 @@
+"""Domain model shared by the gateway and runtime processes; depends on nothing of ours."""

@@ -1,0 +1,156 @@
+"""The typed error hierarchy of SPEC section 5: one base carrying code, message and retryable."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    retryable: bool
+
+
+class ErrorEnvelope(BaseModel):
+    """The body of every error response: `{"error": {...}}`."""
+
+    error: ErrorBody
+
+
+class YoiError(Exception):
+    """Base of every domain error; `code` and `http_status` are the wire contract."""
+
+    code: ClassVar[str] = "internal_error"
+    http_status: ClassVar[int] = 500
+    retryable_default: ClassVar[bool] = False
+
+    def __init__(self, message: str, *, retryable: bool | None = None, **details: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = self.retryable_default if retryable is None else retryable
+        self.details = details
+
+    def body(self) -> ErrorEnvelope:
+        return ErrorEnvelope(
+            error=ErrorBody(code=self.code, message=self.message, retryable=self.retryable)
+        )
+
+
+class InvalidInput(YoiError):
+    code = "invalid_input"
+    http_status = 422
+
+
+class Unauthorized(YoiError):
+    code = "unauthorized"
+    http_status = 401
+
+
+class RuntimeNotFound(YoiError):
+    code = "runtime_not_found"
+    http_status = 404
+
+
+class WorkerNotFound(YoiError):
+    code = "worker_not_found"
+    http_status = 404
+
+
+class WorkerBusy(YoiError):
+    code = "worker_busy"
+    http_status = 409
+    retryable_default = True
+
+
+class NotRunning(YoiError):
+    code = "not_running"
+    http_status = 409
+
+
+class ScopeConflict(YoiError):
+    code = "scope_conflict"
+    http_status = 409
+
+
+class WorkerStopped(YoiError):
+    code = "worker_stopped"
+    http_status = 409
+
+
+class CursorExpired(YoiError):
+    """The cursor fell off the trimmed window; `oldest_cursor` is where a reader may resume."""
+
+    code = "cursor_expired"
+    http_status = 410
+
+    def __init__(self, message: str, *, oldest_cursor: str) -> None:
+        super().__init__(message, oldest_cursor=oldest_cursor)
+        self.oldest_cursor = oldest_cursor
+
+
+class PayloadTooLarge(YoiError):
+    code = "payload_too_large"
+    http_status = 413
+
+
+class RateLimited(YoiError):
+    code = "rate_limited"
+    http_status = 429
+    retryable_default = True
+
+
+class UnsupportedOperation(YoiError):
+    code = "unsupported_operation"
+    http_status = 501
+
+
+class ProviderError(YoiError):
+    code = "provider_error"
+    http_status = 502
+    retryable_default = True
+
+
+class RuntimeUnavailable(YoiError):
+    code = "runtime_unavailable"
+    http_status = 503
+    retryable_default = True
+
+
+class CapacityExhausted(YoiError):
+    code = "capacity_exhausted"
+    http_status = 503
+    retryable_default = True
+
+
+class Timeout(YoiError):
+    code = "timeout"
+    http_status = 504
+    retryable_default = True
+
+
+class LeaseLost(Exception):
+    """A member's write was fenced off: another member holds the worker now. Not a wire error."""
+
+
+ALL_ERRORS: tuple[type[YoiError], ...] = (
+    InvalidInput,
+    Unauthorized,
+    RuntimeNotFound,
+    WorkerNotFound,
+    WorkerBusy,
+    NotRunning,
+    ScopeConflict,
+    WorkerStopped,
+    CursorExpired,
+    PayloadTooLarge,
+    RateLimited,
+    UnsupportedOperation,
+    ProviderError,
+    RuntimeUnavailable,
+    CapacityExhausted,
+    Timeout,
+)
+
+ERROR_BY_CODE: dict[str, type[YoiError]] = {cls.code: cls for cls in ALL_ERRORS}

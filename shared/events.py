@@ -1,0 +1,104 @@
+"""The event union (SPEC section 5): one Literal-discriminated model per `type`, one adapter."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from shared.models import RunResult, WorkerState
+
+EVENT_SCHEMA_VERSION = 1
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    v: int = EVENT_SCHEMA_VERSION
+    cursor: str = ""
+    worker_id: str
+    ts: float
+    run_id: str | None = None
+    input_id: str | None = None
+
+
+class UserMessage(_Event):
+    type: Literal["user_message"] = "user_message"
+    text: str
+
+
+class RunStarted(_Event):
+    type: Literal["run_started"] = "run_started"
+    attempt: int = 1
+
+
+class TextDelta(_Event):
+    type: Literal["text_delta"] = "text_delta"
+    text: str
+
+
+class TextDone(_Event):
+    type: Literal["text_done"] = "text_done"
+    text: str
+
+
+class UsageEvent(_Event):
+    type: Literal["usage"] = "usage"
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class RunFinished(_Event):
+    type: Literal["run_finished"] = "run_finished"
+    result: RunResult
+    reason: str | None = None
+
+
+class StateChanged(_Event):
+    type: Literal["state_changed"] = "state_changed"
+    state: WorkerState
+
+
+class ErrorEvent(_Event):
+    type: Literal["error"] = "error"
+    code: str
+    message: str
+    retryable: bool = False
+
+
+Event = Annotated[
+    UserMessage
+    | RunStarted
+    | TextDelta
+    | TextDone
+    | UsageEvent
+    | RunFinished
+    | StateChanged
+    | ErrorEvent,
+    Field(discriminator="type"),
+]
+
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+EVENT_TYPES = (
+    "user_message",
+    "run_started",
+    "text_delta",
+    "text_done",
+    "usage",
+    "run_finished",
+    "state_changed",
+    "error",
+)
+
+
+class EventPage(BaseModel):
+    events: list[Event]
+    cursor: str
+
+
+def parse_event(raw: str | bytes) -> Event:
+    return EVENT_ADAPTER.validate_json(raw)
+
+
+def dump_event(event: Event) -> str:
+    """JSON without the cursor: the store assigns it (it is the stream entry id)."""
+    return event.model_dump_json(exclude={"cursor"}, exclude_none=True)

@@ -1,0 +1,186 @@
+"""Wire models of Runtimes, Workers, inputs and transcripts (SPEC sections 1, 2 and 5)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.ids import DisplayName, InputId, RuntimeId, WorkerId
+
+
+class WorkerState(StrEnum):
+    PENDING = "pending"
+    IDLE = "idle"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+LIVE_STATES = frozenset({WorkerState.PENDING, WorkerState.IDLE, WorkerState.RUNNING})
+ENDED_STATES = frozenset({WorkerState.STOPPED, WorkerState.FAILED})
+
+
+class Strategy(StrEnum):
+    REJECT = "reject"
+    ENQUEUE = "enqueue"
+    INTERRUPT = "interrupt"
+
+
+class RunResult(StrEnum):
+    FINISHED = "finished"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+
+
+class RuntimeKind(StrEnum):
+    EMBEDDED = "embedded"
+    FLEET = "fleet"
+
+
+class ScopeMode(StrEnum):
+    READ = "read"
+    WRITE = "write"
+
+
+class ScopeEntry(BaseModel):
+    """One resource path a Worker claims; write claims of live Workers may not overlap."""
+
+    model_config = ConfigDict(frozen=True)
+    path: str = Field(min_length=1, max_length=512, pattern=r"^/[^\x00]*$")
+    mode: ScopeMode = ScopeMode.READ
+
+
+class Capabilities(BaseModel):
+    create_worker: bool = True
+    send_input: bool = True
+    cancel: bool = True
+    stop: bool = True
+    transcript: bool = True
+    events: bool = True
+    event_stream: bool = True
+    usage: bool = True
+
+
+class Usage(BaseModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    runs: int = 0
+    runs_by_result: dict[str, int] = Field(default_factory=dict)
+    last_error: str | None = None
+
+
+class MemberInfo(BaseModel):
+    member_id: str
+    capacity: int
+    hosted: int
+    alive: bool
+
+
+class RuntimeDiagnostics(BaseModel):
+    kind: RuntimeKind
+    members: list[MemberInfo] = Field(default_factory=list)
+    workers: int = 0
+    version: str
+
+
+class RuntimeSummary(BaseModel):
+    runtime_id: RuntimeId
+    kind: RuntimeKind
+    status: Literal["ok", "degraded", "unavailable"]
+    workers: int
+
+
+class RuntimeDetail(RuntimeSummary):
+    capabilities: Capabilities
+    diagnostics: RuntimeDiagnostics
+    usage: Usage
+
+
+class WorkerDiagnostics(BaseModel):
+    kind: RuntimeKind
+    host: str | None = None
+    epoch: int = 0
+    queue_depth: int = 0
+    version: str
+
+
+class WorkerSummary(BaseModel):
+    runtime_id: RuntimeId
+    worker_id: WorkerId
+    display_name: DisplayName
+    display_ref: str
+    profile: str
+    state: WorkerState
+    kind: RuntimeKind
+    created_at: float
+
+
+class InFlight(BaseModel):
+    """The current run's answer so far, and the cursor it reflects: stream on `after=cursor`."""
+
+    run_id: str
+    input_id: str
+    attempt: int
+    text: str
+    cursor: str
+
+
+class WorkerDetail(WorkerSummary):
+    scope: list[ScopeEntry] = Field(default_factory=list)
+    delegated_from: WorkerId | None = None
+    capabilities: Capabilities
+    diagnostics: WorkerDiagnostics
+    usage: Usage
+    in_flight: InFlight | None = None
+    cursor: str = Field(description="The latest event cursor: `after=cursor` follows from now.")
+
+
+class CreateWorker(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    display_name: DisplayName
+    profile: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    scope: list[ScopeEntry] = Field(default_factory=list, max_length=64)
+    delegated_from: WorkerId | None = None
+
+
+class SendInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1)
+    input_id: InputId | None = None
+    strategy: Strategy | None = None
+
+
+class InputAccepted(BaseModel):
+    input_id: str
+    cursor: str
+
+
+class TranscriptRole(StrEnum):
+    USER = "user"
+    ASSISTANT = "assistant"
+    NOTICE = "notice"
+
+
+class TranscriptEntry(BaseModel):
+    cursor: str = ""
+    role: TranscriptRole
+    text: str
+    ts: float
+    run_id: str | None = None
+    input_id: str | None = None
+    result: RunResult | None = None
+
+
+class TranscriptPage(BaseModel):
+    entries: list[TranscriptEntry]
+    next_before: str | None
+
+
+class CancelResult(BaseModel):
+    worker_id: WorkerId
+    state: WorkerState
+    cancelled: bool = Field(description="False when nothing was running: cancel is a no-op then.")

@@ -1,0 +1,86 @@
+"""The one settings model for gateway, runtime processes and CLI: flags and YOI_* env agree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+from shared.ids import is_runtime_id
+
+EMBEDDED_RUNTIME_ID = "backend-internal"
+
+
+class Settings(BaseSettings):
+    """Every field is documented in the README's configuration table."""
+
+    model_config = SettingsConfigDict(env_prefix="YOI_", extra="ignore", populate_by_name=True)
+
+    # Redis and the fleet
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("YOI_REDIS_URL", "REDIS_URL", "redis_url")
+    )
+    namespace: str = Field(default="yoi", pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")
+    fleets: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    runtime_id: str = "fleet"
+    member_id: str | None = None
+    capacity: int = Field(default=1000, ge=1, le=100_000)
+    lease_ttl_ms: int = Field(default=5000, ge=200)
+    heartbeat_ms: int = Field(default=1000, ge=50)
+    sweep_interval_ms: int = Field(default=2000, ge=50)
+    max_deliveries: int = Field(default=3, ge=1)
+    retention_s: int = Field(default=86_400, ge=1)
+    events_maxlen: int = Field(default=5000, ge=10)
+    transcript_maxlen: int = Field(default=500, ge=2)
+    drain_grace_s: float = Field(default=5.0, ge=0)
+
+    # Gateway
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    api_token: SecretStr | None = None
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    max_input_chars: int = Field(default=32_000, ge=1)
+    workspace: str = "workspace"
+    sse_heartbeat_s: float = Field(default=15.0, gt=0)
+    sse_buffer_events: int = Field(default=1000, ge=10)
+    stream_ticket_ttl_s: int = Field(default=60, ge=5)
+
+    # LLM engine
+    provider: str = "echo"
+    echo_delay_ms: int = Field(default=0, ge=0)
+    flush_interval_ms: int = Field(default=20, ge=0)
+    turn_timeout_s: float = Field(default=120.0, gt=0)
+    openai_base_url: str | None = None
+    openai_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("YOI_OPENAI_API_KEY", "OPENAI_API_KEY", "openai_api_key"),
+    )
+    openai_api_key_file: Path | None = None
+    openai_model: str = "gpt-4o-mini"
+    profiles_dir: Path | None = None
+
+    @field_validator("fleets", "cors_origins", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("fleets")
+    @classmethod
+    def _fleet_ids(cls, value: list[str]) -> list[str]:
+        for runtime_id in value:
+            if not is_runtime_id(runtime_id) or runtime_id == EMBEDDED_RUNTIME_ID:
+                raise ValueError(f"invalid fleet runtime id {runtime_id!r}")
+        return value
+
+    def openai_key(self) -> str | None:
+        """The provider key from the environment or a secret file; never stored or logged."""
+        if self.openai_api_key is not None:
+            return self.openai_api_key.get_secret_value()
+        if self.openai_api_key_file is not None and self.openai_api_key_file.is_file():
+            return self.openai_api_key_file.read_text().strip() or None
+        return None
