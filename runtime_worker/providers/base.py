@@ -48,5 +48,5 @@ class Provider(ABC):
     def stream(self, request: TurnRequest) -> AsyncIterator[StreamItem]:
         """Yield the answer's text chunks, then at most one `UsageChunk`."""
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - most providers hold nothing to close
         """Release HTTP clients. Idempotent."""

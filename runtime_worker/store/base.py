@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from shared.events import Event
 from shared.models import (
+    MemberInfo,
     RunResult,
     ScopeEntry,
     Strategy,
@@ -251,5 +252,13 @@ class Store(ABC):
         """Newest `limit` entries older than `before`, returned oldest first; `next_before` pages
         further back, None at the start."""
 
-    async def aclose(self) -> None:
+    async def members(self) -> list[MemberInfo]:
+        """The runtime processes hosting this store's Workers (diagnostics only)."""
+        return []
+
+    async def ping(self) -> None:
+        """Raise `RuntimeUnavailable` when the backing service does not answer."""
+        return None
+
+    async def aclose(self) -> None:  # noqa: B027 - most stores hold nothing to close
         """Release connections. Idempotent."""

@@ -1,0 +1,427 @@
+"""`Host`: runs the inputs of the Workers whose leases this member holds.
+
+The same engine serves the embedded runtime (one implicit member, leases that never expire)
+and every fleet member process. A Worker costs nothing while idle: no task, no blocking read.
+A hint (the member's doorbell) or the periodic sweep starts one drain task per busy Worker,
+which runs its inputs in order until the stream holds nothing unacknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from runtime_worker.profiles import Profile, ProfileRegistry, render_prompt
+from runtime_worker.providers.base import (
+    ChatMessage,
+    Provider,
+    TextChunk,
+    TurnRequest,
+    UsageChunk,
+)
+from runtime_worker.store.base import QueuedInput, RunClaim, RunOutcome, Store
+from shared.errors import LeaseLost, ProviderError, RuntimeUnavailable, WorkerNotFound, YoiError
+from shared.events import TextDelta
+from shared.ids import new_id
+from shared.models import RunResult, TranscriptRole
+from shared.settings import Settings
+from shared.timeutil import monotonic_s, now_s
+
+log = logging.getLogger("yoi.host")
+
+ProviderFactory = Callable[[Profile], Provider]
+_END = object()
+
+
+@dataclass
+class _Hosted:
+    """One Worker this member holds the lease of."""
+
+    epoch: int
+    profile: Profile
+    display_name: str
+    drain: asyncio.Task[None] | None = None
+    turn: asyncio.Task[RunOutcome] | None = None
+    seq: int = 0
+    cancel_requested: bool = False
+    text: list[str] = field(default_factory=list)
+
+
+class Host:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        runtime_id: str,
+        member_id: str,
+        profiles: ProfileRegistry,
+        settings: Settings,
+        provider_factory: ProviderFactory | None = None,
+        lease_ttl_ms: int = 0,
+    ) -> None:
+        self.store = store
+        self.runtime_id = runtime_id
+        self.member_id = member_id
+        self.profiles = profiles
+        self.settings = settings
+        self.lease_ttl_ms = lease_ttl_ms
+        self._provider_factory = provider_factory or self._default_provider
+        self._providers: dict[str, Provider] = {}
+        self._hosted: dict[str, _Hosted] = {}
+        self._loops: set[asyncio.Task[None]] = set()
+        self._running = False
+        self.on_lost: Callable[[str], None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    @property
+    def hosted_count(self) -> int:
+        return len(self._hosted)
+
+    def hosted(self) -> dict[str, int]:
+        """Worker id → epoch of every lease held."""
+        return {worker_id: h.epoch for worker_id, h in self._hosted.items()}
+
+    def busy(self) -> int:
+        return sum(1 for h in self._hosted.values() if h.drain is not None and not h.drain.done())
+
+    async def start(self) -> None:
+        if self._running:
+            return
+        self._running = True
+        self._loops.add(asyncio.create_task(self._doorbell_loop(), name="yoi-doorbell"))
+        self._loops.add(asyncio.create_task(self._sweep_loop(), name="yoi-sweep"))
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Stop taking work, let running turns finish for `grace_s`, then cancel them and give
+        every lease back so another member takes over at once. Idempotent."""
+        if not self._running:
+            return
+        self._running = False
+        for task in self._loops:
+            task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        self._loops.clear()
+        grace = self.settings.drain_grace_s if grace_s is None else grace_s
+        drains = [
+            h.drain for h in self._hosted.values() if h.drain is not None and not h.drain.done()
+        ]
+        if drains:
+            _, pending = await asyncio.wait(drains, timeout=grace)
+            if pending:
+                log.warning(
+                    "stopping with %d runs unfinished after %.1fs: handing them back",
+                    len(pending),
+                    grace,
+                )
+        for worker_id in list(self._hosted):
+            await self.drop(worker_id, release=True)
+        for provider in self._providers.values():
+            await provider.aclose()
+        self._providers.clear()
+
+    # -- leases ----------------------------------------------------------------------------------
+
+    async def adopt(self, worker_id: str, epoch: int | None = None) -> bool:
+        """Host a Worker: take its lease (unless the caller did) and look for work."""
+        if worker_id in self._hosted:
+            return True
+        if epoch is None:
+            epoch = await self.store.acquire(worker_id, self.member_id, self.lease_ttl_ms)
+            if epoch is None:
+                return False
+        record = await self.store.get_worker(worker_id)
+        self._hosted[worker_id] = _Hosted(
+            epoch=epoch, profile=self.profiles.get(record.profile), display_name=record.display_name
+        )
+        self.wake(worker_id)
+        return True
+
+    async def drop(self, worker_id: str, *, release: bool) -> None:
+        """Stop hosting: cancel its drain (the input stays pending for the next host)."""
+        hosted = self._hosted.pop(worker_id, None)
+        if hosted is None:
+            return
+        if hosted.drain is not None:
+            hosted.drain.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await hosted.drain
+        if release:
+            with contextlib.suppress(RuntimeUnavailable):
+                await self.store.release(worker_id, self.member_id, hosted.epoch)
+
+    def wake(self, worker_id: str) -> None:
+        """Start draining the Worker's inputs unless a drain is already on it."""
+        hosted = self._hosted.get(worker_id)
+        if hosted is None or not self._running:
+            return
+        if hosted.drain is None or hosted.drain.done():
+            hosted.drain = asyncio.create_task(self._drain(worker_id, hosted), name="yoi-drain")
+
+    async def poke(self, worker_id: str) -> None:
+        """A hint arrived: new input (wake) or a cancel or stop (abort the running turn)."""
+        hosted = self._hosted.get(worker_id)
+        if hosted is None:
+            return
+        turn = hosted.turn
+        if (
+            turn is not None
+            and not turn.done()
+            and await self.store.is_cancelled(worker_id, hosted.seq)
+        ):
+            hosted.cancel_requested = True
+            turn.cancel()
+        self.wake(worker_id)
+
+    # -- loops -----------------------------------------------------------------------------------
+
+    async def _doorbell_loop(self) -> None:
+        last_id = "$"
+        while True:
+            try:
+                worker_ids, last_id = await self.store.doorbell(self.member_id, last_id, 1000)
+            except RuntimeUnavailable:
+                await asyncio.sleep(0.5)
+                continue
+            for worker_id in dict.fromkeys(worker_ids):
+                await self._guarded(self.poke(worker_id))
+
+    async def _sweep_loop(self) -> None:
+        """Correctness without hints: look at every hosted Worker now and then."""
+        interval = self.settings.sweep_interval_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            await self.sweep()
+
+    async def sweep(self) -> None:
+        for worker_id in list(self._hosted):
+            await self._guarded(self.poke(worker_id))
+
+    async def _guarded(self, step: Awaitable[None]) -> None:
+        try:
+            await step
+        except LeaseLost:
+            pass
+        except (RuntimeUnavailable, WorkerNotFound) as exc:
+            log.warning("hint not handled: %s", exc.message)
+
+    # -- runs ------------------------------------------------------------------------------------
+
+    async def _drain(self, worker_id: str, hosted: _Hosted) -> None:
+        try:
+            while True:
+                item = await self.store.next_input(worker_id, self.member_id, hosted.epoch)
+                if item is None:
+                    return
+                await self._run(worker_id, hosted, item)
+        except LeaseLost:
+            log.info("lease of worker %s lost: another member hosts it now", worker_id)
+            self._hosted.pop(worker_id, None)
+            if self.on_lost is not None:
+                self.on_lost(worker_id)
+        except RuntimeUnavailable as exc:
+            log.warning("worker %s paused: %s", worker_id, exc.message)
+
+    async def _run(self, worker_id: str, hosted: _Hosted, item: QueuedInput) -> None:
+        claim = await self.store.begin_run(worker_id, hosted.epoch, item, new_id(), now_s())
+        if claim is None:
+            return  # a redelivery of a finished run: acknowledged, not run again
+        profile = hosted.profile
+        if claim.cancelled:
+            outcome = RunOutcome(RunResult.CANCELLED, "", reason="cancelled_before_start")
+        elif claim.attempt > self.settings.max_deliveries:
+            outcome = RunOutcome(
+                RunResult.FAILED,
+                "",
+                reason="dead_letter",
+                error_code="dead_letter",
+                error_message=f"the input failed {claim.attempt - 1} deliveries and was set aside",
+            )
+        elif claim.attempt > 1 and profile.on_host_lost == "fail":
+            outcome = RunOutcome(
+                RunResult.FAILED,
+                "",
+                reason="host_lost",
+                error_code="host_lost",
+                error_message="the runtime process hosting this run was lost",
+            )
+        else:
+            outcome = await self._turn(worker_id, hosted, item, claim)
+        await self.store.finish_run(worker_id, hosted.epoch, item, outcome, now_s())
+
+    async def _turn(
+        self, worker_id: str, hosted: _Hosted, item: QueuedInput, claim: RunClaim
+    ) -> RunOutcome:
+        hosted.seq, hosted.cancel_requested, hosted.text = item.seq, False, []
+        turn = asyncio.create_task(self._stream(worker_id, hosted, item, claim), name="yoi-turn")
+        hosted.turn = turn
+        if await self.store.is_cancelled(worker_id, item.seq):  # a cancel raced the start
+            hosted.cancel_requested = True
+            turn.cancel()
+        try:
+            return await asyncio.shield(turn)
+        except asyncio.CancelledError:
+            if hosted.cancel_requested and turn.cancelled():
+                return RunOutcome(RunResult.CANCELLED, "".join(hosted.text), reason="cancelled")
+            turn.cancel()  # the host itself is stopping: leave the input for the next host
+            raise
+        finally:
+            hosted.turn = None
+
+    async def _stream(
+        self, worker_id: str, hosted: _Hosted, item: QueuedInput, claim: RunClaim
+    ) -> RunOutcome:
+        profile = hosted.profile
+        request = TurnRequest(
+            messages=await self._messages(worker_id, hosted, item),
+            model=profile.model,
+            max_output_tokens=profile.max_output_tokens,
+        )
+        provider = self._provider(profile)
+        usage = UsageChunk(0, 0)
+        flusher = _Flusher(self, worker_id, hosted, item, claim.run_id)
+        try:
+            async with asyncio.timeout(profile.turn_timeout_s):
+                usage = await flusher.pump(provider, request)
+        except TimeoutError:
+            return RunOutcome(
+                RunResult.TIMED_OUT,
+                "".join(hosted.text),
+                reason="turn_timeout",
+                error_code="timeout",
+                error_message="the answer took too long",
+            )
+        except ProviderError as exc:
+            return RunOutcome(
+                RunResult.FAILED,
+                "".join(hosted.text),
+                reason="provider_error",
+                error_code=exc.code,
+                error_message=exc.message,
+            )
+        except (LeaseLost, RuntimeUnavailable, YoiError):
+            raise
+        except Exception as exc:  # a provider bug must fail the run, not the host
+            log.error("run of worker %s failed: %s", worker_id, type(exc).__name__)
+            return RunOutcome(
+                RunResult.FAILED,
+                "".join(hosted.text),
+                reason="internal_error",
+                error_code="provider_error",
+                error_message="the provider failed",
+            )
+        return RunOutcome(
+            RunResult.FINISHED,
+            "".join(hosted.text),
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+        )
+
+    async def _messages(
+        self, worker_id: str, hosted: _Hosted, item: QueuedInput
+    ) -> list[ChatMessage]:
+        """System prompt, then the bounded history; the transcript already ends with this input."""
+        profile = hosted.profile
+        system = render_prompt(
+            profile,
+            runtime_id=self.runtime_id,
+            worker_id=worker_id,
+            display_name=hosted.display_name,
+            workspace=self.settings.workspace,
+        )
+        messages = [ChatMessage("system", system)]
+        if profile.history_entries > 0:
+            page = await self.store.read_transcript(worker_id, profile.history_entries, None)
+            for entry in page.entries:
+                if entry.role is TranscriptRole.USER:
+                    messages.append(ChatMessage("user", entry.text))
+                elif entry.role is TranscriptRole.ASSISTANT and entry.text:
+                    messages.append(ChatMessage("assistant", entry.text))
+        if len(messages) == 1 or messages[-1].content != item.text:
+            messages.append(ChatMessage("user", item.text))
+        return messages
+
+    def _provider(self, profile: Profile) -> Provider:
+        key = f"{profile.provider}:{profile.model}"
+        provider = self._providers.get(key)
+        if provider is None:
+            provider = self._providers[key] = self._provider_factory(profile)
+        return provider
+
+    def _default_provider(self, profile: Profile) -> Provider:
+        from runtime_worker.providers.factory import make_provider
+
+        return make_provider(profile.provider, self.settings, model=profile.model or None)
+
+
+class _Flusher:
+    """Coalesces text chunks into `text_delta` events: the first chunk goes out at once, later
+    ones at most every `flush_interval_ms`, so a token stream costs a few writes, not one each."""
+
+    def __init__(
+        self, host: Host, worker_id: str, hosted: _Hosted, item: QueuedInput, run_id: str
+    ) -> None:
+        self.host, self.worker_id, self.hosted = host, worker_id, hosted
+        self.item, self.run_id = item, run_id
+        self.pending: list[str] = []
+        self.interval = host.settings.flush_interval_ms / 1000
+
+    async def pump(self, provider: Provider, request: TurnRequest) -> UsageChunk:
+        queue: asyncio.Queue[object] = asyncio.Queue()
+        usage = UsageChunk(0, 0)
+
+        async def produce() -> None:
+            try:
+                async for chunk in provider.stream(request):
+                    queue.put_nowait(chunk)
+            finally:
+                queue.put_nowait(_END)
+
+        producer = asyncio.create_task(produce(), name="yoi-provider")
+        try:
+            next_flush = 0.0
+            while True:
+                timeout = max(0.0, next_flush - monotonic_s()) if self.pending else None
+                try:
+                    chunk = await asyncio.wait_for(queue.get(), timeout)
+                except TimeoutError:
+                    chunk = None
+                if chunk is _END:
+                    break
+                if isinstance(chunk, TextChunk) and chunk.text:
+                    self.pending.append(chunk.text)
+                elif isinstance(chunk, UsageChunk):
+                    usage = chunk
+                if self.pending and monotonic_s() >= next_flush:
+                    await self.flush()
+                    next_flush = monotonic_s() + self.interval
+            await producer  # re-raise the provider's error, if any
+            await self.flush()
+        finally:
+            producer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await producer
+        return usage
+
+    async def flush(self) -> None:
+        if not self.pending:
+            return
+        text = "".join(self.pending)
+        self.pending.clear()
+        self.hosted.text.append(text)
+        await self.host.store.append_events(
+            self.worker_id,
+            self.hosted.epoch,
+            [
+                TextDelta(
+                    worker_id=self.worker_id,
+                    ts=now_s(),
+                    run_id=self.run_id,
+                    input_id=self.item.input_id,
+                    text=text,
+                )
+            ],
+        )

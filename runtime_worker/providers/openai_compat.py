@@ -1,0 +1,156 @@
+"""The OpenAI-compatible streaming provider: OpenAI, vLLM, Ollama, llama.cpp server, LM Studio.
+
+Built on the `openai` SDK with its own retries off: this module retries 429, 5xx and connection
+errors with exponential backoff and jitter, but only until the first text chunk has been yielded;
+after that a failure is final, since replaying would duplicate text the caller already streamed.
+Error messages name the status or the host:port, never the key or the URL path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
+from urllib.parse import urlsplit
+
+import openai
+from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
+
+from runtime_worker.providers.base import (
+    ChatMessage,
+    Provider,
+    StreamItem,
+    TextChunk,
+    TurnRequest,
+    UsageChunk,
+)
+from shared.errors import ProviderError
+
+PLACEHOLDER_API_KEY = "not-needed"
+"""Local servers (vLLM, Ollama, llama.cpp) ignore the key, but the SDK insists on one."""
+
+
+def _wire_message(message: ChatMessage) -> ChatCompletionMessageParam:
+    if message.role == "system":
+        return {"role": "system", "content": message.content}
+    if message.role == "assistant":
+        return {"role": "assistant", "content": message.content}
+    return {"role": "user", "content": message.content}
+
+
+def _host_port(base_url: str) -> str:
+    """Only the host and port of the base URL: paths and userinfo may carry secrets."""
+    parts = urlsplit(base_url)
+    host = parts.hostname or "provider"
+    return f"{host}:{parts.port}" if parts.port else host
+
+
+def _is_transient(error: openai.OpenAIError) -> bool:
+    if isinstance(error, openai.APIStatusError):
+        return error.status_code == 429 or error.status_code >= 500
+    return isinstance(error, openai.APIConnectionError)
+
+
+class OpenAICompatProvider(Provider):
+    """Streams chat completions; `aclose()` closes the shared HTTP client."""
+
+    name = "openai"
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        model: str,
+        *,
+        max_retries: int = 3,
+        backoff_base_s: float = 0.2,
+        connect_timeout_s: float = 5,
+        read_timeout_s: float = 300,
+    ) -> None:
+        if max_retries < 0:
+            raise ValueError("max_retries must be >= 0")
+        self.model = model
+        self.max_retries = max_retries
+        self.backoff_base_s = backoff_base_s
+        self._where = _host_port(base_url)
+        self._client = openai.AsyncOpenAI(
+            base_url=base_url,
+            api_key=api_key or PLACEHOLDER_API_KEY,
+            max_retries=0,
+            timeout=openai.Timeout(read_timeout_s, connect=connect_timeout_s),
+        )
+        self._closed = False
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self._client.close()
+
+    async def stream(self, request: TurnRequest) -> AsyncIterator[StreamItem]:
+        attempt = 0
+        while True:
+            started = False
+            try:
+                # aclosing: a consumer that stops early must close the HTTP stream now, not at GC.
+                async with aclosing(self._attempt(request)) as items:
+                    async for item in items:
+                        started = started or isinstance(item, TextChunk)
+                        yield item
+                return
+            except openai.OpenAIError as error:
+                if started:
+                    raise ProviderError(
+                        "provider stream failed after output started", retryable=False
+                    ) from None
+                if not _is_transient(error):
+                    raise self._final_error(error, attempts=attempt + 1) from None
+                if attempt >= self.max_retries:
+                    raise self._final_error(error, attempts=attempt + 1) from None
+            await asyncio.sleep(self._backoff_s(attempt))
+            attempt += 1
+
+    async def _attempt(self, request: TurnRequest) -> AsyncGenerator[StreamItem, None]:
+        """One HTTP request; the SDK stream is closed on exit, so cancelling aborts it."""
+        usage: UsageChunk | None = None
+        limit = request.max_output_tokens
+        chunks: openai.AsyncStream[
+            ChatCompletionChunk
+        ] = await self._client.chat.completions.create(
+            model=request.model or self.model,
+            messages=[_wire_message(message) for message in request.messages],
+            stream=True,
+            stream_options={"include_usage": True},
+            # `max_tokens`, not `max_completion_tokens`: every compatible server understands it.
+            max_tokens=limit if limit > 0 else openai.omit,
+        )
+        async with chunks:
+            async for chunk in chunks:
+                if chunk.usage is not None:
+                    usage = UsageChunk(
+                        input_tokens=chunk.usage.prompt_tokens,
+                        output_tokens=chunk.usage.completion_tokens,
+                    )
+                for choice in chunk.choices[:1]:
+                    if choice.delta.content:
+                        yield TextChunk(choice.delta.content)
+        if usage is not None:
+            yield usage
+
+    def _backoff_s(self, attempt: int) -> float:
+        """Exponential, jittered to 50-100% of the step so many Workers retrying spread out."""
+        step = self.backoff_base_s * 2.0**attempt
+        return step * random.uniform(0.5, 1.0)
+
+    def _final_error(self, error: openai.OpenAIError, *, attempts: int) -> ProviderError:
+        suffix = f" after {attempts} attempts" if attempts > 1 else ""
+        if isinstance(error, openai.APIStatusError):
+            transient = _is_transient(error)
+            return ProviderError(
+                f"provider returned HTTP {error.status_code}{suffix}", retryable=transient
+            )
+        if isinstance(error, openai.APITimeoutError):
+            return ProviderError(f"provider at {self._where} timed out{suffix}")
+        if isinstance(error, openai.APIConnectionError):
+            return ProviderError(f"could not connect to provider at {self._where}{suffix}")
+        return ProviderError("provider sent an error instead of an answer", retryable=False)

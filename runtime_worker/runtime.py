@@ -1,0 +1,402 @@
+"""`Runtime`: the one API to a runtime's Workers, whether embedded here or a fleet over Redis.
+
+An embedded Runtime owns its `Host` (runs happen in this process, on a `MemoryStore`); a fleet
+Runtime is a client over a `RedisStore` (runs happen in `yoi runtime` member processes). Both
+answer with the same wire models, so the gateway never cares which kind it talks to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from importlib.metadata import PackageNotFoundError, version
+from types import TracebackType
+from typing import Self
+
+from runtime_worker.host import Host, ProviderFactory
+from runtime_worker.profiles import Profile, ProfileRegistry
+from runtime_worker.store.base import NOW_CURSOR, Store, WorkerRecord
+from runtime_worker.store.memory import MemoryStore
+from shared.errors import (
+    CursorExpired,
+    InvalidInput,
+    PayloadTooLarge,
+    RuntimeUnavailable,
+)
+from shared.events import Event, EventPage
+from shared.ids import display_ref, is_worker_id, new_id
+from shared.models import (
+    LIVE_STATES,
+    CancelResult,
+    Capabilities,
+    CreateWorker,
+    InFlight,
+    InputAccepted,
+    MemberInfo,
+    RuntimeDetail,
+    RuntimeDiagnostics,
+    RuntimeKind,
+    RuntimeSummary,
+    SendInput,
+    TranscriptPage,
+    Usage,
+    WorkerDetail,
+    WorkerDiagnostics,
+    WorkerSummary,
+)
+from shared.settings import EMBEDDED_RUNTIME_ID, Settings
+from shared.timeutil import now_s
+
+EMBEDDED_MEMBER_ID = "embedded"
+DEFAULT_PROFILE = "assistant"
+MAX_PAGE = 1000
+MAX_WAIT_MS = 60_000
+
+try:
+    VERSION = version("yoi-fleet")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    VERSION = "0.0.0"
+
+
+class Runtime:
+    """A concrete runtime. Build one with `Runtime.embedded(...)` or `Runtime.fleet(...)`."""
+
+    def __init__(
+        self,
+        runtime_id: str,
+        store: Store,
+        *,
+        kind: RuntimeKind,
+        settings: Settings,
+        profiles: ProfileRegistry | None = None,
+        host: Host | None = None,
+    ) -> None:
+        self.runtime_id = runtime_id
+        self.kind = kind
+        self.store = store
+        self.settings = settings
+        self.profiles = profiles or ProfileRegistry(settings.profiles_dir)
+        self.host = host
+
+    # -- construction and lifecycle --------------------------------------------------------------
+
+    @classmethod
+    def embedded(
+        cls,
+        settings: Settings | None = None,
+        *,
+        runtime_id: str = EMBEDDED_RUNTIME_ID,
+        profiles: ProfileRegistry | None = None,
+        provider_factory: ProviderFactory | None = None,
+    ) -> Runtime:
+        """A runtime living in this process: memory store, runs on this event loop."""
+        settings = settings or Settings()
+        profiles = profiles or ProfileRegistry(settings.profiles_dir)
+        store = MemoryStore(settings)
+        host = Host(
+            store,
+            runtime_id=runtime_id,
+            member_id=EMBEDDED_MEMBER_ID,
+            profiles=profiles,
+            settings=settings,
+            provider_factory=provider_factory,
+        )
+        return cls(
+            runtime_id,
+            store,
+            kind=RuntimeKind.EMBEDDED,
+            settings=settings,
+            profiles=profiles,
+            host=host,
+        )
+
+    @classmethod
+    def fleet(cls, runtime_id: str, settings: Settings) -> Runtime:
+        """A client of a fleet runtime over Redis; its runs happen in `yoi runtime` members."""
+        from runtime_worker.store.redis import RedisStore
+
+        if settings.redis_url is None:
+            raise InvalidInput("a fleet runtime needs a Redis URL")
+        store = RedisStore.from_url(
+            settings.redis_url,
+            namespace=settings.namespace,
+            runtime_id=runtime_id,
+            settings=settings,
+        )
+        return cls(runtime_id, store, kind=RuntimeKind.FLEET, settings=settings)
+
+    async def start(self) -> None:
+        if self.host is not None:
+            await self.host.start()
+
+    async def aclose(self) -> None:
+        """Stop the host (draining for the grace period) and close the store. Idempotent."""
+        if self.host is not None:
+            await self.host.stop()
+        await self.store.aclose()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- the runtime -----------------------------------------------------------------------------
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities()
+
+    async def members(self) -> list[MemberInfo]:
+        if self.host is not None:
+            return [
+                MemberInfo(
+                    member_id=EMBEDDED_MEMBER_ID,
+                    capacity=self.settings.capacity,
+                    hosted=self.host.hosted_count,
+                    alive=True,
+                )
+            ]
+        return await self.store.members()
+
+    async def ping(self) -> None:
+        """Raise `RuntimeUnavailable` when the runtime's store does not answer."""
+        await self.store.ping()
+
+    async def diagnostics(self) -> RuntimeDiagnostics:
+        records = await self.store.list_workers()
+        return RuntimeDiagnostics(
+            kind=self.kind, members=await self.members(), workers=len(records), version=VERSION
+        )
+
+    async def summary(self) -> RuntimeSummary:
+        try:
+            records = await self.store.list_workers()
+            members = await self.members()
+        except RuntimeUnavailable:
+            return RuntimeSummary(
+                runtime_id=self.runtime_id, kind=self.kind, status="unavailable", workers=0
+            )
+        alive = any(member.alive for member in members)
+        return RuntimeSummary(
+            runtime_id=self.runtime_id,
+            kind=self.kind,
+            status="ok" if alive else "degraded",
+            workers=len(records),
+        )
+
+    async def detail(self) -> RuntimeDetail:
+        summary = await self.summary()
+        if summary.status == "unavailable":
+            raise RuntimeUnavailable(f"runtime {self.runtime_id} is unavailable")
+        return RuntimeDetail(
+            **summary.model_dump(),
+            capabilities=self.capabilities(),
+            diagnostics=await self.diagnostics(),
+            usage=await self.usage(),
+        )
+
+    async def usage(self) -> Usage:
+        """Totals over every Worker: tokens, runs by result, and the last error seen."""
+        total = Usage()
+        for record in await self.store.list_workers():
+            total.input_tokens += record.usage.input_tokens
+            total.output_tokens += record.usage.output_tokens
+            total.runs += record.usage.runs
+            for result, count in record.usage.runs_by_result.items():
+                total.runs_by_result[result] = total.runs_by_result.get(result, 0) + count
+            total.last_error = record.usage.last_error or total.last_error
+        return total
+
+    # -- workers ---------------------------------------------------------------------------------
+
+    def _summary(self, record: WorkerRecord) -> WorkerSummary:
+        return WorkerSummary(
+            runtime_id=self.runtime_id,
+            worker_id=record.worker_id,
+            display_name=record.display_name,
+            display_ref=display_ref(record.display_name, self.runtime_id),
+            profile=record.profile,
+            state=record.state,
+            kind=self.kind,
+            created_at=record.created_at,
+        )
+
+    async def _detail(self, record: WorkerRecord) -> WorkerDetail:
+        return WorkerDetail(
+            **self._summary(record).model_dump(),
+            scope=record.scope,
+            delegated_from=record.delegated_from,
+            capabilities=self.capabilities(),
+            diagnostics=WorkerDiagnostics(
+                kind=self.kind,
+                host=record.host,
+                epoch=record.epoch,
+                queue_depth=record.queue_depth,
+                version=VERSION,
+            ),
+            usage=record.usage,
+            in_flight=await self._in_flight(record),
+            cursor=await self.store.last_cursor(record.worker_id),
+        )
+
+    async def _record(self, worker_id: str) -> WorkerRecord:
+        if not is_worker_id(worker_id):
+            raise InvalidInput("malformed worker id")
+        return await self.store.get_worker(worker_id)
+
+    async def list_workers(self) -> list[WorkerSummary]:
+        records = await self.store.list_workers()
+        return [self._summary(r) for r in sorted(records, key=lambda r: r.created_at)]
+
+    async def get_worker(self, worker_id: str) -> WorkerDetail:
+        return await self._detail(await self._record(worker_id))
+
+    async def find_worker(self, display_name: str) -> WorkerSummary | None:
+        """The oldest live Worker with this display name (names are for people, not routing)."""
+        for summary in await self.list_workers():
+            if summary.display_name == display_name and summary.state in LIVE_STATES:
+                return summary
+        return None
+
+    def profile(self, name: str) -> Profile:
+        return self.profiles.get(name)
+
+    async def create_worker(self, request: CreateWorker) -> WorkerDetail:
+        profile = self.profiles.get(request.profile or DEFAULT_PROFILE)
+        if request.delegated_from is not None:
+            await self._record(request.delegated_from)
+        worker_id = new_id()
+        await self.store.claim_scope(worker_id, request.scope, request.delegated_from)
+        record = WorkerRecord(
+            worker_id=worker_id,
+            display_name=request.display_name,
+            profile=profile.name,
+            created_at=now_s(),
+            scope=list(request.scope),
+            delegated_from=request.delegated_from,
+            transcript_maxlen=profile.transcript_maxlen,
+        )
+        try:
+            record = await self.store.create_worker(record)
+        except BaseException:
+            await self.store.release_scope(worker_id)
+            raise
+        if self.host is not None:
+            await self.host.adopt(worker_id)
+        return await self.get_worker(worker_id)
+
+    async def ensure_worker(self, request: CreateWorker) -> WorkerDetail:
+        """The live Worker with this display name, created on first use."""
+        found = await self.find_worker(request.display_name)
+        if found is not None:
+            return await self.get_worker(found.worker_id)
+        return await self.create_worker(request)
+
+    async def stop_worker(self, worker_id: str) -> WorkerDetail:
+        record = await self._record(worker_id)
+        record = await self.store.request_stop(worker_id)
+        await self.store.release_scope(worker_id)
+        if record.host is not None:
+            await self.store.ring(record.host, worker_id)
+        return await self._detail(record)
+
+    # -- inputs ----------------------------------------------------------------------------------
+
+    async def send_input(self, worker_id: str, request: SendInput) -> InputAccepted:
+        if not request.text.strip():
+            raise InvalidInput("the text is empty")
+        if len(request.text) > self.settings.max_input_chars:
+            raise PayloadTooLarge(
+                f"the text is longer than {self.settings.max_input_chars} characters"
+            )
+        record = await self._record(worker_id)
+        strategy = request.strategy or self.profiles.get(record.profile).default_strategy
+        submission = await self.store.submit_input(
+            worker_id, request.text, request.input_id or new_id(), strategy, now_s()
+        )
+        if submission.host is not None and not submission.duplicate:
+            await self.store.ring(submission.host, worker_id)
+        return InputAccepted(input_id=submission.input_id, cursor=submission.cursor)
+
+    async def cancel(self, worker_id: str) -> CancelResult:
+        await self._record(worker_id)
+        outcome = await self.store.cancel(worker_id)
+        if outcome.cancelled and outcome.host is not None:
+            await self.store.ring(outcome.host, worker_id)
+        return CancelResult(worker_id=worker_id, state=outcome.state, cancelled=outcome.cancelled)
+
+    # -- readers ---------------------------------------------------------------------------------
+
+    async def transcript(
+        self, worker_id: str, *, limit: int = 50, before: str | None = None
+    ) -> TranscriptPage:
+        await self._record(worker_id)
+        return await self.store.read_transcript(worker_id, _clamp(limit), before)
+
+    async def events(
+        self, worker_id: str, *, after: str | None = None, limit: int = 100, wait_ms: int = 0
+    ) -> EventPage:
+        """A page of events after a cursor; `wait_ms` long-polls for the first one."""
+        await self._record(worker_id)
+        if after == NOW_CURSOR:
+            after = await self.store.last_cursor(worker_id)
+        if not 0 <= wait_ms <= MAX_WAIT_MS:
+            raise InvalidInput(f"wait_ms must be between 0 and {MAX_WAIT_MS}")
+        limit = _clamp(limit)
+        events = await self.store.read_events(worker_id, after, limit)
+        if not events and wait_ms > 0:
+            events = await self.store.wait_events(worker_id, after or "0", limit, wait_ms)
+        cursor = events[-1].cursor if events else (after or "0")
+        return EventPage(events=events, cursor=cursor)
+
+    async def subscribe(
+        self, worker_id: str, *, after: str | None = None, poll_ms: int = 1000
+    ) -> AsyncIterator[Event]:
+        """Every event after `after`, live, forever: no gap and no repeat, by cursor."""
+        await self._record(worker_id)
+        cursor = await self.store.last_cursor(worker_id) if after == NOW_CURSOR else after or "0"
+        while True:
+            for event in await self.store.wait_events(worker_id, cursor, MAX_PAGE, poll_ms):
+                cursor = event.cursor
+                yield event
+
+    async def in_flight(self, worker_id: str) -> InFlight | None:
+        return await self._in_flight(await self._record(worker_id))
+
+    async def _in_flight(self, record: WorkerRecord) -> InFlight | None:
+        """The running attempt's text so far, folded from its events after `run_started`."""
+        if record.run_id is None or record.run_cursor is None:
+            return None
+        parts: list[str] = []
+        cursor = record.run_cursor
+        with contextlib.suppress(CursorExpired):  # a run longer than the window: show its tail
+            while True:
+                page = await self.store.read_events(record.worker_id, cursor, MAX_PAGE)
+                if not page:
+                    break
+                for event in page:
+                    if event.type == "text_delta" and event.run_id == record.run_id:
+                        parts.append(event.text)
+                cursor = page[-1].cursor
+        return InFlight(
+            run_id=record.run_id,
+            input_id=record.run_input_id or "",
+            attempt=max(record.run_attempt, 1),
+            text="".join(parts),
+            cursor=cursor,
+        )
+
+
+def _clamp(limit: int) -> int:
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
+    return limit
+
+
+__all__ = ["EMBEDDED_MEMBER_ID", "Runtime"]

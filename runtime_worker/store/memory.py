@@ -1,0 +1,439 @@
+"""`MemoryStore`: the embedded runtime's store, and the reference for the Store contract.
+
+Everything lives in this process; each method runs without awaiting in the middle, so each is
+atomic on the event loop exactly as a Lua script is atomic on Redis. Cursors have the shape of
+Redis stream ids (`<ms>-<n>`) so clients cannot tell the two stores apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import dataclasses
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from runtime_worker import scope as scopes
+from runtime_worker.store.base import (
+    CancelOutcome,
+    QueuedInput,
+    RunClaim,
+    RunOutcome,
+    Store,
+    Submission,
+    WorkerRecord,
+)
+from runtime_worker.store.cursor import CursorClock, parse_cursor
+from runtime_worker.store.outcome import final_events, final_state, transcript_for
+from shared.errors import (
+    CursorExpired,
+    LeaseLost,
+    ScopeConflict,
+    WorkerBusy,
+    WorkerNotFound,
+    WorkerStopped,
+)
+from shared.events import Event, RunStarted, StateChanged, UserMessage, parse_event
+from shared.models import (
+    LIVE_STATES,
+    ScopeEntry,
+    Strategy,
+    TranscriptEntry,
+    TranscriptPage,
+    TranscriptRole,
+    WorkerState,
+)
+from shared.settings import Settings
+from shared.timeutil import monotonic_s, now_s
+
+
+@dataclass
+class _Log:
+    """An append-only, trimmed log with stream-id cursors."""
+
+    maxlen: int
+    ids: list[tuple[int, int]] = field(default_factory=list)
+    items: list[str] = field(default_factory=list)
+    trimmed_upto: tuple[int, int] = (0, 0)
+
+    def append(self, cursor: tuple[int, int], item: str) -> None:
+        self.ids.append(cursor)
+        self.items.append(item)
+        excess = len(self.ids) - self.maxlen
+        if excess > 0:
+            self.trimmed_upto = self.ids[excess - 1]
+            del self.ids[:excess]
+            del self.items[:excess]
+
+    def after(self, cursor: tuple[int, int], limit: int) -> list[tuple[tuple[int, int], str]]:
+        start = bisect.bisect_right(self.ids, cursor)
+        return list(
+            zip(self.ids[start : start + limit], self.items[start : start + limit], strict=True)
+        )
+
+    def before(
+        self, cursor: tuple[int, int] | None, limit: int
+    ) -> list[tuple[tuple[int, int], str]]:
+        end = len(self.ids) if cursor is None else bisect.bisect_left(self.ids, cursor)
+        start = max(0, end - limit)
+        return list(zip(self.ids[start:end], self.items[start:end], strict=True))
+
+
+@dataclass
+class _Worker:
+    record: WorkerRecord
+    events: _Log
+    transcript: _Log
+    inputs: deque[QueuedInput] = field(default_factory=deque)
+    input_ids: dict[str, Submission] = field(default_factory=dict)
+    lease_member: str | None = None
+    lease_deadline: float = 0.0
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class MemoryStore(Store):
+    def __init__(self, settings: Settings | None = None) -> None:
+        self._settings = settings or Settings()
+        self._workers: dict[str, _Worker] = {}
+        self._claims: dict[str, tuple[str, list[ScopeEntry]]] = {}  # worker -> (group, scope)
+        self._bells: dict[str, asyncio.Queue[str]] = {}
+        self._clock = CursorClock()
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _get(self, worker_id: str) -> _Worker:
+        try:
+            return self._workers[worker_id]
+        except KeyError:
+            raise WorkerNotFound(f"no worker {worker_id}") from None
+
+    def _fenced(self, worker_id: str, epoch: int) -> _Worker:
+        worker = self._get(worker_id)
+        if worker.record.epoch != epoch:
+            raise LeaseLost(f"worker {worker_id} is at epoch {worker.record.epoch}, not {epoch}")
+        return worker
+
+    def _emit(self, worker: _Worker, event: Event) -> str:
+        cursor = self._clock.next()
+        event = event.model_copy(update={"cursor": _fmt(cursor)})
+        worker.events.append(cursor, event.model_dump_json(exclude_none=True))
+        return _fmt(cursor)
+
+    def _note(self, worker: _Worker, entry: TranscriptEntry) -> None:
+        cursor = self._clock.next()
+        worker.transcript.append(
+            cursor, entry.model_copy(update={"cursor": _fmt(cursor)}).model_dump_json()
+        )
+
+    def _set_state(self, worker: _Worker, state: WorkerState) -> None:
+        if worker.record.state is not state:
+            worker.record.state = state
+            self._emit(
+                worker, StateChanged(worker_id=worker.record.worker_id, ts=now_s(), state=state)
+            )
+
+    def _notify(self, worker: _Worker) -> None:
+        """Wake every reader waiting on this worker; each waits on the event it saw last."""
+        worker.changed.set()
+        worker.changed = asyncio.Event()
+
+    # -- workers ---------------------------------------------------------------------------------
+
+    async def create_worker(self, record: WorkerRecord) -> WorkerRecord:
+        record = dataclasses.replace(record, state=WorkerState.PENDING)
+        worker = _Worker(
+            record=record,
+            events=_Log(self._settings.events_maxlen),
+            transcript=_Log(record.transcript_maxlen),
+        )
+        self._workers[record.worker_id] = worker
+        self._emit(worker, StateChanged(worker_id=record.worker_id, ts=now_s(), state=record.state))
+        return dataclasses.replace(record)
+
+    async def get_worker(self, worker_id: str) -> WorkerRecord:
+        return dataclasses.replace(self._get(worker_id).record)
+
+    async def list_workers(self) -> list[WorkerRecord]:
+        return [dataclasses.replace(w.record) for w in self._workers.values()]
+
+    async def request_stop(self, worker_id: str) -> WorkerRecord:
+        worker = self._get(worker_id)
+        record = worker.record
+        if record.state in (WorkerState.STOPPED, WorkerState.FAILED, WorkerState.STOPPING):
+            return dataclasses.replace(record)
+        record.cancel_upto = record.next_seq
+        self._set_state(worker, WorkerState.STOPPING if record.queue_depth else WorkerState.STOPPED)
+        self._notify(worker)
+        return dataclasses.replace(record)
+
+    # -- scope -----------------------------------------------------------------------------------
+
+    async def claim_scope(
+        self, worker_id: str, scope: Sequence[ScopeEntry], delegated_from: str | None
+    ) -> None:
+        group = worker_id
+        if delegated_from is not None:
+            parent = self._get(delegated_from)
+            if parent.record.state not in LIVE_STATES:
+                raise WorkerStopped(f"parent worker {delegated_from} is not live")
+            group, parent_scope = self._claims.get(delegated_from, (delegated_from, []))
+            if not scopes.covers(parent_scope, scope):
+                raise ScopeConflict(
+                    "a delegated worker may only hold a subset of its parent's scope"
+                )
+        for other, (other_group, other_scope) in list(self._claims.items()):
+            if other_group == group or not scopes.conflicts(scope, other_scope):
+                continue
+            holder = self._workers.get(other)
+            if holder is None or holder.record.state not in LIVE_STATES:
+                del self._claims[other]  # a stale claim of an ended worker: reclaim it
+                continue
+            raise ScopeConflict("the requested write scope overlaps a live worker's scope")
+        self._claims[worker_id] = (group, list(scope))
+
+    async def release_scope(self, worker_id: str) -> None:
+        self._claims.pop(worker_id, None)
+
+    # -- input path ------------------------------------------------------------------------------
+
+    async def submit_input(
+        self, worker_id: str, text: str, input_id: str, strategy: Strategy, ts: float
+    ) -> Submission:
+        worker = self._get(worker_id)
+        record = worker.record
+        if record.state not in LIVE_STATES:
+            raise WorkerStopped(f"worker {worker_id} is {record.state.value}")
+        known = worker.input_ids.get(input_id)
+        if known is not None:
+            return dataclasses.replace(known, duplicate=True, host=record.host)
+        if strategy is Strategy.REJECT and record.queue_depth > 0:
+            raise WorkerBusy(f"worker {worker_id} is busy")
+        if strategy is Strategy.INTERRUPT:
+            record.cancel_upto = record.next_seq
+        record.next_seq += 1
+        before = worker.events.ids[-1] if worker.events.ids else None
+        cursor = _fmt(before) if before else "0"
+        item = QueuedInput(
+            entry_id=_fmt(self._clock.next()),
+            seq=record.next_seq,
+            input_id=input_id,
+            text=text,
+            ts=ts,
+        )
+        worker.inputs.append(item)
+        self._emit(worker, UserMessage(worker_id=worker_id, ts=ts, input_id=input_id, text=text))
+        submission = Submission(
+            input_id, cursor, record.next_seq, duplicate=False, host=record.host
+        )
+        worker.input_ids[input_id] = submission
+        self._notify(worker)
+        return submission
+
+    async def cancel(self, worker_id: str) -> CancelOutcome:
+        worker = self._get(worker_id)
+        record = worker.record
+        if record.queue_depth == 0 or record.cancel_upto > record.done_seq:
+            # Nothing unfinished, or the head is already cancelled: cancelling again is a no-op.
+            return CancelOutcome(record.state, cancelled=record.queue_depth > 0, host=record.host)
+        record.cancel_upto = record.done_seq + 1
+        return CancelOutcome(record.state, cancelled=True, host=record.host)
+
+    # -- hints -----------------------------------------------------------------------------------
+
+    def _bell(self, member_id: str) -> asyncio.Queue[str]:
+        return self._bells.setdefault(member_id, asyncio.Queue(maxsize=10_000))
+
+    async def ring(self, member_id: str, worker_id: str) -> None:
+        bell = self._bell(member_id)
+        if not bell.full():  # hints may be dropped: the host's sweep repairs
+            bell.put_nowait(worker_id)
+
+    async def doorbell(
+        self, member_id: str, last_id: str, timeout_ms: int
+    ) -> tuple[list[str], str]:
+        bell = self._bell(member_id)
+        try:
+            first = await asyncio.wait_for(bell.get(), timeout_ms / 1000)
+        except TimeoutError:
+            return [], last_id
+        ids = [first]
+        while not bell.empty():
+            ids.append(bell.get_nowait())
+        return ids, last_id
+
+    # -- leases and host writes ------------------------------------------------------------------
+
+    async def acquire(self, worker_id: str, member_id: str, ttl_ms: int) -> int | None:
+        worker = self._get(worker_id)
+        now = monotonic_s()
+        held = worker.lease_member is not None and (
+            worker.lease_deadline == 0.0 or worker.lease_deadline > now
+        )
+        if held or worker.record.state in (WorkerState.STOPPED, WorkerState.FAILED):
+            return None
+        worker.lease_member = member_id
+        worker.lease_deadline = 0.0 if ttl_ms <= 0 else now + ttl_ms / 1000
+        worker.record.epoch += 1
+        worker.record.host = member_id
+        if worker.record.state is WorkerState.PENDING:
+            self._set_state(worker, WorkerState.IDLE)
+        return worker.record.epoch
+
+    async def renew(self, member_id: str, leases: dict[str, int], ttl_ms: int) -> dict[str, bool]:
+        result: dict[str, bool] = {}
+        now = monotonic_s()
+        for worker_id, epoch in leases.items():
+            worker = self._workers.get(worker_id)
+            ok = (
+                worker is not None
+                and worker.lease_member == member_id
+                and worker.record.epoch == epoch
+                and (worker.lease_deadline == 0.0 or worker.lease_deadline > now)
+            )
+            if ok and worker is not None:
+                worker.lease_deadline = 0.0 if ttl_ms <= 0 else now + ttl_ms / 1000
+            result[worker_id] = ok
+        return result
+
+    async def release(self, worker_id: str, member_id: str, epoch: int) -> None:
+        worker = self._workers.get(worker_id)
+        if worker and worker.lease_member == member_id and worker.record.epoch == epoch:
+            worker.lease_member = None
+            worker.record.host = None
+
+    async def next_input(self, worker_id: str, member_id: str, epoch: int) -> QueuedInput | None:
+        worker = self._fenced(worker_id, epoch)
+        return worker.inputs[0] if worker.inputs else None
+
+    async def begin_run(
+        self, worker_id: str, epoch: int, item: QueuedInput, run_id: str, ts: float
+    ) -> RunClaim | None:
+        worker = self._fenced(worker_id, epoch)
+        record = worker.record
+        if item.seq <= record.done_seq:
+            self._ack(worker, item)
+            return None
+        first = record.run_seq != item.seq
+        record.run_attempt = 1 if first else record.run_attempt + 1
+        record.run_seq = item.seq
+        record.run_id = run_id
+        record.run_input_id = item.input_id
+        if first:
+            self._note(
+                worker,
+                TranscriptEntry(
+                    role=TranscriptRole.USER,
+                    text=item.text,
+                    ts=item.ts,
+                    input_id=item.input_id,
+                    run_id=run_id,
+                ),
+            )
+        if record.state is WorkerState.IDLE:
+            self._set_state(worker, WorkerState.RUNNING)
+        record.run_cursor = self._emit(
+            worker,
+            RunStarted(
+                worker_id=worker_id,
+                ts=ts,
+                run_id=run_id,
+                input_id=item.input_id,
+                attempt=record.run_attempt,
+            ),
+        )
+        self._notify(worker)
+        return RunClaim(
+            run_id, record.run_attempt, item.seq <= record.cancel_upto, record.run_cursor
+        )
+
+    async def append_events(self, worker_id: str, epoch: int, events: Sequence[Event]) -> str:
+        worker = self._fenced(worker_id, epoch)
+        cursor = ""
+        for event in events:
+            cursor = self._emit(worker, event)
+        self._notify(worker)
+        return cursor
+
+    async def finish_run(
+        self, worker_id: str, epoch: int, item: QueuedInput, outcome: RunOutcome, ts: float
+    ) -> str:
+        worker = self._fenced(worker_id, epoch)
+        record = worker.record
+        cursor = ""
+        for event in final_events(record, item, outcome, ts):
+            cursor = self._emit(worker, event)
+        self._note(worker, transcript_for(record, item, outcome, ts))
+        usage = record.usage
+        usage.input_tokens += outcome.input_tokens
+        usage.output_tokens += outcome.output_tokens
+        usage.runs += 1
+        usage.runs_by_result[outcome.result.value] = (
+            usage.runs_by_result.get(outcome.result.value, 0) + 1
+        )
+        if outcome.error_code:
+            usage.last_error = outcome.error_code
+        record.done_seq = item.seq
+        record.run_id = record.run_input_id = record.run_cursor = None
+        self._ack(worker, item)
+        self._set_state(worker, final_state(record))
+        self._notify(worker)
+        return cursor
+
+    def _ack(self, worker: _Worker, item: QueuedInput) -> None:
+        if worker.inputs and worker.inputs[0].entry_id == item.entry_id:
+            worker.inputs.popleft()
+
+    async def is_cancelled(self, worker_id: str, seq: int) -> bool:
+        return seq <= self._get(worker_id).record.cancel_upto
+
+    # -- readers ---------------------------------------------------------------------------------
+
+    def _check_after(self, log: _Log, after: str | None) -> tuple[int, int]:
+        if after is None:
+            return (0, 0)
+        cursor = parse_cursor(after)
+        if cursor < log.trimmed_upto:
+            raise CursorExpired(
+                "the cursor is older than the retained events", oldest_cursor=_fmt(log.trimmed_upto)
+            )
+        return cursor
+
+    async def read_events(self, worker_id: str, after: str | None, limit: int) -> list[Event]:
+        worker = self._get(worker_id)
+        cursor = self._check_after(worker.events, after)
+        return [parse_event(raw) for _, raw in worker.events.after(cursor, limit)]
+
+    async def wait_events(
+        self, worker_id: str, after: str, limit: int, timeout_ms: int
+    ) -> list[Event]:
+        worker = self._get(worker_id)
+        cursor = self._check_after(worker.events, after)
+        deadline = monotonic_s() + timeout_ms / 1000
+        while True:
+            changed = worker.changed
+            found = worker.events.after(cursor, limit)
+            remaining = deadline - monotonic_s()
+            if found or remaining <= 0:
+                return [parse_event(raw) for _, raw in found]
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), remaining)
+
+    async def last_cursor(self, worker_id: str) -> str:
+        worker = self._get(worker_id)
+        return _fmt(worker.events.ids[-1]) if worker.events.ids else "0"
+
+    async def read_transcript(
+        self, worker_id: str, limit: int, before: str | None
+    ) -> TranscriptPage:
+        worker = self._get(worker_id)
+        bound = None if before is None else parse_cursor(before)
+        page = worker.transcript.before(bound, limit)
+        entries = [TranscriptEntry.model_validate_json(raw) for _, raw in page]
+        more = bool(page) and worker.transcript.ids[0] < page[0][0]
+        return TranscriptPage(entries=entries, next_before=entries[0].cursor if more else None)
+
+
+def _fmt(cursor: tuple[int, int]) -> str:
+    return f"{cursor[0]}-{cursor[1]}"

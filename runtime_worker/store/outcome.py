@@ -1,0 +1,66 @@
+"""How a finished run is recorded, built once for every store: events, transcript, next state."""
+
+from __future__ import annotations
+
+from runtime_worker.store.base import QueuedInput, RunOutcome, WorkerRecord
+from shared.events import ErrorEvent, Event, RunFinished, TextDone, UsageEvent
+from shared.models import RunResult, TranscriptEntry, TranscriptRole, WorkerState
+
+_NOTICES = {
+    RunResult.CANCELLED: "The answer was cancelled.",
+    RunResult.FAILED: "The answer failed.",
+    RunResult.TIMED_OUT: "The answer timed out.",
+}
+
+
+def final_events(
+    record: WorkerRecord, item: QueuedInput, outcome: RunOutcome, ts: float
+) -> list[Event]:
+    """`error` (when there is one), `text_done`, `usage`, `run_finished`, in that order."""
+    ids = {
+        "worker_id": record.worker_id,
+        "ts": ts,
+        "run_id": record.run_id,
+        "input_id": item.input_id,
+    }
+    events: list[Event] = []
+    if outcome.error_code:
+        events.append(
+            ErrorEvent(
+                **ids, code=outcome.error_code, message=outcome.error_message or outcome.error_code
+            )
+        )
+    events.append(TextDone(**ids, text=outcome.text))
+    events.append(
+        UsageEvent(**ids, input_tokens=outcome.input_tokens, output_tokens=outcome.output_tokens)
+    )
+    events.append(RunFinished(**ids, result=outcome.result, reason=outcome.reason))
+    return events
+
+
+def transcript_for(
+    record: WorkerRecord, item: QueuedInput, outcome: RunOutcome, ts: float
+) -> TranscriptEntry:
+    """The assistant's answer (a partial one marked by `result`), or a notice if it said nothing."""
+    if outcome.text or outcome.result is RunResult.FINISHED:
+        role, text = TranscriptRole.ASSISTANT, outcome.text
+    else:
+        role = TranscriptRole.NOTICE
+        text = _NOTICES[outcome.result]
+        if outcome.error_message:
+            text = f"{text} {outcome.error_message}"
+    return TranscriptEntry(
+        role=role,
+        text=text,
+        ts=ts,
+        run_id=record.run_id,
+        input_id=item.input_id,
+        result=outcome.result,
+    )
+
+
+def final_state(record: WorkerRecord) -> WorkerState:
+    """After `done_seq` moved: still running while inputs wait, stopped once a stop drained."""
+    if record.state is WorkerState.STOPPING:
+        return WorkerState.STOPPING if record.queue_depth else WorkerState.STOPPED
+    return WorkerState.RUNNING if record.queue_depth else WorkerState.IDLE
