@@ -1,0 +1,516 @@
+// The Companion console: loads the transcript, follows the event stream from a cursor, sends
+// messages with an idempotency key, cancels, and says what went wrong in words.
+
+import { Api, ApiError } from "./api.js";
+import { explain, isTransient } from "./errors.js";
+import { EventFollower } from "./sse.js";
+import { TranscriptView } from "./transcript.js";
+
+const COMPANION = "/api/companion";
+const PAGE_SIZE = 50;
+const SEND_ATTEMPTS = 5;
+const FATAL_STREAM_CODES = new Set([
+  "unauthorized", "cursor_expired", "worker_not_found", "runtime_not_found",
+]);
+
+const $ = (testid) => document.querySelector(`[data-testid="${testid}"]`);
+const ui = {
+  ref: $("companion-ref"),
+  workspace: $("workspace"),
+  workspaceName: $("workspace-name"),
+  status: $("status"),
+  conversation: $("conversation"),
+  transcript: $("transcript"),
+  empty: $("empty"),
+  earlier: $("load-earlier"),
+  alert: $("alert"),
+  alertText: $("error-region"),
+  alertClose: $("error-dismiss"),
+  composer: $("composer"),
+  input: $("composer-input"),
+  send: $("send"),
+  cancel: $("cancel"),
+  reason: $("composer-reason"),
+  tokenForm: $("token-form"),
+  tokenInput: $("token-input"),
+  tokenError: $("token-error"),
+};
+
+const api = new Api(window.sessionStorage);
+const view = new TranscriptView(ui.transcript, ui.conversation);
+
+const state = {
+  detail: null,
+  phase: "connecting", // connecting | ready | reconnecting
+  locked: false,
+  sending: false,
+  cancelling: false,
+  workerRunning: false,
+  activeRun: null, // {runId, inputId}
+  awaiting: null, // input_id accepted by the gateway whose run has not finished yet
+  finished: new Set(), // input_ids whose run_finished was seen
+  failure: null, // code behind an "error" status, until the next successful send
+  runErrors: new Map(), // run_id -> {code, message} from `error` events
+  nextBefore: null,
+  cancelPath: null,
+  bootTimer: 0,
+  bootFailures: 0,
+  runs: new Map(), // run_id -> {runId, inputId, streamed, final, result}: for diagnostics and tests
+};
+
+// ---------------------------------------------------------------------------- status and composer
+
+function generating() {
+  return state.activeRun !== null || state.awaiting !== null || state.workerRunning;
+}
+
+function status() {
+  if (state.locked) return ["locked", "Token needed"];
+  if (state.phase === "reconnecting") return ["reconnecting", "Reconnecting…"];
+  if (state.phase === "connecting") return ["connecting", "Connecting…"];
+  if (state.sending) return ["sending", "Sending…"];
+  if (generating()) return ["generating", "Generating…"];
+  if (state.failure !== null) return ["error", "Error"];
+  return ["idle", "Idle"];
+}
+
+function blockedReason() {
+  if (state.locked) return "Enter your API token";
+  if (state.phase === "reconnecting") return "Reconnecting…";
+  if (state.phase === "connecting") return "Connecting…";
+  if (state.sending) return "Sending…";
+  if (generating()) return "Waiting for the answer…";
+  return "";
+}
+
+function update() {
+  const [key, label] = status();
+  if (ui.status.dataset.status !== key) {
+    ui.status.dataset.status = key;
+    ui.status.textContent = label;
+  }
+  const reason = blockedReason();
+  ui.reason.textContent = reason;
+  ui.composer.dataset.blocked = reason === "" ? "false" : "true";
+  ui.input.disabled = state.locked;
+  ui.send.disabled = reason !== "" || ui.input.value.trim() === "";
+  ui.cancel.hidden = state.locked || !generating();
+  ui.cancel.disabled = state.cancelling;
+  ui.cancel.textContent = state.cancelling ? "Cancelling…" : "Cancel";
+  ui.empty.hidden = !view.empty || state.phase === "connecting" || state.locked;
+  ui.earlier.hidden = state.nextBefore === null || state.locked;
+}
+
+function showAlert(text, { code = "", tone = "error" } = {}) {
+  ui.alert.dataset.tone = tone;
+  ui.alertText.dataset.code = code;
+  ui.alertText.textContent = text;
+  ui.alertClose.hidden = false;
+}
+
+function showError(error) {
+  const code = error instanceof ApiError ? error.code : "network";
+  showAlert(explain(code, error.message), { code });
+}
+
+function clearAlert() {
+  ui.alert.dataset.tone = "";
+  ui.alertText.dataset.code = "";
+  ui.alertText.textContent = "";
+  ui.alertClose.hidden = true;
+}
+
+// ------------------------------------------------------------------------------------- the token
+
+function lock() {
+  const rejected = api.token !== "";
+  api.token = "";
+  state.locked = true;
+  follower.stop();
+  clearTimeout(state.bootTimer);
+  ui.tokenError.hidden = !rejected;
+  ui.tokenForm.hidden = false;
+  clearAlert();
+  update();
+  ui.tokenInput.focus();
+}
+
+ui.tokenForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const token = ui.tokenInput.value.trim();
+  if (!token) return;
+  api.token = token;
+  ui.tokenInput.value = "";
+  ui.tokenForm.hidden = true;
+  state.locked = false;
+  boot();
+  ui.input.focus();
+});
+
+function isUnauthorized(error) {
+  return error instanceof ApiError && error.code === "unauthorized";
+}
+
+// ---------------------------------------------------------------------------------- loading state
+
+function companionRef(detail) {
+  return detail.display_ref || `${detail.display_name}@${detail.runtime_id}`;
+}
+
+function applyDetail(detail) {
+  state.detail = detail;
+  ui.ref.textContent = companionRef(detail);
+  document.title = `${companionRef(detail)} · Yoi Fleet`;
+  const workspace = typeof detail.workspace === "string" ? detail.workspace : detail.workspace?.name;
+  ui.workspace.hidden = !workspace;
+  ui.workspaceName.textContent = workspace ?? "";
+}
+
+/** Transcript entries oldest first; a stable sort keeps the gateway's order for equal times. */
+function chronological(entries) {
+  return [...(entries ?? [])].sort((a, b) => (a.ts ?? 0) - (b.ts ?? 0));
+}
+
+function resetRuns() {
+  state.activeRun = null;
+  state.awaiting = null;
+  state.finished.clear();
+  state.runErrors.clear();
+  state.runs.clear();
+}
+
+/** (Re)loads everything: detail first, so its cursor is never newer than the transcript. */
+async function boot() {
+  clearTimeout(state.bootTimer);
+  follower.stop();
+  state.phase = "connecting";
+  update();
+  let detail;
+  let page;
+  try {
+    detail = await api.get(COMPANION);
+    page = await api.get(`${COMPANION}/transcript?limit=${PAGE_SIZE}`);
+  } catch (error) {
+    if (isUnauthorized(error)) {
+      lock();
+      return;
+    }
+    showError(error);
+    state.failure = error.code ?? "network";
+    state.bootFailures += 1;
+    const delayMs = Math.min(10_000, 500 * 2 ** state.bootFailures);
+    state.bootTimer = setTimeout(boot, delayMs);
+    update();
+    return;
+  }
+  if (state.bootFailures > 0) clearAlert();
+  state.bootFailures = 0;
+  state.failure = null;
+  applyDetail(detail);
+  view.clear();
+  resetRuns();
+  view.addEntries(chronological(page.entries));
+  state.nextBefore = page.next_before ?? null;
+  state.workerRunning = detail.state === "running";
+  let cursor = detail.cursor ?? "";
+  const flight = detail.in_flight;
+  if (flight) {
+    // Attach mid-answer: show the answer so far at once, then stream on from its cursor.
+    const turn = view.startAnswer(flight.run_id);
+    if (!turn.final) {
+      view.setText(turn, flight.text ?? "");
+      state.activeRun = { runId: flight.run_id, inputId: flight.input_id };
+      record(flight.run_id, flight.input_id).streamed = flight.text ?? "";
+    }
+    cursor = flight.cursor ?? cursor;
+  }
+  view.scrollToEnd();
+  follower.start(cursor);
+  update();
+}
+
+async function loadEarlier() {
+  const before = state.nextBefore;
+  if (before === null) return;
+  ui.earlier.disabled = true;
+  try {
+    const page = await api.get(
+      `${COMPANION}/transcript?limit=${PAGE_SIZE}&before=${encodeURIComponent(before)}`,
+    );
+    const fromEnd = ui.conversation.scrollHeight - ui.conversation.scrollTop;
+    view.addEntries(chronological(page.entries), { atStart: true });
+    ui.conversation.scrollTop = ui.conversation.scrollHeight - fromEnd;
+    state.nextBefore = page.next_before ?? null;
+  } catch (error) {
+    if (isUnauthorized(error)) lock();
+    else showError(error);
+  } finally {
+    ui.earlier.disabled = false;
+    update();
+  }
+}
+
+// ------------------------------------------------------------------------------------ the stream
+
+function record(runId, inputId) {
+  let run = state.runs.get(runId);
+  if (run === undefined) {
+    run = { runId, inputId, attempt: 1, streamed: "", final: null, result: null };
+    state.runs.set(runId, run);
+  }
+  return run;
+}
+
+function liveAnswer(event) {
+  const turn = view.startAnswer(event.run_id, event.ts);
+  if (turn.final) return null;
+  if (state.activeRun?.runId !== event.run_id) {
+    state.activeRun = { runId: event.run_id, inputId: event.input_id };
+  }
+  return turn;
+}
+
+const handlers = {
+  user_message(event) {
+    view.user(event.input_id, event.text ?? "", { ts: event.ts });
+  },
+  run_started(event) {
+    const turn = liveAnswer(event);
+    if (turn === null) return;
+    const run = record(event.run_id, event.input_id);
+    run.attempt = event.attempt ?? 1;
+    if (run.attempt >= 2) {
+      // The host was lost and the run starts over: the abandoned attempt's text goes.
+      run.streamed = "";
+      view.setText(turn, "");
+      turn.note.textContent = `attempt ${run.attempt}`;
+    }
+  },
+  text_delta(event) {
+    const turn = liveAnswer(event);
+    if (turn === null) return;
+    record(event.run_id, event.input_id).streamed += event.text ?? "";
+    view.appendText(turn, event.text ?? "");
+  },
+  text_done(event) {
+    const turn = liveAnswer(event);
+    if (turn === null) return;
+    record(event.run_id, event.input_id).final = event.text ?? "";
+    view.setText(turn, event.text ?? "");
+  },
+  usage(event) {
+    const turn = view.answer(event.run_id);
+    if (turn && !turn.final) {
+      turn.note.textContent = `${event.input_tokens ?? 0} in · ${event.output_tokens ?? 0} out tokens`;
+    }
+  },
+  run_finished(event) {
+    finishRun(event);
+  },
+  state_changed(event) {
+    state.workerRunning = event.state === "running";
+  },
+  error(event) {
+    if (event.run_id) state.runErrors.set(event.run_id, { code: event.code, message: event.message });
+    showAlert(explain(event.code, event.message), { code: event.code });
+  },
+};
+
+function finishRun(event) {
+  const result = event.result ?? "finished";
+  const turn = view.answer(event.run_id);
+  const failure = state.runErrors.get(event.run_id);
+  const reason = failure?.code ?? event.reason ?? "";
+  if (turn !== undefined) {
+    if (!turn.final) view.finish(turn, result, reason && result !== "finished" ? explain(reason) : "");
+  } else {
+    // Ended before any answer (cancelled while queued, say): mark the person's message instead.
+    view.userTurn(event.input_id)?.mark(result);
+  }
+  const run = record(event.run_id, event.input_id);
+  run.result = result;
+  state.finished.add(event.input_id);
+  if (state.awaiting === event.input_id) state.awaiting = null;
+  if (state.activeRun?.runId === event.run_id) state.activeRun = null;
+  state.workerRunning = false;
+  if (result === "cancelled") {
+    showAlert(explain("cancelled"), { code: "cancelled", tone: "info" });
+  } else if (result === "timed_out") {
+    state.failure = "timeout";
+    showAlert(explain("timeout"), { code: "timeout" });
+  } else if (result === "failed") {
+    const code = failure?.code ?? event.reason ?? "failed";
+    state.failure = code;
+    showAlert(explain(code, failure?.message ?? ""), { code });
+  }
+}
+
+function onMessage(message) {
+  const event = JSON.parse(message.data);
+  const handler = handlers[event.type ?? message.event];
+  if (handler !== undefined) handler(event);
+  update();
+}
+
+const follower = new EventFollower({
+  open: (cursor, signal) => api.openStream(`${COMPANION}/events/stream`, cursor, signal),
+  onMessage,
+  onState(connection) {
+    state.phase = connection === "open" ? "ready" : "reconnecting";
+    update();
+  },
+  isFatal: (error) => error instanceof ApiError && FATAL_STREAM_CODES.has(error.code),
+  onFatal(error) {
+    if (isUnauthorized(error)) {
+      lock();
+      return;
+    }
+    showError(error);
+    boot();
+  },
+});
+
+// ------------------------------------------------------------------------------- sending, cancel
+
+function newInputId() {
+  if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+const wait = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+
+/** POSTs the message; a transient failure is retried with the same input_id, so at most one run. */
+async function postMessage(body) {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await api.post(`${COMPANION}/messages`, body);
+    } catch (error) {
+      if (!(error instanceof ApiError) || !isTransient(error.code) || attempt >= SEND_ATTEMPTS) {
+        throw error;
+      }
+      showAlert(explain(error.code), { code: error.code, tone: "info" });
+      await wait(Math.min(4000, 500 * 2 ** (attempt - 1)));
+    }
+  }
+}
+
+/** Sends `raw` as the person's message; resolves true once the gateway accepted it. */
+async function send(raw) {
+  const text = String(raw).replace(/\s+$/, "");
+  if (text.trim() === "") return false;
+  const inputId = newInputId();
+  clearAlert();
+  state.failure = null;
+  state.sending = true;
+  view.user(inputId, text, { ts: Date.now() / 1000, pending: true });
+  view.scrollToEnd();
+  update();
+  try {
+    await postMessage({ text, input_id: inputId, strategy: "reject" });
+    view.user(inputId, text);
+    if (!state.finished.has(inputId)) state.awaiting = inputId;
+    clearAlert();
+    return true;
+  } catch (error) {
+    view.withdrawUser(inputId);
+    if (ui.input.value.trim() === "") ui.input.value = text;
+    if (isUnauthorized(error)) {
+      lock();
+    } else {
+      showError(error);
+      if (error.code !== "worker_busy") state.failure = error.code ?? "network";
+    }
+    return false;
+  } finally {
+    state.sending = false;
+    update();
+  }
+}
+
+async function postCancel() {
+  if (state.cancelPath !== null) return api.post(state.cancelPath);
+  try {
+    const answer = await api.post(`${COMPANION}/cancel`);
+    state.cancelPath = `${COMPANION}/cancel`;
+    return answer;
+  } catch (error) {
+    const missingRoute = error instanceof ApiError && (error.status === 404 || error.status === 405) &&
+      error.code !== "worker_not_found" && error.code !== "runtime_not_found";
+    if (!missingRoute || state.detail === null) throw error;
+    // No companion shortcut on this gateway: cancel through the Worker's own route.
+    const { runtime_id: runtimeId, worker_id: workerId } = state.detail;
+    state.cancelPath =
+      `/api/runtimes/${encodeURIComponent(runtimeId)}/workers/${encodeURIComponent(workerId)}/cancel`;
+    return api.post(state.cancelPath);
+  }
+}
+
+async function cancel() {
+  if (!generating() || state.cancelling || state.locked) return;
+  state.cancelling = true;
+  update();
+  try {
+    await postCancel();
+  } catch (error) {
+    if (isUnauthorized(error)) lock();
+    else showError(error);
+  } finally {
+    state.cancelling = false;
+    update();
+  }
+}
+
+// --------------------------------------------------------------------------------------- wiring
+
+ui.composer.addEventListener("submit", (event) => {
+  event.preventDefault();
+  if (blockedReason() !== "") return;
+  const text = ui.input.value;
+  if (text.trim() === "") return;
+  ui.input.value = "";
+  send(text);
+});
+
+ui.input.addEventListener("keydown", (event) => {
+  if (event.key !== "Enter" || event.shiftKey || event.isComposing || event.keyCode === 229) return;
+  event.preventDefault();
+  ui.composer.requestSubmit();
+});
+
+ui.input.addEventListener("input", update);
+ui.cancel.addEventListener("click", cancel);
+ui.earlier.addEventListener("click", loadEarlier);
+ui.alertClose.addEventListener("click", () => {
+  clearAlert();
+  ui.input.focus();
+});
+
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "Escape" || event.defaultPrevented) return;
+  if (generating() && !state.locked) {
+    event.preventDefault();
+    cancel();
+  } else if (ui.alertText.textContent !== "") {
+    clearAlert();
+  }
+});
+
+// Hooks for tests and for poking at a live console from the devtools; they grant nothing the
+// page itself cannot do.
+window.__yoi = Object.freeze({
+  dropStream: () => follower.drop(),
+  send: (text) => send(text),
+  snapshot: () => ({
+    status: status()[0],
+    cursor: follower.cursor,
+    reconnects: follower.reconnects,
+    runs: [...state.runs.values()].map((run) => ({ ...run })),
+  }),
+});
+
+update();
+boot();

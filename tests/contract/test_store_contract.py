@@ -1,0 +1,362 @@
+"""The behaviour every Store keeps (see runtime_worker/store/base.py for the why)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from runtime_worker.store.base import QueuedInput, RunOutcome, Store, WorkerRecord
+from shared.errors import (
+    CursorExpired,
+    InvalidInput,
+    LeaseLost,
+    ScopeConflict,
+    WorkerBusy,
+    WorkerNotFound,
+    WorkerStopped,
+)
+from shared.events import TextDelta
+from shared.ids import new_id
+from shared.models import RunResult, ScopeEntry, ScopeMode, Strategy, TranscriptRole, WorkerState
+from shared.settings import Settings
+from shared.timeutil import now_s
+from tests.contract.conftest import StoreFactory
+
+MEMBER = "m1"
+
+
+async def _worker(store: Store, **fields: object) -> WorkerRecord:
+    record = WorkerRecord(
+        worker_id=new_id(),
+        display_name="w",
+        profile="assistant",
+        created_at=now_s(),
+        **fields,  # type: ignore[arg-type]
+    )
+    return await store.create_worker(record)
+
+
+async def _hosted(store: Store, **fields: object) -> tuple[WorkerRecord, int]:
+    record = await _worker(store, **fields)
+    epoch = await store.acquire(record.worker_id, MEMBER, 60_000)
+    assert epoch is not None
+    return record, epoch
+
+
+async def _submit(
+    store: Store,
+    worker_id: str,
+    text: str = "hi",
+    strategy: Strategy = Strategy.ENQUEUE,
+    input_id: str | None = None,
+):  # type: ignore[no-untyped-def]
+    return await store.submit_input(worker_id, text, input_id or new_id(), strategy, now_s())
+
+
+async def _run_once(store: Store, worker_id: str, epoch: int, text: str = "answer") -> QueuedInput:
+    item = await store.next_input(worker_id, MEMBER, epoch)
+    assert item is not None
+    claim = await store.begin_run(worker_id, epoch, item, new_id(), now_s())
+    assert claim is not None
+    await store.append_events(
+        worker_id,
+        epoch,
+        [
+            TextDelta(
+                worker_id=worker_id,
+                ts=now_s(),
+                run_id=claim.run_id,
+                input_id=item.input_id,
+                text=text,
+            )
+        ],
+    )
+    await store.finish_run(
+        worker_id, epoch, item, RunOutcome(RunResult.FINISHED, text, 3, 1), now_s()
+    )
+    return item
+
+
+async def test_create_get_list(store: Store) -> None:
+    record = await _worker(store)
+    got = await store.get_worker(record.worker_id)
+    assert got.state is WorkerState.PENDING and got.display_name == "w"
+    assert record.worker_id in {r.worker_id for r in await store.list_workers()}
+    events = await store.read_events(record.worker_id, None, 10)
+    assert [e.type for e in events] == ["state_changed"]
+
+
+async def test_unknown_worker(store: Store) -> None:
+    with pytest.raises(WorkerNotFound):
+        await store.get_worker(new_id())
+    with pytest.raises(WorkerNotFound):
+        await _submit(store, new_id())
+
+
+async def test_acquire_moves_pending_to_idle_and_bumps_epoch(store: Store) -> None:
+    record = await _worker(store)
+    first = await store.acquire(record.worker_id, MEMBER, 60_000)
+    assert first is not None
+    assert await store.acquire(record.worker_id, "m2", 60_000) is None  # held
+    await store.release(record.worker_id, MEMBER, first)
+    second = await store.acquire(record.worker_id, "m2", 60_000)
+    assert second is not None and second > first
+    got = await store.get_worker(record.worker_id)
+    assert got.state is WorkerState.IDLE and got.host == "m2" and got.epoch == second
+
+
+async def test_full_run_writes_events_in_order(store: Store) -> None:
+    record, epoch = await _hosted(store)
+    sub = await _submit(store, record.worker_id, "hello")
+    await _run_once(store, record.worker_id, epoch, "hi there")
+    events = await store.read_events(record.worker_id, sub.cursor, 100)
+    kinds = [e.type for e in events if e.type != "state_changed"]
+    assert kinds == [
+        "user_message",
+        "run_started",
+        "text_delta",
+        "text_done",
+        "usage",
+        "run_finished",
+    ]
+    assert len({e.cursor for e in events}) == len(events)
+    finished = events[-2] if events[-1].type == "state_changed" else events[-1]
+    assert finished.type == "run_finished" and finished.result is RunResult.FINISHED
+    got = await store.get_worker(record.worker_id)
+    assert got.state is WorkerState.IDLE and got.queue_depth == 0
+    assert got.usage.runs == 1 and got.usage.input_tokens == 3 and got.usage.output_tokens == 1
+    assert await store.next_input(record.worker_id, MEMBER, epoch) is None  # acknowledged
+
+
+async def test_reject_refuses_busy_worker_and_changes_nothing(store: Store) -> None:
+    record, _ = await _hosted(store)
+    await _submit(store, record.worker_id, strategy=Strategy.REJECT)
+    before = await store.last_cursor(record.worker_id)
+    with pytest.raises(WorkerBusy):
+        await _submit(store, record.worker_id, strategy=Strategy.REJECT)
+    assert await store.last_cursor(record.worker_id) == before
+    assert (await store.get_worker(record.worker_id)).next_seq == 1
+
+
+async def test_concurrent_rejects_accept_exactly_one(store: Store) -> None:
+    record, _ = await _hosted(store)
+    results = await asyncio.gather(
+        *(_submit(store, record.worker_id, strategy=Strategy.REJECT) for _ in range(20)),
+        return_exceptions=True,
+    )
+    accepted = [r for r in results if not isinstance(r, BaseException)]
+    assert len(accepted) == 1
+    assert all(isinstance(r, WorkerBusy) for r in results if isinstance(r, BaseException))
+
+
+async def test_enqueue_keeps_order(store: Store) -> None:
+    record, epoch = await _hosted(store)
+    subs = [await _submit(store, record.worker_id, f"m{i}") for i in range(3)]
+    seen = [(await _run_once(store, record.worker_id, epoch)).input_id for _ in subs]
+    assert seen == [s.input_id for s in subs]
+
+
+async def test_duplicate_input_id_answers_the_same(store: Store) -> None:
+    record, _ = await _hosted(store)
+    first = await _submit(store, record.worker_id, input_id="client-key-1")
+    again = await _submit(
+        store, record.worker_id, input_id="client-key-1", strategy=Strategy.REJECT
+    )
+    assert (again.input_id, again.cursor, again.seq) == (first.input_id, first.cursor, first.seq)
+    assert again.duplicate and not first.duplicate
+    assert (await store.get_worker(record.worker_id)).next_seq == 1
+
+
+async def test_interrupt_cancels_everything_unfinished(store: Store) -> None:
+    record, epoch = await _hosted(store)
+    first = await _submit(store, record.worker_id)
+    await _submit(store, record.worker_id)
+    third = await _submit(store, record.worker_id, strategy=Strategy.INTERRUPT)
+    assert await store.is_cancelled(record.worker_id, first.seq)
+    assert not await store.is_cancelled(record.worker_id, third.seq)
+
+
+async def test_cancel_targets_the_head_and_is_idempotent(store: Store) -> None:
+    record, epoch = await _hosted(store)
+    assert not (await store.cancel(record.worker_id)).cancelled  # nothing to cancel
+    first = await _submit(store, record.worker_id)
+    second = await _submit(store, record.worker_id)
+    assert (await store.cancel(record.worker_id)).cancelled
+    assert (await store.cancel(record.worker_id)).cancelled  # again: same answer, no new effect
+    assert await store.is_cancelled(record.worker_id, first.seq)
+    assert not await store.is_cancelled(record.worker_id, second.seq)
+
+
+async def test_redelivered_finished_input_is_acked_not_rerun(store: Store) -> None:
+    record, epoch = await _hosted(store)
+    await _submit(store, record.worker_id)
+    item = await _run_once(store, record.worker_id, epoch)
+    assert await store.begin_run(record.worker_id, epoch, item, new_id(), now_s()) is None
+
+
+async def test_second_begin_of_same_input_is_attempt_two(store: Store) -> None:
+    record, epoch = await _hosted(store)
+    await _submit(store, record.worker_id)
+    item = await store.next_input(record.worker_id, MEMBER, epoch)
+    assert item is not None
+    first = await store.begin_run(record.worker_id, epoch, item, new_id(), now_s())
+    await store.release(record.worker_id, MEMBER, epoch)
+    epoch2 = await store.acquire(record.worker_id, "m2", 60_000)
+    assert epoch2 is not None and first is not None
+    again = await store.next_input(record.worker_id, "m2", epoch2)
+    assert again is not None and again.input_id == item.input_id
+    second = await store.begin_run(record.worker_id, epoch2, again, new_id(), now_s())
+    assert second is not None and (first.attempt, second.attempt) == (1, 2)
+    transcript = await store.read_transcript(record.worker_id, 10, None)
+    assert [e.role for e in transcript.entries] == [TranscriptRole.USER]  # written once
+
+
+async def test_stale_epoch_writes_nothing(store: Store) -> None:
+    record, epoch = await _hosted(store)
+    await _submit(store, record.worker_id)
+    item = await store.next_input(record.worker_id, MEMBER, epoch)
+    assert item is not None
+    await store.release(record.worker_id, MEMBER, epoch)
+    assert await store.acquire(record.worker_id, "m2", 60_000) is not None
+    before = await store.last_cursor(record.worker_id)
+    delta = TextDelta(worker_id=record.worker_id, ts=now_s(), text="stale")
+    with pytest.raises(LeaseLost):
+        await store.append_events(record.worker_id, epoch, [delta])
+    with pytest.raises(LeaseLost):
+        await store.begin_run(record.worker_id, epoch, item, new_id(), now_s())
+    with pytest.raises(LeaseLost):
+        await store.finish_run(
+            record.worker_id, epoch, item, RunOutcome(RunResult.FINISHED, "x"), now_s()
+        )
+    assert await store.last_cursor(record.worker_id) == before
+
+
+async def test_renew_reports_lost_leases(store: Store) -> None:
+    record, epoch = await _hosted(store)
+    assert await store.renew(MEMBER, {record.worker_id: epoch}, 60_000) == {record.worker_id: True}
+    await store.release(record.worker_id, MEMBER, epoch)
+    assert await store.renew(MEMBER, {record.worker_id: epoch}, 60_000) == {record.worker_id: False}
+
+
+async def test_stop_drains_then_stops_and_refuses_input(store: Store) -> None:
+    record, epoch = await _hosted(store)
+    sub = await _submit(store, record.worker_id)
+    stopping = await store.request_stop(record.worker_id)
+    assert stopping.state is WorkerState.STOPPING
+    assert await store.is_cancelled(record.worker_id, sub.seq)
+    with pytest.raises(WorkerStopped):
+        await _submit(store, record.worker_id)
+    item = await store.next_input(record.worker_id, MEMBER, epoch)
+    assert item is not None
+    await store.begin_run(record.worker_id, epoch, item, new_id(), now_s())
+    await store.finish_run(
+        record.worker_id, epoch, item, RunOutcome(RunResult.CANCELLED, ""), now_s()
+    )
+    assert (await store.get_worker(record.worker_id)).state is WorkerState.STOPPED
+    idle = await _worker(store)
+    assert (await store.request_stop(idle.worker_id)).state is WorkerState.STOPPED
+
+
+async def test_cursor_reads_are_exclusive_and_resumable(store: Store) -> None:
+    record, epoch = await _hosted(store)
+    await _submit(store, record.worker_id)
+    await _run_once(store, record.worker_id, epoch)
+    everything = await store.read_events(record.worker_id, None, 100)
+    middle = everything[2].cursor
+    rest = await store.read_events(record.worker_id, middle, 100)
+    assert [e.cursor for e in rest] == [e.cursor for e in everything[3:]]
+    assert await store.last_cursor(record.worker_id) == everything[-1].cursor
+    with pytest.raises(InvalidInput):
+        await store.read_events(record.worker_id, "not-a-cursor", 10)
+
+
+async def test_wait_events_returns_on_write_and_times_out(store: Store) -> None:
+    record, epoch = await _hosted(store)
+    last = await store.last_cursor(record.worker_id)
+    assert await store.wait_events(record.worker_id, last, 10, 50) == []
+    waiter = asyncio.create_task(store.wait_events(record.worker_id, last, 10, 5000))
+    await _submit(store, record.worker_id, "wake")
+    events = await asyncio.wait_for(waiter, 5)
+    assert events and events[0].type == "user_message"
+
+
+async def test_trimmed_cursor_expires_with_oldest_cursor(make_store: StoreFactory) -> None:
+    store = make_store(Settings(events_maxlen=10))
+    record, epoch = await _hosted(store)
+    first_cursor = (await store.read_events(record.worker_id, None, 1))[0].cursor
+    for _ in range(40):
+        await _submit(store, record.worker_id)
+        await _run_once(store, record.worker_id, epoch)
+    with pytest.raises(CursorExpired) as caught:
+        await store.read_events(record.worker_id, first_cursor, 10)
+    oldest = caught.value.oldest_cursor
+    resumed = await store.read_events(record.worker_id, oldest, 1000)
+    assert resumed and len(resumed) < 60
+
+
+async def test_transcript_is_bounded_and_pages_backwards(store: Store) -> None:
+    record, epoch = await _hosted(store, transcript_maxlen=6)
+    for i in range(5):
+        await _submit(store, record.worker_id, f"q{i}")
+        await _run_once(store, record.worker_id, epoch, f"a{i}")
+    page = await store.read_transcript(record.worker_id, 4, None)
+    assert [e.text for e in page.entries] == ["q3", "a3", "q4", "a4"]
+    assert page.next_before is not None
+    older = await store.read_transcript(record.worker_id, 4, page.next_before)
+    assert [e.text for e in older.entries] == ["q2", "a2"]
+    assert older.next_before is None
+    assert (
+        page.entries[1].role is TranscriptRole.ASSISTANT
+        and page.entries[1].result is RunResult.FINISHED
+    )
+
+
+async def test_cancelled_empty_run_leaves_a_notice(store: Store) -> None:
+    record, epoch = await _hosted(store)
+    await _submit(store, record.worker_id)
+    item = await store.next_input(record.worker_id, MEMBER, epoch)
+    assert item is not None
+    await store.begin_run(record.worker_id, epoch, item, new_id(), now_s())
+    await store.finish_run(
+        record.worker_id, epoch, item, RunOutcome(RunResult.CANCELLED, ""), now_s()
+    )
+    last = (await store.read_transcript(record.worker_id, 1, None)).entries[-1]
+    assert last.role is TranscriptRole.NOTICE and last.result is RunResult.CANCELLED
+
+
+async def test_doorbell_delivers_rings(store: Store) -> None:
+    waiter = asyncio.create_task(store.doorbell("bell-member", "$", 5000))
+    await asyncio.sleep(0)  # settle-ok: let the reader start its blocking read before ringing
+    await store.ring("bell-member", "w-1")
+    ids, _ = await asyncio.wait_for(waiter, 6)
+    assert ids == ["w-1"] or ids == []  # a hint may be missed by a reader that started late
+
+
+W = ScopeMode.WRITE
+R = ScopeMode.READ
+
+
+async def test_scope_conflict_and_reclaim(store: Store) -> None:
+    a = await _worker(store)
+    await store.claim_scope(a.worker_id, [ScopeEntry(path="/repo/src", mode=W)], None)
+    with pytest.raises(ScopeConflict):
+        await store.claim_scope(new_id(), [ScopeEntry(path="/repo", mode=W)], None)
+    await store.claim_scope(new_id(), [ScopeEntry(path="/repo", mode=R)], None)  # reads share
+    await store.claim_scope(new_id(), [ScopeEntry(path="/repo/srcx", mode=W)], None)
+    await store.request_stop(a.worker_id)  # a stopped worker's claim is stale
+    await store.claim_scope(new_id(), [ScopeEntry(path="/repo/src/lib", mode=W)], None)
+
+
+async def test_delegation_subset(store: Store) -> None:
+    parent = await _worker(store)
+    await store.claim_scope(parent.worker_id, [ScopeEntry(path="/repo", mode=W)], None)
+    child = new_id()
+    await store.claim_scope(child, [ScopeEntry(path="/repo/docs", mode=W)], parent.worker_id)
+    with pytest.raises(ScopeConflict):
+        await store.claim_scope(new_id(), [ScopeEntry(path="/etc", mode=R)], parent.worker_id)
+    with pytest.raises(WorkerNotFound):
+        await store.claim_scope(new_id(), [], new_id())
+    await store.release_scope(parent.worker_id)
+    await store.release_scope(child)
+    await store.claim_scope(new_id(), [ScopeEntry(path="/repo", mode=W)], None)
