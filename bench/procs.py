@@ -83,7 +83,7 @@ class ManagedProcess:
             self._log.close()
         return self.popen.returncode
 
-    def log_tail(self, lines: int = 8) -> str:
+    def log_tail(self, lines: int = 2) -> str:
         try:
             text = self.log_path.read_text(errors="replace")
         except OSError:
@@ -118,7 +118,9 @@ def wait_until(
         if condition():
             return
         if proc is not None and not proc.alive():
-            raise RuntimeError(f"{what}: {proc.name} exited {proc.popen.returncode}: {proc.log_tail()}")
+            raise RuntimeError(
+                f"{what}: {proc.name} exited {proc.popen.returncode}: {proc.log_tail()}"
+            )
         if time.monotonic() > deadline:
             tail = f": {proc.log_tail()}" if proc is not None else ""
             raise TimeoutError(f"{what} (waited {timeout_s:.0f} s){tail}")

@@ -42,6 +42,7 @@ class ScenarioResult:
     loadgen: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    tracebacks: list[str] = field(default_factory=list, repr=False)
     duration_s: float = 0.0
 
     def check(self, name: str, value: float | None, op: Op, limit: float) -> None:

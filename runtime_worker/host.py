@@ -385,10 +385,10 @@ class _Flusher:
             next_flush = 0.0
             while True:
                 timeout = max(0.0, next_flush - monotonic_s()) if self.pending else None
-                try:
-                    chunk = await asyncio.wait_for(queue.get(), timeout)
-                except TimeoutError:
-                    chunk = None
+                chunk: object = None
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(timeout):
+                        chunk = await queue.get()
                 if chunk is _END:
                     break
                 if isinstance(chunk, TextChunk) and chunk.text:

@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     events_maxlen: int = Field(default=5000, ge=10)
     transcript_maxlen: int = Field(default=500, ge=2)
     drain_grace_s: float = Field(default=5.0, ge=0)
+    # Scheduled work (arq, once across the fleet): the housekeeping tick that expands recurring
+    # inputs and prunes indexes, and how often members poll arq's queue (scheduled work only).
+    schedule_tick_s: int = Field(default=60, ge=1, le=3600)
+    schedule_poll_s: float = Field(default=0.25, gt=0, le=5)
+    # `yoi up` only: how many runtime processes its supervisor starts (YOI_PROCESSES, --processes)
+    processes: int = Field(default=2, ge=1, le=64)
 
     # Gateway
     host: str = "127.0.0.1"

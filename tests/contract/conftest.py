@@ -35,7 +35,7 @@ async def make_store(
             from runtime_worker.store.redis import RedisStore
 
             store = RedisStore(
-                fakeredis.FakeAsyncRedis(),
+                fakeredis.FakeAsyncRedis(decode_responses=True),
                 namespace=namespace,
                 runtime_id="fleet",
                 settings=settings,

@@ -1,0 +1,55 @@
+"""`python -m bench [SCENARIO ...] [--quick] [--json FILE]`: run, print the table, write JSON."""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from pathlib import Path
+
+from bench.envinfo import environment
+from bench.harness import RESULTS_DIR, run_one, write_json
+from bench.results import render_table
+from bench.scenarios import SCENARIOS
+
+
+def _raise_fd_limit() -> None:
+    """Fan-out opens thousands of sockets; children inherit the raised soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args_in = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "scenarios", nargs="*", metavar="SCENARIO", help=f"any of: {', '.join(SCENARIOS)}"
+    )
+    parser.add_argument("--quick", action="store_true", help="smaller counts: all in < 3 min")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="where to write the results")
+    args = parser.parse_args(args_in)
+    unknown = [name for name in args.scenarios if name not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario(s): {', '.join(unknown)}; choose from {list(SCENARIOS)}")
+    names = args.scenarios or list(SCENARIOS)
+    json_path = args.json or RESULTS_DIR / ("latest-quick.json" if args.quick else "latest.json")
+    log_root = RESULTS_DIR / "logs" / time.strftime("%Y%m%d-%H%M%S")
+    _raise_fd_limit()
+    env = environment(args.quick, args_in)
+    results = []
+    for name in names:
+        print(f"bench: {name} …", file=sys.stderr, flush=True)
+        result = run_one(name, SCENARIOS[name], args.quick, log_root)
+        state = "met" if result.met else "not met"
+        print(f"bench: {name} done in {result.duration_s:.0f} s ({state})", file=sys.stderr)
+        results.append(result)
+        write_json(json_path, results, env)  # keep what we have if a later scenario hangs
+    print(render_table(results))
+    print(f"\nJSON: {json_path}\nlogs: {log_root}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,3 @@
+"""Measuring clients: the same code drives Yoi and its peers."""
+
+__all__: list[str] = []

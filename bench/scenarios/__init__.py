@@ -1,0 +1,17 @@
+"""The scenario registry, in the order a full run goes through them."""
+
+from __future__ import annotations
+
+from bench.harness import Scenario
+from bench.scenarios import failover, fanout, latency, scale, throughput, tokens
+
+SCENARIOS: dict[str, Scenario] = {
+    "latency": latency.run,
+    "throughput": throughput.run,
+    "scale": scale.run,
+    "fanout": fanout.run,
+    "failover": failover.run,
+    "tokens": tokens.run,
+}
+
+__all__ = ["SCENARIOS"]

@@ -1,0 +1,95 @@
+"""Yoi's HTTP API as the scenarios use it (SPEC §5), over the raw loopback client."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from bench.rawhttp import Connection, Pool
+from bench.yoi_stack import RUNTIME_ID
+
+WORKERS = f"/api/runtimes/{RUNTIME_ID}/workers"
+PAGE_LIMIT = 1000
+
+
+def inputs_path(worker_id: str) -> str:
+    return f"{WORKERS}/{worker_id}/inputs"
+
+
+def events_path(worker_id: str, after: str | None = None, wait_ms: int = 0) -> str:
+    query = [f"limit={PAGE_LIMIT}"]
+    if after is not None:
+        query.append(f"after={after}")
+    if wait_ms:
+        query.append(f"wait_ms={wait_ms}")
+    return f"{WORKERS}/{worker_id}/events?{'&'.join(query)}"
+
+
+def stream_path(worker_id: str, after: str) -> str:
+    return f"{WORKERS}/{worker_id}/events/stream?after={after}"
+
+
+async def create_workers(pool: Pool, count: int, prefix: str = "bench") -> list[str]:
+    """Create `count` Workers concurrently over the pool; their ids in creation order."""
+
+    async def one(index: int) -> str:
+        body = {"display_name": f"{prefix}-{index}"}
+        detail = await pool.json("POST", WORKERS, body)
+        return str(detail["worker_id"])
+
+    return list(await asyncio.gather(*(one(i) for i in range(count))))
+
+
+async def worker_states(conn: Connection) -> dict[str, str]:
+    listing = await conn.json("GET", WORKERS)
+    return {w["worker_id"]: w["state"] for w in listing["workers"]}
+
+
+async def wait_hosted(conn: Connection, worker_ids: list[str], timeout_s: float) -> float:
+    """Poll the Worker list until none of `worker_ids` is `pending`; the monotonic time when
+    that was first seen. Raises TimeoutError with how many were still pending."""
+    wanted = set(worker_ids)
+    deadline = time.monotonic() + timeout_s
+    pending = len(wanted)
+    while time.monotonic() < deadline:
+        states = await worker_states(conn)
+        pending = sum(1 for wid in wanted if states.get(wid, "pending") == "pending")
+        if pending == 0:
+            return time.monotonic()
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"{pending} of {len(wanted)} workers still pending after {timeout_s:.0f} s")
+
+
+async def worker_detail(conn: Connection | Pool, worker_id: str) -> dict[str, Any]:
+    result: dict[str, Any] = await conn.json("GET", f"{WORKERS}/{worker_id}")
+    return result
+
+
+async def runs_completed(conn: Connection) -> int:
+    """Runs finished across the fleet, from the runtime's usage overview."""
+    detail = await conn.json("GET", f"/api/runtimes/{RUNTIME_ID}")
+    return int(detail["usage"]["runs"])
+
+
+async def read_events(
+    conn: Connection, worker_id: str, after: str | None, timeout_s: float, until: str | None = None
+) -> list[dict[str, Any]]:
+    """Every event after `after`, paging; with `until`, long-poll until an event of that type
+    arrives (inclusive) or the deadline passes."""
+    events: list[dict[str, Any]] = []
+    cursor = after
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        wait_ms = 1000 if until is not None else 0
+        page = await conn.json("GET", events_path(worker_id, cursor, wait_ms))
+        batch = page["events"]
+        events.extend(batch)
+        cursor = page["cursor"]
+        if until is not None and any(e["type"] == until for e in batch):
+            return events
+        if until is None and len(batch) < PAGE_LIMIT:
+            return events
+    if until is not None:
+        raise TimeoutError(f"no {until} on worker {worker_id} within {timeout_s:.0f} s")
+    return events

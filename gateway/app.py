@@ -1,0 +1,95 @@
+"""`create_app(settings)`: the gateway as an ASGI app, with its clients made in the lifespan.
+
+Middleware, outermost first: access log and metrics (and the last-resort typed 500), CORS (only
+when origins are configured), auth (token or stream ticket), body size limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+
+from gateway import errors
+from gateway.auth import AuthMiddleware, Tickets, api_token, check_bind
+from gateway.companion import Companion
+from gateway.hub import Hubs
+from gateway.metrics import Metrics
+from gateway.middleware import AccessLogMiddleware, BodyLimitMiddleware
+from gateway.registry import RuntimeRegistry
+from gateway.routes import ROUTERS
+from gateway.state import Gateway
+from runtime_worker.runtime import MAX_PAGE, VERSION
+from shared.settings import Settings
+
+STREAM_HEADERS = ["Authorization", "Content-Type", "Last-Event-ID"]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Raises `gateway.auth.UnsafeConfig` for a bind beyond loopback without a token."""
+    settings = settings or Settings()
+    check_bind(settings)
+    metrics = Metrics()
+    hubs = Hubs(
+        capacity=settings.sse_buffer_events,
+        page_limit=min(MAX_PAGE, settings.sse_buffer_events),
+        on_events=metrics.saw_events,
+        on_overflow=metrics.sse_slow_disconnects.inc,
+    )
+    metrics.sse_lag.set_function(hubs.max_lag)
+    metrics.sse_readers.set_function(lambda: len(hubs))
+    gateway = Gateway(settings=settings, metrics=metrics, tickets=Tickets(settings), hubs=hubs)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        registry = RuntimeRegistry.from_settings(settings)
+        await registry.start()
+        gateway.registry = registry
+        gateway.companion = Companion(registry.embedded)
+        try:
+            yield
+        finally:
+            await hubs.aclose()
+            await registry.aclose()
+
+    middleware = [Middleware(AccessLogMiddleware, metrics=metrics)]
+    if settings.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_origins,
+                allow_methods=["GET", "POST"],
+                allow_headers=STREAM_HEADERS,
+                max_age=600,
+            )
+        )
+    middleware += [
+        Middleware(
+            AuthMiddleware,
+            token=api_token(settings),
+            tickets=gateway.tickets,
+            companion_id=gateway.companion_id,
+        ),
+        Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
+    ]
+    app = FastAPI(
+        title="Yoi Fleet gateway",
+        version=VERSION,
+        summary="Conversational Workers on embedded and fleet runtimes.",
+        lifespan=lifespan,
+        middleware=middleware,
+        redoc_url=None,
+    )
+    app.state.gateway = gateway
+    errors.install(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    app.mount("/static", StaticFiles(packages=[("gateway", "static")]), name="static")
+    return app
+
+
+__all__ = ["create_app"]

@@ -1,0 +1,66 @@
+"""Exit codes of `yoi` and the one exception that carries them to the shell.
+
+Scripts branch on the code; people read the message, so each message says what to do next.
+"""
+
+from __future__ import annotations
+
+OK = 0
+FAILED = 1  # an API error, or an answer that did not finish (failed, timed out, cancelled)
+USAGE = 2  # click's own code for bad flags and arguments
+UNREACHABLE = 3
+NOT_FOUND = 4
+BUSY = 5
+UNAUTHORIZED = 6
+INTERRUPTED = 130  # the shell's convention for Ctrl-C
+
+EXIT_CODES_HELP = f"""\b
+Exit codes:
+  {OK}  success
+  {FAILED}  API error, or the answer failed, timed out or was cancelled
+  {USAGE}  usage error (bad flag, argument or reference)
+  {UNREACHABLE}  the gateway cannot be reached
+  {NOT_FOUND}  unknown runtime or worker
+  {BUSY}  the worker is busy answering
+  {UNAUTHORIZED}  missing or wrong API token
+  {INTERRUPTED}  interrupted (Ctrl-C)
+
+Global options (--gateway, --token) go before or after the command."""
+
+# API error codes with an exit code of their own; every other code exits FAILED.
+EXIT_BY_API_CODE: dict[str, int] = {
+    "runtime_not_found": NOT_FOUND,
+    "worker_not_found": NOT_FOUND,
+    "worker_busy": BUSY,
+    "unauthorized": UNAUTHORIZED,
+}
+
+
+class CliFailure(Exception):
+    """A failure a person can act on: `main` prints `yoi: message` and exits with `exit_code`."""
+
+    def __init__(self, message: str, exit_code: int = FAILED) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+
+
+class ApiError(CliFailure):
+    """A typed error answered by the gateway (`{"error": {code, message, retryable}}`)."""
+
+    def __init__(self, code: str, message: str, *, status: int) -> None:
+        super().__init__(f"{message} ({code})", EXIT_BY_API_CODE.get(code, FAILED))
+        self.code = code
+        self.status = status
+
+
+def unreachable(gateway: str) -> CliFailure:
+    return CliFailure(f"cannot reach the gateway at {gateway} — is `yoi up` running?", UNREACHABLE)
+
+
+def busy(ref: str) -> CliFailure:
+    return CliFailure(f"the worker is busy answering; try again or `yoi cancel {ref}`", BUSY)
+
+
+def unauthorized() -> CliFailure:
+    return CliFailure("the gateway refused the request: set --token or YOI_API_TOKEN", UNAUTHORIZED)

@@ -1,0 +1,135 @@
+"""`yoi tail --redis-url`: follow a Worker's event stream straight from Redis, as an operator.
+
+No gateway in the way: XREAD on the Worker's events stream (key from `shared.keys`, the one
+module that builds keys). Each entry holds one field whose value is the event's JSON; its
+cursor is the entry id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import redis.asyncio as aioredis
+import typer
+from pydantic import ValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from gateway.cli_errors import (
+    EXIT_BY_API_CODE,
+    FAILED,
+    INTERRUPTED,
+    NOT_FOUND,
+    UNREACHABLE,
+    USAGE,
+    CliFailure,
+)
+from gateway.cli_refs import parse_ref
+from gateway.cli_render import event_line
+from shared.errors import RuntimeUnavailable, YoiError
+from shared.events import Event, parse_event
+from shared.keys import Keys
+from shared.settings import EMBEDDED_RUNTIME_ID, Settings
+
+BLOCK_MS = 5_000
+BATCH = 1_000
+
+
+def tail_redis(
+    settings: Settings, ref_text: str, *, runtime_id: str | None, after: str | None, follow: bool
+) -> None:
+    spec = parse_ref(ref_text, default_runtime=runtime_id)
+    if spec.runtime_id == EMBEDDED_RUNTIME_ID:
+        raise CliFailure(
+            f"{EMBEDDED_RUNTIME_ID} lives inside the gateway, not in Redis: tail it without "
+            "--redis-url",
+            NOT_FOUND,
+        )
+    try:
+        asyncio.run(
+            _tail(settings, spec.runtime_id, spec.worker_id, spec.display_name, after, follow)
+        )
+    except KeyboardInterrupt:
+        raise CliFailure("interrupted", INTERRUPTED) from None
+
+
+async def _tail(
+    settings: Settings,
+    runtime_id: str,
+    worker_id: str | None,
+    display_name: str | None,
+    after: str | None,
+    follow: bool,
+) -> None:
+    if worker_id is None:
+        assert display_name is not None
+        worker_id = await _find(settings, runtime_id, display_name)
+    assert settings.redis_url is not None
+    keys = Keys(settings.namespace, runtime_id)
+    client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
+    try:
+        if not await client.exists(keys.record(worker_id)):
+            raise CliFailure(
+                f"no worker {runtime_id}/{worker_id} in namespace {settings.namespace!r} "
+                "(check --namespace)",
+                NOT_FOUND,
+            )
+        async for event in _read(client, keys.events(worker_id), after or "0-0", follow):
+            typer.echo(event_line(event))
+    except ResponseError as exc:  # e.g. a malformed --after: Redis names the problem
+        raise CliFailure(f"Redis refused the read: {exc}", USAGE) from exc
+    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        raise CliFailure(f"cannot reach Redis: {type(exc).__name__}", UNREACHABLE) from exc
+    finally:
+        await client.aclose()
+
+
+async def _read(
+    client: aioredis.Redis, key: str, cursor: str, follow: bool
+) -> AsyncIterator[Event]:
+    while True:
+        block = BLOCK_MS if follow else None
+        answer = await client.xread({key: cursor}, count=BATCH, block=block)
+        entries = answer[0][1] if answer else []
+        for entry_id, fields in entries:
+            cursor = entry_id
+            event = _event(entry_id, fields)
+            if event is not None:
+                yield event
+        if not follow and len(entries) < BATCH:
+            return
+
+
+def _event(entry_id: str, fields: dict[str, str]) -> Event | None:
+    """The entry's one JSON value as a typed event; None for a type this CLI predates."""
+    if len(fields) != 1:
+        return None
+    (raw,) = fields.values()
+    try:
+        return parse_event(raw).model_copy(update={"cursor": entry_id})
+    except ValidationError:
+        return None
+
+
+async def _find(settings: Settings, runtime_id: str, display_name: str) -> str:
+    """Resolve `name@runtime` through the fleet runtime's own reader (no key layout here)."""
+    from runtime_worker.runtime import Runtime
+
+    runtime = Runtime.fleet(runtime_id, settings)
+    try:
+        found = await runtime.find_worker(display_name)
+    except RuntimeUnavailable as exc:
+        raise CliFailure(f"cannot reach Redis: {exc.message}", UNREACHABLE) from exc
+    except YoiError as exc:
+        raise CliFailure(exc.message, EXIT_BY_API_CODE.get(exc.code, FAILED)) from exc
+    finally:
+        await runtime.aclose()
+    if found is None:
+        raise CliFailure(
+            f"no live worker named {display_name!r} on runtime {runtime_id!r} "
+            f"in namespace {settings.namespace!r}",
+            NOT_FOUND,
+        )
+    return found.worker_id

@@ -1,0 +1,173 @@
+"""`yoi up`: the whole system on one machine, supervised.
+
+Starts Redis (a private one unless a URL is configured), the gateway with the fleet runtime, and
+N runtime processes; waits until the gateway is ready; prints the console address. A signal
+(SIGINT from Ctrl-C or `kill -INT`, SIGTERM, SIGHUP) stops every child with a deadline; a child
+that dies on its own stops everything with a non-zero exit. Redis stops last, so members can
+hand their Workers back while it is still there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import sys
+import time
+from typing import Any
+
+import httpx
+import typer
+
+from gateway.auth import is_loopback
+from gateway.cli_errors import FAILED, OK
+from gateway.cli_procs import Child, spawn, stop
+from gateway.cli_redis import PrivateRedis, find_binary, start_private, where
+from shared.settings import Settings
+
+READY_TIMEOUT_S = 60.0
+STOP_MARGIN_S = 5.0  # on top of the members' drain grace
+CHILD_ARGV = [sys.executable, "-m", "gateway.cli"]
+
+
+def console_url(host: str, port: int) -> str:
+    """The address a person opens: a wildcard bind is reached through loopback."""
+    shown = "127.0.0.1" if host in ("", "0.0.0.0") else "::1" if host == "::" else host
+    return f"http://[{shown}]:{port}/" if ":" in shown else f"http://{shown}:{port}/"
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, processes: int) -> None:
+        self.settings = settings
+        self.processes = processes
+        self.children: list[Child] = []
+        self.redis: PrivateRedis | None = None
+        self.stop_requested = asyncio.Event()
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(signum, self.stop_requested.set)
+        try:
+            return await self._run()
+        finally:
+            await stop(self.children, grace_s=self.settings.drain_grace_s + STOP_MARGIN_S)
+            if self.redis is not None:
+                await self.redis.aclose()
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                loop.remove_signal_handler(signum)
+            typer.echo("yoi up: stopped", err=True)
+
+    async def _run(self) -> int:
+        env = dict(os.environ)
+        env["YOI_REDIS_URL"] = await self._redis_url(env)
+        token = self._token()
+        if token is not None:
+            env["YOI_API_TOKEN"] = token  # children read it from the environment, never argv
+        env["PYTHONUNBUFFERED"] = "1"
+        await self._start_children(env)
+        url = console_url(self.settings.host, self.settings.port)
+        outcome = await self._until_stop_or(self._ready(url, token))
+        if outcome is not None:
+            return outcome
+        typer.echo(f"Console: {url}")
+        if token is not None:
+            typer.echo(
+                f"API token: {token}  (send it as `Authorization: Bearer <token>`; "
+                "the CLI reads YOI_API_TOKEN)"
+            )
+        typer.echo("Ready. Ctrl-C stops everything.")
+        return await self._until_stop_or(None) or OK
+
+    async def _redis_url(self, env: dict[str, str]) -> str:
+        if self.settings.redis_url is not None:
+            typer.echo(f"Redis: {where(self.settings.redis_url)} (configured)")
+            return self.settings.redis_url
+        binary, origin = find_binary()
+        self.redis = await start_private(binary, env)
+        typer.echo(f"Redis: private redis-server ({origin}) on 127.0.0.1:{self.redis.port}")
+        return self.redis.url
+
+    def _token(self) -> str | None:
+        """A fresh token only when the gateway listens beyond loopback and none is configured."""
+        if self.settings.api_token is not None or is_loopback(self.settings.host):
+            return None
+        return secrets.token_urlsafe(24)
+
+    async def _start_children(self, env: dict[str, str]) -> None:
+        runtime_id = self.settings.runtime_id
+        gateway = [
+            *CHILD_ARGV,
+            "gateway",
+            "--host",
+            self.settings.host,
+            "--port",
+            str(self.settings.port),
+            "--fleet",
+            runtime_id,
+        ]
+        member = [*CHILD_ARGV, "runtime", "--runtime-id", runtime_id]
+        out = sys.stderr.fileno()  # children log to stderr; stdout carries only our own lines
+        self.children.append(await spawn("the gateway", gateway, env=env, stdout=out))
+        for index in range(1, self.processes + 1):
+            self.children.append(
+                await spawn(f"runtime process {index}", member, env=env, stdout=out)
+            )
+        typer.echo(
+            f"Gateway: {self.settings.host}:{self.settings.port}, fleet runtime {runtime_id!r} "
+            f"with {self.processes} runtime process(es)"
+        )
+
+    async def _until_stop_or(self, ready: asyncio.Future[int | None] | None) -> int | None:
+        """Wait for a stop request, a child's death, or `ready` (its result, None = go on)."""
+        waits: dict[asyncio.Future[Any], Child | None] = {
+            asyncio.ensure_future(child.process.wait()): child for child in self.children
+        }
+        waits[asyncio.ensure_future(self.stop_requested.wait())] = None
+        if ready is not None:
+            waits[ready] = None
+        try:
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for future in waits:
+                future.cancel()
+        if self.stop_requested.is_set():
+            return OK
+        for future in done:
+            child = waits[future]
+            if child is not None:
+                typer.echo(
+                    f"yoi up: {child.name} (pid {child.pid}) exited unexpectedly with "
+                    f"code {child.process.returncode}; stopping everything",
+                    err=True,
+                )
+                return FAILED
+        assert ready is not None
+        result: int | None = ready.result()
+        return result
+
+    def _ready(self, url: str, token: str | None) -> asyncio.Future[int | None]:
+        return asyncio.ensure_future(_wait_ready(url, token))
+
+
+async def _wait_ready(url: str, token: str | None) -> int | None:
+    """None once `/readyz` answers 200; FAILED (with a message) at the deadline."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    delay = 0.02
+    async with httpx.AsyncClient(headers=headers, timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            try:
+                if (await client.get(url + "readyz")).status_code == 200:
+                    return None
+            except httpx.TransportError:
+                pass  # not listening yet
+            await asyncio.sleep(delay)  # backoff between readiness probes
+            delay = min(delay * 2, 0.25)
+    typer.echo(f"yoi up: the gateway was not ready within {READY_TIMEOUT_S:g}s; stopping", err=True)
+    return FAILED
+
+
+def up(settings: Settings, processes: int) -> int:
+    return asyncio.run(Supervisor(settings, processes).run())

@@ -1,0 +1,124 @@
+"""Every error the gateway answers has the SPEC body `{"error": {code, message, retryable}}`.
+
+Codes and their HTTP statuses are the SPEC table's, never anything else, so a client can switch
+on `code` alone. Decisions where the table is silent:
+
+- An unknown path or a method a path does not allow is the caller's mistake, so it answers
+  `invalid_input` with that code's status, 422 (the message names the method and route, the
+  `Allow` header lists the methods). `not_found` is no code of the table, and a 5xx for a typo
+  would count against the gateway's error rate.
+- A malformed `runtime_id` or `worker_id` in a path names nothing: 404 `runtime_not_found` or
+  `worker_not_found` (see `gateway.deps`).
+- `cursor_expired` adds `oldest_cursor` to the error object: where the reader may resume.
+- Request validation names the fields and what is wrong, never echoes the input.
+- Anything unexpected is a 500 `internal_error` with a generic message; the log gets the
+  exception's type name only (no traceback, so no source path nor a value from a frame).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+from shared.errors import (
+    CursorExpired,
+    ErrorBody,
+    ErrorEnvelope,
+    InvalidInput,
+    PayloadTooLarge,
+    Unauthorized,
+    YoiError,
+)
+
+log = logging.getLogger("yoi.gateway")
+
+MAX_REPORTED_ERRORS = 5
+INTERNAL_MESSAGE = "the gateway failed to answer this request"
+
+_DESCRIPTIONS = {
+    401: "`unauthorized`: a valid bearer token is required",
+    404: "`runtime_not_found` or `worker_not_found`",
+    409: "`worker_busy`, `worker_stopped`, `scope_conflict` or `not_running`",
+    410: "`cursor_expired`: the error carries `oldest_cursor`",
+    413: "`payload_too_large`: the body or the text is too long",
+    422: "`invalid_input`: the request is malformed",
+    429: "`rate_limited`",
+    501: "`unsupported_operation`",
+    503: "`runtime_unavailable` or `capacity_exhausted`",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=`: each status declared with the error envelope model."""
+    return {
+        status: {"model": ErrorEnvelope, "description": _DESCRIPTIONS[status]}
+        for status in statuses
+    }
+
+
+def error_body(exc: YoiError) -> dict[str, Any]:
+    body = exc.body().model_dump()
+    if isinstance(exc, CursorExpired):
+        body["error"]["oldest_cursor"] = exc.oldest_cursor
+    return body
+
+
+def error_response(exc: YoiError, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(exc), status_code=exc.http_status, headers=headers)
+
+
+def internal_error_body() -> dict[str, Any]:
+    body = ErrorBody(code="internal_error", message=INTERNAL_MESSAGE, retryable=True)
+    return ErrorEnvelope(error=body).model_dump()
+
+
+def validation_message(exc: RequestValidationError) -> str:
+    """`body.text: Field required; query.limit: ...`: where and what, never the input itself."""
+    parts = []
+    errors = exc.errors()
+    for error in errors[:MAX_REPORTED_ERRORS]:
+        where = ".".join(str(part) for part in error.get("loc", ())) or "request"
+        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+    if len(errors) > MAX_REPORTED_ERRORS:
+        parts.append(f"and {len(errors) - MAX_REPORTED_ERRORS} more")
+    return "; ".join(parts) or "the request is invalid"
+
+
+async def _yoi_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, YoiError)
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+    return error_response(exc, headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(InvalidInput(validation_message(exc)))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404/405 (no route, wrong method) and FastAPI's 400 (unreadable body)."""
+    assert isinstance(exc, StarletteHTTPException)
+    route = f"{request.method} {request.url.path}"[:200]
+    if exc.status_code == 404:
+        error: YoiError = InvalidInput(f"no such route: {route}")
+    elif exc.status_code == 405:
+        error = InvalidInput(f"method not allowed: {route}")
+    elif exc.status_code == 413:
+        error = PayloadTooLarge("the request body is too large")
+    elif exc.status_code == 401:
+        error = Unauthorized("a valid bearer token is required")
+    else:
+        error = InvalidInput("the request could not be read")
+    headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() == "allow"}
+    return error_response(error, headers or None)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(YoiError, _yoi_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)

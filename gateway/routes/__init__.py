@@ -1,0 +1,14 @@
+"""One router per resource; `gateway.app` includes them all."""
+
+from gateway.routes import companion, console, events, ops, runtimes, workers
+
+ROUTERS = (
+    runtimes.router,
+    workers.router,
+    events.router,
+    companion.router,
+    ops.router,
+    console.router,
+)
+
+__all__ = ["ROUTERS"]

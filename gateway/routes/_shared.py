@@ -1,0 +1,95 @@
+"""What the Worker routes and the Companion routes do alike: inputs, long polls, streams."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+from fastapi import Request
+
+from gateway.sse import EventStreamResponse, follow
+from gateway.state import Gateway
+from runtime_worker.runtime import Runtime
+from shared.errors import YoiError
+from shared.events import EventPage
+from shared.models import InputAccepted, SendInput
+
+T = TypeVar("T")
+
+MAX_WAIT_MS = 60_000
+SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {"text/event-stream": {}},
+        "description": "Server-Sent Events: `id:` the cursor, `event:` the type, `data:` the "
+        "event JSON; `: ping` heartbeats; an `error` frame (no `id:`) ends a failed stream.",
+    }
+}
+
+
+class ClientGone(Exception):
+    """The client left while its long poll waited: nobody reads the answer."""
+
+
+async def send_input(
+    gateway: Gateway, runtime: Runtime, worker_id: str, body: SendInput
+) -> InputAccepted:
+    try:
+        accepted = await runtime.send_input(worker_id, body)
+    except YoiError as exc:
+        gateway.metrics.input_rejected(runtime.runtime_id, exc.code)
+        raise
+    gateway.metrics.input_accepted(runtime.runtime_id, worker_id, accepted.input_id)
+    return accepted
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def until_disconnected(request: Request, work: Awaitable[T]) -> T:
+    """Await `work`, cancelling it at once if the client disconnects (a long poll may hold a
+    store read for a minute; a client that left must not keep it)."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for pending in (task, watcher):
+            if not pending.done():
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pending
+    if task.cancelled():
+        raise ClientGone
+    return task.result()
+
+
+async def long_poll(
+    request: Request,
+    gateway: Gateway,
+    runtime: Runtime,
+    worker_id: str,
+    *,
+    after: str | None,
+    limit: int,
+    wait_ms: int,
+) -> EventPage:
+    work = runtime.events(worker_id, after=after, limit=limit, wait_ms=wait_ms)
+    page = await until_disconnected(request, work) if wait_ms > 0 else await work
+    gateway.metrics.saw_events(runtime.runtime_id, page.events)
+    return page
+
+
+async def open_stream(
+    request: Request, gateway: Gateway, runtime: Runtime, worker_id: str, after: str | None
+) -> EventStreamResponse:
+    """`Last-Event-ID` (a browser's automatic resume) wins over `?after=` (the first connect)."""
+    resume_from = request.headers.get("last-event-id") or after or None
+    hubs = gateway.hubs
+    first = await runtime.events(worker_id, after=resume_from, limit=hubs.page_limit)
+    subscription = hubs.subscription()
+    stream = follow(runtime, worker_id, first, subscription, hubs=hubs, metrics=gateway.metrics)
+    return EventStreamResponse(stream, subscription, gateway.settings.sse_heartbeat_s)

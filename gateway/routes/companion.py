@@ -1,0 +1,89 @@
+"""`/api/companion`: the workspace's Companion on `backend-internal`, created on first use."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, Request
+
+from gateway.deps import CompanionDep, GatewayDep, RegistryDep
+from gateway.errors import error_responses
+from gateway.routes._shared import MAX_WAIT_MS, SSE_RESPONSE, long_poll, open_stream, send_input
+from gateway.sse import EventStreamResponse
+from shared.api import CompanionDetail, CompanionMessage, StreamTicket
+from shared.events import EventPage
+from shared.models import CancelResult, InputAccepted, TranscriptPage
+
+router = APIRouter(prefix="/api/companion", tags=["companion"], responses=error_responses(401, 422))
+
+AFTER = Query(None, max_length=64, description="A cursor, or `now`; omitted: the oldest retained.")
+
+
+@router.get("")
+async def get_companion(gateway: GatewayDep, companion: CompanionDep) -> CompanionDetail:
+    """The Companion's WorkerDetail (`display_ref` companion@backend-internal) and workspace."""
+    detail = await companion.detail()
+    return CompanionDetail(**detail.model_dump(), workspace=gateway.settings.workspace)
+
+
+@router.get("/transcript")
+async def transcript(
+    registry: RegistryDep,
+    companion: CompanionDep,
+    limit: int = Query(50, ge=1, le=1000),
+    before: str | None = Query(None, max_length=64),
+) -> TranscriptPage:
+    return await registry.embedded.transcript(await companion.id(), limit=limit, before=before)
+
+
+@router.post("/messages", status_code=202, responses=error_responses(409, 413))
+async def post_message(
+    gateway: GatewayDep, registry: RegistryDep, companion: CompanionDep, body: CompanionMessage
+) -> InputAccepted:
+    """Send the Companion a message; busy (strategy `reject`, its default): 409 `worker_busy`."""
+    return await send_input(gateway, registry.embedded, await companion.id(), body)
+
+
+@router.post("/cancel")
+async def cancel(registry: RegistryDep, companion: CompanionDep) -> CancelResult:
+    return await registry.embedded.cancel(await companion.id())
+
+
+@router.get("/events", responses=error_responses(410))
+async def events(
+    request: Request,
+    gateway: GatewayDep,
+    registry: RegistryDep,
+    companion: CompanionDep,
+    after: str | None = AFTER,
+    limit: int = Query(100, ge=1, le=1000),
+    wait_ms: int = Query(0, ge=0, le=MAX_WAIT_MS),
+) -> EventPage:
+    worker_id = await companion.id()
+    return await long_poll(
+        request, gateway, registry.embedded, worker_id, after=after, limit=limit, wait_ms=wait_ms
+    )
+
+
+@router.get("/events/stream", responses={**SSE_RESPONSE, **error_responses(410)})
+async def stream(
+    request: Request,
+    gateway: GatewayDep,
+    registry: RegistryDep,
+    companion: CompanionDep,
+    after: str | None = AFTER,
+    ticket: str | None = Query(None, description="A stream ticket instead of the bearer token."),
+) -> EventStreamResponse:
+    """Server-Sent Events of the Companion; resumes from `Last-Event-ID` (else `after`)."""
+    return await open_stream(request, gateway, registry.embedded, await companion.id(), after)
+
+
+@router.post("/stream-ticket")
+async def stream_ticket(gateway: GatewayDep, companion: CompanionDep) -> StreamTicket:
+    """A ticket for the Companion's event stream (`?ticket=`), valid `expires_in` seconds."""
+    worker_id = await companion.id()
+    runtime_id = gateway.runtimes().embedded.runtime_id
+    return StreamTicket(
+        ticket=gateway.tickets.issue(runtime_id, worker_id),
+        expires_in=gateway.tickets.ttl_s,
+        runtime_id=runtime_id,
+        worker_id=worker_id,
+    )

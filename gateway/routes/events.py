@@ -1,0 +1,69 @@
+"""A Worker's events: cursor pages with long poll, the SSE stream, and stream tickets."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, Request
+
+from gateway.deps import GatewayDep, RuntimeDep, WorkerIdDep
+from gateway.errors import error_responses
+from gateway.routes._shared import MAX_WAIT_MS, SSE_RESPONSE, long_poll, open_stream
+from gateway.sse import EventStreamResponse
+from shared.api import StreamTicket
+from shared.events import EventPage
+
+router = APIRouter(
+    prefix="/api/runtimes/{runtime_id}/workers/{worker_id}",
+    tags=["events"],
+    responses=error_responses(401, 404, 422, 503),
+)
+
+AFTER = Query(None, max_length=64, description="A cursor, or `now`; omitted: the oldest retained.")
+
+
+@router.get("/events", responses=error_responses(410))
+async def events(
+    request: Request,
+    gateway: GatewayDep,
+    runtime: RuntimeDep,
+    worker_id: WorkerIdDep,
+    after: str | None = AFTER,
+    limit: int = Query(100, ge=1, le=1000),
+    wait_ms: int = Query(0, ge=0, le=MAX_WAIT_MS),
+) -> EventPage:
+    """Events after a cursor; `cursor` is the last one returned (or `after` for an empty page).
+    With `wait_ms`, waits up to that long for the first event."""
+    return await long_poll(
+        request, gateway, runtime, worker_id, after=after, limit=limit, wait_ms=wait_ms
+    )
+
+
+@router.get(
+    "/events/stream",
+    response_class=EventStreamResponse,
+    responses={**SSE_RESPONSE, **error_responses(410)},
+)
+async def stream(
+    request: Request,
+    gateway: GatewayDep,
+    runtime: RuntimeDep,
+    worker_id: WorkerIdDep,
+    after: str | None = AFTER,
+    ticket: str | None = Query(None, description="A stream ticket instead of the bearer token."),
+) -> EventStreamResponse:
+    """Server-Sent Events; resumes from `Last-Event-ID` (else `after`)."""
+    return await open_stream(request, gateway, runtime, worker_id, after)
+
+
+@router.post("/stream-ticket")
+async def stream_ticket(
+    gateway: GatewayDep, runtime: RuntimeDep, worker_id: WorkerIdDep
+) -> StreamTicket:
+    """A ticket for this Worker's event stream only (`?ticket=`), valid `expires_in` seconds:
+    what a browser's `EventSource` can use, since the token must never go into a URL."""
+    await runtime.get_worker(worker_id)
+    return StreamTicket(
+        ticket=gateway.tickets.issue(runtime.runtime_id, worker_id),
+        expires_in=gateway.tickets.ttl_s,
+        runtime_id=runtime.runtime_id,
+        worker_id=worker_id,
+    )

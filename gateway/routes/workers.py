@@ -1,0 +1,94 @@
+"""Workers: `/api/runtimes/{runtime_id}/workers/...` and `/api/workers` across runtimes."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Query
+
+from gateway.deps import GatewayDep, RegistryDep, RuntimeDep, WorkerIdDep
+from gateway.errors import error_responses
+from gateway.routes._shared import send_input
+from runtime_worker.runtime import Runtime
+from shared.api import AllWorkers, WorkerList
+from shared.errors import RuntimeUnavailable
+from shared.models import (
+    CancelResult,
+    CreateWorker,
+    InputAccepted,
+    SendInput,
+    TranscriptPage,
+    WorkerDetail,
+    WorkerSummary,
+)
+
+router = APIRouter(tags=["workers"], responses=error_responses(401, 422))
+WORKERS = "/api/runtimes/{runtime_id}/workers"
+WORKER = WORKERS + "/{worker_id}"
+
+
+@router.get("/api/workers", responses=error_responses(503))
+async def list_all_workers(registry: RegistryDep) -> AllWorkers:
+    """Every Worker of every runtime; a runtime that does not answer is named in `unavailable`."""
+
+    async def one(runtime: Runtime) -> list[WorkerSummary] | None:
+        try:
+            return await runtime.list_workers()
+        except RuntimeUnavailable:
+            return None
+
+    runtimes = registry.all()
+    answers = await asyncio.gather(*(one(runtime) for runtime in runtimes))
+    listing = AllWorkers(workers=[])
+    for runtime, workers in zip(runtimes, answers, strict=True):
+        if workers is None:
+            listing.unavailable.append(runtime.runtime_id)
+        else:
+            listing.workers.extend(workers)
+    return listing
+
+
+@router.get(WORKERS, responses=error_responses(404, 503))
+async def list_workers(runtime: RuntimeDep) -> WorkerList:
+    return WorkerList(workers=await runtime.list_workers())
+
+
+@router.post(WORKERS, status_code=201, responses=error_responses(404, 409, 413, 503))
+async def create_worker(runtime: RuntimeDep, body: CreateWorker) -> WorkerDetail:
+    """`scope_conflict` (409) when a write scope overlaps a live Worker's."""
+    return await runtime.create_worker(body)
+
+
+@router.get(WORKER, responses=error_responses(404, 503))
+async def get_worker(runtime: RuntimeDep, worker_id: WorkerIdDep) -> WorkerDetail:
+    return await runtime.get_worker(worker_id)
+
+
+@router.post(WORKER + "/inputs", status_code=202, responses=error_responses(404, 409, 413, 503))
+async def post_input(
+    gateway: GatewayDep, runtime: RuntimeDep, worker_id: WorkerIdDep, body: SendInput
+) -> InputAccepted:
+    """Accept an input; `after=cursor` on the events follows its run. The same `input_id` again
+    answers the same body and starts nothing. Busy with strategy `reject`: 409 `worker_busy`."""
+    return await send_input(gateway, runtime, worker_id, body)
+
+
+@router.post(WORKER + "/cancel", responses=error_responses(404, 503))
+async def cancel(runtime: RuntimeDep, worker_id: WorkerIdDep) -> CancelResult:
+    """Cancel the current run; idempotent (`cancelled: false` when nothing ran)."""
+    return await runtime.cancel(worker_id)
+
+
+@router.post(WORKER + "/stop", responses=error_responses(404, 503))
+async def stop(runtime: RuntimeDep, worker_id: WorkerIdDep) -> WorkerDetail:
+    return await runtime.stop_worker(worker_id)
+
+
+@router.get(WORKER + "/transcript", responses=error_responses(404, 503))
+async def transcript(
+    runtime: RuntimeDep,
+    worker_id: WorkerIdDep,
+    limit: int = Query(50, ge=1, le=1000),
+    before: str | None = Query(None, max_length=64),
+) -> TranscriptPage:
+    return await runtime.transcript(worker_id, limit=limit, before=before)

@@ -1,0 +1,124 @@
+"""One Worker's events as Server-Sent Events, through sse-starlette's `EventSourceResponse`.
+
+Frames: `id:` the cursor, `event:` the type, `data:` the event JSON (without nulls). Heartbeats
+are `: ping` comments and never carry an `id:`. A failure while streaming (`cursor_expired`, a
+runtime gone unavailable, the Worker gone) is one `error` frame without an `id:`, carrying the
+typed error (and `oldest_cursor` for `cursor_expired`), then the stream ends. A client too slow
+for its bounded buffer is disconnected; it resumes from its last cursor.
+
+Errors found before the first byte (unknown Worker, malformed or expired cursor, runtime down)
+are ordinary typed HTTP errors: the route reads the first page before it answers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import anyio
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.types import Receive, Scope, Send
+
+from gateway.hub import Hub, Hubs, Subscription, cursor_position
+from gateway.metrics import Metrics
+from runtime_worker.runtime import Runtime
+from shared.errors import CursorExpired, YoiError
+from shared.events import ErrorEvent, Event, EventPage
+from shared.timeutil import now_s
+
+SEP = "\n"
+SLOW_CLIENT_GRACE_S = 1.0
+
+
+def frame(event: Event) -> ServerSentEvent:
+    return ServerSentEvent(
+        data=event.model_dump_json(exclude_none=True), event=event.type, id=event.cursor, sep=SEP
+    )
+
+
+def error_frame(worker_id: str, error: YoiError) -> ServerSentEvent:
+    """An `error` event without a cursor: not part of the Worker's log, so no `id:`."""
+    event = ErrorEvent(
+        worker_id=worker_id,
+        ts=now_s(),
+        code=error.code,
+        message=error.message,
+        retryable=error.retryable,
+    )
+    payload = event.model_dump(mode="json", exclude_none=True, exclude={"cursor"})
+    if isinstance(error, CursorExpired):
+        payload["oldest_cursor"] = error.oldest_cursor
+    return ServerSentEvent(data=json.dumps(payload), event="error", sep=SEP)
+
+
+def ping() -> ServerSentEvent:
+    return ServerSentEvent(comment="ping", sep=SEP)
+
+
+async def follow(
+    runtime: Runtime,
+    worker_id: str,
+    first: EventPage,
+    subscription: Subscription,
+    *,
+    hubs: Hubs,
+    metrics: Metrics,
+) -> AsyncIterator[ServerSentEvent]:
+    """Send `first`, join the Worker's hub, catch up to the hub's cursor, then follow the hub."""
+    metrics.sse_clients.inc()
+    hub: Hub | None = None
+    try:
+        for event in first.events:
+            yield frame(event)
+        metrics.saw_events(runtime.runtime_id, first.events)
+        last = first.cursor
+        hub, head = await hubs.join(runtime, worker_id, subscription)
+        while cursor_position(last) < cursor_position(head) and not subscription.closed.is_set():
+            page = await runtime.events(worker_id, after=last, limit=hubs.page_limit)
+            if not page.events:
+                break
+            for event in page.events:
+                yield frame(event)
+            metrics.saw_events(runtime.runtime_id, page.events)
+            last = page.cursor
+        while True:
+            for event in await subscription.take():
+                if cursor_position(event.cursor) > cursor_position(last):
+                    yield frame(event)
+                    last = event.cursor
+            if subscription.closed.is_set():
+                if subscription.failure is not None:
+                    yield error_frame(worker_id, subscription.failure)
+                return
+    except YoiError as exc:
+        yield error_frame(worker_id, exc)
+    finally:
+        metrics.sse_clients.dec()
+        if hub is not None:
+            hubs.leave(hub, subscription)
+
+
+class EventStreamResponse(EventSourceResponse):
+    """An `EventSourceResponse` that also ends when its subscription closes while a send is
+    stuck on a client that stopped reading (after a short grace for a clean end)."""
+
+    def __init__(
+        self,
+        content: AsyncIterator[ServerSentEvent],
+        subscription: Subscription,
+        heartbeat_s: float,
+    ) -> None:
+        super().__init__(content, ping=heartbeat_s, ping_message_factory=ping, sep=SEP)
+        self.subscription = subscription
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async with anyio.create_task_group() as group:
+
+            async def cut_when_closed() -> None:
+                await self.subscription.closed.wait()
+                await anyio.sleep(SLOW_CLIENT_GRACE_S)  # a deadline for a clean end, not a settle
+                group.cancel_scope.cancel()
+
+            group.start_soon(cut_when_closed)
+            await super().__call__(scope, receive, send)
+            group.cancel_scope.cancel()

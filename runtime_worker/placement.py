@@ -1,0 +1,109 @@
+"""Placement: which Workers one member should take or hand back, decided from a snapshot.
+
+Pure functions, so the policy is tested without Redis. Every member plans on its own from the
+same shared facts (the Worker records and the member registry); the lease is the only arbiter,
+so two members planning to take the same Worker is harmless: one `acquire` wins.
+
+The policy spreads Workers evenly: each member aims at the fair share of the live Workers,
+water-filled over the alive members' capacities (200 Workers over three members of capacity
+1000 → 67 each; over capacities 10 and 1000 → 10 and 190). A member above its share hands back
+idle Workers only while another member has room, so a fleet that grows rebalances and a full
+fleet does not churn.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+
+from runtime_worker.store.base import WorkerRecord
+from shared.models import MemberInfo, WorkerState
+
+HOSTABLE_STATES = frozenset(
+    {WorkerState.PENDING, WorkerState.IDLE, WorkerState.RUNNING, WorkerState.STOPPING}
+)
+"""States that need a host; `stopping` too, because a host drains what was queued."""
+
+
+def fair_share(live: int, capacities: Sequence[int]) -> int:
+    """The smallest per-member cap `t` with `sum(min(c, t)) >= live` (all of it when short)."""
+    if live <= 0 or not capacities:
+        return 0
+    caps = sorted(capacities)
+    remaining = live
+    for index, cap in enumerate(caps):
+        share = math.ceil(remaining / (len(caps) - index))
+        if cap >= share:
+            return share
+        remaining -= cap
+    return caps[-1]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One member's next moves. `take` is a shuffled list of candidates: take up to `want`."""
+
+    target: int
+    drop: list[str] = field(default_factory=list)
+    reclaim: list[str] = field(default_factory=list)
+    take: list[str] = field(default_factory=list)
+    want: int = 0
+    shed: list[str] = field(default_factory=list)
+
+
+def alive_view(members: Sequence[MemberInfo], me: str, capacity: int, hosted: int) -> list[MemberInfo]:
+    """The alive members, this one always included with its own fresh numbers."""
+    view = [m for m in members if m.alive and m.member_id != me]
+    view.append(MemberInfo(member_id=me, capacity=capacity, hosted=hosted, alive=True))
+    return view
+
+
+def target_for(live: int, members: Sequence[MemberInfo], me: str) -> int:
+    share = fair_share(live, [m.capacity for m in members])
+    mine = next((m.capacity for m in members if m.member_id == me), 0)
+    return min(mine, share)
+
+
+def plan(
+    records: Sequence[WorkerRecord],
+    *,
+    me: str,
+    hosted: Collection[str],
+    members: Sequence[MemberInfo],
+    rng: random.Random | None = None,
+) -> Plan:
+    """Decide from a snapshot; `members` comes from `alive_view`."""
+    rng = rng or random.Random()
+    alive = {m.member_id for m in members}
+    live = [r for r in records if r.state in HOSTABLE_STATES]
+    live_ids = {r.worker_id for r in live}
+    target = target_for(len(live), members, me)
+    drop = [worker_id for worker_id in hosted if worker_id not in live_ids]
+    reclaim: list[str] = []
+    take: list[str] = []
+    for record in live:
+        if record.worker_id in hosted:
+            continue
+        if record.host == me:  # ours on record but not hosted: a lease we lost, take it back
+            reclaim.append(record.worker_id)
+        elif record.host is None or record.host not in alive:
+            take.append(record.worker_id)
+    rng.shuffle(take)  # members planning at once mostly try different Workers first
+    holding = len(hosted) - len(drop) + len(reclaim)
+    want = max(0, target - holding)
+    shed: list[str] = []
+    if holding > target:
+        share = fair_share(len(live), [m.capacity for m in members])
+        room = sum(max(0, min(m.capacity, share) - m.hosted) for m in members if m.member_id != me)
+        idle = [
+            r.worker_id
+            for r in live
+            if r.worker_id in hosted
+            and r.state is WorkerState.IDLE
+            and r.queue_depth == 0
+            and r.run_id is None
+        ]
+        shed = idle[: min(holding - target, room)]
+    return Plan(target=target, drop=drop, reclaim=reclaim, take=take, want=want, shed=shed)

@@ -1,0 +1,323 @@
+"""The fleet's scheduled work on arq, run once across the fleet.
+
+Every member runs an arq worker in-process on the runtime's own queue (a key from
+`shared.keys`), so scheduled work survives any one member. arq's job ids make it run once:
+
+- deferred inputs: `schedule_input` enqueues a job deferred to `send_at` whose job id derives
+  from the `input_id`, so scheduling the same input twice runs it once; the job sends the input
+  with strategy `enqueue` and that `input_id`, so even a job run twice answers once;
+- housekeeping, a unique arq cron job every `schedule_tick_s`: fires recurring inputs (a cron
+  expression per schedule, input id `cron-<schedule>-<slot>` so each slot fires once even if
+  two members race), and prunes the worker index and the member registry.
+
+Only scheduled work goes through arq; the hot input path never waits on its polling. Jobs are
+JSON, never pickle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+from arq import cron
+from arq.connections import ArqRedis
+from arq.worker import Retry, Worker, func
+from pydantic import BaseModel, Field
+from redis import exceptions as rex
+from redis.asyncio import ConnectionPool
+
+from runtime_worker._backoff import Backoff
+from runtime_worker.cronspec import CronSpec
+from runtime_worker.runtime import Runtime
+from runtime_worker.store._scripts import answer
+from runtime_worker.store.redis import RedisStore
+from shared.errors import InvalidInput, RuntimeUnavailable, WorkerNotFound, WorkerStopped
+from shared.ids import new_id
+from shared.keys import Keys
+from shared.models import RuntimeKind, SendInput, Strategy
+from shared.settings import Settings
+from shared.timeutil import now_s
+
+log = logging.getLogger("yoi.schedule")
+
+SEND_JOB = "yoi_send_input"
+LOOKBACK_S = 300  # recurring slots missed longer ago than this (the fleet was down) are skipped
+STOP_WAIT_S = 2.0
+_SCHEDULE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_TRANSPORT = (rex.ConnectionError, rex.TimeoutError, OSError)
+
+
+class Recurring(BaseModel):
+    """A recurring input, as stored (JSON) in the runtime's schedules hash."""
+
+    v: int = 1
+    worker_id: str
+    text: str = Field(min_length=1)
+    cron: str
+    created_s: float
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, default=str, separators=(",", ":")).encode()
+
+
+def _loads(raw: bytes) -> Any:
+    return json.loads(raw)
+
+
+def arq_client(settings: Settings, keys: Keys) -> ArqRedis:
+    if settings.redis_url is None:
+        raise InvalidInput("scheduled work needs a Redis URL")
+    pool = ConnectionPool.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+    return ArqRedis(
+        pool,
+        job_serializer=_dumps,
+        job_deserializer=_loads,
+        default_queue_name=keys.arq_queue(),
+    )
+
+
+# -- the client side ------------------------------------------------------------------------------
+
+
+async def schedule_input(
+    settings: Settings,
+    runtime_id: str,
+    worker_id: str,
+    text: str,
+    *,
+    send_at: datetime,
+    input_id: str | None = None,
+) -> str:
+    """Send `text` to a Worker at `send_at` (timezone-aware, preferably); returns the input id.
+    The same `input_id` scheduled twice is sent once."""
+    input_id = input_id or new_id()
+    SendInput(text=text, input_id=input_id)  # invalid input fails now, not at send time
+    keys = Keys(settings.namespace, runtime_id)
+    client = arq_client(settings, keys)
+    try:
+        await client.enqueue_job(
+            SEND_JOB,
+            worker_id,
+            text,
+            input_id,
+            _job_id=keys.arq_job_id("send", input_id),
+            _queue_name=keys.arq_queue(),
+            _defer_until=send_at,
+        )
+    except _TRANSPORT as exc:
+        raise RuntimeUnavailable(f"fleet runtime {runtime_id} is unavailable") from exc
+    finally:
+        await client.aclose(close_connection_pool=True)
+    return input_id
+
+
+@contextlib.asynccontextmanager
+async def _store(settings: Settings, runtime_id: str) -> AsyncIterator[RedisStore]:
+    if settings.redis_url is None:
+        raise InvalidInput("scheduled work needs a Redis URL")
+    store = RedisStore.from_url(
+        settings.redis_url, namespace=settings.namespace, runtime_id=runtime_id, settings=settings
+    )
+    try:
+        yield store
+    finally:
+        await store.aclose()
+
+
+async def add_recurring(
+    settings: Settings,
+    runtime_id: str,
+    worker_id: str,
+    text: str,
+    *,
+    cron_expr: str,
+    schedule_id: str | None = None,
+) -> str:
+    """Send `text` to a Worker on every slot of a cron expression (UTC); returns the id."""
+    CronSpec.parse(cron_expr)
+    schedule_id = schedule_id or new_id()
+    if not _SCHEDULE_ID.match(schedule_id):
+        raise InvalidInput("a schedule id is a short slug")
+    entry = Recurring(worker_id=worker_id, text=text, cron=cron_expr, created_s=now_s())
+    async with _store(settings, runtime_id) as store:
+        await store.get_worker(worker_id)
+        try:
+            await answer(
+                store.client.hset(store.keys.schedules(), schedule_id, entry.model_dump_json())
+            )
+        except _TRANSPORT as exc:
+            raise RuntimeUnavailable(f"fleet runtime {runtime_id} is unavailable") from exc
+    return schedule_id
+
+
+async def remove_recurring(settings: Settings, runtime_id: str, schedule_id: str) -> bool:
+    async with _store(settings, runtime_id) as store:
+        try:
+            async with store.client.pipeline(transaction=True) as pipe:
+                pipe.hdel(store.keys.schedules(), schedule_id)
+                pipe.hdel(store.keys.schedule_marks(), schedule_id)
+                removed, _ = await pipe.execute()
+        except _TRANSPORT as exc:
+            raise RuntimeUnavailable(f"fleet runtime {runtime_id} is unavailable") from exc
+    return bool(removed)
+
+
+# -- the member side ------------------------------------------------------------------------------
+
+
+async def _send_job(ctx: dict[str, Any], worker_id: str, text: str, input_id: str) -> str:
+    scheduler: Scheduler = ctx["scheduler"]
+    return await scheduler.send(worker_id, text, input_id)
+
+
+async def _housekeeping_job(ctx: dict[str, Any]) -> None:
+    scheduler: Scheduler = ctx["scheduler"]
+    await scheduler.housekeep()
+
+
+class Scheduler:
+    """A member's arq worker for the runtime's queue, restarted with backoff when Redis goes."""
+
+    def __init__(self, settings: Settings, store: RedisStore, runtime: Runtime | None = None):
+        self.settings = settings
+        self.store = store
+        self.keys = store.keys
+        self.runtime = runtime or Runtime(
+            store.runtime_id, store, kind=RuntimeKind.FLEET, settings=settings
+        )
+        self._task: asyncio.Task[None] | None = None
+        self._worker: Worker | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._supervise(), name="yoi-arq")
+
+    async def stop(self) -> None:
+        """Stop picking jobs, let running ones finish briefly, then cancel. Idempotent."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        worker = self._worker
+        if worker is not None:
+            worker.allow_pick_jobs = False
+            running = [t for t in worker.tasks.values() if not t.done()]
+            if running:
+                await asyncio.wait(running, timeout=STOP_WAIT_S)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    def _make_worker(self) -> Worker:
+        tick = self.settings.schedule_tick_s
+        timing: dict[str, Any] = (
+            {"second": set(range(0, 60, tick))}
+            if tick < 60
+            else {"minute": set(range(0, 60, max(1, tick // 60))), "second": 0}
+        )
+        return Worker(
+            functions=[func(_send_job, name=SEND_JOB, max_tries=10)],
+            cron_jobs=[
+                cron(
+                    _housekeeping_job,
+                    name=self.keys.arq_cron("housekeeping"),
+                    unique=True,
+                    keep_result=max(60, 2 * tick),  # a late member's enqueue of a run is a no-op
+                    **timing,
+                )
+            ],
+            redis_pool=arq_client(self.settings, self.keys),
+            queue_name=self.keys.arq_queue(),
+            handle_signals=False,
+            poll_delay=self.settings.schedule_poll_s,
+            job_timeout=30,
+            keep_result=3600,
+            max_jobs=10,
+            ctx={"scheduler": self},
+            job_serializer=_dumps,
+            job_deserializer=_loads,
+            log_results=False,
+        )
+
+    async def _supervise(self) -> None:
+        backoff = Backoff("scheduled work", log)
+        while True:
+            worker = self._worker = self._make_worker()
+            try:
+                await worker.main()
+            except (*_TRANSPORT, rex.BusyLoadingError) as exc:
+                delay = backoff.failed(type(exc).__name__)
+            else:  # pragma: no cover - main() only returns in burst mode
+                delay = backoff.failed("the arq worker returned")
+            finally:
+                await self._close(worker)
+            await asyncio.sleep(delay)
+
+    async def _close(self, worker: Worker) -> None:
+        for task in worker.tasks.values():
+            task.cancel()
+        await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+        with contextlib.suppress(*_TRANSPORT):
+            await worker.pool.aclose(close_connection_pool=True)
+        self._worker = None
+
+    # -- the jobs --------------------------------------------------------------------------------
+
+    async def send(self, worker_id: str, text: str, input_id: str) -> str:
+        """A scheduled input's job: idempotent by `input_id`, retried while Redis is away."""
+        request = SendInput(text=text, input_id=input_id, strategy=Strategy.ENQUEUE)
+        try:
+            await self.runtime.send_input(worker_id, request)
+        except RuntimeUnavailable:
+            raise Retry(defer=1) from None
+        except (WorkerNotFound, WorkerStopped, InvalidInput) as exc:
+            log.warning("scheduled input for worker %s not sent: %s", worker_id, exc.code)
+            return exc.code
+        return "sent"
+
+    async def housekeep(self) -> None:
+        """One housekeeping pass; safe to run concurrently or twice."""
+        await self.store.list_workers()  # drops retention-expired Workers from the index
+        await self.store.members()  # forgets members silent for long
+        await self.fire_recurring(int(now_s()))
+
+    async def fire_recurring(self, now: int) -> int:
+        """Send every recurring input whose slot came since it last fired; returns how many."""
+        client, keys = self.store.client, self.keys
+        try:
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.hgetall(keys.schedules())
+                pipe.hgetall(keys.schedule_marks())
+                schedules, marks = await pipe.execute()
+        except _TRANSPORT as exc:
+            raise RuntimeUnavailable("schedules are unavailable") from exc
+        sent = 0
+        for schedule_id, raw in schedules.items():
+            entry = Recurring.model_validate_json(raw)
+            after = max(int(marks.get(schedule_id, entry.created_s)), now - LOOKBACK_S)
+            slots = CronSpec.parse(entry.cron).slots(after, now)
+            for slot in slots:
+                request = SendInput(
+                    text=entry.text, input_id=f"cron-{schedule_id}-{slot}", strategy=Strategy.ENQUEUE
+                )
+                try:
+                    await self.runtime.send_input(entry.worker_id, request)
+                except (WorkerNotFound, WorkerStopped):
+                    log.info("schedule %s ended: its worker is gone", schedule_id)
+                    await answer(client.hdel(keys.schedules(), schedule_id))
+                    await answer(client.hdel(keys.schedule_marks(), schedule_id))
+                    break
+                sent += 1
+            if slots:
+                await answer(client.hset(keys.schedule_marks(), schedule_id, str(slots[-1])))
+        return sent
+
+
+__all__ = ["Recurring", "Scheduler", "add_recurring", "remove_recurring", "schedule_input"]

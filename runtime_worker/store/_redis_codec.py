@@ -1,0 +1,160 @@
+"""How RedisStore lays values out: record hash fields and versioned JSON stream entries.
+
+Stream entries are documented in docs/redis-layout.md; every one is JSON with `"v": 1`, so
+anyone can tail them. Event and transcript cursors are not stored: they are the entry ids.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+
+from runtime_worker.store.base import QueuedInput, WorkerRecord
+from runtime_worker.store.cursor import parse_cursor
+from shared.errors import InvalidInput
+from shared.events import Event, dump_event, parse_event
+from shared.models import ScopeEntry, TranscriptEntry, Usage, WorkerState
+
+ENTRY_VERSION = 1
+_MAX_SEQ = 2**64 - 1
+
+# Optional record fields (delegated_from, host, run_id, run_input_id, run_cursor, last_error) are
+# absent from the hash when None: small hashes stay listpacks.
+_COUNTERS = ("epoch", "next_seq", "done_seq", "cancel_upto", "run_seq", "run_attempt")
+
+
+def record_fields(record: WorkerRecord) -> dict[str, str]:
+    """The hash of a new Worker; usage starts from the record's totals."""
+    fields = {
+        "worker_id": record.worker_id,
+        "display_name": record.display_name,
+        "profile": record.profile,
+        "created_at": repr(record.created_at),
+        "state": record.state.value,
+        "transcript_maxlen": str(record.transcript_maxlen),
+        "input_tokens": str(record.usage.input_tokens),
+        "output_tokens": str(record.usage.output_tokens),
+        "runs": str(record.usage.runs),
+    }
+    fields.update({name: str(getattr(record, name)) for name in _COUNTERS})
+    if record.scope:
+        fields["scope"] = scope_json(record.scope)
+    for name in ("delegated_from", "host", "run_id", "run_input_id", "run_cursor"):
+        value = getattr(record, name)
+        if value is not None:
+            fields[name] = value
+    if record.usage.last_error is not None:
+        fields["last_error"] = record.usage.last_error
+    for result, count in record.usage.runs_by_result.items():
+        fields[f"runs_{result}"] = str(count)
+    return fields
+
+
+def record_from_fields(fields: Mapping[str, str]) -> WorkerRecord:
+    runs_by_result = {
+        name.removeprefix("runs_"): int(value)
+        for name, value in fields.items()
+        if name.startswith("runs_")
+    }
+    usage = Usage(
+        input_tokens=int(fields.get("input_tokens", 0)),
+        output_tokens=int(fields.get("output_tokens", 0)),
+        runs=int(fields.get("runs", 0)),
+        runs_by_result=runs_by_result,
+        last_error=fields.get("last_error"),
+    )
+    record = WorkerRecord(
+        worker_id=fields["worker_id"],
+        display_name=fields["display_name"],
+        profile=fields["profile"],
+        created_at=float(fields["created_at"]),
+        scope=parse_scope(fields.get("scope", "[]")),
+        delegated_from=fields.get("delegated_from"),
+        state=WorkerState(fields["state"]),
+        host=fields.get("host"),
+        run_id=fields.get("run_id"),
+        run_input_id=fields.get("run_input_id"),
+        run_cursor=fields.get("run_cursor"),
+        transcript_maxlen=int(fields["transcript_maxlen"]),
+        usage=usage,
+    )
+    for name in _COUNTERS:
+        setattr(record, name, int(fields.get(name, 0)))
+    return record
+
+
+def scope_json(scope: Sequence[ScopeEntry]) -> str:
+    return json.dumps([entry.model_dump(mode="json") for entry in scope], separators=(",", ":"))
+
+
+def parse_scope(raw: str) -> list[ScopeEntry]:
+    return [ScopeEntry.model_validate(item) for item in json.loads(raw)]
+
+
+# -- stream entries --------------------------------------------------------------------------------
+
+
+def input_entry_tail(input_id: str, text: str, ts: float) -> str:
+    """The input entry's JSON after `{"v":1,"seq":<n>,` (the script knows the seq)."""
+    body = json.dumps({"input_id": input_id, "text": text, "ts": ts}, separators=(",", ":"))
+    return body[1:]
+
+
+def parse_input(entry_id: str, raw: str) -> QueuedInput:
+    data = json.loads(raw)
+    return QueuedInput(
+        entry_id=entry_id,
+        seq=int(data["seq"]),
+        input_id=str(data["input_id"]),
+        text=str(data["text"]),
+        ts=float(data["ts"]),
+    )
+
+
+def transcript_json(entry: TranscriptEntry) -> str:
+    body = entry.model_dump(mode="json", exclude={"cursor"}, exclude_none=True)
+    return json.dumps({"v": ENTRY_VERSION, **body}, separators=(",", ":"))
+
+
+def parse_transcript(entry_id: str, raw: str) -> TranscriptEntry:
+    return TranscriptEntry.model_validate_json(raw).model_copy(update={"cursor": entry_id})
+
+
+def event_from_entry(entry_id: str, raw: str) -> Event:
+    return parse_event(raw).model_copy(update={"cursor": entry_id})
+
+
+def template(event: Event, field: str) -> tuple[str, str]:
+    """The event's JSON split around one field's value, for a script to fill the hole:
+    `prefix + value_json + suffix`."""
+    text = dump_event(event)
+    marker = f'"{field}":' + json.dumps(getattr(event, field), separators=(",", ":"))
+    head, found, tail = text.partition(marker)
+    if not found or marker in tail:
+        raise ValueError(f"cannot template field {field!r}")
+    return head + f'"{field}":', tail
+
+
+# -- cursors ---------------------------------------------------------------------------------------
+
+
+def stream_id(cursor: str) -> tuple[int, int]:
+    """A cursor as a stream id; `InvalidInput` when malformed."""
+    ms, seq = parse_cursor(cursor)
+    if seq > _MAX_SEQ or ms > _MAX_SEQ:
+        raise InvalidInput("malformed cursor")
+    return ms, seq
+
+
+def format_id(stream_id: tuple[int, int]) -> str:
+    return f"{stream_id[0]}-{stream_id[1]}"
+
+
+def just_before(entry_id: str) -> str:
+    """The id right before an entry: reading after it starts with that entry."""
+    ms, seq = parse_cursor(entry_id)
+    if seq > 0:
+        return format_id((ms, seq - 1))
+    if ms == 0:
+        return "0-0"
+    return format_id((ms - 1, _MAX_SEQ))

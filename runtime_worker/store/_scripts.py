@@ -1,0 +1,124 @@
+"""The Lua scripts of RedisStore and the one place their replies and Redis errors become ours.
+
+Scripts live in `lua/*.lua` (read with importlib.resources), each prefixed by `_prelude.lua`,
+and run by EVALSHA through redis-py's script cache. Every script answers a table whose first
+item is `ok` or an error code; `check` maps codes to typed errors.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, fields
+from importlib import resources
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
+
+from redis import exceptions as rex
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+from shared.errors import (
+    InvalidInput,
+    LeaseLost,
+    RuntimeUnavailable,
+    WorkerBusy,
+    WorkerNotFound,
+    WorkerStopped,
+)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# Answers of a server that cannot take writes now: retry later, as with a lost connection.
+_UNAVAILABLE_PREFIXES = ("OOM", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "NOREPLICAS", "LOADING")
+_TRANSPORT_ERRORS = (rex.ConnectionError, rex.TimeoutError, ConnectionError, TimeoutError)
+
+
+@dataclass(frozen=True)
+class Scripts:
+    create: AsyncScript
+    submit: AsyncScript
+    cancel: AsyncScript
+    stop: AsyncScript
+    acquire: AsyncScript
+    renew: AsyncScript
+    release: AsyncScript
+    next_input: AsyncScript
+    begin_run: AsyncScript
+    append: AsyncScript
+    finish_run: AsyncScript
+    read_events: AsyncScript
+    claim_scope: AsyncScript
+
+    @classmethod
+    def register(cls, client: Redis) -> Scripts:
+        folder = resources.files("runtime_worker.store") / "lua"
+        prelude = (folder / "_prelude.lua").read_text(encoding="utf-8")
+        loaded = {
+            f.name: client.register_script(
+                prelude + "\n" + (folder / f"{f.name}.lua").read_text(encoding="utf-8")
+            )
+            for f in fields(cls)
+        }
+        return cls(**loaded)
+
+
+def check(reply: Any, worker_id: str = "") -> list[Any]:
+    """A script's reply without its status; a typed error for any code but `ok`."""
+    status, *rest = reply
+    if status == "ok":
+        return list(rest)
+    detail = rest[0] if rest else ""
+    if status == "worker_not_found":
+        raise WorkerNotFound(f"no worker {worker_id}")
+    if status == "worker_stopped":
+        raise WorkerStopped(f"worker {worker_id} is {detail}")
+    if status == "worker_busy":
+        raise WorkerBusy(f"worker {worker_id} is busy")
+    if status == "lease_lost":
+        raise LeaseLost(f"worker {worker_id} is at epoch {detail} now")
+    if status == "worker_exists":
+        raise InvalidInput(f"worker {worker_id} exists already")
+    raise RuntimeError(f"unexpected script reply {status!r} for worker {worker_id}")
+
+
+class _HasRuntime(Protocol):
+    runtime_id: str
+
+
+S = TypeVar("S", bound=_HasRuntime)
+
+
+def translate_errors(
+    method: Callable[Concatenate[S, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[S, P], Coroutine[Any, Any, T]]:
+    """Redis being away (connection, timeout, a server that cannot write) becomes a retryable
+    `RuntimeUnavailable` naming the runtime, never the Redis address. Other Redis errors are bugs
+    and propagate."""
+
+    @functools.wraps(method)
+    async def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await method(self, *args, **kwargs)
+        except (*_TRANSPORT_ERRORS, rex.ReadOnlyError) as exc:
+            raise unavailable(self.runtime_id, exc) from None
+        except rex.ResponseError as exc:
+            if str(exc).startswith(_UNAVAILABLE_PREFIXES):
+                raise unavailable(self.runtime_id, exc) from None
+            raise
+
+    return wrapper
+
+
+def unavailable(runtime_id: str, exc: BaseException) -> RuntimeUnavailable:
+    return RuntimeUnavailable(
+        f"fleet runtime {runtime_id} is unavailable ({type(exc).__name__})", retryable=True
+    )
+
+
+async def answer(value: Awaitable[T] | T) -> T:
+    """redis-py types its commands as `Awaitable[T] | T`; the asyncio client always awaits."""
+    if inspect.isawaitable(value):
+        return await value
+    return value

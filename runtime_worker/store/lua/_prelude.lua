@@ -1,0 +1,81 @@
+-- Prepended to every script (runtime_worker/store/_scripts.py).
+-- Reply convention: a table whose first item is 'ok' or an error code that Python maps to a
+-- typed error in one place (see _scripts.py).
+-- Per-worker scripts take the Worker's keys in the order of shared.keys.WorkerKeys.all().
+
+local function fail(code, detail)
+  return {code, detail or ''}
+end
+
+-- Live states accept inputs; everything else refuses them.
+local LIVE = {pending = true, idle = true, running = true}
+
+-- The fencing check every host-side write makes first: the caller's epoch is the Worker's, and
+-- no other member holds the lease. Returns an error reply, or nil when the write may proceed.
+local function fence(w, lease, epoch, member)
+  local current = redis.call('HGET', w, 'epoch')
+  if not current then
+    return fail('worker_not_found')
+  end
+  if current ~= epoch then
+    return fail('lease_lost', current)
+  end
+  if member then
+    local holder = redis.call('GET', lease)
+    if holder and holder ~= member then
+      return fail('lease_lost', current)
+    end
+  end
+  return nil
+end
+
+-- `maxlen` is '<op> <n>': '~ n' trims whole stream nodes (cheap), '= n' exactly (small windows).
+local function emit(ev, maxlen, json)
+  local op, n = string.match(maxlen, '^(%S+) (%d+)$')
+  return redis.call('XADD', ev, 'MAXLEN', op, n, '*', 'e', json)
+end
+
+-- A state_changed event is built in Python around a hole for the state:
+-- prefix .. '"<state>"' .. suffix.
+local function set_state(w, ev, maxlen, state, prefix, suffix)
+  if redis.call('HGET', w, 'state') == state then
+    return
+  end
+  redis.call('HSET', w, 'state', state)
+  emit(ev, maxlen, prefix .. '"' .. state .. '"' .. suffix)
+end
+
+-- Acknowledge an input and drop it: the run's events and transcript are its record now, and an
+-- emptied stream node frees its memory.
+local function ack(inputs, entry_id)
+  if redis.call('EXISTS', inputs) == 1 then
+    redis.call('XACK', inputs, 'hosts', entry_id)
+    redis.call('XDEL', inputs, entry_id)
+  end
+end
+
+-- A stopped Worker's keys expire after the retention period. The lease keeps its own short TTL
+-- unless it has none (a lease taken with ttl 0).
+local function retire(keys, retention_s)
+  for i = 1, 6 do
+    redis.call('EXPIRE', keys[i], retention_s)
+  end
+  if redis.call('PTTL', keys[7]) == -1 then
+    redis.call('EXPIRE', keys[7], retention_s)
+  end
+end
+
+-- Redis preallocates a new stream node (up to stream-node-max-bytes, 4 KB by default) and only
+-- shrinks it once the node is full. When a Worker goes idle with a short stream, a DUMP/RESTORE
+-- rewrites it at its exact size; longer streams are left alone (cost grows with the stream).
+local function compact(key, max_entries)
+  local n = redis.call('XLEN', key)
+  if n == 0 or n > max_entries then
+    return
+  end
+  local ttl = redis.call('PTTL', key)
+  if ttl < 0 then
+    ttl = 0
+  end
+  redis.call('RESTORE', key, ttl, redis.call('DUMP', key), 'REPLACE')
+end

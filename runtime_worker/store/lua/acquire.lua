@@ -1,0 +1,27 @@
+-- acquire: take a free lease, bump the epoch (the fencing token), record the host.
+-- ARGV: member, ttl_ms (0: no expiry), state json prefix, suffix, events_maxlen.
+-- Reply: {'ok', epoch}, epoch 0 when the lease is held or the Worker has ended.
+local w, ev, lease = KEYS[1], KEYS[3], KEYS[7]
+local member, ttl_ms = ARGV[1], tonumber(ARGV[2])
+local state = redis.call('HGET', w, 'state')
+if not state then
+  return fail('worker_not_found')
+end
+if state == 'stopped' or state == 'failed' then
+  return {'ok', 0}
+end
+local taken
+if ttl_ms > 0 then
+  taken = redis.call('SET', lease, member, 'NX', 'PX', ttl_ms)
+else
+  taken = redis.call('SET', lease, member, 'NX')
+end
+if not taken then
+  return {'ok', 0}
+end
+local epoch = redis.call('HINCRBY', w, 'epoch', 1)
+redis.call('HSET', w, 'host', member)
+if state == 'pending' then
+  set_state(w, ev, ARGV[5], 'idle', ARGV[3], ARGV[4])
+end
+return {'ok', epoch}

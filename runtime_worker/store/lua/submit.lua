@@ -1,0 +1,48 @@
+-- submit_input: the busy check, dedupe and enqueue in one atomic step.
+-- ARGV: input_id, strategy, input entry json after its seq, user_message json, events_maxlen,
+--       dedupe window (entries per generation of the input id hashes).
+-- Reply: {'ok', seq, cursor, duplicate (0/1), host}.
+local w, inputs, ev, ids, ids_old = KEYS[1], KEYS[2], KEYS[3], KEYS[5], KEYS[6]
+local input_id, strategy = ARGV[1], ARGV[2]
+local rec = redis.call('HMGET', w, 'state', 'next_seq', 'done_seq', 'host')
+local state = rec[1]
+if not state then
+  return fail('worker_not_found')
+end
+if not LIVE[state] then
+  return fail('worker_stopped', state)
+end
+local host = rec[4] or ''
+local known = redis.call('HGET', ids, input_id) or redis.call('HGET', ids_old, input_id)
+if known then
+  local bar = string.find(known, '|', 1, true)
+  return {'ok', string.sub(known, 1, bar - 1), string.sub(known, bar + 1), 1, host}
+end
+local next_seq, done_seq = tonumber(rec[2]), tonumber(rec[3])
+if strategy == 'reject' and next_seq > done_seq then
+  return fail('worker_busy')
+end
+if strategy == 'interrupt' then
+  redis.call('HSET', w, 'cancel_upto', next_seq)
+end
+local seq = next_seq + 1
+redis.call('HSET', w, 'next_seq', seq)
+-- The cursor just before the user_message: `after=cursor` starts with it.
+local cursor = '0'
+local last = redis.call('XREVRANGE', ev, '+', '-', 'COUNT', 1)
+if last[1] then
+  cursor = last[1][1]
+end
+-- The stream and its consumer group are born together (and dropped together when idle), so the
+-- group cannot exist already here: no BUSYGROUP to handle.
+if redis.call('EXISTS', inputs) == 0 then
+  redis.call('XGROUP', 'CREATE', inputs, 'hosts', '0', 'MKSTREAM')
+end
+redis.call('XADD', inputs, '*', 'i', '{"v":1,"seq":' .. seq .. ',' .. ARGV[3])
+emit(ev, ARGV[5], ARGV[4])
+-- Input ids are remembered for two generations of `window` inputs: bounded, O(1).
+if redis.call('HLEN', ids) >= tonumber(ARGV[6]) then
+  redis.call('RENAME', ids, ids_old)
+end
+redis.call('HSET', ids, input_id, seq .. '|' .. cursor)
+return {'ok', tostring(seq), cursor, 0, host}

@@ -1,0 +1,164 @@
+"""Every Redis key of the fleet, built here and nowhere else (docs/redis-layout.md).
+
+The hash-tag rule lives in `_tag`: all keys of one Worker share the tag `{<ns>:<runtime>:<worker>}`
+so a script over them stays on one Redis Cluster slot; runtime-wide keys share `{<ns>:<runtime>}`
+and each member's doorbell has a tag of its own. The namespace and runtime id lead every tag, so
+several fleet runtimes and namespaces share one Redis without collision.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Ids that go into a tag may not contain braces (they would move the tag). Worker ids may not
+# contain ":" either, so no worker tag can equal a member's `...:m:<member>` tag.
+_WORKER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_MEMBER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
+_SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+INPUT_GROUP = "hosts"
+"""The consumer group of every input stream: the members of the runtime."""
+
+SCOPES_VERSION_FIELD = "#v"
+"""A field of the scopes hash counting claim changes (worker ids never start with `#`)."""
+
+
+def is_worker_key_part(value: str) -> bool:
+    """Whether a worker id can go into a key."""
+    return bool(_WORKER_RE.match(value))
+
+
+def is_member_key_part(value: str) -> bool:
+    """Whether a member id can go into a key."""
+    return bool(_MEMBER_RE.match(value))
+
+
+@dataclass(frozen=True)
+class WorkerKeys:
+    """The keys of one Worker, in the order every per-worker script takes them as KEYS."""
+
+    record: str
+    inputs: str
+    events: str
+    transcript: str
+    input_ids: str
+    input_ids_old: str
+    lease: str
+
+    def all(self) -> list[str]:
+        return [
+            self.record,
+            self.inputs,
+            self.events,
+            self.transcript,
+            self.input_ids,
+            self.input_ids_old,
+            self.lease,
+        ]
+
+
+class Keys:
+    """Key builder of one fleet runtime in one namespace."""
+
+    def __init__(self, namespace: str, runtime_id: str) -> None:
+        if not _SLUG_RE.match(namespace) or not _SLUG_RE.match(runtime_id):
+            raise ValueError("namespace and runtime id must be slugs")
+        self.namespace = namespace
+        self.runtime_id = runtime_id
+
+    def _tag(self, *parts: str) -> str:
+        return "{" + ":".join((self.namespace, self.runtime_id, *parts)) + "}"
+
+    # -- one Worker ------------------------------------------------------------------------------
+
+    def worker(self, worker_id: str) -> WorkerKeys:
+        if not is_worker_key_part(worker_id):
+            raise ValueError(f"not a worker id usable in a key: {worker_id!r}")
+        tag = self._tag(worker_id)
+        return WorkerKeys(
+            record=f"{tag}:w",
+            inputs=f"{tag}:in",
+            events=f"{tag}:ev",
+            transcript=f"{tag}:tr",
+            input_ids=f"{tag}:ids",
+            input_ids_old=f"{tag}:ids0",
+            lease=f"{tag}:lease",
+        )
+
+    def record(self, worker_id: str) -> str:
+        return self.worker(worker_id).record
+
+    def events(self, worker_id: str) -> str:
+        return self.worker(worker_id).events
+
+    def transcript(self, worker_id: str) -> str:
+        return self.worker(worker_id).transcript
+
+    def inputs(self, worker_id: str) -> str:
+        return self.worker(worker_id).inputs
+
+    def lease(self, worker_id: str) -> str:
+        return self.worker(worker_id).lease
+
+    # -- the runtime -----------------------------------------------------------------------------
+
+    def workers(self) -> str:
+        """ZSET worker id → created_at: the index `list_workers` walks."""
+        return self._tag() + ":workers"
+
+    def scopes(self) -> str:
+        """HASH worker id → JSON scope claim, plus the version field."""
+        return self._tag() + ":scopes"
+
+    def members(self) -> str:
+        """HASH member id → JSON capacity and heartbeat."""
+        return self._tag() + ":members"
+
+    def bell(self, member_id: str) -> str:
+        """STREAM of wake-up hints for one member; its own tag, so members spread over slots."""
+        if not is_member_key_part(member_id):
+            raise ValueError(f"not a member id usable in a key: {member_id!r}")
+        return self._tag("m", member_id) + ":bell"
+
+    def match_all(self) -> str:
+        """A SCAN pattern for every key of this runtime (operators and tests)."""
+        return "{" + f"{self.namespace}:{self.runtime_id}" + "[:}]*"
+
+    # -- membership and placement (member process) -----------------------------------------------
+    # Runtime-wide, so they share the runtime tag `{<ns>:<runtime>}` (the members hash is above).
+
+    def placement(self) -> str:
+        """STREAM of placement hints, field `w` = a Worker id that was created or handed back:
+        every member reads it (no group) so one with spare capacity takes the Worker at once."""
+        return self._tag() + ":place"
+
+    def arq_queue(self) -> str:
+        """ZSET: arq's queue of this runtime's scheduled work (deferred inputs, housekeeping)."""
+        return self._tag() + ":arq"
+
+    def arq_job_id(self, kind: str, ident: str) -> str:
+        """An arq job id. arq keys a job as `arq:job:<id>` (and result, lock alike); the tag inside
+        the id puts those keys in this runtime's namespace and on the queue's slot."""
+        if not _WORKER_RE.match(kind) or not _IDENT_RE.match(ident):
+            raise ValueError(f"not usable in a job id: {kind!r}, {ident!r}")
+        return self._tag() + f":{kind}:{ident}"
+
+    def arq_cron(self, job: str) -> str:
+        """The name of a periodic arq job; arq derives each run's job id (`<name>:<ms>`) from it,
+        so it carries the queue's tag too."""
+        if not _WORKER_RE.match(job):
+            raise ValueError(f"not usable in a job name: {job!r}")
+        return self._tag() + f":cron:{job}"
+
+    def schedules(self) -> str:
+        """HASH schedule id → JSON recurring input `{"v":1,"worker_id","text","cron","created_s"}`."""
+        return self._tag() + ":schedules"
+
+    def schedule_marks(self) -> str:
+        """HASH schedule id → the newest slot (unix seconds) that schedule has fired."""
+        return self._tag() + ":schedmarks"
+
+
+_IDENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+"""Ids placed after a tag (input ids may hold `:`), never braces."""

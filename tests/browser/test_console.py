@@ -1,0 +1,290 @@
+"""The Companion console in headless Chromium against a real `yoi gateway` process.
+
+The echo provider streams its answer (which contains the sent text verbatim) one word at a time,
+40 ms apart, so every answer takes long enough to watch, cancel or interrupt. Nothing here
+sleeps: each step waits on a condition of the page with a deadline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from playwright.sync_api import BrowserContext, Locator, Page, Request, expect
+
+from tests.browser.gateway_process import Gateway
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+BUSY = "The Companion is still answering — wait or cancel."
+TOKEN = "secret-token"
+
+ANSWERS = '[data-testid="turn"][data-role="assistant"]'
+
+# Records the last answer's text length and result on every change of the transcript's DOM, so a
+# test can read back each state the person saw, however quickly it passed.
+WATCH_ANSWER_JS = """() => {
+  const root = document.querySelector('[data-testid="transcript"]');
+  const seen = [];
+  window.__answerLog = seen;
+  const note = () => {
+    const turns = root.querySelectorAll('[data-testid="turn"][data-role="assistant"]');
+    const turn = turns[turns.length - 1];
+    if (!turn) return;
+    const text = turn.querySelector('[data-testid="turn-text"]').textContent;
+    seen.push({ result: turn.dataset.result, length: text.length });
+  };
+  new MutationObserver(note).observe(root, {
+    subtree: true, childList: true, characterData: true, attributes: true,
+  });
+}"""
+
+STREAMED_SOME_JS = """(minLength) => {
+  const turns = document.querySelectorAll('[data-testid="turn"][data-role="assistant"]');
+  const turn = turns[turns.length - 1];
+  return turn !== undefined && turn.dataset.result === "streaming" &&
+    turn.querySelector('[data-testid="turn-text"]').textContent.length >= minLength;
+}"""
+
+
+def message(tag: str, words: int) -> str:
+    """A unique message of `words` words ending in a sentinel word only its end contains."""
+    return " ".join([tag, *(f"{tag}{i}" for i in range(words)), f"{tag}-end"])
+
+
+def open_console(page: Page, gateway: Gateway) -> None:
+    page.goto(gateway.url + "/")
+    expect(page.get_by_test_id("status")).to_have_attribute("data-status", "idle")
+
+
+def send(page: Page, text: str) -> None:
+    box = page.get_by_test_id("composer-input")
+    box.fill(text)
+    box.press("Enter")
+
+
+def last_answer(page: Page) -> Locator:
+    return page.locator(ANSWERS).last
+
+
+def answer_text(turn: Locator) -> str:
+    return turn.get_by_test_id("turn-text").text_content() or ""
+
+
+def wait_streaming(page: Page, min_chars: int = 1) -> None:
+    page.wait_for_function(STREAMED_SOME_JS, arg=min_chars, polling="raf")
+
+
+def wait_idle(page: Page) -> None:
+    expect(page.get_by_test_id("status")).to_have_attribute("data-status", "idle")
+
+
+def snapshot(page: Page) -> dict[str, Any]:
+    result: dict[str, Any] = page.evaluate("window.__yoi.snapshot()")
+    return result
+
+
+def transcript(gateway: Gateway) -> list[dict[str, Any]]:
+    with gateway.client() as client:
+        response = client.get("/api/companion/transcript", params={"limit": 50})
+    response.raise_for_status()
+    entries: list[dict[str, Any]] = response.json()["entries"]
+    return entries
+
+
+def squash(text: str) -> str:
+    """Text without whitespace: paragraphs render as blocks, whose text joins without blank lines."""
+    return "".join(text.split())
+
+
+def test_answer_streams_in_and_ends_with_the_full_text(page: Page, gateway: Gateway) -> None:
+    open_console(page, gateway)
+    expect(page.get_by_test_id("companion-ref")).to_have_text("companion@backend-internal")
+    page.evaluate(WATCH_ANSWER_JS)
+    text = message("stream", 16)
+
+    send(page, text)
+
+    expect(page.get_by_test_id("status")).to_have_attribute("data-status", "generating")
+    expect(page.get_by_test_id("composer-reason")).to_have_text("Waiting for the answer…")
+    expect(page.get_by_test_id("send")).to_be_disabled()
+    expect(page.get_by_test_id("cancel")).to_be_visible()
+    user = page.locator('[data-testid="turn"][data-role="user"]').last
+    expect(user.get_by_test_id("turn-text")).to_have_text(text)
+    wait_idle(page)
+    answer = last_answer(page)
+    expect(answer).to_have_attribute("data-result", "finished")
+    expect(answer.get_by_test_id("turn-text")).to_contain_text(text)
+    expect(page.get_by_test_id("cancel")).to_be_hidden()
+
+    final = len(answer_text(answer))
+    log: list[dict[str, Any]] = page.evaluate("window.__answerLog")
+    partial = [entry["length"] for entry in log if entry["result"] == "streaming"]
+    assert partial == sorted(partial), f"the answer shrank while streaming: {partial}"
+    seen = {length for length in partial if 0 < length < final}
+    assert len(seen) >= 2, f"expected the answer to grow in steps, saw lengths {partial}"
+    assert log[-1]["result"] == "finished"
+
+
+@pytest.mark.parametrize("how", ["button", "escape"])
+def test_cancel_mid_answer_marks_the_turn_cancelled(
+    page: Page, gateway: Gateway, how: str
+) -> None:
+    open_console(page, gateway)
+    text = message("cancel", 80)
+    send(page, text)
+    wait_streaming(page)
+
+    if how == "button":
+        page.get_by_test_id("cancel").click()
+    else:
+        page.get_by_test_id("composer-input").press("Escape")
+
+    answer = last_answer(page)
+    expect(answer).to_have_attribute("data-result", "cancelled")
+    expect(answer.get_by_test_id("turn-badge")).to_have_text("Cancelled")
+    wait_idle(page)
+    expect(page.get_by_test_id("cancel")).to_be_hidden()
+    expect(page.get_by_test_id("error-region")).to_have_text("Cancelled")
+    assert "cancel-end" not in answer_text(answer)
+    send_again = page.get_by_test_id("composer-input")
+    send_again.fill("after the cancel")
+    expect(page.get_by_test_id("send")).to_be_enabled()
+
+
+def test_busy_gateway_answer_is_shown_in_words(page: Page, gateway: Gateway) -> None:
+    open_console(page, gateway)
+    first = message("busy", 30)
+    send(page, first)
+    wait_streaming(page)
+
+    # The composer refuses to send while generating; this sends through the page's own send
+    # path anyway, as a race with another client would, so the gateway answers 409 worker_busy.
+    with page.expect_response(
+        lambda r: r.url.endswith("/api/companion/messages") and r.request.method == "POST"
+    ) as refused:
+        accepted = page.evaluate("window.__yoi.send('second while busy')")
+
+    assert accepted is False
+    assert refused.value.status == 409
+    alert = page.get_by_test_id("error-region")
+    expect(alert).to_have_text(BUSY)
+    expect(alert).to_have_attribute("data-code", "worker_busy")
+    expect(page.get_by_test_id("status")).to_have_attribute("data-status", "generating")
+    wait_idle(page)
+    expect(last_answer(page)).to_have_attribute("data-result", "finished")
+    expect(last_answer(page).get_by_test_id("turn-text")).to_contain_text(first)
+    expect(page.get_by_test_id("turn").filter(has_text="second while busy")).to_have_count(0)
+
+
+def test_reload_keeps_the_transcript(page: Page, gateway: Gateway) -> None:
+    open_console(page, gateway)
+    finished, cancelled = message("kept", 4), message("stopped", 80)
+    send(page, finished)
+    wait_idle(page)
+    expect(last_answer(page)).to_have_attribute("data-result", "finished")
+    answered = answer_text(last_answer(page))
+    send(page, cancelled)
+    wait_streaming(page)
+    page.get_by_test_id("cancel").click()
+    expect(last_answer(page)).to_have_attribute("data-result", "cancelled")
+    wait_idle(page)
+
+    page.reload()
+
+    wait_idle(page)
+    turns = page.get_by_test_id("turn")
+    expect(turns).to_have_count(4)
+    assert [turns.nth(i).get_attribute("data-role") for i in range(4)] == [
+        "user", "assistant", "user", "assistant",
+    ]
+    expect(turns.nth(0).get_by_test_id("turn-text")).to_have_text(finished)
+    expect(turns.nth(1)).to_have_attribute("data-result", "finished")
+    expect(turns.nth(1).get_by_test_id("turn-text")).to_have_text(answered)
+    expect(turns.nth(2).get_by_test_id("turn-text")).to_have_text(cancelled)
+    expect(turns.nth(3)).to_have_attribute("data-result", "cancelled")
+    expect(turns.nth(3).get_by_test_id("turn-badge")).to_have_text("Cancelled")
+
+
+def test_dropped_stream_resumes_without_losing_or_repeating_text(
+    page: Page, gateway: Gateway
+) -> None:
+    context: BrowserContext = page.context
+    open_console(page, gateway)
+    text = message("resume", 50)
+    send(page, text)
+    wait_streaming(page, min_chars=len("resume resume0 resume1"))
+
+    # The network goes away and the open stream is cut: the console must say so and keep trying.
+    context.set_offline(True)
+    page.evaluate("window.__yoi.dropStream()")
+    expect(page.get_by_test_id("status")).to_have_attribute("data-status", "reconnecting")
+    expect(page.get_by_test_id("composer-reason")).to_have_text("Reconnecting…")
+    at_drop = snapshot(page)["runs"][-1]
+    assert at_drop["result"] is None, "the answer ended before the stream was cut"
+    context.set_offline(False)
+
+    wait_idle(page)
+    answer = last_answer(page)
+    expect(answer).to_have_attribute("data-result", "finished")
+    state = snapshot(page)
+    run = state["runs"][-1]
+    assert state["reconnects"] >= 1
+    assert len(run["final"]) > len(at_drop["streamed"]), "nothing arrived after the drop"
+    # Every delta applied exactly once adds up to the full text, and the page shows that text.
+    assert run["streamed"] == run["final"]
+    shown = answer_text(answer)
+    assert shown.count(text) == 1
+    assert squash(shown) == squash(run["final"])
+    stored = [e for e in transcript(gateway) if e["role"] == "assistant"]
+    assert stored[-1]["text"] == run["final"]
+
+
+def test_token_is_asked_once_and_never_put_in_a_url(
+    page: Page, start_gateway: Callable[..., Gateway]
+) -> None:
+    gateway = start_gateway(token=TOKEN)
+    requests: list[Request] = []
+    page.on("request", lambda request: requests.append(request))
+    page.goto(gateway.url + "/")
+
+    form = page.get_by_test_id("token-form")
+    expect(form).to_be_visible()
+    expect(page.get_by_test_id("status")).to_have_attribute("data-status", "locked")
+    expect(page.get_by_test_id("composer-reason")).to_have_text("Enter your API token")
+    expect(page.get_by_test_id("composer-input")).to_be_disabled()
+    expect(page.get_by_test_id("send")).to_be_disabled()
+
+    page.get_by_test_id("token-input").fill("wrong-token")
+    page.get_by_test_id("token-input").press("Enter")
+    expect(page.get_by_test_id("token-error")).to_be_visible()
+    expect(form).to_be_visible()
+
+    page.get_by_label("API token").fill(TOKEN)
+    page.get_by_test_id("token-submit").click()
+    expect(form).to_be_hidden()
+    wait_idle(page)
+    text = message("locked", 6)
+    send(page, text)
+    wait_idle(page)
+    expect(last_answer(page).get_by_test_id("turn-text")).to_contain_text(text)
+
+    page.reload()
+    wait_idle(page)
+    expect(form).to_be_hidden()
+    expect(page.get_by_test_id("turn")).to_have_count(2)
+
+    for request in requests:
+        assert TOKEN not in request.url and "wrong-token" not in request.url, request.url
+    authorized = [
+        r for r in requests if r.all_headers().get("authorization") == f"Bearer {TOKEN}"
+    ]
+    paths = {r.url.removeprefix(gateway.url).split("?")[0] for r in authorized}
+    assert {
+        "/api/companion",
+        "/api/companion/transcript",
+        "/api/companion/messages",
+        "/api/companion/events/stream",
+    } <= paths
+    assert page.evaluate("window.localStorage.length") == 0

@@ -1,0 +1,522 @@
+"""RedisStore beyond the Store contract: fencing, leases, trimming, retention, the key layout,
+races over separate connections and Redis being away. Real Redis, and fakeredis where it can."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import fakeredis
+import pytest
+from redis.asyncio import Redis
+from redis.crc import key_slot
+
+from runtime_worker.store import redis as redis_store
+from runtime_worker.store.base import QueuedInput, RunOutcome, WorkerRecord
+from runtime_worker.store.redis import RedisStore
+from shared.errors import CursorExpired, LeaseLost, RuntimeUnavailable, ScopeConflict, WorkerBusy
+from shared.events import TextDelta
+from shared.ids import new_id
+from shared.keys import Keys
+from shared.models import RunResult, ScopeEntry, ScopeMode, Strategy, WorkerState
+from shared.settings import Settings
+from shared.timeutil import now_s
+from tests.helpers import free_port, wait_until
+
+MEMBER = "m1"
+
+
+@dataclass
+class Backend:
+    """Makes stores (each with its own client: separate connections) over one Redis."""
+
+    kind: str
+    namespace: str
+    connect: Callable[[], Redis]
+    stores: list[RedisStore]
+
+    def store(self, settings: Settings | None = None, runtime_id: str = "fleet") -> RedisStore:
+        store = RedisStore(
+            self.connect(),
+            namespace=self.namespace,
+            runtime_id=runtime_id,
+            settings=settings or Settings(),
+            owns_client=True,
+        )
+        self.stores.append(store)
+        return store
+
+
+@contextlib.asynccontextmanager
+async def _backend(kind: str, redis_url: str, namespace: str) -> AsyncIterator[Backend]:
+    if kind == "redis":
+
+        def connect() -> Redis:
+            return Redis.from_url(redis_url, decode_responses=True, socket_timeout=10)
+
+    else:
+        server = fakeredis.FakeServer()
+
+        def connect() -> Redis:
+            client: Redis = fakeredis.FakeAsyncRedis(server=server, decode_responses=True)
+            return client
+
+    made = Backend(kind, namespace, connect, [])
+    try:
+        yield made
+    finally:
+        if made.stores:  # never flush: delete this namespace's keys only
+            client = made.stores[0].client
+            keys = [key async for key in client.scan_iter(match="{" + namespace + ":*")]
+            if keys:
+                await client.delete(*keys)
+        for store in made.stores:
+            await store.aclose()
+
+
+@pytest.fixture(params=["redis", "fakeredis"])
+async def backend(
+    request: pytest.FixtureRequest, redis_url: str, namespace: str
+) -> AsyncIterator[Backend]:
+    async with _backend(request.param, redis_url, namespace) as made:
+        yield made
+
+
+@pytest.fixture
+async def real_redis(redis_url: str, namespace: str) -> AsyncIterator[Backend]:
+    """For what fakeredis cannot tell: memory usage."""
+    async with _backend("redis", redis_url, namespace) as made:
+        yield made
+
+
+async def _worker(store: RedisStore, **fields: object) -> WorkerRecord:
+    record = WorkerRecord(
+        worker_id=new_id(),
+        display_name="w",
+        profile="assistant",
+        created_at=now_s(),
+        **fields,  # type: ignore[arg-type]
+    )
+    return await store.create_worker(record)
+
+
+async def _hosted(store: RedisStore, member: str = MEMBER) -> tuple[WorkerRecord, int]:
+    record = await _worker(store)
+    epoch = await store.acquire(record.worker_id, member, 60_000)
+    assert epoch is not None
+    return record, epoch
+
+
+async def _exchange(
+    store: RedisStore, worker_id: str, epoch: int, deltas: int = 5
+) -> tuple[QueuedInput, str]:
+    sub = await store.submit_input(worker_id, "hello there", new_id(), Strategy.REJECT, now_s())
+    item = await store.next_input(worker_id, MEMBER, epoch)
+    assert item is not None and item.seq == sub.seq
+    claim = await store.begin_run(worker_id, epoch, item, new_id(), now_s())
+    assert claim is not None
+    for n in range(deltas):
+        delta = TextDelta(
+            worker_id=worker_id,
+            ts=now_s(),
+            run_id=claim.run_id,
+            input_id=item.input_id,
+            text=f"word{n} ",
+        )
+        await store.append_events(worker_id, epoch, [delta])
+    text = "".join(f"word{n} " for n in range(deltas))
+    outcome = RunOutcome(RunResult.FINISHED, text, 12, deltas)
+    return item, await store.finish_run(worker_id, epoch, item, outcome, now_s())
+
+
+async def _lengths(store: RedisStore, worker_id: str) -> dict[str, int]:
+    keys = store.keys.worker(worker_id)
+    client = store.client
+    groups = await client.xinfo_groups(keys.inputs) if await client.exists(keys.inputs) else []
+    return {
+        "events": await client.xlen(keys.events),
+        "transcript": await client.xlen(keys.transcript),
+        "inputs": await client.xlen(keys.inputs),
+        "pending": sum(group["pending"] for group in groups),
+    }
+
+
+# -- fencing and leases ------------------------------------------------------------------------
+
+
+async def test_stale_epoch_writes_raise_lease_lost_and_write_nothing(backend: Backend) -> None:
+    store = backend.store()
+    record, old = await _hosted(store)
+    wid = record.worker_id
+    await store.submit_input(wid, "q", new_id(), Strategy.ENQUEUE, now_s())
+    item = await store.next_input(wid, MEMBER, old)
+    assert item is not None
+    claim = await store.begin_run(wid, old, item, new_id(), now_s())
+    assert claim is not None
+    # The lease expires (simulated) and another member takes over.
+    await store.client.delete(store.keys.lease(wid))
+    new = await store.acquire(wid, "m2", 60_000)
+    assert new == old + 1
+    before = await _lengths(store, wid)
+    record_before = await store.get_worker(wid)
+
+    delta = TextDelta(worker_id=wid, ts=now_s(), text="stale")
+    with pytest.raises(LeaseLost):
+        await store.append_events(wid, old, [delta])
+    with pytest.raises(LeaseLost):
+        await store.begin_run(wid, old, item, new_id(), now_s())
+    with pytest.raises(LeaseLost):
+        await store.finish_run(wid, old, item, RunOutcome(RunResult.FINISHED, "x"), now_s())
+    with pytest.raises(LeaseLost):
+        await store.next_input(wid, MEMBER, old)
+    await store.release(wid, MEMBER, old)  # not ours any more: a no-op
+    assert await store.renew(MEMBER, {wid: old}, 60_000) == {wid: False}
+
+    assert await _lengths(store, wid) == before
+    after = await store.get_worker(wid)
+    assert (after.host, after.epoch, after.done_seq) == ("m2", new, record_before.done_seq)
+    assert await store.client.get(store.keys.lease(wid)) == "m2"
+
+
+async def test_right_epoch_but_foreign_lease_is_refused(backend: Backend) -> None:
+    """The lease key names its holder: a member that is not it cannot read inputs."""
+    store = backend.store()
+    record, epoch = await _hosted(store)
+    await store.submit_input(record.worker_id, "q", new_id(), Strategy.ENQUEUE, now_s())
+    with pytest.raises(LeaseLost):
+        await store.next_input(record.worker_id, "intruder", epoch)
+
+
+async def test_lease_acquire_renew_expire_release(backend: Backend) -> None:
+    store = backend.store()
+    record = await _worker(store)
+    wid, lease = record.worker_id, store.keys.lease(record.worker_id)
+    epoch = await store.acquire(wid, MEMBER, 300)
+    assert epoch == 1
+    assert await store.client.get(lease) == MEMBER
+    assert 0 < await store.client.pttl(lease) <= 300
+    assert await store.acquire(wid, "m2", 300) is None
+
+    assert await store.renew(MEMBER, {wid: epoch}, 60_000) == {wid: True}
+    assert await store.client.pttl(lease) > 1000
+    assert await store.renew("m2", {wid: epoch}, 60_000) == {wid: False}
+
+    await store.renew(MEMBER, {wid: epoch}, 50)  # let it lapse: the next member takes over
+    taken: list[int] = []
+
+    async def taken_over() -> bool:
+        got = await store.acquire(wid, "m2", 60_000)
+        if got is not None:
+            taken.append(got)
+        return bool(taken)
+
+    await wait_until(taken_over, timeout_s=5, what="the lapsed lease to be taken")
+    assert taken == [2]
+    assert await store.renew(MEMBER, {wid: epoch}, 60_000) == {wid: False}
+
+    await store.release(wid, "m2", 2)
+    assert await store.client.exists(lease) == 0
+    got = await store.get_worker(wid)
+    assert got.host is None and got.epoch == 2
+    assert await store.acquire(wid, MEMBER, 0) == 3  # ttl 0: no expiry (embedded use)
+    assert await store.client.pttl(lease) == -1
+
+
+async def test_renew_many_leases_in_one_call(backend: Backend) -> None:
+    store = backend.store()
+    leases = {}
+    for _ in range(200):
+        record, epoch = await _hosted(store)
+        leases[record.worker_id] = epoch
+    lost = next(iter(leases))
+    await store.client.set(store.keys.lease(lost), "someone-else")
+    leases["not a worker id"] = 1
+    result = await store.renew(MEMBER, leases, 60_000)
+    assert result.pop(lost) is False and result.pop("not a worker id") is False
+    assert all(result.values()) and len(result) == 199
+
+
+async def test_acquire_refuses_ended_workers_but_takes_stopping_ones(backend: Backend) -> None:
+    store = backend.store()
+    record, epoch = await _hosted(store)
+    await store.submit_input(record.worker_id, "q", new_id(), Strategy.ENQUEUE, now_s())
+    assert (await store.request_stop(record.worker_id)).state is WorkerState.STOPPING
+    await store.release(record.worker_id, MEMBER, epoch)
+    again = await store.acquire(record.worker_id, "m2", 60_000)
+    assert again == epoch + 1  # a stopping worker needs a host to drain it
+    stopped = await _worker(store)
+    await store.request_stop(stopped.worker_id)
+    assert await store.acquire(stopped.worker_id, MEMBER, 60_000) is None
+
+
+async def test_a_dead_hosts_pending_input_is_claimed_by_the_next(backend: Backend) -> None:
+    store = backend.store()
+    record, epoch = await _hosted(store)
+    wid = record.worker_id
+    await store.submit_input(wid, "q", new_id(), Strategy.ENQUEUE, now_s())
+    item = await store.next_input(wid, MEMBER, epoch)
+    assert item is not None
+    await store.client.delete(store.keys.lease(wid))  # m1 died: its lease lapsed
+    epoch2 = await store.acquire(wid, "m2", 60_000)
+    assert epoch2 is not None
+    again = await store.next_input(wid, "m2", epoch2)
+    assert again is not None and again.entry_id == item.entry_id
+    pending = await store.client.xpending_range(store.keys.inputs(wid), "hosts", "-", "+", 10)
+    assert [p["consumer"] for p in pending] == ["m2"]
+
+
+# -- the input path ----------------------------------------------------------------------------
+
+
+async def test_fifty_concurrent_rejects_over_separate_connections(backend: Backend) -> None:
+    stores = [backend.store() for _ in range(50)]
+    record, _ = await _hosted(stores[0])
+    results = await asyncio.gather(
+        *(
+            s.submit_input(record.worker_id, "hi", new_id(), Strategy.REJECT, now_s())
+            for s in stores
+        ),
+        return_exceptions=True,
+    )
+    accepted = [r for r in results if not isinstance(r, BaseException)]
+    assert len(accepted) == 1
+    assert all(isinstance(r, WorkerBusy) for r in results if isinstance(r, BaseException))
+    lengths = await _lengths(stores[0], record.worker_id)
+    assert lengths["inputs"] == 1
+    assert (await stores[0].get_worker(record.worker_id)).next_seq == 1
+
+
+async def test_dedupe_by_input_id_across_generations(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redis_store, "DEDUPE_WINDOW", 3)
+    store = backend.store()
+    record, _ = await _hosted(store)
+    wid = record.worker_id
+    first = await store.submit_input(wid, "a", "key-0", Strategy.ENQUEUE, now_s())
+    for n in range(1, 5):
+        await store.submit_input(wid, "b", f"key-{n}", Strategy.ENQUEUE, now_s())
+    again = await store.submit_input(wid, "a", "key-0", Strategy.REJECT, now_s())
+    assert again.duplicate and (again.seq, again.cursor) == (first.seq, first.cursor)
+    assert await store.client.hlen(store.keys.worker(wid).input_ids) <= 3
+    for n in range(5, 9):  # two more generations: key-0 is forgotten
+        await store.submit_input(wid, "b", f"key-{n}", Strategy.ENQUEUE, now_s())
+    fresh = await store.submit_input(wid, "a", "key-0", Strategy.ENQUEUE, now_s())
+    assert not fresh.duplicate and fresh.seq == 10
+
+
+async def test_submission_cursor_precedes_the_user_message(backend: Backend) -> None:
+    store = backend.store()
+    record, _ = await _hosted(store)
+    sub = await store.submit_input(record.worker_id, "hi", new_id(), Strategy.REJECT, now_s())
+    events = await store.read_events(record.worker_id, sub.cursor, 10)
+    assert events[0].type == "user_message" and events[0].input_id == sub.input_id
+    assert sub.host == MEMBER
+
+
+# -- streams, trimming, retention --------------------------------------------------------------
+
+
+async def test_entries_are_versioned_json_an_operator_can_tail(backend: Backend) -> None:
+    store = backend.store()
+    record, epoch = await _hosted(store)
+    wid = record.worker_id
+    await store.submit_input(wid, "q", new_id(), Strategy.ENQUEUE, now_s())
+    keys = store.keys.worker(wid)
+    [(input_entry, fields)] = await store.client.xrange(keys.inputs)
+    assert json.loads(fields["i"])["v"] == 1 and json.loads(fields["i"])["seq"] == 1
+    item = await store.next_input(wid, MEMBER, epoch)
+    assert item is not None and item.entry_id == input_entry
+    await store.begin_run(wid, epoch, item, new_id(), now_s())
+    await store.finish_run(wid, epoch, item, RunOutcome(RunResult.FINISHED, "a"), now_s())
+    raw = await store.client.xread({keys.events: "0"})
+    entries = raw[0][1]
+    assert all(set(f) == {"e"} for _, f in entries)
+    bodies = [json.loads(f["e"]) for _, f in entries]
+    assert all(b["v"] == 1 and "cursor" not in b for b in bodies)
+    assert [b["type"] for b in bodies][:3] == ["state_changed", "state_changed", "user_message"]
+    transcript = [json.loads(f["t"]) for _, f in await store.client.xrange(keys.transcript)]
+    assert [(t["v"], t["role"]) for t in transcript] == [(1, "user"), (1, "assistant")]
+    assert await store.client.exists(keys.inputs) == 0  # acknowledged, dropped when idle
+
+
+async def test_trimmed_stream_expires_stale_cursor_with_working_oldest(
+    backend: Backend,
+) -> None:
+    store = backend.store(Settings(events_maxlen=1000))  # approximate (node) trimming
+    record, epoch = await _hosted(store)
+    wid = record.worker_id
+    stale = await store.last_cursor(wid)
+    for _ in range(6):
+        batch = [TextDelta(worker_id=wid, ts=now_s(), text="x") for _ in range(500)]
+        await store.append_events(wid, epoch, batch)
+    length = await store.client.xlen(store.keys.events(wid))
+    assert 1000 <= length < 3000
+    with pytest.raises(CursorExpired) as caught:
+        await store.read_events(wid, stale, 10)
+    oldest = caught.value.oldest_cursor
+    resumed = await store.read_events(wid, oldest, 5000)
+    assert len(resumed) == length  # from the oldest retained event, no second expiry
+    first_retained = (await store.client.xrange(store.keys.events(wid), count=1))[0][0]
+    assert resumed[0].cursor == first_retained
+    newest = resumed[-1].cursor
+    assert await store.read_events(wid, newest, 10) == []
+    with pytest.raises(CursorExpired):
+        await store.wait_events(wid, stale, 10, 50)
+
+
+async def test_retention_ttl_on_every_key_when_stopped(backend: Backend) -> None:
+    store = backend.store(Settings(retention_s=3600))
+    record, epoch = await _hosted(store)
+    wid = record.worker_id
+    await _exchange(store, wid, epoch)
+    await store.submit_input(wid, "q", new_id(), Strategy.ENQUEUE, now_s())
+    keys = store.keys.worker(wid)
+    assert (await store.request_stop(wid)).state is WorkerState.STOPPING
+    assert await store.client.ttl(keys.record) == -1  # draining: not yet
+    item = await store.next_input(wid, MEMBER, epoch)
+    assert item is not None
+    claim = await store.begin_run(wid, epoch, item, new_id(), now_s())
+    assert claim is not None and claim.cancelled
+    await store.finish_run(wid, epoch, item, RunOutcome(RunResult.CANCELLED, ""), now_s())
+    assert (await store.get_worker(wid)).state is WorkerState.STOPPED
+    for key in [keys.record, keys.inputs, keys.events, keys.transcript, keys.input_ids]:
+        assert 3500 < await store.client.ttl(key) <= 3600, key
+    assert 0 < await store.client.pttl(keys.lease) <= 60_000  # its own short TTL
+
+    idle = await _worker(store)
+    await store.request_stop(idle.worker_id)
+    assert 3500 < await store.client.ttl(store.keys.record(idle.worker_id)) <= 3600
+
+
+async def test_list_workers_drops_expired_index_entries(backend: Backend) -> None:
+    store = backend.store()
+    kept, gone = await _worker(store), await _worker(store)
+    await store.client.delete(*store.keys.worker(gone.worker_id).all())  # as if expired
+    assert [r.worker_id for r in await store.list_workers()] == [kept.worker_id]
+    assert await store.client.zrange(store.keys.workers(), 0, -1) == [kept.worker_id]
+
+
+# -- key layout --------------------------------------------------------------------------------
+
+
+def test_every_key_of_a_worker_shares_one_slot() -> None:
+    keys = Keys("yoi", "fleet")
+    worker_id = new_id()
+    slots = {key_slot(key.encode()) for key in keys.worker(worker_id).all()}
+    assert len(slots) == 1
+    runtime = {key_slot(k.encode()) for k in (keys.workers(), keys.scopes(), keys.members())}
+    assert len(runtime) == 1
+    other = {key_slot(key.encode()) for key in keys.worker(new_id()).all()}
+    assert len(other) == 1  # (may or may not equal the first: slots spread workers)
+    assert keys.bell("m-1").startswith("{yoi:fleet:m:m-1}")
+    with pytest.raises(ValueError):
+        keys.worker("a}b")
+    with pytest.raises(ValueError):
+        keys.bell("m{1")
+
+
+def test_keys_of_runtimes_and_namespaces_never_collide() -> None:
+    worker_id = new_id()
+    layouts = [Keys("a", "b-c"), Keys("a-b", "c"), Keys("a", "b"), Keys("x", "b")]
+    every = [key for k in layouts for key in [*k.worker(worker_id).all(), k.workers()]]
+    assert len(every) == len(set(every))
+
+
+async def test_runtimes_sharing_one_redis_are_separate(backend: Backend) -> None:
+    one, two = backend.store(runtime_id="one"), backend.store(runtime_id="two")
+    record = await _worker(one)
+    await two.create_worker(record)  # the same worker id in another runtime
+    await one.acquire(record.worker_id, MEMBER, 60_000)
+    assert (await two.get_worker(record.worker_id)).state is WorkerState.PENDING
+    assert [r.worker_id for r in await two.list_workers()] == [record.worker_id]
+
+
+# -- scope claims ------------------------------------------------------------------------------
+
+
+async def test_scope_claim_of_a_worker_being_created_is_not_reclaimed(backend: Backend) -> None:
+    store = backend.store()
+    unborn = new_id()  # claimed, its create still on the way
+    await store.claim_scope(unborn, [ScopeEntry(path="/repo", mode=ScopeMode.WRITE)], None)
+    with pytest.raises(ScopeConflict):
+        await store.claim_scope(new_id(), [ScopeEntry(path="/repo/a", mode=ScopeMode.WRITE)], None)
+
+
+async def test_concurrent_overlapping_claims_admit_one(backend: Backend) -> None:
+    stores = [backend.store() for _ in range(10)]
+    entry = [ScopeEntry(path="/shared", mode=ScopeMode.WRITE)]
+    results = await asyncio.gather(
+        *(s.claim_scope(new_id(), entry, None) for s in stores), return_exceptions=True
+    )
+    assert sum(r is None for r in results) == 1
+    assert all(isinstance(r, ScopeConflict) for r in results if r is not None)
+
+
+# -- memory, hints, availability ---------------------------------------------------------------
+
+
+async def test_idle_worker_after_one_exchange_fits_in_6_kb(real_redis: Backend) -> None:
+    store = real_redis.store()
+    record, epoch = await _hosted(store)
+    await _exchange(store, record.worker_id, epoch)
+    total = 0
+    for key in store.keys.worker(record.worker_id).all():
+        total += await store.client.memory_usage(key, samples=0) or 0
+    index = await store.client.memory_usage(store.keys.workers(), samples=0) or 0
+    total += index
+    assert total <= 6 * 1024, total
+
+
+async def test_doorbell_rings_and_times_out(backend: Backend) -> None:
+    store = backend.store()
+    ids, last = await store.doorbell("m-9", "$", 10)
+    assert ids == []
+    await store.ring("m-9", "w-1")
+    await store.ring("m-9", "w-2")
+    await store.ring("m-9", "w-1")
+    ids, last = await store.doorbell("m-9", last, 1000)
+    assert ids == ["w-1", "w-2"]
+    waiter = asyncio.create_task(store.doorbell("m-9", last, 5000))
+    await store.ring("m-9", "w-3")
+    ids, last = await asyncio.wait_for(waiter, 6)
+    assert ids == ["w-3"]
+    started = time.monotonic()
+    assert await store.doorbell("m-9", last, 100) == ([], last)
+    assert time.monotonic() - started < 2
+
+
+async def test_unreachable_redis_is_runtime_unavailable_quickly() -> None:
+    port = free_port()
+    store = RedisStore.from_url(
+        f"redis://127.0.0.1:{port}/0", namespace="t", runtime_id="fleet", settings=Settings()
+    )
+    try:
+        started = time.monotonic()
+        for call in (
+            store.get_worker(new_id()),
+            store.list_workers(),
+            store.submit_input(new_id(), "x", "i", Strategy.REJECT, now_s()),
+            store.wait_events(new_id(), "0", 10, 5000),
+            store.ping(),
+        ):
+            with pytest.raises(RuntimeUnavailable) as caught:
+                await call
+            assert caught.value.retryable
+            assert str(port) not in caught.value.message and "127.0.0.1" not in caught.value.message
+        await store.ring("m1", new_id())  # only a hint: dropped, not raised
+        assert time.monotonic() - started < 5
+    finally:
+        await store.aclose()
+        await store.aclose()  # idempotent
+
+
+def test_client_must_decode_responses() -> None:
+    with pytest.raises(ValueError):
+        RedisStore(
+            fakeredis.FakeAsyncRedis(), namespace="t", runtime_id="fleet", settings=Settings()
+        )
