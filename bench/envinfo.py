@@ -53,7 +53,7 @@ def _git_rev() -> str:
 
 
 def environment(quick: bool, argv: list[str]) -> dict[str, Any]:
-    wrk = _run(["wrk", "--version"]).splitlines()[0] if shutil.which("wrk") else "missing"
+    wrk = _run(["wrk", "--version"]).split(" Copyright")[0] if shutil.which("wrk") else "missing"
     return {
         "command": "python -m bench " + " ".join(argv),
         "quick": quick,

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -48,6 +49,7 @@ def run_one(name: str, scenario: Scenario, quick: bool, log_root: Path) -> Scena
     result = ScenarioResult(name)
     context = Context(quick=quick, log_dir=log_root / name)
     context.log_dir.mkdir(parents=True, exist_ok=True)
+    result.loadavg_1m_at_start = round(os.getloadavg()[0], 2)  # how busy others kept the cores
     started = time.monotonic()
     with recorded(result, "scenario"):
         scenario(context, result)

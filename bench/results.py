@@ -44,6 +44,7 @@ class ScenarioResult:
     errors: list[str] = field(default_factory=list)
     tracebacks: list[str] = field(default_factory=list, repr=False)
     duration_s: float = 0.0
+    loadavg_1m_at_start: float = 0.0
 
     def check(self, name: str, value: float | None, op: Op, limit: float) -> None:
         self.checks.append(Check(name, value, op, limit))
@@ -65,6 +66,7 @@ class ScenarioResult:
             },
             "loadgen": _clean(self.loadgen),
             "duration_s": round(self.duration_s, 1),
+            "loadavg_1m_at_start": self.loadavg_1m_at_start,
         }
         if self.notes:
             body["notes"] = self.notes
@@ -120,7 +122,10 @@ def render_table(results: list[ScenarioResult]) -> str:
             out.append(
                 f"{name:<11} {check.name:<34} {_fmt(check.value):>10} {check.target:>10}  {mark}"
             )
-        out.append(f"{'':<11} => met: {'yes' if result.met else 'no'}  ({result.duration_s:.0f} s)")
+        out.append(
+            f"{'':<11} => met: {'yes' if result.met else 'no'}  ({result.duration_s:.0f} s, "
+            f"load avg {result.loadavg_1m_at_start:g} at start)"
+        )
     out.append("")
     for result in results:
         out.append(f"[{result.name}]")

@@ -83,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         middleware=middleware,
         redoc_url=None,
+        responses=errors.error_responses(500),
     )
     app.state.gateway = gateway
     errors.install(app)

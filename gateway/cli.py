@@ -8,7 +8,7 @@ that does the work (`cli_up`, `cli_chat`, `cli_api`, `cli_tail_redis`), importin
 from __future__ import annotations
 
 import asyncio
-import inspect
+import logging
 import sys
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -132,15 +132,13 @@ def gateway(
     ] = None,
 ) -> None:
     """Run the HTTP gateway (with the embedded runtime, and fleet runtimes when Redis is set)."""
+    from gateway.auth import UnsafeConfig
     from gateway.server import serve
 
-    result: object = serve(_settings(host=host, port=port, redis_url=redis_url, fleets=fleet))
-    if inspect.isawaitable(result):
-        asyncio.run(_await(result))
-
-
-async def _await(awaitable: Any) -> None:
-    await awaitable
+    try:
+        serve(_settings(host=host, port=port, redis_url=redis_url, fleets=fleet))
+    except UnsafeConfig as exc:
+        raise CliFailure(str(exc), USAGE) from None
 
 
 @app.command()
@@ -148,14 +146,22 @@ def runtime(
     redis_url: RedisUrl = None,
     runtime_id: Annotated[str | None, typer.Option(help="The fleet runtime to serve.")] = None,
     capacity: Annotated[int | None, typer.Option(help="Most Workers this process hosts.")] = None,
+    namespace: Annotated[str | None, typer.Option(help="Redis key namespace.")] = None,
 ) -> None:
     """Run one runtime process (a member of a fleet runtime) until SIGTERM or Ctrl-C."""
     from runtime_worker.member import run_member
 
-    settings = _settings(redis_url=redis_url, runtime_id=runtime_id, capacity=capacity)
+    settings = _settings(
+        redis_url=redis_url, runtime_id=runtime_id, capacity=capacity, namespace=namespace
+    )
     if settings.redis_url is None:
         raise CliFailure("a runtime process needs Redis: pass --redis-url or set REDIS_URL", USAGE)
-    asyncio.run(run_member(settings))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("arq").setLevel(logging.WARNING)  # its job lines carry user text
+    try:
+        asyncio.run(run_member(settings))
+    except YoiError as exc:
+        raise CliFailure(f"the runtime process failed: {exc.message} ({exc.code})") from None
 
 
 @app.command()

@@ -145,21 +145,23 @@ class GatewayClient:
         cursor, failures = after, 0
         while True:
             params = {} if cursor is None else {"after": cursor}
+            error: Exception | None = None
             try:
                 with self._http.stream("GET", path, params=params, timeout=timeout) as response:
                     self._raise_for_error(response)
                     for message in iter_sse(response.iter_lines()):
-                        event = _event(message)
                         failures = 0
-                        if message.id:
-                            cursor = message.id
-                        if event is not None:
+                        cursor = message.id or cursor
+                        if (event := _event(message)) is not None:
                             yield event
             except (httpx.TransportError, httpx.DecodingError) as exc:
-                failures += 1
-                if failures > STREAM_RETRIES:
-                    raise unreachable(self.target.gateway) from exc
-                time.sleep(min(0.1 * 2**failures, 2.0))  # backoff before resuming the stream
+                error = exc
+            # Dropped, or closed by the gateway (e.g. this client fell behind): resume from the
+            # cursor, backing off while reconnecting brings nothing.
+            failures += 1
+            if failures > STREAM_RETRIES:
+                raise unreachable(self.target.gateway) from error
+            time.sleep(min(0.1 * 2**failures, 2.0))
 
 
 def _event(message: SseMessage) -> Event | None:

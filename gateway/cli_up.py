@@ -13,6 +13,7 @@ import asyncio
 import os
 import secrets
 import signal
+import socket
 import sys
 import time
 from typing import Any
@@ -21,7 +22,7 @@ import httpx
 import typer
 
 from gateway.auth import is_loopback
-from gateway.cli_errors import FAILED, OK
+from gateway.cli_errors import FAILED, OK, CliFailure
 from gateway.cli_procs import Child, spawn, stop
 from gateway.cli_redis import PrivateRedis, find_binary, start_private, where
 from shared.settings import Settings
@@ -151,6 +152,20 @@ class Supervisor:
         return asyncio.ensure_future(_wait_ready(url, token))
 
 
+def _check_port(host: str, port: int) -> None:
+    """Fail before starting anything when the gateway's port is taken (a second `yoi up`?)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise CliFailure(
+                f"cannot listen on {host}:{port} ({exc.strerror}); is another `yoi up` "
+                "running? Choose another --port"
+            ) from None
+
+
 async def _wait_ready(url: str, token: str | None) -> int | None:
     """None once `/readyz` answers 200; FAILED (with a message) at the deadline."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -170,4 +185,5 @@ async def _wait_ready(url: str, token: str | None) -> int | None:
 
 
 def up(settings: Settings, processes: int) -> int:
+    _check_port(settings.host, settings.port)
     return asyncio.run(Supervisor(settings, processes).run())

@@ -1,4 +1,8 @@
-"""`Annotated` dependencies: the routes name what they need, never how it is found."""
+"""`Annotated` dependencies: the routes name what they need, never how it is found.
+
+All `async def`: FastAPI runs a plain `def` dependency in a worker thread, a hop per request
+that these lookups do not need.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from shared.errors import WorkerNotFound
 from shared.ids import is_worker_id
 
 
-def _gateway(request: Request) -> Gateway:
+async def _gateway(request: Request) -> Gateway:
     gateway: Gateway = request.app.state.gateway
     return gateway
 
@@ -22,14 +26,14 @@ def _gateway(request: Request) -> Gateway:
 GatewayDep = Annotated[Gateway, Depends(_gateway)]
 
 
-def _registry(gateway: GatewayDep) -> RuntimeRegistry:
+async def _registry(gateway: GatewayDep) -> RuntimeRegistry:
     return gateway.runtimes()
 
 
 RegistryDep = Annotated[RuntimeRegistry, Depends(_registry)]
 
 
-def _runtime(runtime_id: str, registry: RegistryDep) -> Runtime:
+async def _runtime(runtime_id: str, registry: RegistryDep) -> Runtime:
     """The path's runtime; unknown or malformed ids are 404 `runtime_not_found`."""
     return registry.get(runtime_id)
 
@@ -37,7 +41,7 @@ def _runtime(runtime_id: str, registry: RegistryDep) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(_runtime)]
 
 
-def _worker_id(worker_id: str) -> str:
+async def _worker_id(worker_id: str) -> str:
     """A malformed id names no Worker: 404 `worker_not_found` rather than 422."""
     if not is_worker_id(worker_id):
         raise WorkerNotFound("malformed worker id")
@@ -47,7 +51,7 @@ def _worker_id(worker_id: str) -> str:
 WorkerIdDep = Annotated[str, Depends(_worker_id)]
 
 
-def _companion(gateway: GatewayDep) -> Companion:
+async def _companion(gateway: GatewayDep) -> Companion:
     return gateway.the_companion()
 
 

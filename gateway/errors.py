@@ -48,6 +48,7 @@ _DESCRIPTIONS = {
     413: "`payload_too_large`: the body or the text is too long",
     422: "`invalid_input`: the request is malformed",
     429: "`rate_limited`",
+    500: "`internal_error`: the gateway failed; nothing about why is revealed",
     501: "`unsupported_operation`",
     503: "`runtime_unavailable` or `capacity_exhausted`",
 }

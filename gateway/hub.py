@@ -14,6 +14,7 @@ event loop, so `h` is exact.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -184,7 +185,7 @@ class Hubs:
             self._hubs[key] = hub
             task = asyncio.create_task(hub.run(), name="yoi-sse-hub")
             self._tasks[hub] = task
-            task.add_done_callback(lambda _task, hub=hub: self._reap(key, hub))
+            task.add_done_callback(functools.partial(self._reap, key, hub))
         hub.joining += 1
         try:
             await hub.started.wait()
@@ -214,7 +215,7 @@ class Hubs:
         if task is not None:
             task.cancel()
 
-    def _reap(self, key: tuple[str, str], hub: Hub) -> None:
+    def _reap(self, key: tuple[str, str], hub: Hub, _task: asyncio.Task[None]) -> None:
         task = self._tasks.pop(hub, None)
         if self._hubs.get(key) is hub:
             del self._hubs[key]

@@ -28,7 +28,10 @@ def route_template(scope: Scope) -> str:
     """`/api/runtimes/{runtime_id}`, never the concrete path: no id, ticket or query in logs."""
     route = scope.get("route")
     path = getattr(route, "path", None) if isinstance(route, BaseRoute) else None
-    return path if isinstance(path, str) and path else UNROUTED
+    if isinstance(path, str) and path:
+        return path
+    mount = scope.get("root_path")  # a mounted app (the static files) sets its prefix here
+    return f"{mount}/{{path}}" if isinstance(mount, str) and mount else UNROUTED
 
 
 class AccessLogMiddleware:

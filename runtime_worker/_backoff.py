@@ -23,7 +23,7 @@ class Backoff:
         if self.failures == 0:
             self.log.warning("%s paused: %s; retrying with backoff", self.what, reason)
         self.failures += 1
-        delay = min(MAX_DELAY_S, FIRST_DELAY_S * 2 ** (self.failures - 1))
+        delay: float = min(MAX_DELAY_S, FIRST_DELAY_S * 2.0 ** min(self.failures - 1, 16))
         return delay * random.uniform(0.8, 1.0)  # members restarted together do not retry in step
 
     def succeeded(self) -> None:

@@ -53,7 +53,9 @@ class Plan:
     shed: list[str] = field(default_factory=list)
 
 
-def alive_view(members: Sequence[MemberInfo], me: str, capacity: int, hosted: int) -> list[MemberInfo]:
+def alive_view(
+    members: Sequence[MemberInfo], me: str, capacity: int, hosted: int
+) -> list[MemberInfo]:
     """The alive members, this one always included with its own fresh numbers."""
     view = [m for m in members if m.alive and m.member_id != me]
     view.append(MemberInfo(member_id=me, capacity=capacity, hosted=hosted, alive=True))

@@ -28,7 +28,7 @@ from typing import Any
 from arq import cron
 from arq.connections import ArqRedis
 from arq.worker import Retry, Worker, func
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from redis import exceptions as rex
 from redis.asyncio import ConnectionPool
 
@@ -98,7 +98,10 @@ async def schedule_input(
     """Send `text` to a Worker at `send_at` (timezone-aware, preferably); returns the input id.
     The same `input_id` scheduled twice is sent once."""
     input_id = input_id or new_id()
-    SendInput(text=text, input_id=input_id)  # invalid input fails now, not at send time
+    try:  # an invalid input fails now, not at send time
+        SendInput(text=text, input_id=input_id)
+    except ValidationError:
+        raise InvalidInput("the scheduled text or input id is invalid") from None
     keys = Keys(settings.namespace, runtime_id)
     client = arq_client(settings, keys)
     try:
@@ -183,7 +186,7 @@ async def _housekeeping_job(ctx: dict[str, Any]) -> None:
 
 
 class Scheduler:
-    """A member's arq worker for the runtime's queue, restarted with backoff when Redis goes."""
+    """A member's arq worker on the runtime's queue, and the jobs it runs."""
 
     def __init__(self, settings: Settings, store: RedisStore, runtime: Runtime | None = None):
         self.settings = settings
@@ -192,28 +195,34 @@ class Scheduler:
         self.runtime = runtime or Runtime(
             store.runtime_id, store, kind=RuntimeKind.FLEET, settings=settings
         )
-        self._task: asyncio.Task[None] | None = None
         self._worker: Worker | None = None
 
-    # -- lifecycle -------------------------------------------------------------------------------
+    # -- lifecycle (the member owns the task running `run`) -------------------------------------
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._supervise(), name="yoi-arq")
+    async def run(self) -> None:
+        """Run arq's worker; when Redis goes away, close it and start a new one with backoff."""
+        backoff = Backoff("scheduled work", log)
+        while True:
+            worker = self._worker = self._make_worker()
+            try:
+                await worker.main()
+            except _TRANSPORT as exc:
+                delay = backoff.failed(type(exc).__name__)
+            else:  # pragma: no cover - main() only returns in burst mode
+                delay = backoff.failed("the arq worker returned")
+            finally:
+                await self._close(worker)
+            await asyncio.sleep(delay)
 
-    async def stop(self) -> None:
-        """Stop picking jobs, let running ones finish briefly, then cancel. Idempotent."""
-        task, self._task = self._task, None
-        if task is None:
-            return
+    async def drain(self) -> None:
+        """Stop picking jobs and give running ones a moment; the caller then cancels `run`."""
         worker = self._worker
-        if worker is not None:
-            worker.allow_pick_jobs = False
-            running = [t for t in worker.tasks.values() if not t.done()]
-            if running:
-                await asyncio.wait(running, timeout=STOP_WAIT_S)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        if worker is None:
+            return
+        worker.allow_pick_jobs = False
+        running = [t for t in worker.tasks.values() if not t.done()]
+        if running:
+            await asyncio.wait(running, timeout=STOP_WAIT_S)
 
     def _make_worker(self) -> Worker:
         tick = self.settings.schedule_tick_s
@@ -245,20 +254,6 @@ class Scheduler:
             job_deserializer=_loads,
             log_results=False,
         )
-
-    async def _supervise(self) -> None:
-        backoff = Backoff("scheduled work", log)
-        while True:
-            worker = self._worker = self._make_worker()
-            try:
-                await worker.main()
-            except (*_TRANSPORT, rex.BusyLoadingError) as exc:
-                delay = backoff.failed(type(exc).__name__)
-            else:  # pragma: no cover - main() only returns in burst mode
-                delay = backoff.failed("the arq worker returned")
-            finally:
-                await self._close(worker)
-            await asyncio.sleep(delay)
 
     async def _close(self, worker: Worker) -> None:
         for task in worker.tasks.values():
@@ -305,7 +300,9 @@ class Scheduler:
             slots = CronSpec.parse(entry.cron).slots(after, now)
             for slot in slots:
                 request = SendInput(
-                    text=entry.text, input_id=f"cron-{schedule_id}-{slot}", strategy=Strategy.ENQUEUE
+                    text=entry.text,
+                    input_id=f"cron-{schedule_id}-{slot}",
+                    strategy=Strategy.ENQUEUE,
                 )
                 try:
                     await self.runtime.send_input(entry.worker_id, request)

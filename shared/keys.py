@@ -18,10 +18,12 @@ _MEMBER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
 _SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 INPUT_GROUP = "hosts"
-"""The consumer group of every input stream: the members of the runtime."""
+"""The consumer group of every input stream: the members of the runtime. The Lua scripts under
+runtime_worker/store/lua spell it literally too (scripts cannot import)."""
 
 SCOPES_VERSION_FIELD = "#v"
-"""A field of the scopes hash counting claim changes (worker ids never start with `#`)."""
+"""A field of the scopes hash counting claim changes (worker ids never start with `#`);
+lua/claim_scope.lua spells it literally too."""
 
 
 def is_worker_key_part(value: str) -> bool:
@@ -152,7 +154,8 @@ class Keys:
         return self._tag() + f":cron:{job}"
 
     def schedules(self) -> str:
-        """HASH schedule id → JSON recurring input `{"v":1,"worker_id","text","cron","created_s"}`."""
+        """HASH schedule id → JSON recurring input
+        `{"v":1,"worker_id","text","cron","created_s"}`."""
         return self._tag() + ":schedules"
 
     def schedule_marks(self) -> str:

@@ -6,6 +6,7 @@ is sent, so the samples measure the idle path, not a queue."""
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -56,12 +57,24 @@ async def _longpoll_one(
 
 
 async def longpoll_samples(
-    conn: Connection, worker_ids: list[str], count: int, warmup: int, finish: str | None, tag: str
+    conn: Connection,
+    worker_ids: list[str],
+    count: int,
+    warmup: int,
+    finish: str | None,
+    tag: str,
+    max_pause_s: float = 0.0,
 ) -> Samples:
-    """`count` timed inputs (after `warmup` untimed ones) read back by long-polling."""
+    """`count` timed inputs (after `warmup` untimed ones) read back by long-polling.
+
+    `max_pause_s` waits a random, untimed while before each input: back-to-back inputs would
+    otherwise arrive in lockstep with a polling consumer's loop (always just after a poll) and
+    measure the phase, not the consumer; a person's input lands at a random phase."""
     samples = Samples()
     for index in range(warmup + count):
         worker_id = worker_ids[index % len(worker_ids)]
+        if max_pause_s:
+            await asyncio.sleep(random.uniform(0.0, max_pause_s))
         try:
             elapsed = await _longpoll_one(conn, worker_id, _input_id(tag, index), finish)
         except (TimeoutError, OSError, ValueError, KeyError, HttpError) as exc:

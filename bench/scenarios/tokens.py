@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections import Counter
 from typing import Any
 
 from bench.harness import Context, recorded
@@ -24,11 +25,11 @@ RUN_TIMEOUT_S = 60.0
 WRITE_COMMANDS = ("xadd", "evalsha", "eval", "evalsha_ro", "fcall", "hset", "set", "publish")
 
 
-def _write_calls(redis: PrivateRedis) -> int:
-    """Calls of commands that can write an event, from Redis' own per-command counters."""
+def _command_calls(redis: PrivateRedis) -> Counter[str]:
+    """Calls per command so far, from Redis' own counters (INFO commandstats)."""
     with redis.client() as conn:
         stats: dict[str, Any] = conn.info("commandstats")
-    return sum(int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in WRITE_COMMANDS)
+    return Counter({name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()})
 
 
 async def _one_run(
@@ -55,20 +56,20 @@ async def _one_run(
     return events, arrivals
 
 
-async def _measure(stack: YoiStack, redis: PrivateRedis, runs: int, words: int) -> dict[str, float]:
+async def _measure(stack: YoiStack, redis: PrivateRedis, runs: int, words: int) -> dict[str, Any]:
     pool = Pool("127.0.0.1", stack.port, 1)
     conn = Connection("127.0.0.1", stack.port)
     gaps: list[float] = []
     deltas = 0
     streaming_s = 0.0
-    writes = 0
+    calls: Counter[str] = Counter()
     try:
         (worker_id,) = await create_workers(pool, 1, prefix="tokens")
         await wait_hosted(conn, [worker_id], timeout_s=30)
         for index in range(runs):
-            before = _write_calls(redis)
+            before = _command_calls(redis)
             events, arrivals = await _one_run(stack, conn, worker_id, words, f"r{index}")
-            writes += _write_calls(redis) - before
+            calls += _command_calls(redis) - before
             stamps = {e["type"]: float(e["ts"]) for e in events}
             streaming_s += stamps["text_done"] - stamps["run_started"]
             deltas += len(arrivals)
@@ -83,7 +84,12 @@ async def _measure(stack: YoiStack, redis: PrivateRedis, runs: int, words: int) 
         "text_deltas": float(deltas),
         "delta_writes_per_s": round(deltas / streaming_s, 1),
         "ms_per_delta_write": round(streaming_s * 1000 / deltas, 1),
-        "redis_write_calls_per_s": round(writes / streaming_s, 1),
+        "redis_write_calls_per_s": round(
+            sum(calls[name] for name in WRITE_COMMANDS) / streaming_s, 1
+        ),
+        "redis_calls_per_s_top": {
+            name: round(n / streaming_s, 1) for name, n in calls.most_common(6)
+        },
         "gap_p50_ms": round(percentile(gaps, 50) * 1000, 2),
         "gap_p99_ms": round(percentile(gaps, 99) * 1000, 2),
         "gap_max_ms": round(max(gaps) * 1000, 2) if gaps else float("nan"),

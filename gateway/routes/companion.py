@@ -47,7 +47,7 @@ async def cancel(registry: RegistryDep, companion: CompanionDep) -> CancelResult
     return await registry.embedded.cancel(await companion.id())
 
 
-@router.get("/events", responses=error_responses(410))
+@router.get("/events", response_model_exclude_none=True, responses=error_responses(410))
 async def events(
     request: Request,
     gateway: GatewayDep,
@@ -63,7 +63,12 @@ async def events(
     )
 
 
-@router.get("/events/stream", responses={**SSE_RESPONSE, **error_responses(410)})
+@router.get(
+    "/events/stream",
+    response_class=EventStreamResponse,
+    status_code=200,
+    responses={**SSE_RESPONSE, **error_responses(410)},
+)
 async def stream(
     request: Request,
     gateway: GatewayDep,

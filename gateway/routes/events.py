@@ -20,7 +20,7 @@ router = APIRouter(
 AFTER = Query(None, max_length=64, description="A cursor, or `now`; omitted: the oldest retained.")
 
 
-@router.get("/events", responses=error_responses(410))
+@router.get("/events", response_model_exclude_none=True, responses=error_responses(410))
 async def events(
     request: Request,
     gateway: GatewayDep,
@@ -40,6 +40,7 @@ async def events(
 @router.get(
     "/events/stream",
     response_class=EventStreamResponse,
+    status_code=200,
     responses={**SSE_RESPONSE, **error_responses(410)},
 )
 async def stream(

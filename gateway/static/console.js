@@ -50,9 +50,11 @@ const state = {
   awaiting: null, // input_id accepted by the gateway whose run has not finished yet
   finished: new Set(), // input_ids whose run_finished was seen
   failure: null, // code behind an "error" status, until the next successful send
+  streamAlert: false, // the alert tells of a stream failure: a reopened stream clears it
   runErrors: new Map(), // run_id -> {code, message} from `error` events
   nextBefore: null,
   cancelPath: null,
+  boots: 0,
   bootTimer: 0,
   bootFailures: 0,
   runs: new Map(), // run_id -> {runId, inputId, streamed, final, result}: for diagnostics and tests
@@ -102,6 +104,7 @@ function update() {
 }
 
 function showAlert(text, { code = "", tone = "error" } = {}) {
+  state.streamAlert = false;
   ui.alert.dataset.tone = tone;
   ui.alertText.dataset.code = code;
   ui.alertText.textContent = text;
@@ -114,6 +117,7 @@ function showError(error) {
 }
 
 function clearAlert() {
+  state.streamAlert = false;
   ui.alert.dataset.tone = "";
   ui.alertText.dataset.code = "";
   ui.alertText.textContent = "";
@@ -183,6 +187,7 @@ function resetRuns() {
 async function boot() {
   clearTimeout(state.bootTimer);
   follower.stop();
+  const generation = ++state.boots; // a newer boot supersedes this one
   state.phase = "connecting";
   update();
   let detail;
@@ -191,6 +196,7 @@ async function boot() {
     detail = await api.get(COMPANION);
     page = await api.get(`${COMPANION}/transcript?limit=${PAGE_SIZE}`);
   } catch (error) {
+    if (generation !== state.boots) return;
     if (isUnauthorized(error)) {
       lock();
       return;
@@ -203,6 +209,7 @@ async function boot() {
     update();
     return;
   }
+  if (generation !== state.boots) return;
   if (state.bootFailures > 0) clearAlert();
   state.bootFailures = 0;
   state.failure = null;
@@ -299,10 +306,8 @@ const handlers = {
     view.setText(turn, event.text ?? "");
   },
   usage(event) {
-    const turn = view.answer(event.run_id);
-    if (turn && !turn.final) {
-      turn.note.textContent = `${event.input_tokens ?? 0} in · ${event.output_tokens ?? 0} out tokens`;
-    }
+    const run = record(event.run_id, event.input_id);
+    run.usage = { input: event.input_tokens ?? 0, output: event.output_tokens ?? 0 };
   },
   run_finished(event) {
     finishRun(event);
@@ -311,18 +316,29 @@ const handlers = {
     state.workerRunning = event.state === "running";
   },
   error(event) {
-    if (event.run_id) state.runErrors.set(event.run_id, { code: event.code, message: event.message });
     showAlert(explain(event.code, event.message), { code: event.code });
+    if (event.run_id) {
+      state.runErrors.set(event.run_id, { code: event.code, message: event.message });
+    } else {
+      // The stream itself failed (its last frame): the follower reconnects or reloads.
+      state.streamAlert = true;
+    }
   },
 };
+
+/** Why a run ended badly, in words: its `error` event says best, else its reason. */
+function outcomeWords(result, failure, reason) {
+  if (result === "finished" || result === "cancelled") return "";
+  if (failure !== undefined) return explain(failure.code, failure.message);
+  return explain(result === "timed_out" ? "timeout" : reason || "failed");
+}
 
 function finishRun(event) {
   const result = event.result ?? "finished";
   const turn = view.answer(event.run_id);
   const failure = state.runErrors.get(event.run_id);
-  const reason = failure?.code ?? event.reason ?? "";
   if (turn !== undefined) {
-    if (!turn.final) view.finish(turn, result, reason && result !== "finished" ? explain(reason) : "");
+    if (!turn.final) view.finish(turn, result, outcomeWords(result, failure, event.reason));
   } else {
     // Ended before any answer (cancelled while queued, say): mark the person's message instead.
     view.userTurn(event.input_id)?.mark(result);
@@ -335,13 +351,10 @@ function finishRun(event) {
   state.workerRunning = false;
   if (result === "cancelled") {
     showAlert(explain("cancelled"), { code: "cancelled", tone: "info" });
-  } else if (result === "timed_out") {
-    state.failure = "timeout";
-    showAlert(explain("timeout"), { code: "timeout" });
-  } else if (result === "failed") {
-    const code = failure?.code ?? event.reason ?? "failed";
+  } else if (result === "timed_out" || result === "failed") {
+    const code = failure?.code ?? (result === "timed_out" ? "timeout" : event.reason || "failed");
     state.failure = code;
-    showAlert(explain(code, failure?.message ?? ""), { code });
+    showAlert(outcomeWords(result, failure, event.reason), { code });
   }
 }
 
@@ -357,6 +370,7 @@ const follower = new EventFollower({
   onMessage,
   onState(connection) {
     state.phase = connection === "open" ? "ready" : "reconnecting";
+    if (connection === "open" && state.streamAlert) clearAlert();
     update();
   },
   isFatal: (error) => error instanceof ApiError && FATAL_STREAM_CODES.has(error.code),
@@ -413,7 +427,9 @@ async function send(raw) {
     await postMessage({ text, input_id: inputId, strategy: "reject" });
     view.user(inputId, text);
     if (!state.finished.has(inputId)) state.awaiting = inputId;
-    clearAlert();
+    // Clear only the "retrying" notice of this send: the stream may already have told of the
+    // run's own outcome (a fast failure can arrive before this answer does).
+    if (isTransient(ui.alertText.dataset.code)) clearAlert();
     return true;
   } catch (error) {
     view.withdrawUser(inputId);
@@ -438,8 +454,12 @@ async function postCancel() {
     state.cancelPath = `${COMPANION}/cancel`;
     return answer;
   } catch (error) {
-    const missingRoute = error instanceof ApiError && (error.status === 404 || error.status === 405) &&
-      error.code !== "worker_not_found" && error.code !== "runtime_not_found";
+    // A cancel has no body, so a 404/405, or a 422 `invalid_input` (this gateway's answer to an
+    // unknown route), means the shortcut route is missing, not that the Companion is.
+    const missingRoute = error instanceof ApiError && (
+      ((error.status === 404 || error.status === 405) &&
+        error.code !== "worker_not_found" && error.code !== "runtime_not_found") ||
+      (error.status === 422 && error.code === "invalid_input"));
     if (!missingRoute || state.detail === null) throw error;
     // No companion shortcut on this gateway: cancel through the Worker's own route.
     const { runtime_id: runtimeId, worker_id: workerId } = state.detail;

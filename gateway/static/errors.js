@@ -20,6 +20,8 @@ const WORDS = {
   not_running: "There was nothing to cancel.",
   unsupported_operation: "This runtime does not support that.",
   host_lost: "The runtime hosting the Companion was lost.",
+  turn_timeout: "The answer took too long and was stopped.",
+  internal_error: "The Companion failed to answer. Try again in a moment.",
 };
 
 /** A sentence for `code`; `message` is the gateway's own wording, used for invalid input only. */
@@ -27,9 +29,7 @@ export function explain(code, message = "") {
   if (code === "invalid_input") {
     return message ? `That message cannot be sent: ${message}` : "That message cannot be sent.";
   }
-  if (code === "failed") {
-    return "The answer failed.";
-  }
+  if (code === "failed") return "The answer failed.";
   return WORDS[code] ?? (message ? `Something went wrong: ${message}` : "Something went wrong.");
 }
 

@@ -80,6 +80,7 @@ export class EventFollower {
     this.cursor = "";
     this.reconnects = 0;
     this.running = false;
+    this.generation = 0;
     this.connection = null;
     this.wake = null;
     this.seen = new Set();
@@ -90,11 +91,12 @@ export class EventFollower {
     this.cursor = cursor || "";
     this.running = true;
     this.seen.clear();
-    this.loop = this.run();
-    return this.loop;
+    this.run(this.generation);
   }
 
+  /** Ends the current loop for good; a later start() begins a new one. */
   stop() {
+    this.generation += 1;
     this.running = false;
     this.connection?.abort();
     this.wake?.();
@@ -105,32 +107,35 @@ export class EventFollower {
     this.connection?.abort();
   }
 
-  async run() {
+  async run(generation) {
+    // Each loop owns a generation: one that stop() superseded exits at its next step, even
+    // when a new loop is already running.
+    const current = () => this.running && this.generation === generation;
     let failures = 0;
-    while (this.running) {
+    while (current()) {
       const connection = new AbortController();
       this.connection = connection;
       const openedAt = Date.now();
       let gotEvent = false;
       try {
         const response = await this.open(this.cursor, connection.signal);
-        if (this.running && !connection.signal.aborted) {
+        if (current() && !connection.signal.aborted) {
           this.onState("open");
           for await (const message of readMessages(response, connection.signal)) {
-            if (!this.running) return;
+            if (!current()) return;
             gotEvent = true;
             this.deliver(message);
           }
         }
       } catch (error) {
-        if (!this.running) return;
+        if (!current()) return;
         if (this.isFatal(error)) {
           this.running = false;
           this.onFatal(error);
           return;
         }
       }
-      if (!this.running) return;
+      if (!current()) return;
       failures = gotEvent || Date.now() - openedAt > HEALTHY_AFTER_MS ? 0 : failures + 1;
       this.reconnects += 1;
       this.onState("reconnecting");

@@ -37,13 +37,14 @@ class Turn {
     this.badge.className = "badge";
     this.badge.dataset.testid = "turn-badge";
     this.badge.hidden = true;
-    this.note = document.createElement("span");
-    this.note.className = "turn-note";
-    meta.append(who, this.badge, this.note, timeLabel(ts));
+    meta.append(who, this.badge, timeLabel(ts));
     this.body = document.createElement("div");
     this.body.className = "turn-text";
     this.body.dataset.testid = "turn-text";
-    this.el.append(meta, this.body);
+    this.note = document.createElement("p");
+    this.note.className = "turn-note";
+    this.note.dataset.testid = "turn-note";
+    this.el.append(meta, this.body, this.note);
   }
 
   render() {
@@ -57,7 +58,7 @@ class Turn {
     this.badge.textContent = label;
     this.badge.hidden = label === "";
     this.badge.dataset.kind = result ?? "";
-    this.note.textContent = detail;
+    if (detail) this.note.textContent = detail;
   }
 }
 

@@ -31,7 +31,15 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 # Answers of a server that cannot take writes now: retry later, as with a lost connection.
-_UNAVAILABLE_PREFIXES = ("OOM", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "NOREPLICAS", "LOADING")
+_UNAVAILABLE_PREFIXES = (
+    "OOM",
+    "MASTERDOWN",
+    "CLUSTERDOWN",
+    "TRYAGAIN",
+    "NOREPLICAS",
+    "LOADING",
+    "BUSY ",  # another script runs too long; not BUSYGROUP
+)
 _TRANSPORT_ERRORS = (rex.ConnectionError, rex.TimeoutError, ConnectionError, TimeoutError)
 
 
@@ -53,15 +61,17 @@ class Scripts:
 
     @classmethod
     def register(cls, client: Redis) -> Scripts:
-        folder = resources.files("runtime_worker.store") / "lua"
-        prelude = (folder / "_prelude.lua").read_text(encoding="utf-8")
-        loaded = {
-            f.name: client.register_script(
-                prelude + "\n" + (folder / f"{f.name}.lua").read_text(encoding="utf-8")
-            )
-            for f in fields(cls)
-        }
-        return cls(**loaded)
+        return cls(**{name: client.register_script(text) for name, text in _sources().items()})
+
+
+@functools.cache
+def _sources() -> dict[str, str]:
+    folder = resources.files("runtime_worker.store") / "lua"
+    prelude = (folder / "_prelude.lua").read_text(encoding="utf-8")
+    return {
+        f.name: prelude + "\n" + (folder / f"{f.name}.lua").read_text(encoding="utf-8")
+        for f in fields(Scripts)
+    }
 
 
 def check(reply: Any, worker_id: str = "") -> list[Any]:

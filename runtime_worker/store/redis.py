@@ -17,6 +17,7 @@ from redis import exceptions as rex
 from redis.asyncio import Redis
 
 from runtime_worker.store import _redis_codec as codec
+from runtime_worker.store._redis_blocking import SOCKET_TIMEOUT_S, block_read, doorbell, ring
 from runtime_worker.store._redis_members import Members
 from runtime_worker.store._redis_scope import ScopeClaims
 from runtime_worker.store._scripts import Scripts, answer, check, translate_errors
@@ -43,23 +44,20 @@ from shared.models import (
     WorkerState,
 )
 from shared.settings import Settings
-from shared.timeutil import monotonic_s, now_ms, now_s
+from shared.timeutil import now_s
 
 log = logging.getLogger("yoi.store.redis")
 
-SOCKET_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 2.0
-# Blocking reads wait in slices shorter than the socket timeout, so a long wait never looks
-# like a dead connection.
-BLOCK_SLICE_MS = 5000
-BELL_MAXLEN = 1000
-BELL_LOOKBACK_MS = 10_000  # `$` reads hints this recent too: one rung while starting counts
 APPROX_TRIM_FROM = 1000
 DEDUPE_WINDOW = 1000  # input ids remembered per generation (two generations are kept)
 COMPACT_MAX_ENTRIES = 100  # streams up to this length are rewritten compactly when idle
 
 
 class RedisStore(Store):
+    """Give it a client with `decode_responses=True` and socket timeouts (as `from_url` makes);
+    `aclose` closes the client only when the store made it."""
+
     def __init__(
         self,
         client: Redis,
@@ -207,41 +205,15 @@ class RedisStore(Store):
     async def ring(self, member_id: str, worker_id: str) -> None:
         """Only a hint: when it cannot be delivered the member's sweep finds the news."""
         try:
-            key = self.keys.bell(member_id)
-            hint = self.client.xadd(key, {"w": worker_id}, maxlen=BELL_MAXLEN, approximate=True)
-            await answer(hint)
-        except (ValueError, rex.ConnectionError, rex.TimeoutError, OSError) as exc:
+            await ring(self.client, self.keys.bell(member_id), worker_id)
+        except (ValueError, rex.RedisError, OSError) as exc:
             log.warning("hint for member %s dropped (%s)", member_id, type(exc).__name__)
 
     @translate_errors
     async def doorbell(
         self, member_id: str, last_id: str, timeout_ms: int
     ) -> tuple[list[str], str]:
-        key = self.keys.bell(member_id)
-        if last_id in ("$", ""):
-            # "From now", pinned to a real id a little in the past: hints are idempotent, and a
-            # ring racing the reader's start is not missed.
-            last_id = codec.format_id((max(now_ms() - BELL_LOOKBACK_MS, 0), 0))
-        entries = await self._block_read(key, last_id, BELL_MAXLEN, timeout_ms)
-        if not entries:
-            return [], last_id
-        worker_ids = [fields["w"] for _, fields in entries if "w" in fields]
-        return list(dict.fromkeys(worker_ids)), entries[-1][0]
-
-    async def _block_read(
-        self, key: str, after: str, count: int, timeout_ms: int
-    ) -> list[tuple[str, dict[str, str]]]:
-        """XREAD after `after`, waiting up to `timeout_ms` in slices under the socket timeout."""
-        deadline = monotonic_s() + max(timeout_ms, 0) / 1000
-        while True:
-            remaining_ms = int((deadline - monotonic_s()) * 1000)
-            block = min(remaining_ms, BLOCK_SLICE_MS) if remaining_ms >= 1 else None
-            reply = await answer(self.client.xread({key: after}, count=count, block=block))
-            if reply:
-                entries: list[tuple[str, dict[str, str]]] = reply[0][1]
-                return entries
-            if block is None or monotonic_s() >= deadline:
-                return []
+        return await doorbell(self.client, self.keys.bell(member_id), last_id, timeout_ms)
 
     # -- leases and host-side writes -------------------------------------------------------------
 
@@ -256,18 +228,18 @@ class RedisStore(Store):
     async def renew(self, member_id: str, leases: dict[str, int], ttl_ms: int) -> dict[str, bool]:
         """One round trip for all of a member's leases: a pipeline of compare-and-set scripts."""
         result = dict.fromkeys(leases, False)
-        valid = [wid for wid in leases if _usable(self.keys, wid)]
-        if not valid:
+        pairs = [(wid, keys) for wid in leases if (keys := _keys_or_none(self.keys, wid))]
+        if not pairs:
             return result
         async with self.client.pipeline(transaction=False) as pipe:
-            for worker_id in valid:
-                keys = self.keys.worker(worker_id)
+            for worker_id, keys in pairs:
                 await self._scripts.renew(
                     [keys.record, keys.lease],
                     [member_id, leases[worker_id], max(ttl_ms, 0)],
                     client=pipe,
                 )
             replies = await pipe.execute()
+        valid = [worker_id for worker_id, _ in pairs]
         result.update({wid: bool(ok) for wid, ok in zip(valid, replies, strict=True)})
         return result
 
@@ -398,7 +370,7 @@ class RedisStore(Store):
             return events
         key = self._worker_keys(worker_id).events
         position = codec.format_id(codec.stream_id(after))
-        if await self._block_read(key, position, 1, timeout_ms):
+        if await block_read(self.client, key, position, 1, timeout_ms):
             # Read again through the script: it tells a cursor trimmed away meanwhile.
             return await self.read_events(worker_id, after, limit)
         return []
@@ -463,9 +435,8 @@ def _field(raw: list[str], name: str) -> str:
     raise ValueError(f"stream entry without field {name!r}")
 
 
-def _usable(keys: Keys, worker_id: str) -> bool:
+def _keys_or_none(keys: Keys, worker_id: str) -> WorkerKeys | None:
     try:
-        keys.worker(worker_id)
+        return keys.worker(worker_id)
     except ValueError:
-        return False
-    return True
+        return None

@@ -1,13 +1,7 @@
-"""Browser fixtures: a real gateway process over a real socket, and headless Chromium driving it.
-
-Chromium is the system's (`apt-get install chromium`): Playwright's own browser builds are not
-downloadable everywhere this suite runs. `YOI_CHROMIUM` names another binary.
-"""
+"""Browser fixtures: a real gateway process over a real socket, and headless Chromium driving it."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -15,28 +9,12 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
+from tests.browser.chromium import CHROMIUM_ARGS, chromium_path
 from tests.browser.gateway_process import Gateway, running_gateway
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 EXPECT_TIMEOUT_MS = 15_000
 
 expect.set_options(timeout=EXPECT_TIMEOUT_MS)
-
-
-def chromium_path() -> str:
-    for candidate in (os.environ.get("YOI_CHROMIUM"), "/usr/bin/chromium", "chromium"):
-        if candidate and (found := shutil.which(candidate)):
-            return found
-    pytest.fail("no Chromium found: `apt-get install -y chromium` (or set YOI_CHROMIUM)")
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +26,10 @@ def playwright_driver() -> Iterator[Playwright]:
 
 @pytest.fixture(scope="module")
 def browser(playwright_driver: Playwright) -> Iterator[Browser]:
-    browser = playwright_driver.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+    executable = chromium_path()
+    if executable is None:
+        pytest.fail("no Chromium: `apt-get install -y chromium` (or set YOI_CHROMIUM)")
+    browser = playwright_driver.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
     yield browser
     browser.close()
 
@@ -58,9 +39,11 @@ def start_gateway(tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
     """Factory: `start_gateway(token=...)` runs a gateway; every one is stopped at teardown."""
     with ExitStack() as stack:
 
-        def start(*, token: str | None = None, echo_delay_ms: int = 40) -> Gateway:
+        def start(
+            *, token: str | None = None, echo_delay_ms: int = 40, env: dict[str, str] | None = None
+        ) -> Gateway:
             return stack.enter_context(
-                running_gateway(tmp_path, token=token, echo_delay_ms=echo_delay_ms)
+                running_gateway(tmp_path, token=token, echo_delay_ms=echo_delay_ms, env=env)
             )
 
         yield start

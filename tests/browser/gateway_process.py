@@ -1,4 +1,4 @@
-"""A real `yoi gateway` process on a free loopback port, for the browser suite and the screenshot."""
+"""A real `yoi gateway` process on a free loopback port, for the browser tests and screenshot."""
 
 from __future__ import annotations
 
@@ -61,18 +61,23 @@ def _ready(gateway: Gateway) -> bool:
 
 @contextmanager
 def running_gateway(
-    workdir: Path, *, token: str | None = None, echo_delay_ms: int = 40
+    workdir: Path,
+    *,
+    token: str | None = None,
+    echo_delay_ms: int = 40,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Gateway]:
     """Starts the gateway, waits for `/readyz`, and stops it (terminate, then kill) on exit."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
-    env["YOI_ECHO_DELAY_MS"] = str(echo_delay_ms)
+    environ = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
+    environ["YOI_ECHO_DELAY_MS"] = str(echo_delay_ms)
+    environ.update(env or {})
     if token is not None:
-        env["YOI_API_TOKEN"] = token
+        environ["YOI_API_TOKEN"] = token
     log_path = workdir / f"gateway-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            gateway_command(port), env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT
+            gateway_command(port), env=environ, cwd=workdir, stdout=log, stderr=subprocess.STDOUT
         )
     gateway = Gateway(f"http://127.0.0.1:{port}", token, log_path, process)
     try:

@@ -8,12 +8,15 @@ sleeps: each step waits on a condition of the page with a deadline.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from playwright.sync_api import BrowserContext, Locator, Page, Request, expect
 
 from tests.browser.gateway_process import Gateway
+from tests.helpers import wait_until_sync
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -85,16 +88,16 @@ def snapshot(page: Page) -> dict[str, Any]:
     return result
 
 
-def transcript(gateway: Gateway) -> list[dict[str, Any]]:
+def transcript(gateway: Gateway, limit: int = 50) -> list[dict[str, Any]]:
     with gateway.client() as client:
-        response = client.get("/api/companion/transcript", params={"limit": 50})
+        response = client.get("/api/companion/transcript", params={"limit": limit})
     response.raise_for_status()
     entries: list[dict[str, Any]] = response.json()["entries"]
     return entries
 
 
 def squash(text: str) -> str:
-    """Text without whitespace: paragraphs render as blocks, whose text joins without blank lines."""
+    """Text without whitespace: rendered paragraphs join without the blank lines between them."""
     return "".join(text.split())
 
 
@@ -128,9 +131,7 @@ def test_answer_streams_in_and_ends_with_the_full_text(page: Page, gateway: Gate
 
 
 @pytest.mark.parametrize("how", ["button", "escape"])
-def test_cancel_mid_answer_marks_the_turn_cancelled(
-    page: Page, gateway: Gateway, how: str
-) -> None:
+def test_cancel_mid_answer_marks_the_turn_cancelled(page: Page, gateway: Gateway, how: str) -> None:
     open_console(page, gateway)
     text = message("cancel", 80)
     send(page, text)
@@ -197,7 +198,10 @@ def test_reload_keeps_the_transcript(page: Page, gateway: Gateway) -> None:
     turns = page.get_by_test_id("turn")
     expect(turns).to_have_count(4)
     assert [turns.nth(i).get_attribute("data-role") for i in range(4)] == [
-        "user", "assistant", "user", "assistant",
+        "user",
+        "assistant",
+        "user",
+        "assistant",
     ]
     expect(turns.nth(0).get_by_test_id("turn-text")).to_have_text(finished)
     expect(turns.nth(1)).to_have_attribute("data-result", "finished")
@@ -207,10 +211,111 @@ def test_reload_keeps_the_transcript(page: Page, gateway: Gateway) -> None:
     expect(turns.nth(3).get_by_test_id("turn-badge")).to_have_text("Cancelled")
 
 
+@pytest.mark.parametrize(
+    ("code", "result", "badge", "words"),
+    [
+        ("provider_error", "failed", "Failed", "The language model could not answer."),
+        ("timeout", "timed_out", "Timed out", "The answer took too long and was stopped."),
+    ],
+)
+def test_failed_answer_is_marked_and_explained(
+    page: Page,
+    start_gateway: Callable[..., Gateway],
+    tmp_path: Path,
+    code: str,
+    result: str,
+    badge: str,
+    words: str,
+) -> None:
+    if code == "timeout":
+        # An operator's profile overrides the built-in Companion with a very short turn timeout.
+        profiles = tmp_path / "profiles"
+        profiles.mkdir()
+        (profiles / "companion.toml").write_text(
+            'name = "companion"\nprovider = "echo"\nprompt = "companion.md"\nturn_timeout_s = 0.4\n'
+        )
+        gateway = start_gateway(env={"YOI_PROFILES_DIR": str(profiles)})
+        text = message("slowly", 40)
+    else:
+        gateway = start_gateway()
+        text = "/fail-mid " + message("broken", 8)  # the echo provider fails after one piece
+    open_console(page, gateway)
+
+    send(page, text)
+
+    answer = last_answer(page)
+    expect(answer).to_have_attribute("data-result", result)
+    expect(answer.get_by_test_id("turn-badge")).to_have_text(badge)
+    alert = page.get_by_test_id("error-region")
+    expect(alert).to_contain_text(words)
+    expect(alert).to_have_attribute("data-code", code)
+    expect(page.get_by_test_id("status")).to_have_attribute("data-status", "error")
+    expect(page.get_by_test_id("cancel")).to_be_hidden()
+    page.get_by_test_id("composer-input").fill("and now?")
+    expect(page.get_by_test_id("send")).to_be_enabled()
+
+
+def test_opening_mid_answer_shows_it_at_once_and_streams_on(page: Page, gateway: Gateway) -> None:
+    text = message("attach", 60)
+    with gateway.client() as client:
+        client.post("/api/companion/messages", json={"text": text}).raise_for_status()
+
+        def answering() -> bool:
+            flight = client.get("/api/companion").json()["in_flight"]
+            return flight is not None and flight["text"] != ""
+
+        wait_until_sync(answering, timeout_s=10, what="the answer to start")
+
+    page.goto(gateway.url + "/")
+
+    answer = last_answer(page)
+    expect(answer).to_have_attribute("data-result", "streaming")
+    expect(answer.get_by_test_id("turn-text")).not_to_have_text("")
+    expect(page.get_by_test_id("status")).to_have_attribute("data-status", "generating")
+    expect(page.get_by_test_id("cancel")).to_be_visible()
+    wait_idle(page)
+    expect(answer).to_have_attribute("data-result", "finished")
+    run = snapshot(page)["runs"][-1]
+    # The in-flight text plus what streamed after its cursor is the full answer: no gap, no repeat.
+    assert run["streamed"] == run["final"]
+    assert squash(answer_text(answer)) == squash(run["final"])
+    assert answer_text(answer).count(text) == 1
+    expect(page.get_by_test_id("turn").filter(has_text=text)).to_have_count(2)
+
+
+def test_earlier_messages_load_on_request(
+    page: Page, start_gateway: Callable[..., Gateway]
+) -> None:
+    gateway = start_gateway(echo_delay_ms=0)
+    texts = [f"page {i}" for i in range(30)]
+    with gateway.client() as client:
+        for text in texts:
+            body = {"text": text, "strategy": "enqueue"}
+            client.post("/api/companion/messages", json=body).raise_for_status()
+    wait_until_sync(
+        lambda: len(transcript(gateway, limit=100)) == 60 and transcript(gateway)[-1]["result"],
+        timeout_s=20,
+        what="30 answered messages",
+    )
+
+    open_console(page, gateway)
+    turns = page.get_by_test_id("turn")
+    expect(turns).to_have_count(50)
+    expect(turns.first.get_by_test_id("turn-text")).to_have_text("page 5")
+    page.get_by_test_id("load-earlier").click()
+
+    expect(turns).to_have_count(60)
+    expect(page.get_by_test_id("load-earlier")).to_be_hidden()
+    users = page.locator('[data-testid="turn"][data-role="user"] [data-testid="turn-text"]')
+    expect(users).to_have_text(texts)
+
+
 def test_dropped_stream_resumes_without_losing_or_repeating_text(
     page: Page, gateway: Gateway
 ) -> None:
     context: BrowserContext = page.context
+    streams: list[str] = []
+    page.on("request", lambda r: streams.append(r.url) if "/events/stream" in r.url else None)
     open_console(page, gateway)
     text = message("resume", 50)
     send(page, text)
@@ -221,8 +326,10 @@ def test_dropped_stream_resumes_without_losing_or_repeating_text(
     page.evaluate("window.__yoi.dropStream()")
     expect(page.get_by_test_id("status")).to_have_attribute("data-status", "reconnecting")
     expect(page.get_by_test_id("composer-reason")).to_have_text("Reconnecting…")
-    at_drop = snapshot(page)["runs"][-1]
+    dropped = snapshot(page)
+    at_drop = dropped["runs"][-1]
     assert at_drop["result"] is None, "the answer ended before the stream was cut"
+    opened_before_drop = len(streams)
     context.set_offline(False)
 
     wait_idle(page)
@@ -231,6 +338,11 @@ def test_dropped_stream_resumes_without_losing_or_repeating_text(
     state = snapshot(page)
     run = state["runs"][-1]
     assert state["reconnects"] >= 1
+    # Each reconnection asked for what came after the last event the page had applied.
+    resumed = streams[opened_before_drop:]
+    assert resumed, "the console never reconnected"
+    after = f"after={quote(dropped['cursor'], safe='')}"
+    assert all(after in url for url in resumed), (after, resumed)
     assert len(run["final"]) > len(at_drop["streamed"]), "nothing arrived after the drop"
     # Every delta applied exactly once adds up to the full text, and the page shows that text.
     assert run["streamed"] == run["final"]
@@ -277,9 +389,7 @@ def test_token_is_asked_once_and_never_put_in_a_url(
 
     for request in requests:
         assert TOKEN not in request.url and "wrong-token" not in request.url, request.url
-    authorized = [
-        r for r in requests if r.all_headers().get("authorization") == f"Bearer {TOKEN}"
-    ]
+    authorized = [r for r in requests if r.all_headers().get("authorization") == f"Bearer {TOKEN}"]
     paths = {r.url.removeprefix(gateway.url).split("?")[0] for r in authorized}
     assert {
         "/api/companion",

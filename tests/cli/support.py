@@ -24,8 +24,17 @@ YOI = [sys.executable, "-m", "gateway.cli"]
 COMMAND_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 30.0
 # Variables of the developer's shell that would change what a test's processes do.
-SCRUBBED = ("REDIS_URL", "YOI_REDIS_URL", "YOI_API_TOKEN", "YOI_GATEWAY", "YOI_FLEETS",
-            "YOI_HOST", "YOI_PORT", "YOI_PROCESSES", "YOI_ECHO_DELAY_MS")
+SCRUBBED = (
+    "REDIS_URL",
+    "YOI_REDIS_URL",
+    "YOI_API_TOKEN",
+    "YOI_GATEWAY",
+    "YOI_FLEETS",
+    "YOI_HOST",
+    "YOI_PORT",
+    "YOI_PROCESSES",
+    "YOI_ECHO_DELAY_MS",
+)
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -36,7 +45,10 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 def yoi(
-    *args: str, env: Mapping[str, str], stdin: str | None = None, timeout_s: float = COMMAND_TIMEOUT_S
+    *args: str,
+    env: Mapping[str, str],
+    stdin: str | None = None,
+    timeout_s: float = COMMAND_TIMEOUT_S,
 ) -> subprocess.CompletedProcess[str]:
     """Run one `yoi` command to completion (killed at the deadline)."""
     return subprocess.run(
@@ -71,7 +83,9 @@ class Lines:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise AssertionError(f"no line matching {pattern!r} within {timeout_s}s: {self.seen}")
+                raise AssertionError(
+                    f"no line matching {pattern!r} within {timeout_s}s: {self.seen}"
+                )
             try:
                 line = self._queue.get(timeout=left)
             except queue.Empty:
@@ -173,12 +187,20 @@ class Stack:
     redis_port: int | None = None
     tree: set[ProcId] = field(default_factory=set)
 
-    def yoi(self, *args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
-        env = {**self.env, "YOI_GATEWAY": self.gateway}
-        return yoi(*args, env=env, **kwargs)  # type: ignore[arg-type]
+    @property
+    def client_env(self) -> dict[str, str]:
+        """What a person's shell would have: the gateway's address, no token unless given."""
+        env = {k: v for k, v in self.env.items() if k != "YOI_API_TOKEN"}
+        return {**env, "YOI_GATEWAY": self.gateway}
 
-    def stop(self, sig: int) -> int:
-        """Signal `yoi up`, then prove its whole tree is gone; returns its exit code."""
+    def yoi(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return yoi(*args, env=self.client_env, stdin=stdin)
+
+    def stop(self, sig: int, *, whole_group: bool = False) -> int:
+        """Signal `yoi up` (or, as a terminal's Ctrl-C does, its whole process group), then
+        prove its whole tree is gone; returns its exit code."""
+        if whole_group:
+            os.killpg(self.proc.pid, sig)
         code = finish(self.proc, sig)
         assert_all_gone(self.tree)
         return code
@@ -204,6 +226,7 @@ def yoi_up(*args: str, env: dict[str, str], expected_processes: int) -> Iterator
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # its own process group, like a shell job: see Stack.stop
     )
     stack = Stack(proc, Lines(proc.stdout), Lines(proc.stderr), env, gateway="")
     try:

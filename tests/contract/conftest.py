@@ -45,6 +45,13 @@ async def make_store(
 
     yield factory
     for store in made:
+        if request.param == "redis":  # never flush: drop this test's namespace only
+            from runtime_worker.store.redis import RedisStore
+
+            assert isinstance(store, RedisStore)
+            keys = [k async for k in store.client.scan_iter(match="{" + namespace + ":*")]
+            if keys:
+                await store.client.delete(*keys)
         await store.aclose()
 
 

@@ -169,7 +169,7 @@ async def test_duplicate_input_id_answers_the_same(store: Store) -> None:
 
 
 async def test_interrupt_cancels_everything_unfinished(store: Store) -> None:
-    record, epoch = await _hosted(store)
+    record, _epoch = await _hosted(store)
     first = await _submit(store, record.worker_id)
     await _submit(store, record.worker_id)
     third = await _submit(store, record.worker_id, strategy=Strategy.INTERRUPT)
@@ -178,7 +178,7 @@ async def test_interrupt_cancels_everything_unfinished(store: Store) -> None:
 
 
 async def test_cancel_targets_the_head_and_is_idempotent(store: Store) -> None:
-    record, epoch = await _hosted(store)
+    record, _epoch = await _hosted(store)
     assert not (await store.cancel(record.worker_id)).cancelled  # nothing to cancel
     first = await _submit(store, record.worker_id)
     second = await _submit(store, record.worker_id)
@@ -272,7 +272,7 @@ async def test_cursor_reads_are_exclusive_and_resumable(store: Store) -> None:
 
 
 async def test_wait_events_returns_on_write_and_times_out(store: Store) -> None:
-    record, epoch = await _hosted(store)
+    record, _epoch = await _hosted(store)
     last = await store.last_cursor(record.worker_id)
     assert await store.wait_events(record.worker_id, last, 10, 50) == []
     waiter = asyncio.create_task(store.wait_events(record.worker_id, last, 10, 5000))

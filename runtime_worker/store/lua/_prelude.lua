@@ -68,6 +68,7 @@ end
 -- Redis preallocates a new stream node (up to stream-node-max-bytes, 4 KB by default) and only
 -- shrinks it once the node is full. When a Worker goes idle with a short stream, a DUMP/RESTORE
 -- rewrites it at its exact size; longer streams are left alone (cost grows with the stream).
+-- Only an optimisation: where ACLs or a managed Redis refuse DUMP/RESTORE, nothing changes.
 local function compact(key, max_entries)
   local n = redis.call('XLEN', key)
   if n == 0 or n > max_entries then
@@ -77,5 +78,8 @@ local function compact(key, max_entries)
   if ttl < 0 then
     ttl = 0
   end
-  redis.call('RESTORE', key, ttl, redis.call('DUMP', key), 'REPLACE')
+  local blob = redis.pcall('DUMP', key)
+  if type(blob) == 'string' then
+    redis.pcall('RESTORE', key, ttl, blob, 'REPLACE')
+  end
 end

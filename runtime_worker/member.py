@@ -1,0 +1,378 @@
+"""`Member`: one runtime process of a fleet runtime (`python -m runtime_worker`, `yoi runtime`).
+
+A member registers with its capacity and heartbeats; renews the leases of the Workers its
+`Host` runs (one pipelined call, every third of the lease TTL); takes unhosted Workers up to its
+fair share (placement hints make that immediate, a periodic sweep makes it certain); and runs
+the fleet's scheduled work (arq). Each loop survives Redis going away: it backs off and carries
+on, and a member that could not renew for a whole TTL gives its Workers up (their leases have
+expired) and takes them again, under new epochs, when Redis is back.
+
+Stop is two-phase with a hard deadline: stop taking work, leave the registry, hand idle Workers
+back at once, let running turns finish for the grace period (then cancel them; their inputs stay
+pending for the next host), hand everything back and hint the others to take over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import secrets
+import signal
+import socket
+from collections.abc import Awaitable, Callable, Iterable
+
+from runtime_worker._backoff import Backoff
+from runtime_worker.host import Host, ProviderFactory
+from runtime_worker.membership import PlacementHints
+from runtime_worker.placement import HOSTABLE_STATES, alive_view, plan, target_for
+from runtime_worker.profiles import ProfileRegistry
+from runtime_worker.runtime import Runtime
+from runtime_worker.schedule import Scheduler
+from runtime_worker.store.redis import RedisStore
+from shared.errors import InvalidInput, RuntimeUnavailable, WorkerNotFound, YoiError
+from shared.models import MemberInfo, RuntimeKind
+from shared.settings import Settings
+from shared.timeutil import monotonic_s
+
+log = logging.getLogger("yoi.member")
+
+STOP_MARGIN_S = 5.0  # the hard deadline of stop(): the grace period plus this
+ADOPT_BATCH = 16  # concurrent acquisitions per placement step
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def new_member_id() -> str:
+    """`<hostname>-<pid>-<random>`: unique per process, readable in diagnostics, never a path."""
+    host = _UNSAFE.sub("-", socket.gethostname()).strip("-.")[:40] or "member"
+    return f"{host}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class Member:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: RedisStore | None = None,
+        profiles: ProfileRegistry | None = None,
+        provider_factory: ProviderFactory | None = None,
+    ) -> None:
+        owns_store = store is None
+        if store is None:
+            if settings.redis_url is None:
+                raise InvalidInput("a runtime process needs a Redis URL")
+            store = RedisStore.from_url(
+                settings.redis_url,
+                namespace=settings.namespace,
+                runtime_id=settings.runtime_id,
+                settings=settings,
+            )
+        self._owns_store = owns_store
+        self.settings = settings
+        self.member_id = settings.member_id or new_member_id()
+        self.store = store
+        self.hints = PlacementHints(store)
+        self.host = Host(
+            store,
+            runtime_id=store.runtime_id,
+            member_id=self.member_id,
+            profiles=profiles or ProfileRegistry(settings.profiles_dir),
+            settings=settings,
+            provider_factory=provider_factory,
+            lease_ttl_ms=settings.lease_ttl_ms,
+        )
+        self.host.on_lost = self._on_lost
+        self.scheduler = Scheduler(
+            settings,
+            store,
+            Runtime(
+                store.runtime_id,
+                store,
+                kind=RuntimeKind.FLEET,
+                settings=settings,
+                profiles=self.host.profiles,
+            ),
+        )
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._members: list[MemberInfo] = []
+        self._live = 0  # live Workers seen by the last sweep (hints add to it)
+        self._renewed_at = monotonic_s()
+        self._sweep_due = True
+        self._taking = False
+        self._stopping = False
+        self._stopped = asyncio.Event()
+        self.failed: BaseException | None = None
+        self._failure_stop: asyncio.Future[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start every loop; none of them needs Redis to be up yet."""
+        if self._tasks or self._stopping:
+            return
+        self._taking = True
+        await self.host.start()
+        self._spawn("heartbeat", self._every("heartbeat", self.settings.heartbeat_ms, self.beat))
+        renew_ms = max(50, self.settings.lease_ttl_ms // 3)
+        self._spawn("renew", self._every("lease renewal", renew_ms, self.renew))
+        self._spawn("placement", self._placement_loop())
+        self._spawn("schedule", self.scheduler.run())
+        log.info(
+            "member %s of runtime %s started (capacity %d)",
+            self.member_id,
+            self.store.runtime_id,
+            self.settings.capacity,
+        )
+
+    async def wait(self) -> None:
+        """Until stop() finished (or a loop failed and stop was started for it)."""
+        await self._stopped.wait()
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Hand every Worker back and leave. Idempotent; bounded by a hard deadline."""
+        if self._stopping:
+            await self._stopped.wait()
+            return
+        self._stopping = True
+        self._taking = False
+        grace = self.settings.drain_grace_s if grace_s is None else grace_s
+        started = monotonic_s()
+        try:
+            async with asyncio.timeout(grace + STOP_MARGIN_S):
+                await self._hand_back(grace)
+        except TimeoutError:
+            log.warning("stop passed its %.1fs deadline: the rest is left to lease expiry", grace)
+        finally:
+            for name in list(self._tasks):
+                await self._cancel(name)
+            if self._owns_store:
+                await self.store.aclose()
+            self._stopped.set()
+        log.info("member %s stopped in %.2fs", self.member_id, monotonic_s() - started)
+
+    async def _hand_back(self, grace_s: float) -> None:
+        await self._cancel("placement")
+        await self._cancel("heartbeat")
+        try:  # leave first, so the others' fair share counts without this member
+            await self.store.forget_member(self.member_id)
+        except RuntimeUnavailable:
+            log.warning("could not leave the member registry: Redis is unavailable")
+        released: list[str] = []
+        try:
+            released = await self._release_idle()
+        except RuntimeUnavailable:
+            log.warning("could not hand idle workers back: Redis is unavailable")
+        await self._announce(released)
+        await asyncio.gather(self._stop_scheduler(), self._stop_host(grace_s))
+        await self._cancel("renew")
+
+    async def _stop_scheduler(self) -> None:
+        await self.scheduler.drain()
+        await self._cancel("schedule")
+
+    async def _stop_host(self, grace_s: float) -> None:
+        busy = list(self.host.hosted())
+        await self.host.stop(grace_s)  # drains, then releases every lease left
+        await self._announce(busy)
+
+    async def _release_idle(self) -> list[str]:
+        hosted = self.host.hosted()
+        idle = [
+            record.worker_id
+            for record in await self.store.list_workers()
+            if record.worker_id in hosted
+            and (record.state not in HOSTABLE_STATES or record.queue_depth == 0)
+        ]
+        for worker_id in idle:
+            await self.host.drop(worker_id, release=True)
+        return idle
+
+    async def _announce(self, worker_ids: list[str]) -> None:
+        try:
+            await self.hints.announce(worker_ids)
+        except RuntimeUnavailable:
+            log.warning("placement hints for %d workers dropped", len(worker_ids))
+
+    def _spawn(self, name: str, loop: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(loop)
+        task.set_name(f"yoi-{name}")
+        task.add_done_callback(self._reap)
+        self._tasks[name] = task
+
+    def _reap(self, task: asyncio.Task[None]) -> None:
+        """A loop that dies of an unexpected error takes the member down with it, loudly."""
+        if task.cancelled() or self._stopping:
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("member loop %s failed: %s: %s", task.get_name(), type(exc).__name__, exc)
+            self.failed = exc
+            self._failure_stop = asyncio.ensure_future(self.stop())
+
+    async def _cancel(self, name: str) -> None:
+        task = self._tasks.pop(name, None)
+        while task is not None and not task.done():
+            # Cancel again until it ends: an await deep inside may swallow one cancellation.
+            task.cancel()
+            await asyncio.wait([task], timeout=0.1)
+
+    # -- one step each (the loops run these; tests call them directly) ---------------------------
+
+    async def beat(self) -> None:
+        """Heartbeat, and refresh the view of alive members."""
+        await self.store.heartbeat(self.member_id, self.settings.capacity, self.host.hosted_count)
+        self._members = await self.store.members()
+
+    async def renew(self) -> None:
+        """Extend every lease held; drop the Workers whose lease is lost."""
+        leases = self.host.hosted()
+        ttl_ms = self.settings.lease_ttl_ms
+        try:
+            result = await self.store.renew(self.member_id, leases, ttl_ms) if leases else {}
+        except RuntimeUnavailable:
+            if monotonic_s() - self._renewed_at > ttl_ms / 1000 and self.host.hosted_count:
+                log.warning("leases expired while Redis was away: giving every worker up")
+                await self._drop(self.host.hosted(), release=False)
+            raise
+        self._renewed_at = monotonic_s()
+        lost = {w: e for w, e in leases.items() if not result.get(w, True)}
+        if lost:
+            log.info("%d leases lost: other members host those workers now", len(lost))
+            await self._drop(lost, release=False)
+
+    async def place(self) -> int:
+        """A placement sweep: drop ended Workers, take unhosted ones up to the fair share, hand
+        idle ones back when above it. Returns how many Workers were taken."""
+        if not self._taking:
+            return 0
+        records = await self.store.list_workers()
+        self._members = await self.store.members()
+        hosted = self.host.hosted()
+        members = alive_view(self._members, self.member_id, self.settings.capacity, len(hosted))
+        step = plan(records, me=self.member_id, hosted=hosted, members=members)
+        self._live = sum(1 for r in records if r.state in HOSTABLE_STATES)
+        await self._drop({w: hosted[w] for w in step.drop}, release=True)
+        taken = await self._take(step.reclaim, len(step.reclaim))
+        taken += await self._take(step.take, step.want)
+        if step.shed:
+            log.info("handing %d workers back to even out the fleet", len(step.shed))
+            await self._drop({w: hosted[w] for w in step.shed if w in hosted}, release=True)
+            await self._announce(step.shed)
+        return taken
+
+    async def take_hinted(self, worker_ids: list[str]) -> int:
+        """Placement hints: try the named Workers now, within the fair share."""
+        if not self._taking or not worker_ids:
+            return 0
+        self._members = await self.store.members()  # a leaving member is gone from it already
+        hosted = self.host.hosted()
+        fresh = [w for w in worker_ids if w not in hosted]
+        self._live = max(self._live, self._live_estimate(fresh))
+        members = alive_view(self._members, self.member_id, self.settings.capacity, len(hosted))
+        want = target_for(self._live, members, self.member_id) - len(hosted)
+        return await self._take(fresh, want)
+
+    def _live_estimate(self, fresh: list[str]) -> int:
+        # New Workers raise the count; a handed-back one was counted already, which only makes
+        # the estimate high (then a member may take one more than its share; a sweep evens out).
+        return self._live + len(fresh)
+
+    # -- internals -------------------------------------------------------------------------------
+
+    async def _take(self, candidates: Iterable[str], want: int) -> int:
+        taken = 0
+        pending = list(candidates)
+        while pending and taken < want and self._taking:
+            batch, pending = pending[: min(ADOPT_BATCH, want - taken)], pending[ADOPT_BATCH:]
+            results = await asyncio.gather(*(self._adopt(w) for w in batch))
+            taken += sum(results)
+        return taken
+
+    async def _adopt(self, worker_id: str) -> bool:
+        try:
+            epoch = await self.store.acquire(worker_id, self.member_id, self.settings.lease_ttl_ms)
+        except WorkerNotFound:
+            return False
+        if epoch is None:
+            return False
+        try:
+            await self.host.adopt(worker_id, epoch)
+        except YoiError as exc:  # e.g. a profile this member does not know: let another try
+            log.warning("cannot host worker %s: %s", worker_id, exc.code)
+            await self.store.release(worker_id, self.member_id, epoch)
+            return False
+        return True
+
+    async def _drop(self, leases: dict[str, int], *, release: bool) -> None:
+        for worker_id, epoch in leases.items():
+            if self.host.hosted().get(worker_id) == epoch:  # not re-taken meanwhile
+                await self.host.drop(worker_id, release=release)
+
+    def _on_lost(self, worker_id: str) -> None:
+        self._sweep_due = True
+
+    async def _every(
+        self, what: str, interval_ms: int, step: Callable[[], Awaitable[None]]
+    ) -> None:
+        backoff = Backoff(what, log)
+        while True:
+            try:
+                await step()
+            except RuntimeUnavailable as exc:
+                await asyncio.sleep(backoff.failed(exc.message))
+                continue
+            backoff.succeeded()
+            await asyncio.sleep(interval_ms / 1000)
+
+    async def _placement_loop(self) -> None:
+        """Hints as they come (blocking read), and a full sweep every `sweep_interval_ms`."""
+        backoff = Backoff("placement", log)
+        interval_s = self.settings.sweep_interval_ms / 1000
+        last_id: str | None = None
+        next_sweep = 0.0
+        while True:
+            try:
+                if last_id is None:
+                    last_id = await self.hints.newest()
+                if self._sweep_due or monotonic_s() >= next_sweep:
+                    self._sweep_due = False
+                    await self.place()
+                    next_sweep = monotonic_s() + interval_s
+                wait_ms = int(max(0.0, next_sweep - monotonic_s()) * 1000)
+                worker_ids, last_id = await self.hints.wait(last_id, wait_ms)
+                await self.take_hinted(worker_ids)
+            except RuntimeUnavailable as exc:
+                self._sweep_due = True
+                await asyncio.sleep(backoff.failed(exc.message))
+                continue
+            backoff.succeeded()
+
+
+async def run_member(settings: Settings, *, handle_signals: bool = True) -> None:
+    """Run a member until SIGTERM/SIGINT (or until cancelled), then stop gracefully."""
+    member = Member(settings)
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT) if handle_signals else ()
+    stopper: set[asyncio.Task[None]] = set()
+
+    def on_signal(signum: int) -> None:
+        if not stopper:
+            log.info("%s: stopping", signal.Signals(signum).name)
+            stopper.add(loop.create_task(member.stop()))
+
+    for signum in signals:
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        await member.start()
+        await member.wait()
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+        await member.stop()  # no-op when a signal stopped it already
+        await asyncio.gather(*stopper, return_exceptions=True)
+    if member.failed is not None:
+        raise member.failed
+
+
+__all__ = ["Member", "new_member_id", "run_member"]

@@ -1,0 +1,57 @@
+"""Blocking stream reads (event waits, member doorbells) and rings, each wait bounded.
+
+Waits run in slices shorter than the client's socket timeout, so a long wait never looks like
+a dead connection, and each slice has an asyncio deadline of its own for clients made without
+a socket timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from redis.asyncio import Redis
+
+from runtime_worker.store._redis_codec import format_id
+from runtime_worker.store._scripts import answer
+from shared.timeutil import monotonic_s, now_ms
+
+SOCKET_TIMEOUT_S = 10.0
+BLOCK_SLICE_MS = 5000
+BELL_MAXLEN = 1000
+BELL_LOOKBACK_MS = 10_000
+"""`$` also reads hints this recent: hints are idempotent, and one rung while a member's reader
+was starting is not missed."""
+
+Entries = list[tuple[str, dict[str, str]]]
+
+
+async def block_read(client: Redis, key: str, after: str, count: int, timeout_ms: int) -> Entries:
+    """XREAD after `after`, waiting up to `timeout_ms` (not at all when it is 0 or less)."""
+    deadline = monotonic_s() + max(timeout_ms, 0) / 1000
+    while True:
+        remaining_ms = int((deadline - monotonic_s()) * 1000)
+        block = min(remaining_ms, BLOCK_SLICE_MS) if remaining_ms >= 1 else None
+        async with asyncio.timeout((block or 0) / 1000 + SOCKET_TIMEOUT_S):
+            reply = await answer(client.xread({key: after}, count=count, block=block))
+        if reply:
+            entries: Entries = reply[0][1]
+            return entries
+        if block is None or monotonic_s() >= deadline:
+            return []
+
+
+async def ring(client: Redis, bell: str, worker_id: str) -> None:
+    await answer(client.xadd(bell, {"w": worker_id}, maxlen=BELL_MAXLEN, approximate=True))
+
+
+async def doorbell(
+    client: Redis, bell: str, last_id: str, timeout_ms: int
+) -> tuple[list[str], str]:
+    """Worker ids rung after `last_id` (deduplicated, in order) and the id to read on from."""
+    if last_id in ("$", ""):
+        last_id = format_id((max(now_ms() - BELL_LOOKBACK_MS, 0), 0))
+    entries = await block_read(client, bell, last_id, BELL_MAXLEN, timeout_ms)
+    if not entries:
+        return [], last_id
+    worker_ids = [fields["w"] for _, fields in entries if "w" in fields]
+    return list(dict.fromkeys(worker_ids)), entries[-1][0]

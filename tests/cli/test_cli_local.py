@@ -1,0 +1,107 @@
+"""`yoi` without a running system: exit codes a script can branch on, and `yoi chat` offline."""
+
+from __future__ import annotations
+
+import signal
+import socket
+
+import pytest
+
+from tests.cli.support import clean_env, finish, start, wait_ready, yoi
+from tests.helpers import free_port
+
+pytestmark = pytest.mark.slow
+
+
+def test_gateway_down_exits_3_whichever_side_the_option_is_on() -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    for args in (["--gateway", url, "runtimes"], ["workers", f"--gateway={url}"]):
+        done = yoi(*args, env=clean_env())
+        assert done.returncode == 3, done.stderr
+        assert done.stderr == f"yoi: cannot reach the gateway at {url} — is `yoi up` running?\n"
+
+
+def test_gateway_from_the_environment() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    done = yoi("send", "companion@backend-internal", "hi", env=clean_env(YOI_GATEWAY=url))
+    assert done.returncode == 3
+    assert url in done.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["send", "not-a-ref", "hi"],
+        ["--gateway", "localhost:8000", "runtimes"],
+        ["tail", "fleet/x", "--namespace", "ns"],
+        ["send", "a@fleet", "hi", "--strategy", "sometimes"],
+    ],
+)
+def test_usage_errors_exit_2(args: list[str]) -> None:
+    done = yoi(*args, env=clean_env())
+    assert done.returncode == 2, (args, done.stderr)
+    assert done.stdout == ""
+
+
+def test_help_documents_the_exit_codes() -> None:
+    done = yoi("--help", env=clean_env())
+    assert done.returncode == 0
+    for line in (
+        "3  the gateway cannot be reached",
+        "5  the worker is busy answering",
+        "6  missing or wrong API token",
+    ):
+        assert line in done.stdout
+
+
+def test_chat_through_a_pipe_answers_each_line() -> None:
+    done = yoi("chat", env=clean_env(), stdin="hello there\n\nsecond line\n")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("you> ") == [
+        "",
+        "You said: hello there\n",
+        "",
+        "You said: second line\n",
+        "",
+    ]
+
+
+def test_chat_with_an_unknown_profile_says_so() -> None:
+    done = yoi("chat", "--profile", "no-such-profile", env=clean_env(), stdin="hi\n")
+    assert done.returncode == 1
+    assert "unknown profile 'no-such-profile'" in done.stderr
+
+
+def test_gateway_alone_serves_the_embedded_runtime() -> None:
+    """`yoi gateway` with no Redis configured: ready, with `backend-internal` only."""
+    port = free_port()
+    proc = start("gateway", "--port", str(port), env=clean_env())
+    try:
+        gateway = f"http://127.0.0.1:{port}"
+        wait_ready(gateway, timeout_s=30)
+        listing = yoi("runtimes", env=clean_env(YOI_GATEWAY=gateway))
+        assert listing.returncode == 0, listing.stderr
+        assert [row.split()[0] for row in listing.stdout.splitlines()[1:]] == ["backend-internal"]
+    finally:
+        code = finish(proc, signal.SIGTERM)
+    # uvicorn shuts down gracefully, then re-raises the signal it caught: exit status -15
+    assert code in (0, -signal.SIGTERM)
+    assert proc.stderr is not None
+    assert "Application shutdown complete" in proc.stderr.read()
+
+
+def test_runtime_without_redis_is_a_usage_error() -> None:
+    done = yoi("runtime", "--runtime-id", "fleet", env=clean_env())
+    assert done.returncode == 2
+    assert "needs Redis" in done.stderr
+
+
+def test_up_refuses_a_port_in_use_before_starting_anything() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = yoi("up", "--port", str(port), env=clean_env())
+    assert done.returncode == 1
+    assert done.stdout == ""  # no Redis, no gateway were started
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr

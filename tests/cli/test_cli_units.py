@@ -1,0 +1,94 @@
+"""The CLI's pure parts: option hoisting, references, SSE framing, tables and event lines."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.cli import hoist_global_options
+from gateway.cli_client import SseMessage, iter_sse
+from gateway.cli_errors import USAGE, CliFailure
+from gateway.cli_redis import where
+from gateway.cli_refs import RefSpec, parse_ref
+from gateway.cli_render import age, event_line, short, table
+from gateway.cli_up import console_url
+from shared.events import RunFinished, TextDelta
+from shared.models import RunResult
+
+WID = "01935c1e-0000-7000-8000-000000000000"
+
+
+@pytest.mark.parametrize(
+    ("argv", "hoisted"),
+    [
+        (["send", "r", "t", "--token", "x"], ["--token", "x", "send", "r", "t"]),
+        (["--token", "x", "send", "r", "t"], ["--token", "x", "send", "r", "t"]),
+        (["tail", "r", "--gateway=http://h", "-f"], ["--gateway=http://h", "tail", "r", "-f"]),
+        (
+            ["--gateway", "http://h", "workers", "--token", "x"],
+            ["--token", "x", "--gateway", "http://h", "workers"],
+        ),
+        (["send", "r", "--", "--token"], ["send", "r", "--", "--token"]),
+        (["send", "r", "t", "--token"], ["--token", "send", "r", "t"]),  # click reports it
+    ],
+)
+def test_global_options_move_before_the_command(argv: list[str], hoisted: list[str]) -> None:
+    assert hoist_global_options(argv) == hoisted
+
+
+def test_refs() -> None:
+    assert parse_ref(f"fleet/{WID}") == RefSpec(f"fleet/{WID}", "fleet", worker_id=WID)
+    assert parse_ref("bob@fleet") == RefSpec("bob@fleet", "fleet", display_name="bob")
+    assert parse_ref(WID, default_runtime="fleet").worker_id == WID
+    for bad in ("bob", "Fleet/" + WID, "fleet/123", "@fleet", "bob@", WID):
+        with pytest.raises(CliFailure) as caught:
+            parse_ref(bad)
+        assert caught.value.exit_code == USAGE
+
+
+def test_sse_framing_skips_heartbeats_and_joins_data_lines() -> None:
+    lines = [
+        ": ping",
+        "",
+        "id: 1-0",
+        "event: text_delta",
+        'data: {"a":',
+        "data: 1}",
+        "",
+        ":",
+        "id: 1-1",
+        "data: x",
+        "",
+    ]
+    assert list(iter_sse(iter(lines))) == [
+        SseMessage(id="1-0", event="text_delta", data='{"a":\n1}'),
+        SseMessage(id="1-1", event="message", data="x"),
+    ]
+
+
+def test_table_aligns_columns() -> None:
+    text = table(["A", "LONGER"], [["wide-cell", "x"], ["y", ""]])
+    assert text.splitlines() == ["A           LONGER", "wide-cell   x", "y"]
+
+
+def test_age_uses_the_largest_unit() -> None:
+    assert [age(0, now) for now in (5, 125, 7_300, 200_000)] == ["5s", "2m", "2h", "2d"]
+
+
+def test_event_lines_are_one_line_each() -> None:
+    delta = TextDelta(worker_id=WID, ts=0, cursor="5-1", text="two\nlines")
+    assert event_line(delta) == '5-1  text_delta     "two\\nlines"'
+    done = RunFinished(worker_id=WID, ts=0, cursor="5-2", result=RunResult.FAILED, reason="x")
+    assert event_line(done) == "5-2  run_finished   result=failed reason=x"
+    assert short("a" * 100).endswith('…"')
+    assert len(short("a" * 100)) == 62
+
+
+def test_redis_addresses_are_shown_without_credentials() -> None:
+    assert where("redis://user:s3cret@cache:6380/2") == "cache:6380/2"
+    assert where("redis://localhost") == "localhost:6379/0"
+
+
+def test_console_url_for_wildcard_and_ipv6_binds() -> None:
+    assert console_url("0.0.0.0", 8000) == "http://127.0.0.1:8000/"
+    assert console_url("::", 8000) == "http://[::1]:8000/"
+    assert console_url("127.0.0.1", 9) == "http://127.0.0.1:9/"

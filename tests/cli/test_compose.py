@@ -1,0 +1,114 @@
+"""docker-compose.yml and the Dockerfile, checked without a Docker engine: the structure that
+makes `docker compose up --scale runtime=N` work, and commands the `yoi` CLI really accepts."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.main import get_command
+
+from gateway.cli import app
+from shared.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+INSTALL_LINE = "RUN pip install --no-cache-dir ."
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    loaded = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found = compose["services"]
+    assert isinstance(found, dict)
+    return found
+
+
+def test_services_and_their_health(compose: dict[str, Any]) -> None:
+    svc = services(compose)
+    assert set(svc) == {"redis", "gateway", "runtime"}
+    assert svc["redis"]["image"].startswith("redis:7")
+    assert svc["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    health = " ".join(svc["gateway"]["healthcheck"]["test"])
+    assert "python" in health and "/healthz" in health
+    for name in ("gateway", "runtime"):
+        assert svc[name]["build"] == "."
+        assert svc[name]["depends_on"] == {"redis": {"condition": "service_healthy"}}
+
+
+def test_redis_persists_with_an_append_only_file(compose: dict[str, Any]) -> None:
+    redis = services(compose)["redis"]
+    command = redis["command"]
+    assert command[command.index("--appendonly") + 1] == "yes"
+    volume = redis["volumes"][0].split(":")
+    assert volume[1] == "/data" and volume[0] in compose["volumes"]
+
+
+def test_runtime_scales(compose: dict[str, Any]) -> None:
+    runtime = services(compose)["runtime"]
+    for fixed in ("container_name", "ports", "hostname"):
+        assert fixed not in runtime
+    assert services(compose)["gateway"]["ports"] == ["8000:8000"]
+
+
+def test_the_token_is_required_from_the_environment(compose: dict[str, Any]) -> None:
+    env = services(compose)["gateway"]["environment"]
+    assert env["YOI_API_TOKEN"] == "${YOI_API_TOKEN:?set YOI_API_TOKEN}"
+
+
+def test_every_variable_is_a_settings_field(compose: dict[str, Any]) -> None:
+    fields = set(Settings.model_fields)
+    for name, service in services(compose).items():
+        for variable in service.get("environment", {}):
+            assert variable == "REDIS_URL" or (
+                variable.startswith("YOI_") and variable[4:].lower() in fields
+            ), f"{name}: {variable} is not a Settings field"
+    for name in ("gateway", "runtime"):
+        assert services(compose)[name]["environment"]["YOI_REDIS_URL"] == "redis://redis:6379/0"
+
+
+@pytest.mark.parametrize("service", ["gateway", "runtime"])
+def test_service_commands_parse_with_the_cli(compose: dict[str, Any], service: str) -> None:
+    argv = services(compose)[service]["command"]
+    assert argv[:2] == ["yoi", service]
+    command = get_command(app)
+    with command.make_context("yoi", list(argv[1:]), resilient_parsing=False) as ctx:
+        sub = command.get_command(ctx, argv[1])  # type: ignore[attr-defined]
+        assert sub is not None
+        sub.make_context(argv[1], list(argv[2:]), parent=ctx)
+
+
+def test_gateway_serves_the_fleet_the_runtimes_join(compose: dict[str, Any]) -> None:
+    gateway = services(compose)["gateway"]["command"]
+    runtime = services(compose)["runtime"]["command"]
+    assert gateway[gateway.index("--fleet") + 1] == runtime[runtime.index("--runtime-id") + 1]
+    assert gateway[gateway.index("--host") + 1] == "0.0.0.0"
+
+
+def test_dockerfile_installs_the_project_like_ci() -> None:
+    lines = [line.strip() for line in (ROOT / "Dockerfile").read_text().splitlines()]
+    assert lines[0].startswith("#") or lines[0].startswith("FROM")
+    assert "FROM python:3.11-slim" in lines
+    installs = [line for line in lines if "pip install" in line]
+    assert installs == [INSTALL_LINE]
+    ci_install = ROOT / ".ci" / "install"
+    if ci_install.exists():  # the CI script mirrors the image's install step
+        assert INSTALL_LINE.removeprefix("RUN ") in ci_install.read_text()
+
+
+def test_dockerfile_copies_what_the_install_needs() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    copied = " ".join(line for line in text.splitlines() if line.startswith("COPY"))
+    assert "pyproject.toml" in copied and project["readme"] in copied
+    for package in ("shared", "runtime_worker", "gateway"):
+        assert f"COPY {package} ./{package}" in text
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    assert not {"shared", "runtime_worker", "gateway", "pyproject.toml"} & set(ignored)

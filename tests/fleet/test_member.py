@@ -1,0 +1,134 @@
+"""`Member` objects in this event loop on real Redis: handing back, spreading, hints, races."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from runtime_worker.member import Member, new_member_id
+from runtime_worker.membership import announce_placement
+from runtime_worker.runtime import Runtime
+from shared.errors import WorkerBusy
+from shared.keys import is_member_key_part
+from shared.models import CreateWorker, SendInput, Strategy
+from shared.settings import Settings
+from tests.fleet.conftest import delete_namespace
+from tests.fleet.support import (
+    HEARTBEAT_MS,
+    LEASE_TTL_MS,
+    SWEEP_INTERVAL_MS,
+    create_workers,
+    monotonic,
+    records,
+    store_of,
+    wait_hosted,
+    wait_members,
+)
+from tests.helpers import wait_until
+
+pytestmark = pytest.mark.redis
+
+MemberFactory = Callable[..., Awaitable[Member]]
+
+
+@pytest.fixture
+async def make_member(redis_url: str, namespace: str) -> AsyncIterator[MemberFactory]:
+    made: list[Member] = []
+
+    async def factory(member_id: str, **overrides: object) -> Member:
+        fields: dict[str, object] = {
+            "redis_url": redis_url,
+            "namespace": namespace,
+            "member_id": member_id,
+            "lease_ttl_ms": LEASE_TTL_MS,
+            "heartbeat_ms": HEARTBEAT_MS,
+            "sweep_interval_ms": SWEEP_INTERVAL_MS,
+            "schedule_tick_s": 1,
+            **overrides,
+        }
+        settings = Settings.model_validate(fields)
+        member = Member(settings)
+        made.append(member)
+        await member.start()
+        return member
+
+    yield factory
+    await asyncio.gather(*(m.stop(grace_s=0) for m in made))
+    delete_namespace(redis_url, namespace)
+
+
+def test_generated_member_ids_are_key_safe_and_unique() -> None:
+    ids = {new_member_id() for _ in range(20)}
+    assert len(ids) == 20
+    assert all(is_member_key_part(i) and "/" not in i for i in ids)
+
+
+async def test_graceful_stop_hands_leases_back_at_once(
+    make_member: MemberFactory, client: Runtime
+) -> None:
+    member = await make_member("solo")
+    worker_ids = await create_workers(client, 10)
+    await wait_hosted(client, worker_ids)
+    store = store_of(client)
+    started = monotonic()
+    await member.stop()
+    took = monotonic() - started
+    assert took < 0.5, took
+    found = await records(client)
+    assert all(found[w].host is None for w in worker_ids)
+    leases = [await store.client.exists(store.keys.lease(w)) for w in worker_ids]
+    assert leases == [0] * len(worker_ids)
+    assert "solo" not in {m.member_id for m in await client.members()}
+    await member.stop()  # idempotent
+
+
+async def test_members_spread_evenly_and_rebalance_when_one_joins(
+    make_member: MemberFactory, client: Runtime
+) -> None:
+    first = await make_member("a")
+    worker_ids = await create_workers(client, 60)
+    await wait_hosted(client, worker_ids)
+    assert first.host.hosted_count == 60
+    await make_member("b")
+    await make_member("c")
+
+    async def even() -> bool:
+        hosts = Counter(r.host for r in (await records(client)).values())
+        return set(hosts) == {"a", "b", "c"} and all(16 <= n <= 24 for n in hosts.values())
+
+    await wait_until(even, timeout_s=15, what="60 workers spread over three members")
+
+
+async def test_placement_hint_hosts_a_new_worker_before_any_sweep(
+    make_member: MemberFactory, client: Runtime
+) -> None:
+    member = await make_member("hinted", sweep_interval_ms=60_000)
+    await wait_members(client, ["hinted"])
+    await member.place()  # the first sweep is done; the next one is a minute away
+    detail = await client.create_worker(CreateWorker(display_name="fresh"))
+    started = monotonic()
+    await announce_placement(client.store, detail.worker_id)  # what Runtime.create_worker adds
+    await wait_hosted(client, [detail.worker_id], timeout_s=2)
+    print(f"hinted placement: {monotonic() - started:.3f}s")
+
+
+async def test_concurrent_reject_inputs_accept_exactly_one(
+    make_member: MemberFactory, client: Runtime
+) -> None:
+    await make_member("m1", echo_delay_ms=50)
+    (worker_id,) = await create_workers(client, 1)
+    await wait_hosted(client, [worker_id])
+    results = await asyncio.gather(
+        *(
+            client.send_input(worker_id, SendInput(text=f"race {i}", strategy=Strategy.REJECT))
+            for i in range(50)
+        ),
+        return_exceptions=True,
+    )
+    accepted = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, BaseException)]
+    assert len(accepted) == 1
+    assert len(refused) == 49 and all(isinstance(r, WorkerBusy) for r in refused)

@@ -1,0 +1,148 @@
+"""Redis restarted under a running fleet (a private AOF redis-server, never the shared one)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from shared.errors import RuntimeUnavailable
+from shared.models import CreateWorker, SendInput
+from tests.fleet.support import (
+    LEASE_TTL_MS,
+    Fleet,
+    create_workers,
+    finished_counts,
+    fleet_client,
+    monotonic,
+    records,
+    wait_finished,
+    wait_hosted,
+    wait_members,
+)
+from tests.helpers import free_port, wait_until, wait_until_sync
+
+pytestmark = [pytest.mark.slow, pytest.mark.redis]
+
+CALL_DEADLINE_S = 3.0
+
+
+class PrivateRedis:
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def answers(self) -> bool:
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5, socket_timeout=0.5)
+        try:
+            return bool(client.ping())
+        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError):
+            return False
+        finally:
+            client.close()
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        assert binary, "redis-server must be on PATH"
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_until_sync(self.answers, timeout_s=10, what="the private redis-server")
+
+    def stop(self) -> None:
+        """SIGTERM: a clean shutdown that keeps the AOF."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    data = tmp_path / "redis"
+    data.mkdir()
+    server = PrivateRedis(data)
+    server.start()
+    yield server
+    server.stop()
+
+
+async def test_members_survive_a_redis_restart(
+    private_redis: PrivateRedis, namespace: str, tmp_path: Path
+) -> None:
+    fleet = Fleet(private_redis.url, namespace, tmp_path)
+    client = fleet_client(private_redis.url, namespace)
+    try:
+        fleet.start("m1", echo_delay_ms="5")
+        fleet.start("m2", echo_delay_ms="5")
+        await wait_members(client, ["m1", "m2"])
+        worker_ids = await create_workers(client, 8)
+        await wait_hosted(client, worker_ids)
+        accepted = await asyncio.gather(
+            *(client.send_input(w, SendInput(text="before the restart")) for w in worker_ids)
+        )
+        await wait_finished(
+            client, {w: {a.input_id} for w, a in zip(worker_ids, accepted, strict=True)}
+        )
+        epochs = {w: r.epoch for w, r in (await records(client)).items()}
+
+        private_redis.stop()
+        down_at = monotonic()
+        # The outage lasts past the lease TTL (so every lease is gone when Redis returns); all
+        # the while, every client call answers a typed error quickly, never hangs.
+        calls = 0
+        while monotonic() - down_at < LEASE_TTL_MS / 1000 + 0.5 or calls < 5:
+            for call in (
+                client.get_worker(worker_ids[0]),
+                client.send_input(worker_ids[0], SendInput(text="while down")),
+                client.create_worker(CreateWorker(display_name="down")),
+            ):
+                started = monotonic()
+                with pytest.raises(RuntimeUnavailable):
+                    await asyncio.wait_for(call, CALL_DEADLINE_S)
+                assert monotonic() - started < CALL_DEADLINE_S
+                calls += 1
+        assert all(m.alive for m in fleet.members.values())
+
+        private_redis.start()
+        restarted_at = monotonic()
+
+        async def retaken() -> bool:
+            now = await records(client)
+            return all(now[w].host in ("m1", "m2") and now[w].epoch > epochs[w] for w in epochs)
+
+        await wait_until(retaken, timeout_s=20, what="workers re-taken under new epochs")
+        print(f"re-taken {monotonic() - restarted_at:.2f}s after Redis came back")
+        after = await asyncio.gather(
+            *(client.send_input(w, SendInput(text="after the restart")) for w in worker_ids)
+        )
+        expected = {w: {a.input_id} for w, a in zip(worker_ids, after, strict=True)}
+        seen = await wait_finished(client, expected)
+        for worker_id, events in seen.items():
+            assert finished_counts(events)[expected[worker_id].pop()] == 1
+        assert all(m.alive for m in fleet.members.values())
+    finally:
+        await client.aclose()
+        fleet.stop_all()
