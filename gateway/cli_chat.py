@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -23,26 +24,54 @@ from shared.models import CreateWorker, InputAccepted, RunResult, SendInput
 from shared.settings import Settings
 
 PROMPT = "you> "
+STDIN_FD = 0
 
 
-def _ask(loop: asyncio.AbstractEventLoop, prompt: str) -> asyncio.Future[str | None]:
-    """One line from stdin, read on a thread; None at end of input (Ctrl-D, closed pipe)."""
-    future: asyncio.Future[str | None] = loop.create_future()
+class LineSource:
+    """Lines typed at the prompt. A terminal goes through `input()` (line editing; it holds no
+    Python lock while it waits); a pipe or file is read with `os.read`, because a daemon thread
+    blocked inside the buffered `sys.stdin` makes the interpreter abort at exit."""
 
-    def settle(line: str | None) -> None:
-        if not future.done():
-            future.set_result(line)
+    def __init__(self) -> None:
+        self.tty = sys.stdin is not None and sys.stdin.isatty()
+        self._pending = b""
 
-    def read() -> None:
-        try:
-            line: str | None = input(prompt)
-        except (EOFError, OSError, ValueError):  # ValueError: stdin closed under us
-            line = None
-        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
-            loop.call_soon_threadsafe(settle, line)
+    def read(self, prompt: str) -> str | None:
+        """One line without its end; None at end of input (Ctrl-D, closed pipe)."""
+        if self.tty:
+            try:
+                return input(prompt)
+            except (EOFError, OSError, ValueError):  # ValueError: stdin closed under us
+                return None
+        while b"\n" not in self._pending:
+            try:
+                chunk = os.read(STDIN_FD, 4096)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                line, self._pending = self._pending, b""
+                return line.decode(errors="replace") if line else None
+            self._pending += chunk
+        line, _, self._pending = self._pending.partition(b"\n")
+        return line.decode(errors="replace").removesuffix("\r")
 
-    threading.Thread(target=read, name="yoi-chat-input", daemon=True).start()
-    return future
+    def ask(self, loop: asyncio.AbstractEventLoop, prompt: str) -> asyncio.Future[str | None]:
+        """Read one line on a daemon thread, so the event loop stays free meanwhile."""
+        future: asyncio.Future[str | None] = loop.create_future()
+        if not self.tty:
+            typer.echo(prompt, nl=False)
+
+        def settle(line: str | None) -> None:
+            if not future.done():
+                future.set_result(line)
+
+        def work() -> None:
+            line = self.read(prompt)
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
+                loop.call_soon_threadsafe(settle, line)
+
+        threading.Thread(target=work, name="yoi-chat-input", daemon=True).start()
+        return future
 
 
 class ChatSession:
@@ -71,10 +100,11 @@ class ChatSession:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
+        source = LineSource()
         quit_wait = asyncio.ensure_future(self._quit.wait())
         try:
             while True:
-                line_future = _ask(loop, PROMPT)
+                line_future = source.ask(loop, PROMPT)
                 waits: set[asyncio.Future[Any]] = {line_future, quit_wait}
                 await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
                 if not line_future.done():  # Ctrl-C at the prompt
@@ -82,7 +112,7 @@ class ChatSession:
                     return
                 line = line_future.result()
                 if line is None:  # end of input
-                    if sys.stdin.isatty():
+                    if source.tty:
                         typer.echo()
                     return
                 if line.strip():

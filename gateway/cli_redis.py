@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 
 from gateway.cli_errors import CliFailure
 from gateway.cli_procs import Child, spawn, stop
@@ -70,11 +69,12 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def _answers(url: str) -> bool:
+async def answers(url: str) -> bool:
+    """Whether a Redis answers PING at `url` within half a second."""
     client = aioredis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
     try:
         return bool(await client.ping())
-    except (RedisConnectionError, RedisTimeoutError, OSError):
+    except (RedisError, OSError):  # refused, timed out, or refused us (auth)
         return False
     finally:
         await client.aclose()
@@ -85,7 +85,7 @@ async def _ready(child: Child, url: str) -> bool:
     deadline = time.monotonic() + START_TIMEOUT_S
     delay = 0.01
     while child.running and time.monotonic() < deadline:
-        if await _answers(url):
+        if await answers(url):
             return True
         await asyncio.sleep(delay)  # backoff between pings of a starting server
         delay = min(delay * 2, 0.2)

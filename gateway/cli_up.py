@@ -22,9 +22,9 @@ import httpx
 import typer
 
 from gateway.auth import is_loopback
-from gateway.cli_errors import FAILED, OK, CliFailure
+from gateway.cli_errors import FAILED, OK, UNREACHABLE, CliFailure
 from gateway.cli_procs import Child, spawn, stop
-from gateway.cli_redis import PrivateRedis, find_binary, start_private, where
+from gateway.cli_redis import PrivateRedis, answers, find_binary, start_private, where
 from shared.settings import Settings
 
 READY_TIMEOUT_S = 60.0
@@ -53,12 +53,14 @@ class Supervisor:
         try:
             return await self._run()
         finally:
+            started = bool(self.children) or self.redis is not None
             await stop(self.children, grace_s=self.settings.drain_grace_s + STOP_MARGIN_S)
             if self.redis is not None:
                 await self.redis.aclose()
             for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(signum)
-            typer.echo("yoi up: stopped", err=True)
+            if started:
+                typer.echo("yoi up: stopped", err=True)
 
     async def _run(self) -> int:
         env = dict(os.environ)
@@ -83,6 +85,12 @@ class Supervisor:
 
     async def _redis_url(self, env: dict[str, str]) -> str:
         if self.settings.redis_url is not None:
+            if not await answers(self.settings.redis_url):
+                raise CliFailure(
+                    f"cannot reach Redis at {where(self.settings.redis_url)} (from --redis-url, "
+                    "YOI_REDIS_URL or REDIS_URL); unset them to let yoi up start its own",
+                    UNREACHABLE,
+                )
             typer.echo(f"Redis: {where(self.settings.redis_url)} (configured)")
             return self.settings.redis_url
         binary, origin = find_binary()
@@ -133,6 +141,7 @@ class Supervisor:
         finally:
             for future in waits:
                 future.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)  # reap what was cancelled
         if self.stop_requested.is_set():
             return OK
         for future in done:

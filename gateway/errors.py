@@ -37,6 +37,7 @@ from shared.errors import (
 
 log = logging.getLogger("yoi.gateway")
 
+CLIENT_CLOSED_REQUEST = 499  # nginx's convention: logged and counted, read by nobody
 MAX_REPORTED_ERRORS = 5
 INTERNAL_MESSAGE = "the gateway failed to answer this request"
 
@@ -52,6 +53,10 @@ _DESCRIPTIONS = {
     501: "`unsupported_operation`",
     503: "`runtime_unavailable` or `capacity_exhausted`",
 }
+
+
+class ClientGone(Exception):
+    """The client left while its request waited (a long poll): nobody reads the answer."""
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -119,7 +124,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(error, headers or None)
 
 
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
+
+
 def install(app: FastAPI) -> None:
+    app.add_exception_handler(ClientGone, _client_gone)
     app.add_exception_handler(YoiError, _yoi_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

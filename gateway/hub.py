@@ -65,6 +65,10 @@ class Subscription:
         self._ready.set()
         return True
 
+    def end(self) -> None:
+        """Close without an error (the server is shutting down): the stream ends cleanly."""
+        self._close()
+
     def fail(self, error: YoiError) -> None:
         self.failure = error
         self._close()

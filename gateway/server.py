@@ -9,8 +9,11 @@ accepting, sse-starlette ends open streams, the lifespan closes the runtimes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from types import TracebackType
+import signal
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
@@ -19,18 +22,19 @@ from gateway.app import create_app
 from shared.settings import Settings
 
 GRACEFUL_SHUTDOWN_S = 10
-
-_ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class SafeFormatter(logging.Formatter):
-    """A line per record: no traceback (source paths, frame values), only the exception type."""
+    """One line per record: a traceback (source paths, frame values) becomes the exception's
+    type name; works on a copy, so a traceback another handler cached is never printed."""
 
-    def formatException(self, ei: _ExcInfo) -> str:
-        return f"({ei[0].__name__})" if ei[0] is not None else ""
-
-    def formatStack(self, stack_info: str) -> str:
-        return ""
+    def format(self, record: logging.LogRecord) -> str:
+        exc_type = record.exc_info[0] if record.exc_info else None
+        bare = logging.makeLogRecord(record.__dict__)
+        bare.exc_info = bare.exc_text = bare.stack_info = None
+        line = super().format(bare)
+        return f"{line} ({exc_type.__name__})" if exc_type is not None else line
 
 
 def log_config(level: str = "INFO") -> dict[str, Any]:
@@ -69,8 +73,25 @@ def config(settings: Settings) -> uvicorn.Config:
     )
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, except that a signal that stopped it gracefully is not raised again
+    afterwards: SIGTERM/SIGINT end in a clean exit (status 0), not a kill or a traceback."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signals reach the main thread only; an embedding program handles them
+            return
+        originals = {sig: signal.signal(sig, self.handle_exit) for sig in STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in originals.items():
+                signal.signal(sig, handler)
+
+
 async def serve_async(settings: Settings) -> None:
-    await uvicorn.Server(config(settings)).serve()
+    await _Server(config(settings)).serve()
 
 
 def serve(settings: Settings) -> None:

@@ -28,6 +28,7 @@ from shared.timeutil import now_s
 
 SEP = "\n"
 SLOW_CLIENT_GRACE_S = 0.25
+SHUTDOWN_GRACE_S = 2.0
 
 
 def frame(event: Event) -> ServerSentEvent:
@@ -108,7 +109,8 @@ async def follow(
 
 class EventStreamResponse(EventSourceResponse):
     """An `EventSourceResponse` that also ends when its subscription closes while a send is
-    stuck on a client that stopped reading (after a short grace for a clean end)."""
+    stuck on a client that stopped reading (after a short grace for a clean end), and that
+    ends cleanly (a complete response, not a cut connection) when the server shuts down."""
 
     def __init__(
         self,
@@ -116,7 +118,15 @@ class EventStreamResponse(EventSourceResponse):
         subscription: Subscription,
         heartbeat_s: float,
     ) -> None:
-        super().__init__(content, ping=heartbeat_s, ping_message_factory=ping, sep=SEP)
+        self.shutting_down = anyio.Event()
+        super().__init__(
+            content,
+            ping=heartbeat_s,
+            ping_message_factory=ping,
+            sep=SEP,
+            shutdown_event=self.shutting_down,
+            shutdown_grace_period=SHUTDOWN_GRACE_S,
+        )
         self.subscription = subscription
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -127,6 +137,11 @@ class EventStreamResponse(EventSourceResponse):
                 await anyio.sleep(SLOW_CLIENT_GRACE_S)  # a deadline for a clean end, not a settle
                 group.cancel_scope.cancel()
 
+            async def end_on_shutdown() -> None:
+                await self.shutting_down.wait()
+                self.subscription.end()
+
             group.start_soon(cut_when_closed)
+            group.start_soon(end_on_shutdown)
             await super().__call__(scope, receive, send)
             group.cancel_scope.cancel()

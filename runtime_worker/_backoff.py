@@ -26,7 +26,10 @@ class Backoff:
         delay: float = min(MAX_DELAY_S, FIRST_DELAY_S * 2.0 ** min(self.failures - 1, 16))
         return delay * random.uniform(0.8, 1.0)  # members restarted together do not retry in step
 
-    def succeeded(self) -> None:
-        if self.failures:
+    def succeeded(self) -> bool:
+        """Record a success; True when it ends a run of failures (Redis is back)."""
+        recovered = self.failures > 0
+        if recovered:
             self.log.info("%s resumed after %d failed tries", self.what, self.failures)
         self.failures = 0
+        return recovered

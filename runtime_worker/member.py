@@ -15,6 +15,7 @@ pending for the next host), hand everything back and hint the others to take ove
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -102,6 +103,7 @@ class Member:
         self._taking = False
         self._stopping = False
         self._stopped = asyncio.Event()
+        self._redis_back = asyncio.Event()
         self.failed: BaseException | None = None
         self._failure_stop: asyncio.Future[None] | None = None
 
@@ -254,6 +256,9 @@ class Member:
         self._live = sum(1 for r in records if r.state in HOSTABLE_STATES)
         await self._drop({w: hosted[w] for w in step.drop}, release=True)
         taken = await self._take(step.reclaim, len(step.reclaim))
+        for worker_id, epoch in step.disown.items():  # no lease, our name on it: clear it
+            await self.store.release(worker_id, self.member_id, epoch)
+        await self._announce(list(step.disown))
         taken += await self._take(step.take, step.want)
         if step.shed:
             log.info("handing %d workers back to even out the fleet", len(step.shed))
@@ -320,10 +325,18 @@ class Member:
             try:
                 await step()
             except RuntimeUnavailable as exc:
-                await asyncio.sleep(backoff.failed(exc.message))
+                await self._pause(backoff.failed(exc.message))
                 continue
-            backoff.succeeded()
+            if backoff.succeeded():
+                self._redis_back.set()  # cut the other loops' backoff short
+                self._redis_back = asyncio.Event()
             await asyncio.sleep(interval_ms / 1000)
+
+    async def _pause(self, delay_s: float) -> None:
+        """A backoff delay that ends early when another loop sees Redis answer again."""
+        back = self._redis_back
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(back.wait(), delay_s)
 
     async def _placement_loop(self) -> None:
         """Hints as they come (blocking read), and a full sweep every `sweep_interval_ms`."""
@@ -344,7 +357,7 @@ class Member:
                 await self.take_hinted(worker_ids)
             except RuntimeUnavailable as exc:
                 self._sweep_due = True
-                await asyncio.sleep(backoff.failed(exc.message))
+                await self._pause(backoff.failed(exc.message))
                 continue
             backoff.succeeded()
 

@@ -43,11 +43,14 @@ def fair_share(live: int, capacities: Sequence[int]) -> int:
 
 @dataclass(frozen=True)
 class Plan:
-    """One member's next moves. `take` is a shuffled list of candidates: take up to `want`."""
+    """One member's next moves. `take` is a shuffled list of candidates: take up to `want`.
+    `disown` maps Workers recorded as this member's, whose lease it lost and which it will not
+    take back (it is at its share), to their epoch: clearing their host lets others take them."""
 
     target: int
     drop: list[str] = field(default_factory=list)
     reclaim: list[str] = field(default_factory=list)
+    disown: dict[str, int] = field(default_factory=dict)
     take: list[str] = field(default_factory=list)
     want: int = 0
     shed: list[str] = field(default_factory=list)
@@ -83,17 +86,21 @@ def plan(
     live_ids = {r.worker_id for r in live}
     target = target_for(len(live), members, me)
     drop = [worker_id for worker_id in hosted if worker_id not in live_ids]
-    reclaim: list[str] = []
+    own: list[WorkerRecord] = []
     take: list[str] = []
     for record in live:
         if record.worker_id in hosted:
             continue
-        if record.host == me:  # ours on record but not hosted: a lease we lost, take it back
-            reclaim.append(record.worker_id)
+        if record.host == me:  # ours on record but not hosted: a lease we lost
+            own.append(record)
         elif record.host is None or record.host not in alive:
             take.append(record.worker_id)
     rng.shuffle(take)  # members planning at once mostly try different Workers first
-    holding = len(hosted) - len(drop) + len(reclaim)
+    holding = len(hosted) - len(drop)
+    room_here = max(0, target - holding)
+    reclaim = [r.worker_id for r in own[:room_here]]
+    disown = {r.worker_id: r.epoch for r in own[room_here:]}
+    holding += len(reclaim)
     want = max(0, target - holding)
     shed: list[str] = []
     if holding > target:
@@ -108,4 +115,12 @@ def plan(
             and r.run_id is None
         ]
         shed = idle[: min(holding - target, room)]
-    return Plan(target=target, drop=drop, reclaim=reclaim, take=take, want=want, shed=shed)
+    return Plan(
+        target=target,
+        drop=drop,
+        reclaim=reclaim,
+        disown=disown,
+        take=take,
+        want=want,
+        shed=shed,
+    )

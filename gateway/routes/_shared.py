@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from fastapi import Request
 
+from gateway.errors import ClientGone
 from gateway.sse import EventStreamResponse, follow
 from gateway.state import Gateway
 from runtime_worker.runtime import Runtime
@@ -26,10 +27,6 @@ SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
         "event JSON; `: ping` heartbeats; an `error` frame (no `id:`) ends a failed stream.",
     }
 }
-
-
-class ClientGone(Exception):
-    """The client left while its long poll waited: nobody reads the answer."""
 
 
 async def send_input(

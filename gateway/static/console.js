@@ -3,6 +3,7 @@
 
 import { Api, ApiError } from "./api.js";
 import { explain, isTransient } from "./errors.js";
+import { Runs } from "./runs.js";
 import { EventFollower } from "./sse.js";
 import { TranscriptView } from "./transcript.js";
 
@@ -38,6 +39,11 @@ const ui = {
 
 const api = new Api(window.sessionStorage);
 const view = new TranscriptView(ui.transcript, ui.conversation);
+const runs = new Runs(view, ({ text, code, tone = "error", failure = false, stream = false }) => {
+  showAlert(text, { code, tone });
+  if (failure) state.failure = code;
+  if (stream) state.streamAlert = true;
+});
 
 const state = {
   detail: null,
@@ -45,25 +51,19 @@ const state = {
   locked: false,
   sending: false,
   cancelling: false,
-  workerRunning: false,
-  activeRun: null, // {runId, inputId}
-  awaiting: null, // input_id accepted by the gateway whose run has not finished yet
-  finished: new Set(), // input_ids whose run_finished was seen
   failure: null, // code behind an "error" status, until the next successful send
   streamAlert: false, // the alert tells of a stream failure: a reopened stream clears it
-  runErrors: new Map(), // run_id -> {code, message} from `error` events
   nextBefore: null,
   cancelPath: null,
   boots: 0,
   bootTimer: 0,
   bootFailures: 0,
-  runs: new Map(), // run_id -> {runId, inputId, streamed, final, result}: for diagnostics and tests
 };
 
 // ---------------------------------------------------------------------------- status and composer
 
 function generating() {
-  return state.activeRun !== null || state.awaiting !== null || state.workerRunning;
+  return runs.busy;
 }
 
 function status() {
@@ -85,20 +85,23 @@ function blockedReason() {
   return "";
 }
 
+/** Sets text only when it changes: live regions would announce a rewrite of the same words. */
+function say(element, text) {
+  if (element.textContent !== text) element.textContent = text;
+}
+
 function update() {
   const [key, label] = status();
-  if (ui.status.dataset.status !== key) {
-    ui.status.dataset.status = key;
-    ui.status.textContent = label;
-  }
+  ui.status.dataset.status = key;
+  say(ui.status, label);
   const reason = blockedReason();
-  ui.reason.textContent = reason;
+  say(ui.reason, reason);
   ui.composer.dataset.blocked = reason === "" ? "false" : "true";
   ui.input.disabled = state.locked;
   ui.send.disabled = reason !== "" || ui.input.value.trim() === "";
   ui.cancel.hidden = state.locked || !generating();
   ui.cancel.disabled = state.cancelling;
-  ui.cancel.textContent = state.cancelling ? "Cancelling…" : "Cancel";
+  say(ui.cancel, state.cancelling ? "Cancelling…" : "Cancel");
   ui.empty.hidden = !view.empty || state.phase === "connecting" || state.locked;
   ui.earlier.hidden = state.nextBefore === null || state.locked;
 }
@@ -175,14 +178,6 @@ function chronological(entries) {
   return [...(entries ?? [])].sort((a, b) => (a.ts ?? 0) - (b.ts ?? 0));
 }
 
-function resetRuns() {
-  state.activeRun = null;
-  state.awaiting = null;
-  state.finished.clear();
-  state.runErrors.clear();
-  state.runs.clear();
-}
-
 /** (Re)loads everything: detail first, so its cursor is never newer than the transcript. */
 async function boot() {
   clearTimeout(state.bootTimer);
@@ -215,20 +210,15 @@ async function boot() {
   state.failure = null;
   applyDetail(detail);
   view.clear();
-  resetRuns();
+  runs.reset();
   view.addEntries(chronological(page.entries));
   state.nextBefore = page.next_before ?? null;
-  state.workerRunning = detail.state === "running";
+  runs.workerRunning = detail.state === "running";
   let cursor = detail.cursor ?? "";
   const flight = detail.in_flight;
   if (flight) {
     // Attach mid-answer: show the answer so far at once, then stream on from its cursor.
-    const turn = view.startAnswer(flight.run_id);
-    if (!turn.final) {
-      view.setText(turn, flight.text ?? "");
-      state.activeRun = { runId: flight.run_id, inputId: flight.input_id };
-      record(flight.run_id, flight.input_id).streamed = flight.text ?? "";
-    }
+    runs.attach(flight);
     cursor = flight.cursor ?? cursor;
   }
   view.scrollToEnd();
@@ -259,109 +249,10 @@ async function loadEarlier() {
 
 // ------------------------------------------------------------------------------------ the stream
 
-function record(runId, inputId) {
-  let run = state.runs.get(runId);
-  if (run === undefined) {
-    run = { runId, inputId, attempt: 1, streamed: "", final: null, result: null };
-    state.runs.set(runId, run);
-  }
-  return run;
-}
-
-function liveAnswer(event) {
-  const turn = view.startAnswer(event.run_id, event.ts);
-  if (turn.final) return null;
-  if (state.activeRun?.runId !== event.run_id) {
-    state.activeRun = { runId: event.run_id, inputId: event.input_id };
-  }
-  return turn;
-}
-
-const handlers = {
-  user_message(event) {
-    view.user(event.input_id, event.text ?? "", { ts: event.ts });
-  },
-  run_started(event) {
-    const turn = liveAnswer(event);
-    if (turn === null) return;
-    const run = record(event.run_id, event.input_id);
-    run.attempt = event.attempt ?? 1;
-    if (run.attempt >= 2) {
-      // The host was lost and the run starts over: the abandoned attempt's text goes.
-      run.streamed = "";
-      view.setText(turn, "");
-      turn.note.textContent = `attempt ${run.attempt}`;
-    }
-  },
-  text_delta(event) {
-    const turn = liveAnswer(event);
-    if (turn === null) return;
-    record(event.run_id, event.input_id).streamed += event.text ?? "";
-    view.appendText(turn, event.text ?? "");
-  },
-  text_done(event) {
-    const turn = liveAnswer(event);
-    if (turn === null) return;
-    record(event.run_id, event.input_id).final = event.text ?? "";
-    view.setText(turn, event.text ?? "");
-  },
-  usage(event) {
-    const run = record(event.run_id, event.input_id);
-    run.usage = { input: event.input_tokens ?? 0, output: event.output_tokens ?? 0 };
-  },
-  run_finished(event) {
-    finishRun(event);
-  },
-  state_changed(event) {
-    state.workerRunning = event.state === "running";
-  },
-  error(event) {
-    showAlert(explain(event.code, event.message), { code: event.code });
-    if (event.run_id) {
-      state.runErrors.set(event.run_id, { code: event.code, message: event.message });
-    } else {
-      // The stream itself failed (its last frame): the follower reconnects or reloads.
-      state.streamAlert = true;
-    }
-  },
-};
-
-/** Why a run ended badly, in words: its `error` event says best, else its reason. */
-function outcomeWords(result, failure, reason) {
-  if (result === "finished" || result === "cancelled") return "";
-  if (failure !== undefined) return explain(failure.code, failure.message);
-  return explain(result === "timed_out" ? "timeout" : reason || "failed");
-}
-
-function finishRun(event) {
-  const result = event.result ?? "finished";
-  const turn = view.answer(event.run_id);
-  const failure = state.runErrors.get(event.run_id);
-  if (turn !== undefined) {
-    if (!turn.final) view.finish(turn, result, outcomeWords(result, failure, event.reason));
-  } else {
-    // Ended before any answer (cancelled while queued, say): mark the person's message instead.
-    view.userTurn(event.input_id)?.mark(result);
-  }
-  const run = record(event.run_id, event.input_id);
-  run.result = result;
-  state.finished.add(event.input_id);
-  if (state.awaiting === event.input_id) state.awaiting = null;
-  if (state.activeRun?.runId === event.run_id) state.activeRun = null;
-  state.workerRunning = false;
-  if (result === "cancelled") {
-    showAlert(explain("cancelled"), { code: "cancelled", tone: "info" });
-  } else if (result === "timed_out" || result === "failed") {
-    const code = failure?.code ?? (result === "timed_out" ? "timeout" : event.reason || "failed");
-    state.failure = code;
-    showAlert(outcomeWords(result, failure, event.reason), { code });
-  }
-}
-
 function onMessage(message) {
   const event = JSON.parse(message.data);
-  const handler = handlers[event.type ?? message.event];
-  if (handler !== undefined) handler(event);
+  event.type ??= message.event;
+  runs.apply(event);
   update();
 }
 
@@ -426,7 +317,7 @@ async function send(raw) {
   try {
     await postMessage({ text, input_id: inputId, strategy: "reject" });
     view.user(inputId, text);
-    if (!state.finished.has(inputId)) state.awaiting = inputId;
+    runs.accepted(inputId);
     // Clear only the "retrying" notice of this send: the stream may already have told of the
     // run's own outcome (a fast failure can arrive before this answer does).
     if (isTransient(ui.alertText.dataset.code)) clearAlert();
@@ -528,7 +419,7 @@ window.__yoi = Object.freeze({
     status: status()[0],
     cursor: follower.cursor,
     reconnects: follower.reconnects,
-    runs: [...state.runs.values()].map((run) => ({ ...run })),
+    runs: runs.snapshot(),
   }),
 });
 

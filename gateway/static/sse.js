@@ -37,6 +37,12 @@ export class SseParser {
     return messages;
   }
 
+  /** The stream ended: a final lone "\r" was a line end after all. A message without its blank
+   * line is incomplete and, as the format says, dropped. */
+  end() {
+    return this.buffer.endsWith("\r") ? this.push("\n") : [];
+  }
+
   line(line) {
     if (line === "") return this.dispatch();
     if (line.startsWith(":")) return null;
@@ -190,7 +196,11 @@ async function* readMessages(response, signal) {
     for (;;) {
       const { value, done } = await reader.read();
       if (signal.aborted) throw new DOMException("The stream was dropped.", "AbortError");
-      if (done) return;
+      if (done) {
+        yield* parser.push(decoder.decode());
+        yield* parser.end();
+        return;
+      }
       yield* parser.push(decoder.decode(value, { stream: true }));
     }
   } finally {

@@ -49,8 +49,16 @@ def start_gateway(tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
         yield start
 
 
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """One gateway shared by the tests that look only at their own, uniquely worded turns."""
+    with running_gateway(tmp_path_factory.mktemp("gateway")) as shared:
+        yield shared
+
+
 @pytest.fixture
-def gateway(start_gateway: Callable[..., Gateway]) -> Gateway:
+def fresh_gateway(start_gateway: Callable[..., Gateway]) -> Gateway:
+    """A gateway of the test's own: its Companion starts with an empty transcript."""
     return start_gateway()
 
 

@@ -156,7 +156,7 @@ def test_cancel_mid_answer_marks_the_turn_cancelled(page: Page, gateway: Gateway
 
 def test_busy_gateway_answer_is_shown_in_words(page: Page, gateway: Gateway) -> None:
     open_console(page, gateway)
-    first = message("busy", 30)
+    first = message("busy", 50)
     send(page, first)
     wait_streaming(page)
 
@@ -179,7 +179,8 @@ def test_busy_gateway_answer_is_shown_in_words(page: Page, gateway: Gateway) -> 
     expect(page.get_by_test_id("turn").filter(has_text="second while busy")).to_have_count(0)
 
 
-def test_reload_keeps_the_transcript(page: Page, gateway: Gateway) -> None:
+def test_reload_keeps_the_transcript(page: Page, fresh_gateway: Gateway) -> None:
+    gateway = fresh_gateway
     open_console(page, gateway)
     finished, cancelled = message("kept", 4), message("stopped", 80)
     send(page, finished)
@@ -211,43 +212,13 @@ def test_reload_keeps_the_transcript(page: Page, gateway: Gateway) -> None:
     expect(turns.nth(3).get_by_test_id("turn-badge")).to_have_text("Cancelled")
 
 
-@pytest.mark.parametrize(
-    ("code", "result", "badge", "words"),
-    [
-        ("provider_error", "failed", "Failed", "The language model could not answer."),
-        ("timeout", "timed_out", "Timed out", "The answer took too long and was stopped."),
-    ],
-)
-def test_failed_answer_is_marked_and_explained(
-    page: Page,
-    start_gateway: Callable[..., Gateway],
-    tmp_path: Path,
-    code: str,
-    result: str,
-    badge: str,
-    words: str,
-) -> None:
-    if code == "timeout":
-        # An operator's profile overrides the built-in Companion with a very short turn timeout.
-        profiles = tmp_path / "profiles"
-        profiles.mkdir()
-        (profiles / "companion.toml").write_text(
-            'name = "companion"\nprovider = "echo"\nprompt = "companion.md"\nturn_timeout_s = 0.4\n'
-        )
-        gateway = start_gateway(env={"YOI_PROFILES_DIR": str(profiles)})
-        text = message("slowly", 40)
-    else:
-        gateway = start_gateway()
-        text = "/fail-mid " + message("broken", 8)  # the echo provider fails after one piece
-    open_console(page, gateway)
-
-    send(page, text)
-
+def expect_failed_answer(page: Page, *, result: str, badge: str, code: str, words: str) -> None:
     answer = last_answer(page)
     expect(answer).to_have_attribute("data-result", result)
     expect(answer.get_by_test_id("turn-badge")).to_have_text(badge)
+    expect(answer.get_by_test_id("turn-note")).to_have_text(words)
     alert = page.get_by_test_id("error-region")
-    expect(alert).to_contain_text(words)
+    expect(alert).to_have_text(words)
     expect(alert).to_have_attribute("data-code", code)
     expect(page.get_by_test_id("status")).to_have_attribute("data-status", "error")
     expect(page.get_by_test_id("cancel")).to_be_hidden()
@@ -255,7 +226,47 @@ def test_failed_answer_is_marked_and_explained(
     expect(page.get_by_test_id("send")).to_be_enabled()
 
 
-def test_opening_mid_answer_shows_it_at_once_and_streams_on(page: Page, gateway: Gateway) -> None:
+def test_provider_failure_is_marked_and_explained(page: Page, gateway: Gateway) -> None:
+    open_console(page, gateway)
+
+    send(page, "/fail-mid " + message("broken", 8))  # the echo provider fails after one piece
+
+    expect_failed_answer(
+        page,
+        result="failed",
+        badge="Failed",
+        code="provider_error",
+        words="The language model could not answer. Try again in a moment.",
+    )
+
+
+def test_turn_timeout_is_marked_and_explained(
+    page: Page, start_gateway: Callable[..., Gateway], tmp_path: Path
+) -> None:
+    # An operator's profile overrides the built-in Companion with a very short turn timeout.
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    (profiles / "companion.toml").write_text(
+        'name = "companion"\nprovider = "echo"\nprompt = "companion.md"\nturn_timeout_s = 0.4\n'
+    )
+    gateway = start_gateway(env={"YOI_PROFILES_DIR": str(profiles)})
+    open_console(page, gateway)
+
+    send(page, message("slowly", 40))
+
+    expect_failed_answer(
+        page,
+        result="timed_out",
+        badge="Timed out",
+        code="timeout",
+        words="The answer took too long and was stopped.",
+    )
+
+
+def test_opening_mid_answer_shows_it_at_once_and_streams_on(
+    page: Page, fresh_gateway: Gateway
+) -> None:
+    gateway = fresh_gateway
     text = message("attach", 60)
     with gateway.client() as client:
         client.post("/api/companion/messages", json={"text": text}).raise_for_status()
@@ -398,3 +409,67 @@ def test_token_is_asked_once_and_never_put_in_a_url(
         "/api/companion/events/stream",
     } <= paths
     assert page.evaluate("window.localStorage.length") == 0
+
+
+def test_model_text_is_shown_as_text_never_as_html(page: Page, gateway: Gateway) -> None:
+    open_console(page, gateway)
+    hostile = (
+        '<img src="/nowhere" onerror="window.__pwned = 1"> '
+        "<script>window.__pwned = 2</script> **bold** and `code`"
+    )
+
+    send(page, hostile)
+
+    wait_idle(page)
+    answer = last_answer(page)
+    expect(answer).to_have_attribute("data-result", "finished")
+    expect(answer.get_by_test_id("turn-text")).to_contain_text('<img src="/nowhere"')
+    expect(answer.get_by_test_id("turn-text")).to_contain_text(
+        "<script>window.__pwned = 2</script>"
+    )
+    expect(answer.locator("strong")).to_have_text("bold")
+    expect(answer.locator("code")).to_have_text("code")
+    transcript_root = page.get_by_test_id("transcript")
+    expect(transcript_root.locator("img, script")).to_have_count(0)
+    assert page.evaluate("window.__pwned") is None
+
+
+# Every way of cutting one stream in two (CRLF, a comment heartbeat, a multi-line `data:`, an
+# `id:` alone, bare CR up to the stream's end) must parse to the same messages as the whole.
+SSE_SPLITS_JS = """async (text) => {
+  const { SseParser } = await import("/static/sse.js");
+  const parse = (chunks) => {
+    const parser = new SseParser();
+    const messages = chunks.flatMap((chunk) => parser.push(chunk)).concat(parser.end());
+    return JSON.stringify({ messages, last: parser.lastEventId });
+  };
+  const whole = parse([text]);
+  const differing = [];
+  for (let i = 1; i < text.length; i += 1) {
+    if (parse([text.slice(0, i), text.slice(i)]) !== whole) differing.push(i);
+  }
+  return { whole: JSON.parse(whole), differing };
+}"""
+
+
+def test_event_stream_parser_survives_any_chunking(page: Page, gateway: Gateway) -> None:
+    open_console(page, gateway)
+    stream = (
+        'id: 1-0\r\nevent: text_delta\r\ndata: {"text":"a"}\r\n\r\n'
+        ": ping\n\n"
+        "id: 2-0\nevent: text_done\ndata: first line\ndata:second line\n\n"
+        "id: 3-0\n\n"
+        "event: error\rdata: no id\r\r"
+    )
+
+    result = page.evaluate(SSE_SPLITS_JS, stream)
+
+    assert result["differing"] == []
+    assert result["whole"] == {
+        "messages": [
+            {"id": "1-0", "event": "text_delta", "data": '{"text":"a"}'},
+            {"id": "2-0", "event": "text_done", "data": "first line\nsecond line"},
+            {"id": None, "event": "error", "data": "no id"},
+        ],
+        "last": "3-0",
+    }

@@ -248,3 +248,32 @@ def yoi_up(*args: str, env: dict[str, str], expected_processes: int) -> Iterator
 
 def when(condition: Callable[[], bool], what: str, timeout_s: float = 15.0) -> None:
     wait_until_sync(condition, timeout_s=timeout_s, what=what)
+
+
+class Stream:
+    """Raw output read on a thread, for prompts that end without a newline."""
+
+    def __init__(self, fd: int) -> None:
+        self.text = ""
+        self._changed = threading.Condition()
+        self._closed = False
+        threading.Thread(target=self._pump, args=(fd,), daemon=True).start()
+
+    def _pump(self, fd: int) -> None:
+        while chunk := os.read(fd, 4096):
+            with self._changed:
+                self.text += chunk.decode(errors="replace")
+                self._changed.notify_all()
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+
+    def wait_for(self, needle: str, *, start: int = 0, timeout_s: float = 20.0) -> int:
+        """The offset just past the first `needle` at or after `start`."""
+        with self._changed:
+            found = self._changed.wait_for(
+                lambda: needle in self.text[start:] or self._closed, timeout=timeout_s
+            )
+            if not found or needle not in self.text[start:]:
+                raise AssertionError(f"no {needle!r} after offset {start}: {self.text!r}")
+            return self.text.index(needle, start) + len(needle)

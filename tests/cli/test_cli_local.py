@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import signal
 import socket
+import subprocess
 
 import pytest
 
-from tests.cli.support import clean_env, finish, start, wait_ready, yoi
+from tests.cli.support import YOI, Stream, clean_env, finish, start, wait_ready, yoi
 from tests.helpers import free_port
 
 pytestmark = pytest.mark.slow
@@ -105,3 +106,37 @@ def test_up_refuses_a_port_in_use_before_starting_anything() -> None:
     assert done.returncode == 1
     assert done.stdout == ""  # no Redis, no gateway were started
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+
+
+def test_chat_ctrl_c_cancels_an_answer_then_leaves_at_the_prompt() -> None:
+    proc = subprocess.Popen(
+        [*YOI, "chat"],
+        env=clean_env(YOI_ECHO_DELAY_MS="200"),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    out, err = Stream(proc.stdout.fileno()), Stream(proc.stderr.fileno())
+    try:
+        at = out.wait_for("you> ")
+        proc.stdin.write(b" ".join(b"word%d" % i for i in range(40)) + b"\n")
+        proc.stdin.flush()
+        at = out.wait_for("word1 ", start=at)  # the answer is streaming
+        proc.send_signal(signal.SIGINT)
+        err.wait_for("[cancelled]")
+        out.wait_for("you> ", start=at)  # back at the prompt, still running
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)  # at the prompt: leave
+        assert proc.wait(timeout=20) == 0
+    finally:
+        finish(proc)  # type: ignore[arg-type]
+    assert "word39" not in out.text
+
+
+def test_up_with_an_unreachable_redis_says_so() -> None:
+    url = f"redis://user:hunter2@127.0.0.1:{free_port()}/0"  # nothing listens there
+    done = yoi("up", "--port", str(free_port()), "--redis-url", url, env=clean_env())
+    assert done.returncode == 3
+    assert f"cannot reach Redis at 127.0.0.1:{url.rsplit(':', 1)[1]}" in done.stderr
+    assert "hunter2" not in done.stderr + done.stdout  # the URL's password is never printed

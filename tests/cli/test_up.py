@@ -160,6 +160,13 @@ def test_busy_worker_exits_5_and_cancel_ends_the_answer(stack: Stack) -> None:
     assert "the answer was cancelled" in err
 
 
+def test_a_failed_answer_exits_1_with_the_reason(stack: Stack, bob: str) -> None:
+    done = stack.yoi("send", bob, "/fail please", "--token", TOKEN)  # the echo provider's hook
+    assert done.returncode == 1
+    assert done.stderr.startswith("yoi: the answer failed: ")
+    assert "provider_error" in done.stderr
+
+
 def test_unknown_worker_or_runtime_exits_4(stack: Stack) -> None:
     for args in (
         ["send", "nobody@fleet", "x"],

@@ -53,7 +53,8 @@ async def test_cancel_in_every_phase(fleet: Fleet, client: Runtime) -> None:
 
     await wait_until(streaming, timeout_s=10, what="the slow answer streaming")
     assert (await client.cancel(worker_id)).cancelled
-    assert (await client.cancel(worker_id)).cancelled  # still cancelling: the same answer
+    again = await client.cancel(worker_id)  # still cancelling, or already done: no error
+    assert again.cancelled or again.state is WorkerState.IDLE
     seen = await wait_finished(client, {worker_id: {slow.input_id}}, timeout_s=5)
     events = seen[worker_id]
     (finished,) = of_type(events, RunFinished, slow.input_id)

@@ -65,6 +65,17 @@ def test_plan_takes_workers_of_dead_members_and_reclaims_its_own() -> None:
     assert step.drop == [ended.worker_id]
 
 
+def test_plan_disowns_its_lost_workers_beyond_its_share() -> None:
+    mine = [_record(host="a") for _ in range(4)]
+    for record in mine:
+        record.epoch = 7
+    members = alive_view([_member("b", hosted=0)], "a", 1000, 0)
+    step = plan(mine, me="a", hosted=set(), members=members)
+    assert len(step.reclaim) == 2 and step.want == 0
+    assert set(step.disown) == {r.worker_id for r in mine} - set(step.reclaim)
+    assert set(step.disown.values()) == {7}
+
+
 def test_plan_sheds_idle_workers_only_when_another_member_has_room() -> None:
     records = [_record(host="a") for _ in range(10)]
     busy = records[0]

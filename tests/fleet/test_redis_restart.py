@@ -12,10 +12,11 @@ import pytest
 import redis
 
 from shared.errors import RuntimeUnavailable
-from shared.models import CreateWorker, SendInput
+from shared.models import CreateWorker, SendInput, Strategy
 from tests.fleet.support import (
     LEASE_TTL_MS,
     Fleet,
+    all_events,
     create_workers,
     finished_counts,
     fleet_client,
@@ -95,8 +96,8 @@ async def test_members_survive_a_redis_restart(
     fleet = Fleet(private_redis.url, namespace, tmp_path)
     client = fleet_client(private_redis.url, namespace)
     try:
-        fleet.start("m1", echo_delay_ms="5")
-        fleet.start("m2", echo_delay_ms="5")
+        fleet.start("m1", echo_delay_ms="20")
+        fleet.start("m2", echo_delay_ms="20")
         await wait_members(client, ["m1", "m2"])
         worker_ids = await create_workers(client, 8)
         await wait_hosted(client, worker_ids)
@@ -106,6 +107,30 @@ async def test_members_survive_a_redis_restart(
         await wait_finished(
             client, {w: {a.input_id} for w, a in zip(worker_ids, accepted, strict=True)}
         )
+        # Under load: queued inputs on every Worker, some streaming when Redis goes away.
+        in_flight: dict[str, set[str]] = {w: set() for w in worker_ids}
+        for round_ in range(3):
+            sent = await asyncio.gather(
+                *(
+                    client.send_input(
+                        w,
+                        SendInput(
+                            text=f"load {round_} one two three four five six seven",
+                            strategy=Strategy.ENQUEUE,
+                        ),
+                    )
+                    for w in worker_ids
+                )
+            )
+            for worker_id, answer in zip(worker_ids, sent, strict=True):
+                in_flight[worker_id].add(answer.input_id)
+
+        async def streaming() -> bool:
+            events = await all_events(client, worker_ids[0])
+            mine = in_flight[worker_ids[0]]
+            return any(e.type == "text_delta" and e.input_id in mine for e in events)
+
+        await wait_until(streaming, timeout_s=10, what="answers streaming")
         epochs = {w: r.epoch for w, r in (await records(client)).items()}
 
         private_redis.stop()
@@ -135,6 +160,10 @@ async def test_members_survive_a_redis_restart(
 
         await wait_until(retaken, timeout_s=20, what="workers re-taken under new epochs")
         print(f"re-taken {monotonic() - restarted_at:.2f}s after Redis came back")
+        seen = await wait_finished(client, in_flight)
+        for worker_id, events in seen.items():
+            counts = finished_counts(events)
+            assert all(counts[i] == 1 for i in in_flight[worker_id]), worker_id
         after = await asyncio.gather(
             *(client.send_input(w, SendInput(text="after the restart")) for w in worker_ids)
         )

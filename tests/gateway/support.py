@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from gateway.app import create_app
 from gateway.state import Gateway
+from runtime_worker.runtime import Runtime
+from shared.events import EventPage
 from shared.settings import Settings
 from tests.gateway.sse_parser import Message, SseParser
 
@@ -118,7 +121,7 @@ class AsgiStream:
         await self._leave.wait()
         return {"type": "http.disconnect"}
 
-    async def _send(self, message: dict[str, Any]) -> None:
+    async def _send(self, message: MutableMapping[str, Any]) -> None:
         if message["type"] == "http.response.start":
             self.status = message["status"]
             self._started.set()
@@ -138,10 +141,14 @@ class AsgiStream:
             self.ended.set()
             self._started.set()
 
-    async def open(self) -> AsgiStream:
+    async def open(self, *, wait_for_headers: bool = True) -> AsgiStream:
         self._task = asyncio.create_task(self._run())
-        await asyncio.wait_for(self._started.wait(), ROUTE_TIMEOUT_S)
+        if wait_for_headers:
+            await asyncio.wait_for(self._started.wait(), ROUTE_TIMEOUT_S)
         return self
+
+    def answered(self) -> bool:
+        return self.status is not None
 
     async def next_messages(self, timeout_s: float = 10.0) -> list[Message]:
         """Wait for the next chunk and parse it (an empty list for a comment-only chunk)."""
@@ -192,6 +199,39 @@ def open_stream(app: FastAPI, url: str, headers: dict[str, str] | None = None) -
 
 def event_payloads(messages: list[Message]) -> list[dict[str, Any]]:
     return [m.json() for m in messages if m.event != "error"]
+
+
+class BlockingReads:
+    """Counts concurrent long-polling `Runtime.events` calls: the store readers at work."""
+
+    def __init__(self, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.now = 0
+        self.most = 0
+        real = runtime.events
+
+        async def counted(
+            worker_id: str, *, after: str | None = None, limit: int = 100, wait_ms: int = 0
+        ) -> EventPage:
+            blocking = wait_ms > 0
+            self.now += blocking
+            self.most = max(self.most, self.now)
+            try:
+                return await real(worker_id, after=after, limit=limit, wait_ms=wait_ms)
+            finally:
+                self.now -= blocking
+
+        monkeypatch.setattr(runtime, "events", counted)
+
+
+def ran(input_id: str) -> Callable[[list[Message]], bool]:
+    """A stream predicate: this input's `run_finished` arrived."""
+
+    def check(messages: list[Message]) -> bool:
+        return any(
+            m.event == "run_finished" and m.json().get("input_id") == input_id for m in messages
+        )
+
+    return check
 
 
 def settings_for(namespace: str, **overrides: Any) -> Settings:

@@ -9,7 +9,7 @@ import pytest
 
 from gateway.app import create_app
 from gateway.auth import Tickets, UnsafeConfig, is_loopback
-from tests.gateway.support import BI, create_worker, open_stream, running_app, settings_for
+from tests.gateway.support import BI, open_stream, running_app, settings_for
 
 TOKEN = "s3cret-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -101,7 +101,9 @@ async def test_stream_ticket_opens_that_workers_stream_only(namespace: str) -> N
     settings = settings_for(namespace, host="0.0.0.0", api_token=TOKEN)
     async with running_app(settings) as (app, client):
         mine = (await client.post(f"{BI}/workers", json={"display_name": "a"}, headers=AUTH)).json()
-        other = (await client.post(f"{BI}/workers", json={"display_name": "b"}, headers=AUTH)).json()
+        other = (
+            await client.post(f"{BI}/workers", json={"display_name": "b"}, headers=AUTH)
+        ).json()
         worker = f"{BI}/workers/{mine['worker_id']}"
         assert (await client.post(f"{worker}/stream-ticket")).status_code == 401
         issued = (await client.post(f"{worker}/stream-ticket", headers=AUTH)).json()
@@ -119,7 +121,9 @@ async def test_stream_ticket_opens_that_workers_stream_only(namespace: str) -> N
         tampered = ticket[:-2] + ("AA" if not ticket.endswith("AA") else "BB")
         assert (await client.get(f"{worker}/events/stream?ticket={tampered}")).status_code == 401
         forged_expiry = "9" * 11 + ticket[ticket.index(".") :]
-        assert (await client.get(f"{worker}/events/stream?ticket={forged_expiry}")).status_code == 401
+        assert (
+            await client.get(f"{worker}/events/stream?ticket={forged_expiry}")
+        ).status_code == 401
 
         companion = (await client.post("/api/companion/stream-ticket", headers=AUTH)).json()
         path = f"/api/companion/events/stream?ticket={companion['ticket']}"

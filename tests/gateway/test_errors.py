@@ -42,7 +42,7 @@ UNKNOWN_WORKER = "01890a5d-ac96-774b-bcce-b302099a8057"
 def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
     body: dict[str, Any] = response.json()
-    error = body["error"]
+    error: dict[str, Any] = body["error"]
     assert error["code"] == code
     assert isinstance(error["message"], str) and error["message"]
     assert isinstance(error["retryable"], bool)
@@ -113,7 +113,9 @@ async def test_worker_not_found_for_unknown_and_malformed_ids(client: httpx.Asyn
     for worker_id in (UNKNOWN_WORKER, "not-a-worker-id"):
         worker = f"{BI}/workers/{worker_id}"
         assert_error(await client.get(worker), 404, "worker_not_found")
-        assert_error(await client.post(f"{worker}/inputs", json={"text": "x"}), 404, "worker_not_found")
+        assert_error(
+            await client.post(f"{worker}/inputs", json={"text": "x"}), 404, "worker_not_found"
+        )
         assert_error(await client.post(f"{worker}/cancel"), 404, "worker_not_found")
         assert_error(await client.post(f"{worker}/stop"), 404, "worker_not_found")
         assert_error(await client.get(f"{worker}/transcript"), 404, "worker_not_found")
@@ -151,7 +153,9 @@ async def test_scope_conflict(client: httpx.AsyncClient) -> None:
     scope = [{"path": "/repo/src", "mode": "write"}]
     await create_worker(client, "writer", scope=scope)
     overlapping = {"display_name": "other", "scope": [{"path": "/repo", "mode": "write"}]}
-    error = assert_error(await client.post(f"{BI}/workers", json=overlapping), 409, "scope_conflict")
+    error = assert_error(
+        await client.post(f"{BI}/workers", json=overlapping), 409, "scope_conflict"
+    )
     assert "/repo" not in error["message"]
 
 
@@ -189,7 +193,9 @@ async def test_cursor_expired_with_the_oldest_cursor(namespace: str) -> None:
         first = (await client.get(f"{worker}/events")).json()["events"][0]["cursor"]
         for index in range(3):
             sent = (await client.post(f"{worker}/inputs", json={"text": f"m{index}"})).json()
-            await events_until(client, f"{worker}/events", sent["cursor"], finished(sent["input_id"]))
+            await events_until(
+                client, f"{worker}/events", sent["cursor"], finished(sent["input_id"])
+            )
         oldest = (await client.get(f"{worker}/events")).json()["events"][0]["cursor"]
         expired = await client.get(f"{worker}/events", params={"after": first})
         error = assert_error(expired, 410, "cursor_expired")
@@ -197,7 +203,9 @@ async def test_cursor_expired_with_the_oldest_cursor(namespace: str) -> None:
         resumed = await client.get(f"{worker}/events", params={"after": error["oldest_cursor"]})
         assert resumed.json()["events"][0]["cursor"] == oldest
         stream = await client.get(f"{worker}/events/stream", headers={"last-event-id": first})
-        assert assert_error(stream, 410, "cursor_expired")["oldest_cursor"] == error["oldest_cursor"]
+        assert (
+            assert_error(stream, 410, "cursor_expired")["oldest_cursor"] == error["oldest_cursor"]
+        )
         assert state(app).metrics.sse_clients._value.get() == 0
 
 
@@ -211,12 +219,17 @@ async def test_runtime_unavailable_for_a_fleet_on_a_dead_redis(namespace: str) -
         create = await client.post(f"{fleet}/workers", json={"display_name": "f"})
         assert assert_error(create, 503, "runtime_unavailable")["retryable"] is True
         worker = f"{fleet}/workers/{UNKNOWN_WORKER}"
-        assert_error(await client.post(f"{worker}/inputs", json={"text": "x"}), 503, "runtime_unavailable")
+        assert_error(
+            await client.post(f"{worker}/inputs", json={"text": "x"}), 503, "runtime_unavailable"
+        )
         assert_error(await client.get(f"{worker}/events"), 503, "runtime_unavailable")
         assert_error(await client.get(f"{worker}/events/stream"), 503, "runtime_unavailable")
         listing = (await client.get("/api/workers")).json()
         assert listing["unavailable"] == ["fleet"]
-        statuses = {r["runtime_id"]: r["status"] for r in (await client.get("/api/runtimes")).json()["runtimes"]}
+        statuses = {
+            r["runtime_id"]: r["status"]
+            for r in (await client.get("/api/runtimes")).json()["runtimes"]
+        }
         assert statuses == {"backend-internal": "ok", "fleet": "unavailable"}
         ready = await client.get("/readyz")
         assert assert_error(ready, 503, "runtime_unavailable")
@@ -261,7 +274,10 @@ async def test_provider_error_and_timeout_arrive_as_run_events(
 
 
 async def test_unexpected_exception_is_a_generic_500_logged_by_type_only(
-    app: Any, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    app: Any,
+    client: httpx.AsyncClient,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     secret_path = "/srv/secret/store/path.db"
 

@@ -49,7 +49,9 @@ class ScriptedRuntime:
         if wait_ms > 0:
             answer = await self.polls.get()
         else:
-            answer = self.catch_up.pop(0) if self.catch_up else EventPage(events=[], cursor=after or "0")
+            answer = (
+                self.catch_up.pop(0) if self.catch_up else EventPage(events=[], cursor=after or "0")
+            )
         if isinstance(answer, YoiError):
             raise answer
         return answer
@@ -141,7 +143,9 @@ async def test_hub_events_at_or_before_the_last_sent_are_skipped() -> None:
     task = asyncio.create_task(collect(stream))
     await runtime.started.wait()
     # The hub started at 1-0 and carries 2-0 and 3-0 again: both were already sent (or older).
-    runtime.polls.put_nowait(EventPage(events=[delta("2-0"), delta("3-0"), delta("4-0")], cursor="4-0"))
+    runtime.polls.put_nowait(
+        EventPage(events=[delta("2-0"), delta("3-0"), delta("4-0")], cursor="4-0")
+    )
     runtime.polls.put_nowait(RuntimeUnavailable("end of script"))
     parser = await asyncio.wait_for(task, 5)
     assert [m.last_event_id for m in parser.messages if m.event != "error"] == ["1-0", "3-0", "4-0"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -35,13 +36,9 @@ class Collected:
 
 
 @pytest.fixture
-async def provider() -> FakeOpenAIServer:
-    server = FakeOpenAIServer()
-    await server.start()
-    try:
-        yield server  # type: ignore[misc]
-    finally:
-        await server.stop()
+async def provider() -> AsyncIterator[FakeOpenAIServer]:
+    async with FakeOpenAIServer() as server:
+        yield server
 
 
 def planted_settings(
@@ -96,6 +93,8 @@ async def walk(app: FastAPI, client: httpx.AsyncClient, seen: Collected) -> None
     await stream.read_until(lambda ms: any(m.event == "run_finished" for m in ms))
     await stream.close()
     seen.texts.append(stream.body.decode())
+    again = seen.add(await post(f"{worker}/inputs", json={"text": "fill the window"}))
+    await events_until(client, f"{worker}/events", None, finished(again.json()["input_id"]))
     seen.add(await get(f"{worker}/events?after=0-1"))  # trimmed by now: cursor_expired
     seen.add(await post(f"{worker}/cancel"))
     seen.add(await post(f"{worker}/stop"))
@@ -138,8 +137,19 @@ async def test_no_planted_secret_anywhere(
         assert failed.status_code == 500
     assert provider.requests, "the planted key never reached the provider"
     everything = "\n".join(seen.texts) + "\n" + caplog.text
-    print("CODES", sorted(set(re.findall(r"\"code\":\"(\w+)\"", everything))))
-    print(caplog.text[-3000:])
+    codes = set(re.findall(r'"code":"(\w+)"', everything))
+    assert codes >= {
+        "invalid_input",
+        "runtime_not_found",
+        "worker_not_found",
+        "worker_busy",
+        "worker_stopped",
+        "cursor_expired",
+        "payload_too_large",
+        "runtime_unavailable",
+        "provider_error",
+        "internal_error",
+    }, codes
     assert "fleet" in everything and "runtime_unavailable" in everything
     for planted in (KEY, PASSWORD, str(profiles), "planted-profiles-folder", redis_url):
         assert planted not in everything, f"{planted!r} leaked"

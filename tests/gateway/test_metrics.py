@@ -9,19 +9,21 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.gateway.support import BI, create_worker, events_until, finished, open_stream, state
 from tests.helpers import wait_until
 
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
-async def scrape(client: httpx.AsyncClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+
+async def scrape(client: httpx.AsyncClient) -> Samples:
     response = await client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
-    samples = {}
+    samples: Samples = {}
     for family in text_string_to_metric_families(response.text):
         for sample in family.samples:
             samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
     return samples
 
 
-def value(samples: dict, name: str, **labels: str) -> float:  # type: ignore[type-arg]
+def value(samples: Samples, name: str, **labels: str) -> float:
     return float(samples.get((name, tuple(sorted(labels.items()))), 0.0))
 
 
@@ -37,20 +39,39 @@ async def test_requests_inputs_runs_and_latency(client: httpx.AsyncClient) -> No
     samples = await scrape(client)
     route = "/api/runtimes/{runtime_id}/workers/{worker_id}"
     assert value(samples, "yoi_http_requests_total", route=route, method="GET", status="404") == 1
-    assert value(samples, "yoi_http_requests_total", route=route + "/inputs", method="POST", status="202") == 1
-    assert value(samples, "yoi_http_requests_total", route=route + "/inputs", method="POST", status="409") == 1
+    assert (
+        value(
+            samples, "yoi_http_requests_total", route=route + "/inputs", method="POST", status="202"
+        )
+        == 1
+    )
+    assert (
+        value(
+            samples, "yoi_http_requests_total", route=route + "/inputs", method="POST", status="409"
+        )
+        == 1
+    )
     assert value(samples, "yoi_inputs_accepted_total", runtime="backend-internal") == 1
-    assert value(samples, "yoi_inputs_rejected_total", runtime="backend-internal", code="worker_busy") == 1
+    assert (
+        value(samples, "yoi_inputs_rejected_total", runtime="backend-internal", code="worker_busy")
+        == 1
+    )
     assert value(samples, "yoi_runs_total", runtime="backend-internal", result="finished") == 1
     assert value(samples, "yoi_runtime_up", runtime="backend-internal") == 1
-    count = value(samples, "yoi_run_latency_seconds_count", runtime="backend-internal", result="finished")
-    total = value(samples, "yoi_run_latency_seconds_sum", runtime="backend-internal", result="finished")
+    count = value(
+        samples, "yoi_run_latency_seconds_count", runtime="backend-internal", result="finished"
+    )
+    total = value(
+        samples, "yoi_run_latency_seconds_sum", runtime="backend-internal", result="finished"
+    )
     assert count == 1 and 0.2 < total < 10  # `/slow` pauses 200 ms between pieces
     text = (await client.get("/metrics")).text
     assert worker_id not in text  # route templates, never concrete paths
 
 
-async def test_stream_gauges_clients_readers_and_lag(app: FastAPI, client: httpx.AsyncClient) -> None:
+async def test_stream_gauges_clients_readers_and_lag(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
     worker = f"{BI}/workers/{await create_worker(client)}"
     stream = await open_stream(app, f"{worker}/events/stream").open()
     await stream.read_until(lambda ms: len(ms) >= 2)
@@ -75,7 +96,10 @@ async def test_stream_gauges_clients_readers_and_lag(app: FastAPI, client: httpx
     assert value(samples, "yoi_sse_clients") == 0 and value(samples, "yoi_sse_readers") == 0
     assert value(samples, "yoi_sse_stream_lag_events") == 0
     stream_route = "/api/runtimes/{runtime_id}/workers/{worker_id}/events/stream"
-    assert value(samples, "yoi_http_requests_total", route=stream_route, method="GET", status="200") == 1
+    assert (
+        value(samples, "yoi_http_requests_total", route=stream_route, method="GET", status="200")
+        == 1
+    )
 
 
 async def test_each_app_has_its_own_registry(namespace: str) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from shared.api import AllWorkers, CompanionDetail, RuntimeList, StreamTicket, WorkerList
@@ -16,7 +18,7 @@ from shared.models import (
     TranscriptPage,
     WorkerDetail,
 )
-from tests.gateway.support import BI, create_worker, events_until, finished, open_stream
+from tests.gateway.support import BI, create_worker, events_until, finished, open_stream, state
 
 
 async def test_runtimes_list_and_detail(client: httpx.AsyncClient) -> None:
@@ -159,7 +161,9 @@ async def test_companion_routes(client: httpx.AsyncClient) -> None:
     assert "".join(e["text"] for e in events if e["type"] == "text_delta") == (
         "You said: hi companion"
     )
-    transcript = TranscriptPage.model_validate((await client.get("/api/companion/transcript")).json())
+    transcript = TranscriptPage.model_validate(
+        (await client.get("/api/companion/transcript")).json()
+    )
     assert [e.text for e in transcript.entries] == ["hi companion", "You said: hi companion"]
     cancel = CancelResult.model_validate((await client.post("/api/companion/cancel")).json())
     assert cancel.worker_id == companion.worker_id and not cancel.cancelled
@@ -178,9 +182,7 @@ async def test_companion_stream(app: FastAPI, client: httpx.AsyncClient) -> None
     async with open_stream(app, "/api/companion/events/stream?after=now") as stream:
         assert stream.status == 200
         sent = (await client.post("/api/companion/messages", json={"text": "streamed"})).json()
-        messages = await stream.read_until(
-            lambda ms: any(m.event == "run_finished" for m in ms)
-        )
+        messages = await stream.read_until(lambda ms: any(m.event == "run_finished" for m in ms))
     assert {m.json()["input_id"] for m in messages if m.event != "state_changed"} == {
         sent["input_id"]
     }
@@ -210,7 +212,9 @@ async def test_health_ready_metrics_docs_and_console(client: httpx.AsyncClient) 
     assert (await client.get("/static/favicon.svg")).status_code == 200
 
 
-async def test_openapi_declares_the_error_envelope_on_every_route(client: httpx.AsyncClient) -> None:
+async def test_openapi_declares_the_error_envelope_on_every_route(
+    client: httpx.AsyncClient,
+) -> None:
     schema = (await client.get("/openapi.json")).json()
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
@@ -223,3 +227,29 @@ async def test_openapi_declares_the_error_envelope_on_every_route(client: httpx.
     for path in api:
         for operation in schema["paths"][path].values():
             assert "401" in operation["responses"], path
+
+
+async def test_a_long_poll_is_released_as_soon_as_its_client_leaves(
+    app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    worker = f"{BI}/workers/{await create_worker(client)}"
+    gateway = state(app)
+    runtime = gateway.runtimes().embedded
+    waiting = asyncio.Event()
+    real_events = runtime.events
+
+    async def watched(worker_id: str, **kwargs: Any) -> EventPage:
+        waiting.set()
+        return await real_events(worker_id, **kwargs)
+
+    monkeypatch.setattr(runtime, "events", watched)
+    poll = await open_stream(app, f"{worker}/events?after=now&wait_ms=60000").open(
+        wait_for_headers=False
+    )
+    await asyncio.wait_for(waiting.wait(), 10)
+    assert not poll.answered()  # the long poll holds its store wait
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await poll.close()
+    assert loop.time() - started < 2, "the wait outlived its client"
+    assert poll.status == 499
