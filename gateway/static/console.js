@@ -99,7 +99,9 @@ function update() {
   ui.composer.dataset.blocked = reason === "" ? "false" : "true";
   ui.input.disabled = state.locked;
   ui.send.disabled = reason !== "" || ui.input.value.trim() === "";
-  ui.cancel.hidden = state.locked || !generating();
+  const hideCancel = state.locked || !generating();
+  if (hideCancel && document.activeElement === ui.cancel) ui.input.focus(); // keep focus in reach
+  ui.cancel.hidden = hideCancel;
   ui.cancel.disabled = state.cancelling;
   say(ui.cancel, state.cancelling ? "Cancelling…" : "Cancel");
   ui.empty.hidden = !view.empty || state.phase === "connecting" || state.locked;

@@ -473,3 +473,60 @@ def test_event_stream_parser_survives_any_chunking(page: Page, gateway: Gateway)
         ],
         "last": "3-0",
     }
+
+
+# The Companion lives on the embedded runtime, whose host cannot be lost, so a second attempt is
+# fed to the console's own modules (as the gateway serves them) rather than provoked.
+SECOND_ATTEMPT_JS = """async () => {
+  const { Runs } = await import("/static/runs.js");
+  const { TranscriptView } = await import("/static/transcript.js");
+  const scroller = document.createElement("div");
+  const root = document.createElement("section");
+  scroller.append(root);
+  document.body.append(scroller);
+  const view = new TranscriptView(root, scroller);
+  const runs = new Runs(view, () => {});
+  const base = { worker_id: "w", ts: 1, run_id: "r1", input_id: "i1" };
+  const events = [
+    { type: "user_message", text: "hi" },
+    { type: "run_started", attempt: 1 },
+    { type: "text_delta", text: "abandoned " },
+    { type: "text_delta", text: "words" },
+    { type: "run_started", attempt: 2 },
+    { type: "text_delta", text: "You said: " },
+  ];
+  for (const event of events) runs.apply({ ...base, ...event });
+  view.flush();
+  const turn = root.querySelector('[data-role="assistant"]');
+  const shown = () => turn.querySelector('[data-testid="turn-text"]').textContent;
+  const during = { text: shown(), busy: runs.busy };
+  runs.apply({ ...base, type: "text_delta", text: "hi" });
+  runs.apply({ ...base, type: "text_done", text: "You said: hi" });
+  runs.apply({ ...base, type: "run_finished", result: "finished" });
+  view.flush();
+  scroller.remove();
+  return {
+    during,
+    text: shown(),
+    note: turn.querySelector('[data-testid="turn-note"]').textContent,
+    result: turn.dataset.result,
+    run: runs.snapshot()[0],
+    busy: runs.busy,
+    turns: root.children.length,
+  };
+}"""
+
+
+def test_second_attempt_drops_the_abandoned_text(page: Page, gateway: Gateway) -> None:
+    open_console(page, gateway)
+
+    result = page.evaluate(SECOND_ATTEMPT_JS)
+
+    assert result["during"] == {"text": "You said: ", "busy": True}
+    assert result["text"] == "You said: hi"
+    assert result["note"].startswith("Attempt 2")
+    assert result["result"] == "finished"
+    assert result["run"]["streamed"] == result["run"]["final"] == "You said: hi"
+    assert result["run"]["attempt"] == 2
+    assert result["busy"] is False
+    assert result["turns"] == 2
