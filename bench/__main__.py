@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import resource
+import signal
 import sys
 import time
 from pathlib import Path
+from types import FrameType
 
 from bench.envinfo import environment
 from bench.harness import RESULTS_DIR, run_one, write_json
@@ -19,6 +21,17 @@ def _raise_fd_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _exit_on_sigterm() -> None:
+    """SIGTERM/SIGHUP unwind like Ctrl-C, so every `finally` stops the processes we started
+    (they live in their own sessions and would otherwise outlive us)."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGHUP, handler)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     json_path = args.json or RESULTS_DIR / ("latest-quick.json" if args.quick else "latest.json")
     log_root = RESULTS_DIR / "logs" / time.strftime("%Y%m%d-%H%M%S")
     _raise_fd_limit()
+    _exit_on_sigterm()
     env = environment(args.quick, args_in)
     results = []
     for name in names:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 READ_LIMIT = 1 << 24
+REQUEST_TIMEOUT_S = 30.0
 
 
 class HttpError(Exception):
@@ -80,7 +81,19 @@ class Connection:
             self.host, self.port, limit=READ_LIMIT
         )
 
-    async def request(self, method: str, path: str, body: Any = None) -> Response:
+    async def request(
+        self, method: str, path: str, body: Any = None, timeout_s: float = REQUEST_TIMEOUT_S
+    ) -> Response:
+        """One request/response; a server that does not answer within `timeout_s` costs the
+        connection and raises TimeoutError, so no measuring loop can hang."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await self._exchange(method, path, body)
+        except TimeoutError:
+            await self.close()
+            raise
+
+    async def _exchange(self, method: str, path: str, body: Any) -> Response:
         payload = None if body is None else json.dumps(body).encode()
         data = _request_bytes(method, path, f"{self.host}:{self.port}", payload, "")
         for attempt in (1, 2):
@@ -222,6 +235,14 @@ class SseStream:
 
     async def open(self, last_event_id: str | None = None) -> None:
         """Connect and read the response head; a non-200 answer raises `HttpError`."""
+        try:
+            async with asyncio.timeout(REQUEST_TIMEOUT_S):
+                await self._open(last_event_id)
+        except TimeoutError:
+            await self.close()
+            raise
+
+    async def _open(self, last_event_id: str | None) -> None:
         self._reader, self._writer = await asyncio.open_connection(
             self.host, self.port, limit=READ_LIMIT
         )

@@ -47,6 +47,7 @@ def best_round(rounds: list[dict[str, float]], key: str) -> dict[str, object]:
     alternating rounds is the fairest estimate of what each side can do."""
     if not rounds:
         return {}
-    best: dict[str, object] = dict(max(rounds, key=lambda r: r.get(key, 0.0)))
-    best[f"{key}_rounds"] = [r.get(key) for r in rounds]
+    values = [r.get(key, 0.0) for r in rounds]
+    best: dict[str, object] = dict(rounds[values.index(max(values))])
+    best[f"{key}_rounds"] = values
     return best

@@ -41,8 +41,8 @@ class _Hosted:
     """One Worker this member holds the lease of."""
 
     epoch: int
-    profile: Profile
-    display_name: str
+    profile: Profile | None = None
+    display_name: str = ""
     drain: asyncio.Task[None] | None = None
     turn: asyncio.Task[RunOutcome] | None = None
     seq: int = 0
@@ -85,8 +85,12 @@ class Host:
         """Worker id → epoch of every lease held."""
         return {worker_id: h.epoch for worker_id, h in self._hosted.items()}
 
+    def busy_ids(self) -> set[str]:
+        """Workers with a drain in progress (a run, or inputs about to run)."""
+        return {w for w, h in self._hosted.items() if h.drain is not None and not h.drain.done()}
+
     def busy(self) -> int:
-        return sum(1 for h in self._hosted.values() if h.drain is not None and not h.drain.done())
+        return len(self.busy_ids())
 
     async def start(self) -> None:
         if self._running:
@@ -133,12 +137,23 @@ class Host:
             epoch = await self.store.acquire(worker_id, self.member_id, self.lease_ttl_ms)
             if epoch is None:
                 return False
-        record = await self.store.get_worker(worker_id)
-        self._hosted[worker_id] = _Hosted(
-            epoch=epoch, profile=self.profiles.get(record.profile), display_name=record.display_name
-        )
+        # Registered before the next await, so a stop arriving meanwhile still releases it.
+        hosted = self._hosted[worker_id] = _Hosted(epoch=epoch)
+        try:
+            await self._load(worker_id, hosted)
+        except YoiError:
+            self._hosted.pop(worker_id, None)
+            raise
         self.wake(worker_id)
         return True
+
+    async def _load(self, worker_id: str, hosted: _Hosted) -> Profile:
+        """The Worker's profile and name, read once per hosting."""
+        if hosted.profile is None:
+            record = await self.store.get_worker(worker_id)
+            hosted.profile = self.profiles.get(record.profile)
+            hosted.display_name = record.display_name
+        return hosted.profile
 
     async def drop(self, worker_id: str, *, release: bool) -> None:
         """Stop hosting: cancel its drain (the input stays pending for the next host)."""
@@ -147,8 +162,8 @@ class Host:
             return
         if hosted.drain is not None:
             hosted.drain.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await hosted.drain
+            # Wait without absorbing a cancellation aimed at the caller itself.
+            await asyncio.wait([hosted.drain])
         if release:
             with contextlib.suppress(RuntimeUnavailable):
                 await self.store.release(worker_id, self.member_id, hosted.epoch)
@@ -222,14 +237,15 @@ class Host:
             self._hosted.pop(worker_id, None)
             if self.on_lost is not None:
                 self.on_lost(worker_id)
-        except RuntimeUnavailable as exc:
-            log.warning("worker %s paused: %s", worker_id, exc.message)
+        except RuntimeUnavailable:
+            # The member logs the outage once; a line per Worker would flood the log.
+            log.debug("worker %s paused: its store is unavailable", worker_id)
 
     async def _run(self, worker_id: str, hosted: _Hosted, item: QueuedInput) -> None:
+        profile = await self._load(worker_id, hosted)
         claim = await self.store.begin_run(worker_id, hosted.epoch, item, new_id(), now_s())
         if claim is None:
             return  # a redelivery of a finished run: acknowledged, not run again
-        profile = hosted.profile
         if claim.cancelled:
             outcome = RunOutcome(RunResult.CANCELLED, "", reason="cancelled_before_start")
         elif claim.attempt > self.settings.max_deliveries:
@@ -274,9 +290,9 @@ class Host:
     async def _stream(
         self, worker_id: str, hosted: _Hosted, item: QueuedInput, claim: RunClaim
     ) -> RunOutcome:
-        profile = hosted.profile
+        profile = await self._load(worker_id, hosted)
         request = TurnRequest(
-            messages=await self._messages(worker_id, hosted, item),
+            messages=await self._messages(worker_id, hosted, profile, item),
             model=profile.model,
             max_output_tokens=profile.max_output_tokens,
         )
@@ -321,10 +337,9 @@ class Host:
         )
 
     async def _messages(
-        self, worker_id: str, hosted: _Hosted, item: QueuedInput
+        self, worker_id: str, hosted: _Hosted, profile: Profile, item: QueuedInput
     ) -> list[ChatMessage]:
         """System prompt, then the bounded history; the transcript already ends with this input."""
-        profile = hosted.profile
         system = render_prompt(
             profile,
             runtime_id=self.runtime_id,

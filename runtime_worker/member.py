@@ -180,10 +180,12 @@ class Member:
 
     async def _release_idle(self) -> list[str]:
         hosted = self.host.hosted()
+        busy = self.host.busy_ids()
         idle = [
             record.worker_id
             for record in await self.store.list_workers()
             if record.worker_id in hosted
+            and record.worker_id not in busy
             and (record.state not in HOSTABLE_STATES or record.queue_depth == 0)
         ]
         for worker_id in idle:

@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Self
 
 from runtime_worker.host import Host, ProviderFactory
+from runtime_worker.membership import announce_placement
 from runtime_worker.profiles import Profile, ProfileRegistry
 from runtime_worker.store.base import NOW_CURSOR, Store, WorkerRecord
 from runtime_worker.store.memory import MemoryStore
@@ -42,6 +43,7 @@ from shared.models import (
     Usage,
     WorkerDetail,
     WorkerDiagnostics,
+    WorkerState,
     WorkerSummary,
 )
 from shared.settings import EMBEDDED_RUNTIME_ID, Settings
@@ -257,10 +259,17 @@ class Runtime:
     async def get_worker(self, worker_id: str) -> WorkerDetail:
         return await self._detail(await self._record(worker_id))
 
-    async def find_worker(self, display_name: str) -> WorkerSummary | None:
-        """The oldest live Worker with this display name (names are for people, not routing)."""
+    async def find_worker(
+        self, display_name: str, *, profile: str | None = None
+    ) -> WorkerSummary | None:
+        """The oldest live Worker with this display name (and profile, when given): names are
+        for people, not routing."""
         for summary in await self.list_workers():
-            if summary.display_name == display_name and summary.state in LIVE_STATES:
+            if (
+                summary.display_name == display_name
+                and summary.state in LIVE_STATES
+                and profile in (None, summary.profile)
+            ):
                 return summary
         return None
 
@@ -289,11 +298,13 @@ class Runtime:
             raise
         if self.host is not None:
             await self.host.adopt(worker_id)
+        else:  # a fleet: hint the members so one takes the new Worker within milliseconds
+            await announce_placement(self.store, worker_id)
         return await self.get_worker(worker_id)
 
     async def ensure_worker(self, request: CreateWorker) -> WorkerDetail:
         """The live Worker with this display name, created on first use."""
-        found = await self.find_worker(request.display_name)
+        found = await self.find_worker(request.display_name, profile=request.profile)
         if found is not None:
             return await self.get_worker(found.worker_id)
         return await self.create_worker(request)
@@ -304,6 +315,8 @@ class Runtime:
         await self.store.release_scope(worker_id)
         if record.host is not None:
             await self.store.ring(record.host, worker_id)
+        elif self.host is None and record.state is WorkerState.STOPPING:
+            await announce_placement(self.store, worker_id)  # a host must drain it
         return await self._detail(record)
 
     # -- inputs ----------------------------------------------------------------------------------

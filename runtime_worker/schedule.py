@@ -297,23 +297,20 @@ class Scheduler:
         for schedule_id, raw in schedules.items():
             entry = Recurring.model_validate_json(raw)
             after = max(int(marks.get(schedule_id, entry.created_s)), now - LOOKBACK_S)
-            slots = CronSpec.parse(entry.cron).slots(after, now)
-            for slot in slots:
-                request = SendInput(
-                    text=entry.text,
-                    input_id=f"cron-{schedule_id}-{slot}",
-                    strategy=Strategy.ENQUEUE,
-                )
-                try:
+            try:
+                for slot in CronSpec.parse(entry.cron).slots(after, now):
+                    request = SendInput(
+                        text=entry.text,
+                        input_id=f"cron-{schedule_id}-{slot}",
+                        strategy=Strategy.ENQUEUE,
+                    )
                     await self.runtime.send_input(entry.worker_id, request)
-                except (WorkerNotFound, WorkerStopped):
-                    log.info("schedule %s ended: its worker is gone", schedule_id)
-                    await answer(client.hdel(keys.schedules(), schedule_id))
-                    await answer(client.hdel(keys.schedule_marks(), schedule_id))
-                    break
-                sent += 1
-            if slots:
-                await answer(client.hset(keys.schedule_marks(), schedule_id, str(slots[-1])))
+                    await answer(client.hset(keys.schedule_marks(), schedule_id, str(slot)))
+                    sent += 1
+            except (WorkerNotFound, WorkerStopped):
+                log.info("schedule %s ended: its worker is gone", schedule_id)
+                await answer(client.hdel(keys.schedules(), schedule_id))
+                await answer(client.hdel(keys.schedule_marks(), schedule_id))
         return sent
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import redis
 
@@ -51,13 +52,18 @@ def _write_worker(pipe: redis.client.Pipeline, worker_id: str) -> None:
     pipe.xadd(f"{prefix}:transcript", {"role": "assistant", "text": "echo: hello"})
 
 
+def _used_memory(conn: redis.Redis) -> int:
+    info: dict[str, Any] = conn.info("memory")  # type: ignore[assignment]
+    return int(info["used_memory"])
+
+
 def bytes_per_worker(conn: redis.Redis, workers: int) -> float:
     """Write `workers` naive layouts and return the used_memory delta per Worker."""
-    before = int(conn.info("memory")["used_memory"])
+    before = _used_memory(conn)
     for start in range(0, workers, BATCH):
         pipe = conn.pipeline(transaction=False)
         for index in range(start, min(start + BATCH, workers)):
             _write_worker(pipe, f"w{index:06d}")
         pipe.execute()
-    after = int(conn.info("memory")["used_memory"])
+    after = _used_memory(conn)
     return (after - before) / workers

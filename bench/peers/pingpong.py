@@ -11,13 +11,14 @@ import argparse
 import json
 import sys
 import time
+from typing import Any
 
 import redis
 
-REQUESTS = b"pingpong:requests"
-REPLIES = b"pingpong:replies"
-READY = b"pingpong:ready"
-GROUP = b"responders"
+REQUESTS = "pingpong:requests"
+REPLIES = "pingpong:replies"
+READY = "pingpong:ready"
+GROUP = "responders"
 WARMUP = 200
 IDLE_EXIT_S = 60.0
 BLOCK_MS = 1000
@@ -35,7 +36,7 @@ def respond(conn: redis.Redis, count: int) -> None:
     answered = 0
     idle_since = time.monotonic()
     while answered < count and time.monotonic() - idle_since < IDLE_EXIT_S:
-        batch = conn.xreadgroup(GROUP, b"r1", {REQUESTS: b">"}, count=16, block=BLOCK_MS)
+        batch: Any = conn.xreadgroup(GROUP, "r1", {REQUESTS: ">"}, count=16, block=BLOCK_MS)
         for _stream, entries in batch or []:
             for entry_id, fields in entries:
                 conn.xadd(REPLIES, {b"n": fields[b"n"]}, maxlen=10_000, approximate=True)
@@ -59,7 +60,7 @@ def request(conn: redis.Redis, count: int, timeout_s: float) -> list[float]:
         start = time.perf_counter()
         conn.xadd(REQUESTS, {b"n": str(n).encode()}, maxlen=10_000, approximate=True)
         while True:
-            reply = conn.xread({REPLIES: last_id}, count=1, block=BLOCK_MS)
+            reply: Any = conn.xread({REPLIES: last_id}, count=1, block=BLOCK_MS)
             if reply:
                 last_id = reply[0][1][0][0]
                 break

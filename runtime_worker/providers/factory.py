@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from runtime_worker.providers.base import Provider
 from runtime_worker.providers.echo import EchoProvider
-from runtime_worker.providers.openai_compat import OpenAICompatProvider
 from shared.errors import InvalidInput
 from shared.settings import Settings
 
@@ -17,6 +16,8 @@ def make_provider(name: str, settings: Settings, *, model: str | None = None) ->
     if name == "echo":
         return EchoProvider(settings.echo_delay_ms)
     if name == "openai":
+        from runtime_worker.providers.openai_compat import OpenAICompatProvider
+
         return OpenAICompatProvider(
             settings.openai_base_url or DEFAULT_OPENAI_BASE_URL,
             settings.openai_key(),

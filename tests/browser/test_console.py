@@ -198,12 +198,8 @@ def test_reload_keeps_the_transcript(page: Page, fresh_gateway: Gateway) -> None
     wait_idle(page)
     turns = page.get_by_test_id("turn")
     expect(turns).to_have_count(4)
-    assert [turns.nth(i).get_attribute("data-role") for i in range(4)] == [
-        "user",
-        "assistant",
-        "user",
-        "assistant",
-    ]
+    for i, role in enumerate(["user", "assistant", "user", "assistant"]):
+        expect(turns.nth(i)).to_have_attribute("data-role", role)
     expect(turns.nth(0).get_by_test_id("turn-text")).to_have_text(finished)
     expect(turns.nth(1)).to_have_attribute("data-result", "finished")
     expect(turns.nth(1).get_by_test_id("turn-text")).to_have_text(answered)

@@ -11,10 +11,12 @@ import pytest
 from runtime_worker.member import Member, new_member_id
 from runtime_worker.membership import announce_placement
 from runtime_worker.runtime import Runtime
-from shared.errors import WorkerBusy
+from runtime_worker.schedule import add_recurring
+from shared.errors import InvalidInput, WorkerBusy
 from shared.keys import is_member_key_part
 from shared.models import CreateWorker, SendInput, Strategy
 from shared.settings import Settings
+from shared.timeutil import now_s
 from tests.fleet.conftest import delete_namespace
 from tests.fleet.support import (
     HEARTBEAT_MS,
@@ -78,7 +80,7 @@ async def test_graceful_stop_hands_leases_back_at_once(
     took = monotonic() - started
     assert took < 0.5, took
     found = await records(client)
-    assert all(found[w].host is None for w in worker_ids)
+    assert all(found[w].host is None for w in worker_ids), [(found[w].host, found[w].epoch) for w in worker_ids if found[w].host]
     leases = [await store.client.exists(store.keys.lease(w)) for w in worker_ids]
     assert leases == [0] * len(worker_ids)
     assert "solo" not in {m.member_id for m in await client.members()}
@@ -132,3 +134,20 @@ async def test_concurrent_reject_inputs_accept_exactly_one(
     refused = [r for r in results if isinstance(r, BaseException)]
     assert len(accepted) == 1
     assert len(refused) == 49 and all(isinstance(r, WorkerBusy) for r in refused)
+
+
+async def test_a_recurring_input_ends_with_its_worker(
+    make_member: MemberFactory, client: Runtime, redis_url: str, namespace: str
+) -> None:
+    member = await make_member("m1")
+    (worker_id,) = await create_workers(client, 1)
+    settings = Settings(redis_url=redis_url, namespace=namespace)
+    with pytest.raises(InvalidInput):
+        await add_recurring(settings, "fleet", worker_id, "hi", cron_expr="every minute")
+    await add_recurring(
+        settings, "fleet", worker_id, "hi", cron_expr="* * * * * *", schedule_id="gone"
+    )
+    await client.stop_worker(worker_id)
+    await member.scheduler.fire_recurring(int(now_s()) + 2)
+    store = store_of(client)
+    assert not await store.client.hexists(store.keys.schedules(), "gone")  # type: ignore[misc]
