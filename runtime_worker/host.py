@@ -23,7 +23,7 @@ from runtime_worker.providers.base import (
     UsageChunk,
 )
 from runtime_worker.store.base import QueuedInput, RunClaim, RunOutcome, Store
-from shared.errors import LeaseLost, ProviderError, RuntimeUnavailable, WorkerNotFound, YoiError
+from shared.errors import LeaseLost, RuntimeUnavailable, WorkerNotFound, YoiError
 from shared.events import TextDelta
 from shared.ids import new_id
 from shared.models import RunResult, TranscriptRole
@@ -296,11 +296,11 @@ class Host:
             model=profile.model,
             max_output_tokens=profile.max_output_tokens,
         )
-        provider = self._provider(profile)
         usage = UsageChunk(0, 0)
         flusher = _Flusher(self, worker_id, hosted, item, claim.run_id)
         try:
-            async with asyncio.timeout(profile.turn_timeout_s):
+            provider = self._provider(profile)
+            async with asyncio.timeout(profile.turn_timeout_s or self.settings.turn_timeout_s):
                 usage = await flusher.pump(provider, request)
         except TimeoutError:
             return RunOutcome(
@@ -310,16 +310,16 @@ class Host:
                 error_code="timeout",
                 error_message="the answer took too long",
             )
-        except ProviderError as exc:
+        except (LeaseLost, RuntimeUnavailable):
+            raise
+        except YoiError as exc:  # the provider's typed failure, or a misconfigured profile
             return RunOutcome(
                 RunResult.FAILED,
                 "".join(hosted.text),
-                reason="provider_error",
+                reason=exc.code,
                 error_code=exc.code,
                 error_message=exc.message,
             )
-        except (LeaseLost, RuntimeUnavailable, YoiError):
-            raise
         except Exception as exc:  # a provider bug must fail the run, not the host
             log.error("run of worker %s failed: %s", worker_id, type(exc).__name__)
             return RunOutcome(
@@ -360,7 +360,7 @@ class Host:
         return messages
 
     def _provider(self, profile: Profile) -> Provider:
-        key = f"{profile.provider}:{profile.model}"
+        key = f"{profile.provider or self.settings.provider}:{profile.model}"
         provider = self._providers.get(key)
         if provider is None:
             provider = self._providers[key] = self._provider_factory(profile)
@@ -369,7 +369,8 @@ class Host:
     def _default_provider(self, profile: Profile) -> Provider:
         from runtime_worker.providers.factory import make_provider
 
-        return make_provider(profile.provider, self.settings, model=profile.model or None)
+        name = profile.provider or self.settings.provider
+        return make_provider(name, self.settings, model=profile.model or None)
 
 
 class _Flusher:

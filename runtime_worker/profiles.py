@@ -24,12 +24,13 @@ class Profile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
-    provider: str = "echo"
+    # Empty means the runtime's default (YOI_PROVIDER / YOI_OPENAI_MODEL / YOI_TURN_TIMEOUT_S).
+    provider: str = ""
     model: str = ""
     reply_language: str = "the language the person writes in"
     prompt: str = Field(default="assistant.md", pattern=r"^[A-Za-z0-9_.-]+\.md$")
     max_output_tokens: int = Field(default=1024, ge=1)
-    turn_timeout_s: float = Field(default=120.0, gt=0)
+    turn_timeout_s: float | None = Field(default=None, gt=0)
     transcript_maxlen: int = Field(default=500, ge=2)
     history_entries: int = Field(default=40, ge=0)
     default_strategy: Strategy = Strategy.REJECT

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from shared.ids import is_runtime_id
 
 EMBEDDED_RUNTIME_ID = "backend-internal"
+PROVIDERS = ("echo", "openai")
 
 
 class Settings(BaseSettings):
@@ -73,6 +74,13 @@ class Settings(BaseSettings):
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, value: str) -> str:
+        if value not in PROVIDERS:
+            raise ValueError(f"unknown provider {value!r}; expected one of {', '.join(PROVIDERS)}")
         return value
 
     @field_validator("fleets")

@@ -29,6 +29,7 @@ def _registry() -> ProfileRegistry:
     registry.add(
         Profile(name="quick", turn_timeout_s=0.3, transcript_maxlen=6, prompt="assistant.md")
     )
+    registry.add(Profile(name="broken", provider="no-such-provider"))
     return registry
 
 
@@ -266,3 +267,12 @@ async def test_same_input_id_twice_one_run(runtime: Runtime) -> None:
     events = await _until_finished(runtime, wid, "key-1")
     follow = await runtime.events(wid, after=events[-1].cursor, wait_ms=100)
     assert len(_finished(events + follow.events)) == 1
+
+
+async def test_misconfigured_provider_fails_the_run_not_the_worker(runtime: Runtime) -> None:
+    wid = await _create(runtime, profile="broken")
+    accepted = await runtime.send_input(wid, SendInput(text="hello"))
+    events = await _until_finished(runtime, wid, accepted.input_id)
+    assert _finished(events)[0].result is RunResult.FAILED
+    assert any(e.type == "error" and e.code == "invalid_input" for e in events)
+    assert (await runtime.get_worker(wid)).state is WorkerState.IDLE
