@@ -34,7 +34,6 @@ class Settings(BaseSettings):
     max_deliveries: int = Field(default=3, ge=1)
     retention_s: int = Field(default=86_400, ge=1)
     events_maxlen: int = Field(default=5000, ge=10)
-    transcript_maxlen: int = Field(default=500, ge=2)
     drain_grace_s: float = Field(default=5.0, ge=0)
     # Scheduled work (arq, once across the fleet): the housekeeping tick that expands recurring
     # inputs and prunes indexes, and how often members poll arq's queue (scheduled work only).
