@@ -1,7 +1,9 @@
 """`create_app(settings)`: the gateway as an ASGI app, with its clients made in the lifespan.
 
 Middleware, outermost first: access log and metrics (and the last-resort typed 500), CORS (only
-when origins are configured), auth (token or stream ticket), body size limit.
+when origins are configured), auth (token or stream ticket), body size limit, and the fast paths
+of the input and long-poll routes (`gateway.fastpath`) and of the create route
+(`gateway.fastcreate`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from starlette.middleware.cors import CORSMiddleware
 from gateway import errors
 from gateway.auth import AuthMiddleware, Tickets, api_token, check_bind
 from gateway.companion import Companion
+from gateway.fastcreate import CreateFastPath
+from gateway.fastpath import HotRoutes
 from gateway.hub import Hubs
 from gateway.metrics import Metrics
 from gateway.middleware import AccessLogMiddleware, BodyLimitMiddleware
@@ -75,6 +79,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             companion_id=gateway.companion_id,
         ),
         Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
+        Middleware(HotRoutes, gateway=gateway),
+        Middleware(CreateFastPath, gateway=gateway),
     ]
     app = FastAPI(
         title="Yoi Fleet gateway",

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from gateway.cli_client import Target
 from gateway.cli_errors import EXIT_CODES_HELP, USAGE, CliFailure
+from shared import aio
 from shared.errors import YoiError
 from shared.models import Strategy
 from shared.settings import Settings
@@ -159,7 +160,7 @@ def runtime(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("arq").setLevel(logging.WARNING)  # its job lines carry user text
     try:
-        asyncio.run(run_member(settings))
+        aio.run(run_member(settings))
     except YoiError as exc:
         raise CliFailure(f"the runtime process failed: {exc.message} ({exc.code})") from None
 

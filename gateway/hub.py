@@ -1,8 +1,9 @@
 """Fan-out: one store reader per Worker, however many stream connections follow it.
 
 A thousand browsers on one Worker must not mean a thousand Redis readers. The first connection
-to a Worker starts its `Hub`: one task long-polling `Runtime.events` and handing every page to
-each connection's bounded `Subscription`. The task stops as soon as the last connection leaves.
+to a Worker starts its `Hub`: one task following `Runtime.tail` (a blocking read per wake) and
+handing every page to each connection's bounded `Subscription`. The task stops as soon as the
+last connection leaves.
 
 Joining without gap or repeat: a connection registers with the hub first, learning the hub's
 cursor `h` at that instant (everything after `h` will reach its buffer), then catches up from its
@@ -117,7 +118,8 @@ class Hub:
             self.cursor = first.cursor
             self.started.set()
             while True:
-                page = await self.runtime.events(
+                # The hub's cursor is always its own last page's: one blocking read per wake.
+                page = await self.runtime.tail(
                     self.worker_id, after=self.cursor, limit=self.page_limit, wait_ms=HUB_WAIT_MS
                 )
                 if page.events:

@@ -8,7 +8,6 @@ accepting, sse-starlette ends open streams, the lifespan closes the runtimes.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import signal
@@ -19,6 +18,7 @@ from typing import Any
 import uvicorn
 
 from gateway.app import create_app
+from shared import aio
 from shared.settings import Settings
 
 GRACEFUL_SHUTDOWN_S = 10
@@ -96,4 +96,4 @@ async def serve_async(settings: Settings) -> None:
 
 def serve(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM; raises `gateway.auth.UnsafeConfig` before binding if unsafe."""
-    asyncio.run(serve_async(settings))
+    aio.run(serve_async(settings))

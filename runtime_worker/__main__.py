@@ -7,13 +7,13 @@ graceful stop, 1 when a member loop failed, 2 for bad configuration.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 
 from pydantic import ValidationError
 
 from runtime_worker.member import run_member
+from shared import aio
 from shared.errors import YoiError
 from shared.settings import Settings
 
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         print("a runtime process needs --redis-url (or YOI_REDIS_URL)", file=sys.stderr)
         return 2
     try:
-        asyncio.run(run_member(settings))
+        aio.run(run_member(settings))
     except YoiError as exc:
         logging.getLogger("yoi.member").error("member failed: %s", exc.code)
         return 1

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 from runtime_worker.profiles import Profile, ProfileRegistry, render_prompt
@@ -22,7 +23,7 @@ from runtime_worker.providers.base import (
     TurnRequest,
     UsageChunk,
 )
-from runtime_worker.store.base import QueuedInput, RunClaim, RunOutcome, Store
+from runtime_worker.store.base import QueuedInput, RunOutcome, Store, TakenRun
 from shared.errors import LeaseLost, RuntimeUnavailable, WorkerNotFound, YoiError
 from shared.events import TextDelta
 from shared.ids import new_id
@@ -36,9 +37,10 @@ ProviderFactory = Callable[[Profile], Provider]
 _END = object()
 
 
-@dataclass
+@dataclass(slots=True)
 class _Hosted:
-    """One Worker this member holds the lease of."""
+    """One Worker this member holds the lease of. Kept small (slots, no task while idle): a
+    member holds thousands."""
 
     epoch: int
     profile: Profile | None = None
@@ -47,7 +49,15 @@ class _Hosted:
     turn: asyncio.Task[RunOutcome] | None = None
     seq: int = 0
     cancel_requested: bool = False
+    hinted: bool = False  # a hint came while a drain was on: look again before it ends
     text: list[str] = field(default_factory=list)
+
+
+def _drained(hosted: _Hosted, drain: asyncio.Task[None]) -> None:
+    """An idle Worker keeps no task and no text: a member holds thousands after their runs."""
+    if hosted.drain is drain:
+        hosted.drain = None
+        hosted.text.clear()
 
 
 class Host:
@@ -61,6 +71,7 @@ class Host:
         settings: Settings,
         provider_factory: ProviderFactory | None = None,
         lease_ttl_ms: int = 0,
+        own_sweep: bool = True,
     ) -> None:
         self.store = store
         self.runtime_id = runtime_id
@@ -68,6 +79,8 @@ class Host:
         self.profiles = profiles
         self.settings = settings
         self.lease_ttl_ms = lease_ttl_ms
+        # A fleet member sweeps from its placement sweep (it reads what a sweep needs anyway).
+        self._own_sweep = own_sweep
         self._provider_factory = provider_factory or self._default_provider
         self._providers: dict[str, Provider] = {}
         self._hosted: dict[str, _Hosted] = {}
@@ -97,7 +110,10 @@ class Host:
             return
         self._running = True
         self._loops.add(asyncio.create_task(self._doorbell_loop(), name="yoi-doorbell"))
-        self._loops.add(asyncio.create_task(self._sweep_loop(), name="yoi-sweep"))
+        if self.store.publishes_hints:
+            self._loops.add(asyncio.create_task(self._hint_loop(), name="yoi-hints"))
+        if self._own_sweep:
+            self._loops.add(asyncio.create_task(self._sweep_loop(), name="yoi-sweep"))
 
     async def stop(self, grace_s: float | None = None) -> None:
         """Stop taking work, let running turns finish for `grace_s`, then cancel them and give
@@ -121,8 +137,7 @@ class Host:
                     len(pending),
                     grace,
                 )
-        for worker_id in list(self._hosted):
-            await self.drop(worker_id, release=True)
+        await self.drop_many(self.hosted(), release=True)
         for provider in self._providers.values():
             await provider.aclose()
         self._providers.clear()
@@ -147,6 +162,28 @@ class Host:
         self.wake(worker_id)
         return True
 
+    def host_acquired(
+        self, worker_id: str, epoch: int, *, profile: str, display_name: str, busy: bool
+    ) -> None:
+        """Host a Worker whose lease the caller just took, with what the acquisition told about
+        it: no read, and no task unless inputs wait (a later input rings this member, whose
+        name is on the record since the acquisition). `InvalidInput` for a profile this member
+        does not know, leaving the Worker unhosted."""
+        if worker_id in self._hosted:
+            return
+        found = self.profiles.get(profile)
+        self._hosted[worker_id] = _Hosted(epoch=epoch, profile=found, display_name=display_name)
+        if busy:
+            self.wake(worker_id)
+
+    def epoch_of(self, worker_id: str) -> int | None:
+        """The epoch this member holds the Worker's lease under; None when it does not host it."""
+        hosted = self._hosted.get(worker_id)
+        return None if hosted is None else hosted.epoch
+
+    def is_hosted(self, worker_id: str) -> bool:
+        return worker_id in self._hosted
+
     async def _load(self, worker_id: str, hosted: _Hosted) -> Profile:
         """The Worker's profile and name, read once per hosting."""
         if hosted.profile is None:
@@ -168,6 +205,26 @@ class Host:
             with contextlib.suppress(RuntimeUnavailable):
                 await self.store.release(worker_id, self.member_id, hosted.epoch)
 
+    async def drop_many(self, leases: Mapping[str, int], *, release: bool) -> None:
+        """`drop` for the Workers still hosted under these epochs: their drains cancelled
+        together, their leases given back in one batch."""
+        epochs: dict[str, int] = {}
+        drains: list[asyncio.Task[None]] = []
+        for worker_id, epoch in leases.items():
+            hosted = self._hosted.get(worker_id)
+            if hosted is None or hosted.epoch != epoch:
+                continue  # not hosted, or taken again since
+            del self._hosted[worker_id]
+            epochs[worker_id] = epoch
+            if hosted.drain is not None:
+                hosted.drain.cancel()
+                drains.append(hosted.drain)
+        if drains:
+            await asyncio.wait(drains)  # without absorbing a cancellation aimed at the caller
+        if release and epochs:
+            with contextlib.suppress(RuntimeUnavailable):
+                await self.store.release_many(epochs, self.member_id)
+
     def wake(self, worker_id: str) -> None:
         """Start draining the Worker's inputs unless a drain is already on it."""
         hosted = self._hosted.get(worker_id)
@@ -175,6 +232,9 @@ class Host:
             return
         if hosted.drain is None or hosted.drain.done():
             hosted.drain = asyncio.create_task(self._drain(worker_id, hosted), name="yoi-drain")
+            hosted.drain.add_done_callback(functools.partial(_drained, hosted))
+        else:
+            hosted.hinted = True
 
     async def poke(self, worker_id: str) -> None:
         """A hint arrived: new input (wake) or a cancel or stop (abort the running turn)."""
@@ -204,6 +264,20 @@ class Host:
             for worker_id in dict.fromkeys(worker_ids):
                 await self._guarded(self.poke(worker_id))
 
+    async def _hint_loop(self) -> None:
+        """Hints the store publishes (a new input): pushed, so no read per wake-up. While this
+        listener is away, nobody hears them and they go to the doorbell instead."""
+        while True:
+            try:
+                async for worker_id, interrupts in self.store.hints(self.member_id):
+                    if interrupts:  # it may have to abort the running turn
+                        await self._guarded(self.poke(worker_id))
+                    else:
+                        self.wake(worker_id)
+            except RuntimeUnavailable:
+                pass
+            await asyncio.sleep(0.5)
+
     async def _sweep_loop(self) -> None:
         """Correctness without hints: look at every hosted Worker now and then."""
         interval = self.settings.sweep_interval_ms / 1000
@@ -211,8 +285,20 @@ class Host:
             await asyncio.sleep(interval)
             await self.sweep()
 
-    async def sweep(self) -> None:
-        for worker_id in list(self._hosted):
+    async def sweep(self, waiting: Collection[str] | None = None) -> None:
+        """Poke the hosted Workers with unfinished inputs (a lost doorbell hint: new input, or a
+        cancel of the running one); one batched read finds them (or the caller, in `waiting`),
+        idle ones cost no task."""
+        if not self._hosted:
+            return
+        if waiting is None:
+            try:
+                waiting = await self.store.pending_work(list(self._hosted))
+            except RuntimeUnavailable:
+                # The member logs the outage once; the next sweep looks again.
+                log.debug("sweep skipped: the store is unavailable")
+                return
+        for worker_id in [w for w in self._hosted if w in waiting]:
             await self._guarded(self.poke(worker_id))
 
     async def _guarded(self, step: Awaitable[None]) -> None:
@@ -228,10 +314,19 @@ class Host:
     async def _drain(self, worker_id: str, hosted: _Hosted) -> None:
         try:
             while True:
-                item = await self.store.next_input(worker_id, self.member_id, hosted.epoch)
-                if item is None:
+                hosted.hinted = False  # hints from here on may be news the next step misses
+                profile = await self._load(worker_id, hosted)
+                taken = await self.store.take_run(
+                    worker_id,
+                    self.member_id,
+                    hosted.epoch,
+                    new_id(),
+                    now_s(),
+                    profile.history_entries,
+                )
+                more = taken is not None and await self._run(worker_id, hosted, profile, taken)
+                if not (more or hosted.hinted):
                     return
-                await self._run(worker_id, hosted, item)
         except LeaseLost:
             log.info("lease of worker %s lost: another member hosts it now", worker_id)
             self._hosted.pop(worker_id, None)
@@ -241,11 +336,11 @@ class Host:
             # The member logs the outage once; a line per Worker would flood the log.
             log.debug("worker %s paused: its store is unavailable", worker_id)
 
-    async def _run(self, worker_id: str, hosted: _Hosted, item: QueuedInput) -> None:
-        profile = await self._load(worker_id, hosted)
-        claim = await self.store.begin_run(worker_id, hosted.epoch, item, new_id(), now_s())
-        if claim is None:
-            return  # a redelivery of a finished run: acknowledged, not run again
+    async def _run(
+        self, worker_id: str, hosted: _Hosted, profile: Profile, taken: TakenRun
+    ) -> bool:
+        """Run one taken input to its final events; answers whether more may be waiting."""
+        item, claim = taken.item, taken.claim
         if claim.cancelled:
             outcome = RunOutcome(RunResult.CANCELLED, "", reason="cancelled_before_start")
         elif claim.attempt > self.settings.max_deliveries:
@@ -265,16 +360,21 @@ class Host:
                 error_message="the runtime process hosting this run was lost",
             )
         else:
-            outcome = await self._turn(worker_id, hosted, item, claim)
-        await self.store.finish_run(worker_id, hosted.epoch, item, outcome, now_s())
+            outcome = await self._turn(worker_id, hosted, profile, taken)
+        return await self.store.complete_run(
+            worker_id, hosted.epoch, item, outcome, now_s(), run_id=claim.run_id
+        )
 
     async def _turn(
-        self, worker_id: str, hosted: _Hosted, item: QueuedInput, claim: RunClaim
+        self, worker_id: str, hosted: _Hosted, profile: Profile, taken: TakenRun
     ) -> RunOutcome:
+        item = taken.item
         hosted.seq, hosted.cancel_requested, hosted.text = item.seq, False, []
-        turn = asyncio.create_task(self._stream(worker_id, hosted, item, claim), name="yoi-turn")
+        turn = asyncio.create_task(self._stream(worker_id, hosted, profile, taken), name="yoi-turn")
         hosted.turn = turn
-        if await self.store.is_cancelled(worker_id, item.seq):  # a cancel raced the start
+        # The take saw every cancel made before it; a hint since (handled while no turn was
+        # registered) may be a cancel that raced the start.
+        if hosted.hinted and await self.store.is_cancelled(worker_id, item.seq):
             hosted.cancel_requested = True
             turn.cancel()
         try:
@@ -288,20 +388,21 @@ class Host:
             hosted.turn = None
 
     async def _stream(
-        self, worker_id: str, hosted: _Hosted, item: QueuedInput, claim: RunClaim
+        self, worker_id: str, hosted: _Hosted, profile: Profile, taken: TakenRun
     ) -> RunOutcome:
-        profile = await self._load(worker_id, hosted)
+        item = taken.item
         request = TurnRequest(
-            messages=await self._messages(worker_id, hosted, profile, item),
+            messages=self._messages(worker_id, hosted, profile, taken),
             model=profile.model,
             max_output_tokens=profile.max_output_tokens,
         )
         usage = UsageChunk(0, 0)
-        flusher = _Flusher(self, worker_id, hosted, item, claim.run_id)
+        flusher = _Flusher(self, worker_id, hosted, item, taken.claim.run_id)
         try:
             provider = self._provider(profile)
             async with asyncio.timeout(profile.turn_timeout_s or self.settings.turn_timeout_s):
                 usage = await flusher.pump(provider, request)
+            tail = flusher.tail()  # written with the final events, in the same step
         except TimeoutError:
             return RunOutcome(
                 RunResult.TIMED_OUT,
@@ -334,12 +435,14 @@ class Host:
             "".join(hosted.text),
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
+            deltas=tail,
         )
 
-    async def _messages(
-        self, worker_id: str, hosted: _Hosted, profile: Profile, item: QueuedInput
+    def _messages(
+        self, worker_id: str, hosted: _Hosted, profile: Profile, taken: TakenRun
     ) -> list[ChatMessage]:
         """System prompt, then the bounded history; the transcript already ends with this input."""
+        item = taken.item
         system = render_prompt(
             profile,
             runtime_id=self.runtime_id,
@@ -348,13 +451,11 @@ class Host:
             workspace=self.settings.workspace,
         )
         messages = [ChatMessage("system", system)]
-        if profile.history_entries > 0:
-            page = await self.store.read_transcript(worker_id, profile.history_entries, None)
-            for entry in page.entries:
-                if entry.role is TranscriptRole.USER:
-                    messages.append(ChatMessage("user", entry.text))
-                elif entry.role is TranscriptRole.ASSISTANT and entry.text:
-                    messages.append(ChatMessage("assistant", entry.text))
+        for role, text in taken.history:
+            if role == TranscriptRole.USER:
+                messages.append(ChatMessage("user", text))
+            elif role == TranscriptRole.ASSISTANT and text:
+                messages.append(ChatMessage("assistant", text))
         if len(messages) == 1 or messages[-1].content != item.text:
             messages.append(ChatMessage("user", item.text))
         return messages
@@ -415,7 +516,6 @@ class _Flusher:
                     await self.flush()
                     next_flush = monotonic_s() + self.interval
             await producer  # re-raise the provider's error, if any
-            await self.flush()
         finally:
             producer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -423,21 +523,20 @@ class _Flusher:
         return usage
 
     async def flush(self) -> None:
+        await self.host.store.append_events(self.worker_id, self.hosted.epoch, self.tail())
+
+    def tail(self) -> tuple[TextDelta, ...]:
+        """The pending text as a delta (none when nothing is pending), counted as sent."""
         if not self.pending:
-            return
+            return ()
         text = "".join(self.pending)
         self.pending.clear()
         self.hosted.text.append(text)
-        await self.host.store.append_events(
-            self.worker_id,
-            self.hosted.epoch,
-            [
-                TextDelta(
-                    worker_id=self.worker_id,
-                    ts=now_s(),
-                    run_id=self.run_id,
-                    input_id=self.item.input_id,
-                    text=text,
-                )
-            ],
+        delta = TextDelta(
+            worker_id=self.worker_id,
+            ts=now_s(),
+            run_id=self.run_id,
+            input_id=self.item.input_id,
+            text=text,
         )
+        return (delta,)

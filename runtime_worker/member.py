@@ -27,12 +27,19 @@ from collections.abc import Awaitable, Callable, Iterable
 from runtime_worker._backoff import Backoff
 from runtime_worker.host import Host, ProviderFactory
 from runtime_worker.membership import PlacementHints
-from runtime_worker.placement import HOSTABLE_STATES, alive_view, plan, target_for
+from runtime_worker.placement import (
+    HOSTABLE_STATES,
+    alive_view,
+    plan,
+    preferred_first,
+    target_for,
+)
 from runtime_worker.profiles import ProfileRegistry
 from runtime_worker.runtime import Runtime
 from runtime_worker.schedule import Scheduler
+from runtime_worker.store._redis_members import MemberView
 from runtime_worker.store.redis import RedisStore
-from shared.errors import InvalidInput, RuntimeUnavailable, WorkerNotFound, YoiError
+from shared.errors import InvalidInput, RuntimeUnavailable, YoiError
 from shared.models import MemberInfo, RuntimeKind
 from shared.settings import Settings
 from shared.timeutil import monotonic_s
@@ -40,7 +47,9 @@ from shared.timeutil import monotonic_s
 log = logging.getLogger("yoi.member")
 
 STOP_MARGIN_S = 5.0  # the hard deadline of stop(): the grace period plus this
-ADOPT_BATCH = 16  # concurrent acquisitions per placement step
+ADOPT_BATCH = 500  # acquisitions per round trip (one pipeline) in a placement step
+DEATH_MARGIN_S = 0.005  # look at a silent member this long after it counts as dead
+RETRY_MARGIN_S = 0.005  # try a dead member's lease again this long after it expires
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -82,6 +91,7 @@ class Member:
             settings=settings,
             provider_factory=provider_factory,
             lease_ttl_ms=settings.lease_ttl_ms,
+            own_sweep=False,  # `place` feeds it: one read of the fleet serves both sweeps
         )
         self.host.on_lost = self._on_lost
         self.scheduler = Scheduler(
@@ -97,6 +107,10 @@ class Member:
         )
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._members: list[MemberInfo] = []
+        self._alive: set[str] = {self.member_id}  # alive members as last seen, this one too
+        self._death_at: float | None = None  # when the next silent member would count as dead
+        self._retry: set[str] = set()  # Workers whose lease a dead member still holds
+        self._retry_at: float | None = None  # when the first of those leases expires
         self._live = 0  # live Workers seen by the last sweep (hints add to it)
         self._renewed_at = monotonic_s()
         self._sweep_due = True
@@ -179,17 +193,16 @@ class Member:
         await self._announce(busy)
 
     async def _release_idle(self) -> list[str]:
-        hosted = self.host.hosted()
         busy = self.host.busy_ids()
         idle = [
             record.worker_id
-            for record in await self.store.list_workers()
-            if record.worker_id in hosted
+            for record in await self.store.placements()
+            if self.host.is_hosted(record.worker_id)
             and record.worker_id not in busy
             and (record.state not in HOSTABLE_STATES or record.queue_depth == 0)
         ]
-        for worker_id in idle:
-            await self.host.drop(worker_id, release=True)
+        hosted = self.host.hosted()
+        await self.host.drop_many({w: hosted[w] for w in idle if w in hosted}, release=True)
         return idle
 
     async def _announce(self, worker_ids: list[str]) -> None:
@@ -226,7 +239,27 @@ class Member:
     async def beat(self) -> None:
         """Heartbeat, and refresh the view of alive members."""
         await self.store.heartbeat(self.member_id, self.settings.capacity, self.host.hosted_count)
-        self._members = await self.store.members()
+        await self._refresh_members()
+
+    async def _refresh_members(self) -> None:
+        self._note_members(await self.store.member_views())
+
+    def _note_members(self, views: list[MemberView]) -> None:
+        """Keep the registry's view; a member that was alive and is not any more (dead, or
+        gone) calls for a sweep now, and the next one that would die if silent is timed."""
+        self._members = [view.info for view in views]
+        alive = {view.info.member_id for view in views if view.info.alive}
+        alive.add(self.member_id)
+        if self._alive - alive:
+            self._sweep_due = True
+        self._alive = alive
+        left_ms = [
+            self.store.member_alive_ms - view.silent_ms
+            for view in views
+            if view.info.alive and view.info.member_id != self.member_id
+        ]
+        now = monotonic_s()
+        self._death_at = now + min(left_ms) / 1000 + DEATH_MARGIN_S if left_ms else None
 
     async def renew(self) -> None:
         """Extend every lease held; drop the Workers whose lease is lost."""
@@ -250,35 +283,61 @@ class Member:
         idle ones back when above it. Returns how many Workers were taken."""
         if not self._taking:
             return 0
-        records = await self.store.list_workers()
-        self._members = await self.store.members()
+        records = await self.store.placements()
+        await self._refresh_members()
         hosted = self.host.hosted()
         members = alive_view(self._members, self.member_id, self.settings.capacity, len(hosted))
         step = plan(records, me=self.member_id, hosted=hosted, members=members)
         self._live = sum(1 for r in records if r.state in HOSTABLE_STATES)
+        self._sweep_host({r.worker_id for r in records if r.queue_depth and r.worker_id in hosted})
+        del records  # thousands of rows: not kept while the Workers are taken
         await self._drop({w: hosted[w] for w in step.drop}, release=True)
         taken = await self._take(step.reclaim, len(step.reclaim))
         for worker_id, epoch in step.disown.items():  # no lease, our name on it: clear it
             await self.store.release(worker_id, self.member_id, epoch)
         await self._announce(list(step.disown))
-        taken += await self._take(step.take, step.want)
+        names = [m.member_id for m in members]
+        taken += await self._take(preferred_first(step.take, self.member_id, names), step.want)
         if step.shed:
             log.info("handing %d workers back to even out the fleet", len(step.shed))
             await self._drop({w: hosted[w] for w in step.shed if w in hosted}, release=True)
             await self._announce(step.shed)
         return taken
 
+    def _sweep_host(self, waiting: set[str]) -> None:
+        """The host's sweep over what this one read (Workers it hosts with unfinished inputs),
+        in a task of its own: pokes must not hold placement up."""
+        sweeping = self._tasks.get("host-sweep")
+        if waiting and (sweeping is None or sweeping.done()):
+            self._spawn("host-sweep", self.host.sweep(waiting))
+
     async def take_hinted(self, worker_ids: list[str]) -> int:
         """Placement hints: try the named Workers now, within the fair share."""
         if not self._taking or not worker_ids:
             return 0
-        self._members = await self.store.members()  # a leaving member is gone from it already
-        hosted = self.host.hosted()
-        fresh = [w for w in worker_ids if w not in hosted]
+        await self._refresh_members()  # a leaving member is gone from it already
+        fresh = [w for w in worker_ids if not self.host.is_hosted(w)]
         self._live = max(self._live, self._live_estimate(fresh))
-        members = alive_view(self._members, self.member_id, self.settings.capacity, len(hosted))
-        want = target_for(self._live, members, self.member_id) - len(hosted)
-        return await self._take(fresh, want)
+        return await self._take_share(fresh)
+
+    async def _take_share(self, candidates: list[str]) -> int:
+        """Take from `candidates` up to the fair share, this member's preferred ones first."""
+        hosted = self.host.hosted_count
+        members = alive_view(self._members, self.member_id, self.settings.capacity, hosted)
+        want = target_for(self._live, members, self.member_id) - hosted
+        order = preferred_first(candidates, self.member_id, [m.member_id for m in members])
+        return await self._take(order, want)
+
+    async def retake(self) -> int:
+        """Try again the Workers whose lease a dead member held when last tried: it has
+        expired by now."""
+        candidates = [w for w in self._retry if not self.host.is_hosted(w)]
+        self._retry.clear()
+        self._retry_at = None
+        if not self._taking or not candidates:
+            return 0
+        await self._refresh_members()
+        return await self._take_share(candidates)
 
     def _live_estimate(self, fresh: list[str]) -> int:
         # New Workers raise the count; a handed-back one was counted already, which only makes
@@ -288,33 +347,44 @@ class Member:
     # -- internals -------------------------------------------------------------------------------
 
     async def _take(self, candidates: Iterable[str], want: int) -> int:
+        """Acquire up to `want` of `candidates` in order, a pipelined batch per round trip."""
         taken = 0
         pending = list(candidates)
         while pending and taken < want and self._taking:
-            batch, pending = pending[: min(ADOPT_BATCH, want - taken)], pending[ADOPT_BATCH:]
-            results = await asyncio.gather(*(self._adopt(w) for w in batch))
-            taken += sum(results)
+            size = min(ADOPT_BATCH, want - taken)
+            batch, pending = pending[:size], pending[size:]
+            taken += await self._adopt(batch)
         return taken
 
-    async def _adopt(self, worker_id: str) -> bool:
-        try:
-            epoch = await self.store.acquire(worker_id, self.member_id, self.settings.lease_ttl_ms)
-        except WorkerNotFound:
-            return False
-        if epoch is None:
-            return False
-        try:
-            await self.host.adopt(worker_id, epoch)
-        except YoiError as exc:  # e.g. a profile this member does not know: let another try
-            log.warning("cannot host worker %s: %s", worker_id, exc.code)
-            await self.store.release(worker_id, self.member_id, epoch)
-            return False
-        return True
+    async def _adopt(self, worker_ids: list[str]) -> int:
+        ttl_ms = self.settings.lease_ttl_ms
+        answers = await self.store.acquire_many(worker_ids, self.member_id, ttl_ms)
+        now = monotonic_s()
+        taken = 0
+        for worker_id, got in answers.items():
+            if got.epoch:
+                try:
+                    self.host.host_acquired(
+                        worker_id,
+                        got.epoch,
+                        profile=got.profile,
+                        display_name=got.display_name,
+                        busy=got.busy,
+                    )
+                except YoiError as exc:  # e.g. a profile this member does not know
+                    log.warning("cannot host worker %s: %s", worker_id, exc.code)
+                    await self.store.release(worker_id, self.member_id, got.epoch)
+                    continue
+                taken += 1
+            elif got.holder is not None and got.holder not in self._alive and got.expires_ms:
+                # A dead member's lease, not expired yet: try again the moment it is.
+                self._retry.add(worker_id)
+                due = now + got.expires_ms / 1000 + RETRY_MARGIN_S
+                self._retry_at = due if self._retry_at is None else min(self._retry_at, due)
+        return taken
 
     async def _drop(self, leases: dict[str, int], *, release: bool) -> None:
-        for worker_id, epoch in leases.items():
-            if self.host.hosted().get(worker_id) == epoch:  # not re-taken meanwhile
-                await self.host.drop(worker_id, release=release)
+        await self.host.drop_many(leases, release=release)  # those not re-taken meanwhile
 
     def _on_lost(self, worker_id: str) -> None:
         self._sweep_due = True
@@ -341,7 +411,10 @@ class Member:
             await asyncio.wait_for(back.wait(), delay_s)
 
     async def _placement_loop(self) -> None:
-        """Hints as they come (blocking read), and a full sweep every `sweep_interval_ms`."""
+        """Hints as they come (blocking read), and a full sweep every `sweep_interval_ms`. A
+        member that stops heartbeating is noticed the moment it counts as dead (a sweep then
+        takes its Workers), and a lease of it that outlived its heartbeat is tried again the
+        moment it expires: takeover within the lease TTL, without sweeping more often."""
         backoff = Backoff("placement", log)
         interval_s = self.settings.sweep_interval_ms / 1000
         last_id: str | None = None
@@ -350,11 +423,18 @@ class Member:
             try:
                 if last_id is None:
                     last_id = await self.hints.newest()
+                if self._death_at is not None and monotonic_s() >= self._death_at:
+                    await self._refresh_members()  # a death found here makes a sweep due
                 if self._sweep_due or monotonic_s() >= next_sweep:
                     self._sweep_due = False
                     await self.place()
                     next_sweep = monotonic_s() + interval_s
-                wait_ms = int(max(0.0, next_sweep - monotonic_s()) * 1000)
+                if self._retry_at is not None and monotonic_s() >= self._retry_at:
+                    await self.retake()
+                wake_at = min(
+                    at for at in (next_sweep, self._death_at, self._retry_at) if at is not None
+                )
+                wait_ms = int(max(0.0, wake_at - monotonic_s()) * 1000)
                 worker_ids, last_id = await self.hints.wait(last_id, wait_ms)
                 await self.take_hinted(worker_ids)
             except RuntimeUnavailable as exc:

@@ -3,9 +3,10 @@
 Members register and heartbeat through `RedisStore.heartbeat` (the members hash); this module
 adds the one Redis structure placement needs on top: a stream every member reads without a
 consumer group (each one considers every hint; the lease decides who takes the Worker). A new
-Worker (`Runtime.create_worker` announces it) or one a member handed back is taken within
-milliseconds instead of at the next sweep. Hints are only hints: trimmed, and possibly lost
-while Redis is away; every member's periodic sweep keeps placement correct without them.
+Worker (`RedisStore.create` hints it in the create's own round trip) or one a member handed back
+is taken within milliseconds instead of at the next sweep. Hints are only hints: trimmed, and
+possibly lost while Redis is away; every member's periodic sweep keeps placement correct without
+them.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from collections.abc import Sequence
 
 from runtime_worker.store._scripts import answer, translate_errors
 from runtime_worker.store.base import Store
-from runtime_worker.store.redis import RedisStore
+from runtime_worker.store.redis import PLACEMENT_MAXLEN, RedisStore
 from shared.errors import RuntimeUnavailable
 
 log = logging.getLogger("yoi.membership")
 
-HINTS_MAXLEN = 1000
+HINTS_MAXLEN = PLACEMENT_MAXLEN
 # Blocking reads stay well under the store client's socket timeout.
 MAX_BLOCK_MS = 5000
 
@@ -64,8 +65,8 @@ class PlacementHints:
 
 
 async def announce_placement(store: Store, worker_id: str) -> None:
-    """`Runtime.create_worker`'s hint for a fleet: members take the new Worker at once. A no-op
-    for other stores; a hint that cannot be sent is left to the members' sweep."""
+    """A hint for a fleet: members take the Worker at once (one that must be drained, say). A
+    no-op for other stores; a hint that cannot be sent is left to the members' sweep."""
     if not isinstance(store, RedisStore):
         return
     try:

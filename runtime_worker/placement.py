@@ -15,16 +15,34 @@ from __future__ import annotations
 
 import math
 import random
+import zlib
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from runtime_worker.store.base import WorkerRecord
 from shared.models import MemberInfo, WorkerState
 
 HOSTABLE_STATES = frozenset(
     {WorkerState.PENDING, WorkerState.IDLE, WorkerState.RUNNING, WorkerState.STOPPING}
 )
 """States that need a host; `stopping` too, because a host drains what was queued."""
+
+
+class Placed(Protocol):
+    """What placement reads of a Worker: a `WorkerRecord`, or the few fields a sweep fetches."""
+
+    @property
+    def worker_id(self) -> str: ...
+    @property
+    def state(self) -> WorkerState: ...
+    @property
+    def host(self) -> str | None: ...
+    @property
+    def epoch(self) -> int: ...
+    @property
+    def queue_depth(self) -> int: ...
+    @property
+    def run_id(self) -> str | None: ...
 
 
 def fair_share(live: int, capacities: Sequence[int]) -> int:
@@ -72,7 +90,7 @@ def target_for(live: int, members: Sequence[MemberInfo], me: str) -> int:
 
 
 def plan(
-    records: Sequence[WorkerRecord],
+    records: Sequence[Placed],
     *,
     me: str,
     hosted: Collection[str],
@@ -86,7 +104,7 @@ def plan(
     live_ids = {r.worker_id for r in live}
     target = target_for(len(live), members, me)
     drop = [worker_id for worker_id in hosted if worker_id not in live_ids]
-    own: list[WorkerRecord] = []
+    own: list[Placed] = []
     take: list[str] = []
     for record in live:
         if record.worker_id in hosted:
@@ -124,3 +142,28 @@ def plan(
         want=want,
         shed=shed,
     )
+
+
+def preferred_first(worker_ids: Sequence[str], me: str, members: Sequence[str]) -> list[str]:
+    """The Workers rendezvous hashing gives to `me` among `members` first, then the rest: members
+    taking the same hinted Workers at once mostly try different ones, so few acquisitions are
+    wasted on a lease another member just took."""
+    others = [m.encode() for m in members if m != me]
+    if not others:
+        return list(worker_ids)
+    mine: list[str] = []
+    rest: list[str] = []
+    for worker_id in worker_ids:
+        (mine if _prefers(me.encode(), worker_id, others) else rest).append(worker_id)
+    return mine + rest
+
+
+def prefers(me: str, worker_id: str, members: Sequence[str]) -> bool:
+    """Whether rendezvous hashing gives the Worker to `me` among `members` (exactly one)."""
+    return _prefers(me.encode(), worker_id, [m.encode() for m in members if m != me])
+
+
+def _prefers(me: bytes, worker_id: str, others: Sequence[bytes]) -> bool:
+    seed = zlib.crc32(worker_id.encode())
+    mine = zlib.crc32(me, seed)
+    return all((mine, me) > (zlib.crc32(other, seed), other) for other in others)

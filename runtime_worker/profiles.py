@@ -6,6 +6,7 @@ there overrides a built-in profile of the same name). System prompts are package
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -71,9 +72,19 @@ class ProfileRegistry:
         """Register a profile made in code (embedding programs and tests)."""
         self._profiles[profile.name] = profile
 
+    def default_strategies(self) -> dict[str, Strategy]:
+        """Profile name → its default multitask strategy."""
+        return {name: profile.default_strategy for name, profile in self._profiles.items()}
+
 
 def render_prompt(profile: Profile, **identity: str) -> str:
     """The system prompt resource with the Worker's identity substituted in."""
-    source = resources.files(_PACKAGE).joinpath("prompts", profile.prompt)
-    template = Template(source.read_text(encoding="utf-8"))
+    template = _prompt_template(profile.prompt)
     return template.safe_substitute(reply_language=profile.reply_language, **identity).strip()
+
+
+@functools.lru_cache(maxsize=64)
+def _prompt_template(name: str) -> Template:
+    """A prompt resource, read once: package resources do not change while the process runs."""
+    source = resources.files(_PACKAGE).joinpath("prompts", name)
+    return Template(source.read_text(encoding="utf-8"))

@@ -217,8 +217,9 @@ class Runtime:
 
     # -- workers ---------------------------------------------------------------------------------
 
-    def _summary(self, record: WorkerRecord) -> WorkerSummary:
-        return WorkerSummary(
+    async def _detail(self, record: WorkerRecord, cursor: str | None = None) -> WorkerDetail:
+        """The wire detail of a record; `cursor` when the caller knows the newest event's."""
+        return WorkerDetail(
             runtime_id=self.runtime_id,
             worker_id=record.worker_id,
             display_name=record.display_name,
@@ -227,11 +228,6 @@ class Runtime:
             state=record.state,
             kind=self.kind,
             created_at=record.created_at,
-        )
-
-    async def _detail(self, record: WorkerRecord) -> WorkerDetail:
-        return WorkerDetail(
-            **self._summary(record).model_dump(),
             scope=record.scope,
             delegated_from=record.delegated_from,
             capabilities=self.capabilities(),
@@ -244,7 +240,7 @@ class Runtime:
             ),
             usage=record.usage,
             in_flight=await self._in_flight(record),
-            cursor=await self.store.last_cursor(record.worker_id),
+            cursor=cursor if cursor is not None else await self.store.last_cursor(record.worker_id),
         )
 
     async def _record(self, worker_id: str) -> WorkerRecord:
@@ -253,11 +249,31 @@ class Runtime:
         return await self.store.get_worker(worker_id)
 
     async def list_workers(self) -> list[WorkerSummary]:
-        records = await self.store.list_workers()
-        return [self._summary(r) for r in sorted(records, key=lambda r: r.created_at)]
+        listed = await self.store.listing()
+        listed.sort(key=lambda w: w.created_at)
+        # Built without validation: every value comes from a record made from a valid request.
+        return [
+            WorkerSummary.model_construct(
+                runtime_id=self.runtime_id,
+                worker_id=w.worker_id,
+                display_name=w.display_name,
+                display_ref=display_ref(w.display_name, self.runtime_id),
+                profile=w.profile,
+                state=w.state,
+                kind=self.kind,
+                created_at=w.created_at,
+            )
+            for w in listed
+        ]
 
     async def get_worker(self, worker_id: str) -> WorkerDetail:
-        return await self._detail(await self._record(worker_id))
+        if not is_worker_id(worker_id):
+            raise InvalidInput("malformed worker id")
+        found = await self.store.get_worker_at(worker_id)  # one round trip on a fleet
+        if found.record.run_id is not None:
+            # The cursor must not be older than the in-flight text: read it after that.
+            return await self._detail(found.record)
+        return await self._detail(found.record, found.cursor)
 
     async def find_worker(
         self, display_name: str, *, profile: str | None = None
@@ -292,15 +308,16 @@ class Runtime:
             transcript_maxlen=profile.transcript_maxlen,
         )
         try:
-            record = await self.store.create_worker(record)
+            # A fleet store hints its members in the same step: one takes the Worker at once.
+            created = await self.store.create(record)
         except BaseException:
             await self.store.release_scope(worker_id)
             raise
         if self.host is not None:
             await self.host.adopt(worker_id)
-        else:  # a fleet: hint the members so one takes the new Worker within milliseconds
-            await announce_placement(self.store, worker_id)
-        return await self.get_worker(worker_id)
+            return await self.get_worker(worker_id)
+        # The detail of what was just written: no read back (a member may be taking it now).
+        return await self._detail(created.record, created.cursor)
 
     async def ensure_worker(self, request: CreateWorker) -> WorkerDetail:
         """The live Worker with this display name, created on first use."""
@@ -328,12 +345,18 @@ class Runtime:
             raise PayloadTooLarge(
                 f"the text is longer than {self.settings.max_input_chars} characters"
             )
-        record = await self._record(worker_id)
-        strategy = request.strategy or self.profiles.get(record.profile).default_strategy
+        if not is_worker_id(worker_id):
+            raise InvalidInput("malformed worker id")
+        # One store step: it checks the Worker and resolves its profile's default strategy.
         submission = await self.store.submit_input(
-            worker_id, request.text, request.input_id or new_id(), strategy, now_s()
+            worker_id,
+            request.text,
+            request.input_id or new_id(),
+            request.strategy,
+            now_s(),
+            default_strategies=self.profiles.default_strategies(),
         )
-        if submission.host is not None and not submission.duplicate:
+        if submission.host is not None and not submission.duplicate and not submission.hinted:
             await self.store.ring(submission.host, worker_id)
         return InputAccepted(input_id=submission.input_id, cursor=submission.cursor)
 
@@ -356,17 +379,32 @@ class Runtime:
         self, worker_id: str, *, after: str | None = None, limit: int = 100, wait_ms: int = 0
     ) -> EventPage:
         """A page of events after a cursor; `wait_ms` long-polls for the first one."""
-        await self._record(worker_id)
-        if after == NOW_CURSOR:
-            after = await self.store.last_cursor(worker_id)
+        if not is_worker_id(worker_id):
+            raise InvalidInput("malformed worker id")
         if not 0 <= wait_ms <= MAX_WAIT_MS:
             raise InvalidInput(f"wait_ms must be between 0 and {MAX_WAIT_MS}")
         limit = _clamp(limit)
-        events = await self.store.read_events(worker_id, after, limit)
-        if not events and wait_ms > 0:
-            events = await self.store.wait_events(worker_id, after or "0", limit, wait_ms)
+        # The store's reads tell an unknown Worker themselves: no record read first.
+        if after == NOW_CURSOR:
+            after = await self.store.last_cursor(worker_id)
+        if wait_ms > 0 and after is not None:
+            events = await self.store.wait_events(worker_id, after, limit, wait_ms)
+        else:
+            events = await self.store.read_events(worker_id, after, limit)
+            if not events and wait_ms > 0:
+                events = await self.store.wait_events(worker_id, "0", limit, wait_ms)
         cursor = events[-1].cursor if events else (after or "0")
         return EventPage(events=events, cursor=cursor)
+
+    async def tail(self, worker_id: str, *, after: str, limit: int, wait_ms: int) -> EventPage:
+        """`events` for a follower whose `after` is the cursor of its own previous page (a
+        stream's one reader): the store may skip checking it again before waiting."""
+        if not is_worker_id(worker_id):
+            raise InvalidInput("malformed worker id")
+        events = await self.store.tail_events(
+            worker_id, after, _clamp(limit), min(max(wait_ms, 0), MAX_WAIT_MS)
+        )
+        return EventPage(events=events, cursor=events[-1].cursor if events else after)
 
     async def subscribe(
         self, worker_id: str, *, after: str | None = None, poll_ms: int = 1000

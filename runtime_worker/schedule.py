@@ -279,7 +279,7 @@ class Scheduler:
 
     async def housekeep(self) -> None:
         """One housekeeping pass; safe to run concurrently or twice."""
-        await self.store.list_workers()  # drops retention-expired Workers from the index
+        await self.store.placements()  # drops retention-expired Workers from the index
         await self.store.members()  # forgets members silent for long
         await self.fire_recurring(int(now_s()))
 

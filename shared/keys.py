@@ -8,6 +8,7 @@ several fleet runtimes and namespaces share one Redis without collision.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -89,7 +90,10 @@ class Keys:
         )
 
     def record(self, worker_id: str) -> str:
-        return self.worker(worker_id).record
+        """`worker(worker_id).record` without building the other keys (sweeps make thousands)."""
+        if not is_worker_key_part(worker_id):
+            raise ValueError(f"not a worker id usable in a key: {worker_id!r}")
+        return f"{self._tag(worker_id)}:w"
 
     def events(self, worker_id: str) -> str:
         return self.worker(worker_id).events
@@ -122,6 +126,14 @@ class Keys:
         if not is_member_key_part(member_id):
             raise ValueError(f"not a member id usable in a key: {member_id!r}")
         return self._tag("m", member_id) + ":bell"
+
+    @functools.cached_property
+    def bell_around(self) -> tuple[str, str]:
+        """`bell(m)` is `prefix + m + suffix`: for a script that names a member's doorbell (and
+        its pub/sub channel of the same name) from the member id it reads."""
+        marker = "MEMBER"  # upper case: no namespace or runtime id (lower-case slugs) holds it
+        prefix, _, suffix = self.bell(marker).partition(marker)
+        return prefix, suffix
 
     def match_all(self) -> str:
         """A SCAN pattern for every key of this runtime (operators and tests)."""

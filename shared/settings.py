@@ -12,6 +12,8 @@ from shared.ids import is_runtime_id
 
 EMBEDDED_RUNTIME_ID = "backend-internal"
 PROVIDERS = ("echo", "openai")
+MIN_EVENTS_MAXLEN = 10
+"""The shortest event window allowed; readers rely on trimming never leaving fewer entries."""
 
 
 class Settings(BaseSettings):
@@ -33,7 +35,7 @@ class Settings(BaseSettings):
     sweep_interval_ms: int = Field(default=2000, ge=50)
     max_deliveries: int = Field(default=3, ge=1)
     retention_s: int = Field(default=86_400, ge=1)
-    events_maxlen: int = Field(default=5000, ge=10)
+    events_maxlen: int = Field(default=5000, ge=MIN_EVENTS_MAXLEN)
     drain_grace_s: float = Field(default=5.0, ge=0)
     # Scheduled work (arq, once across the fleet): the housekeeping tick that expands recurring
     # inputs and prunes indexes, and how often members poll arq's queue (scheduled work only).

@@ -7,23 +7,34 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import fakeredis
 import pytest
 from redis.asyncio import Redis
 from redis.crc import key_slot
 
+from runtime_worker.store import _redis_codec as codec
+from runtime_worker.store import _redis_pipeline
 from runtime_worker.store import redis as redis_store
 from runtime_worker.store._scripts import answer
 from runtime_worker.store.base import QueuedInput, RunOutcome, WorkerRecord
 from runtime_worker.store.redis import RedisStore
 from shared.errors import CursorExpired, LeaseLost, RuntimeUnavailable, ScopeConflict, WorkerBusy
-from shared.events import TextDelta
+from shared.events import RunStarted, TextDelta, dump_event
 from shared.ids import new_id
 from shared.keys import Keys
-from shared.models import RunResult, ScopeEntry, ScopeMode, Strategy, WorkerState
+from shared.models import (
+    RunResult,
+    ScopeEntry,
+    ScopeMode,
+    Strategy,
+    TranscriptEntry,
+    TranscriptRole,
+    WorkerState,
+)
 from shared.settings import Settings
 from shared.timeutil import now_s
 from tests.helpers import free_port, wait_until
@@ -436,6 +447,13 @@ async def test_every_script_call_stays_on_one_slot(
         return evalsha(sha, numkeys, *args)
 
     monkeypatch.setattr(store.client, "evalsha", spy)
+    pipelined = store._pipeline.run  # the hot scripts, batched: the same calls, another door
+
+    async def spy_pipelined(script: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        calls.append(list(keys))
+        return await pipelined(script, keys, args)
+
+    monkeypatch.setattr(store._pipeline, "run", spy_pipelined)
     record, epoch = await _hosted(store)
     await _exchange(store, record.worker_id, epoch)
     await store.cancel(record.worker_id)
@@ -547,4 +565,78 @@ def test_client_must_decode_responses() -> None:
     with pytest.raises(ValueError):
         RedisStore(
             fakeredis.FakeAsyncRedis(), namespace="t", runtime_id="fleet", settings=Settings()
+        )
+
+
+# -- the hot path in one script each, and batched under load -------------------------------------
+
+
+async def test_take_run_writes_what_begin_run_writes(backend: Backend) -> None:
+    """The script builds the run_started event and the user transcript entry from JSON pieces:
+    byte for byte what the models dump, whatever the text holds."""
+    store = backend.store()
+    record, epoch = await _hosted(store)
+    text = 'a "quote", a \\ backslash, ünïcode, 🙂, </script> and ,"ts": inside'
+    sub = await store.submit_input(record.worker_id, text, "in-1:a", Strategy.ENQUEUE, now_s())
+    run_id, ts = new_id(), now_s()
+    taken = await store.take_run(record.worker_id, MEMBER, epoch, run_id, ts, 5)
+    assert taken is not None and taken.item.text == text
+    keys = store.keys.worker(record.worker_id)
+    (_, fields), *_ = await answer(store.client.xrevrange(keys.transcript, count=1))
+    user = TranscriptEntry(
+        role=TranscriptRole.USER, text=text, ts=taken.item.ts, input_id="in-1:a", run_id=run_id
+    )
+    assert fields["t"] == codec.transcript_json(user)
+    started = await answer(store.client.xrange(keys.events, min=taken.claim.cursor, count=1))
+    want = RunStarted(worker_id=record.worker_id, ts=ts, run_id=run_id, input_id="in-1:a")
+    assert started[0][1]["e"] == dump_event(want)
+    assert sub.seq == taken.item.seq
+
+
+async def test_take_run_begins_an_input_of_another_layout_too(backend: Backend) -> None:
+    store = backend.store()
+    record, epoch = await _hosted(store)
+    await store.submit_input(record.worker_id, "x", new_id(), Strategy.ENQUEUE, now_s())
+    keys = store.keys.worker(record.worker_id)
+    # The same input written by some other writer: other key order, spaces.
+    (entry_id, _), *_ = await answer(store.client.xrange(keys.inputs))
+    await answer(store.client.xdel(keys.inputs, entry_id))
+    other = '{"text": "other layout", "ts": 1.5, "input_id": "odd", "seq": 1, "v": 1}'
+    await answer(store.client.xadd(keys.inputs, {"i": other}))
+    taken = await store.take_run(record.worker_id, MEMBER, epoch, new_id(), now_s(), 5)
+    assert taken is not None and (taken.item.text, taken.item.input_id) == ("other layout", "odd")
+    assert taken.history == [("user", "other layout")] and taken.claim.attempt == 1
+
+
+async def test_concurrent_scripts_go_in_batches_and_survive_a_script_flush(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = backend.store()
+    workers = [await _hosted(store) for _ in range(8)]
+    sizes: list[int] = []
+    real = _redis_pipeline.send_many
+
+    async def counted(client: Redis, commands: Sequence[bytes]) -> list[Any]:
+        sizes.append(len(commands))
+        return await real(client, commands)
+
+    monkeypatch.setattr(_redis_pipeline, "send_many", counted)
+    if backend.kind == "fakeredis":  # never on the shared server: other suites use its cache
+        await answer(store.client.script_flush())
+    submitted = await asyncio.gather(
+        *(
+            store.submit_input(record.worker_id, f"n{n}", new_id(), Strategy.ENQUEUE, now_s())
+            for record, _ in workers
+            for n in range(5)
+        )
+    )
+    assert max(sizes) > 1, sizes  # calls made while one was out went together
+    by_worker: dict[str, list[int]] = {}
+    for (record, _), sub in zip([w for w in workers for _ in range(5)], submitted, strict=True):
+        by_worker.setdefault(record.worker_id, []).append(sub.seq)
+    assert all(sorted(seqs) == [1, 2, 3, 4, 5] for seqs in by_worker.values())
+    with pytest.raises(WorkerBusy):  # an error reply reaches its own caller only
+        await asyncio.gather(
+            store.submit_input(workers[0][0].worker_id, "x", new_id(), Strategy.REJECT, now_s()),
+            store.read_events(workers[1][0].worker_id, None, 10),
         )

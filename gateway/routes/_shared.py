@@ -74,8 +74,12 @@ async def long_poll(
     limit: int,
     wait_ms: int,
 ) -> EventPage:
-    work = runtime.events(worker_id, after=after, limit=limit, wait_ms=wait_ms)
-    page = await until_disconnected(request, work) if wait_ms > 0 else await work
+    page = await runtime.events(worker_id, after=after, limit=limit)
+    if not page.events and wait_ms > 0:
+        # Nothing yet: wait, from the cursor just read (checked, so the wait need not check
+        # it again), and only now watch for the client leaving.
+        work = runtime.tail(worker_id, after=page.cursor, limit=limit, wait_ms=wait_ms)
+        page = await until_disconnected(request, work)
     gateway.metrics.saw_events(runtime.runtime_id, page.events)
     return page
 

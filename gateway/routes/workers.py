@@ -25,6 +25,7 @@ from shared.models import (
 router = APIRouter(tags=["workers"], responses=error_responses(401, 422))
 WORKERS = "/api/runtimes/{runtime_id}/workers"
 WORKER = WORKERS + "/{worker_id}"
+INPUTS_ROUTE = WORKER + "/inputs"  # gateway.fastpath answers it too
 
 
 @router.get("/api/workers", responses=error_responses(503))
@@ -64,7 +65,7 @@ async def get_worker(runtime: RuntimeDep, worker_id: WorkerIdDep) -> WorkerDetai
     return await runtime.get_worker(worker_id)
 
 
-@router.post(WORKER + "/inputs", status_code=202, responses=error_responses(404, 409, 413, 503))
+@router.post(INPUTS_ROUTE, status_code=202, responses=error_responses(404, 409, 413, 503))
 async def post_input(
     gateway: GatewayDep, runtime: RuntimeDep, worker_id: WorkerIdDep, body: SendInput
 ) -> InputAccepted:

@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from runtime_worker.store.base import QueuedInput, WorkerRecord
 from runtime_worker.store.cursor import parse_cursor
 from shared.errors import InvalidInput
-from shared.events import Event, dump_event, parse_event
-from shared.models import ScopeEntry, TranscriptEntry, Usage, WorkerState
+from shared.events import Event, RunStarted, dump_event, parse_event
+from shared.models import ScopeEntry, TranscriptEntry, TranscriptRole, Usage, WorkerState
 
 ENTRY_VERSION = 1
 _MAX_SEQ = 2**64 - 1
@@ -127,12 +127,43 @@ def event_from_entry(entry_id: str, raw: str) -> Event:
 def template(event: Event, field: str) -> tuple[str, str]:
     """The event's JSON split around one field's value, for a script to fill the hole:
     `prefix + value_json + suffix`."""
-    text = dump_event(event)
-    marker = f'"{field}":' + json.dumps(getattr(event, field), separators=(",", ":"))
-    head, found, tail = text.partition(marker)
-    if not found or marker in tail:
-        raise ValueError(f"cannot template field {field!r}")
-    return head + f'"{field}":', tail
+    prefix, suffix = holes(dump_event(event), (field, getattr(event, field)))
+    return prefix, suffix
+
+
+def holes(text: str, *fields: tuple[str, object]) -> list[str]:
+    """A JSON object cut around the values of `fields` (name and the value it holds, in the
+    order they appear): a script rebuilds it as `parts[0] + value_0 + parts[1] + ...`."""
+    parts: list[str] = []
+    rest = text
+    for name, value in fields:
+        marker = f'"{name}":' + json.dumps(value, separators=(",", ":"))
+        head, found, rest = rest.partition(marker)
+        if not found or marker in rest:
+            raise ValueError(f"cannot cut field {name!r}")
+        parts.append(head + f'"{name}":')
+    parts.append(rest)
+    return parts
+
+
+def take_templates(worker_id: str, run_id: str, ts: float) -> list[str]:
+    """What lua/take_run.lua fills with an input's JSON pieces: the run_started event cut
+    around the input id and the attempt, then the user transcript entry cut around the text,
+    the ts and the input id. Built from the models, so the script writes exactly what
+    `dump_event` and `transcript_json` would."""
+    started = RunStarted(worker_id=worker_id, ts=ts, run_id=run_id, input_id="x", attempt=1)
+    user = TranscriptEntry(role=TranscriptRole.USER, text="", ts=0.0, run_id=run_id, input_id="x")
+    return [
+        *holes(dump_event(started), ("input_id", "x"), ("attempt", 1)),
+        *holes(transcript_json(user), ("text", ""), ("ts", 0.0), ("input_id", "x")),
+    ]
+
+
+def history(newest_first: str) -> list[tuple[str, str]]:
+    """(role, text) of a JSON array of transcript entries, oldest first: all a turn's history
+    needs."""
+    entries = json.loads(newest_first)
+    return [(str(entry["role"]), str(entry["text"])) for entry in reversed(entries)]
 
 
 # -- cursors ---------------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ _UNAVAILABLE_PREFIXES = (
     "LOADING",
     "BUSY ",  # another script runs too long; not BUSYGROUP
 )
-_TRANSPORT_ERRORS = (rex.ConnectionError, rex.TimeoutError, ConnectionError, TimeoutError)
+TRANSPORT_ERRORS = (rex.ConnectionError, rex.TimeoutError, ConnectionError, TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,7 @@ class Scripts:
     release: AsyncScript
     next_input: AsyncScript
     begin_run: AsyncScript
+    take_run: AsyncScript
     append: AsyncScript
     finish_run: AsyncScript
     read_events: AsyncScript
@@ -90,6 +91,8 @@ def check(reply: Any, worker_id: str = "") -> list[Any]:
         raise LeaseLost(f"worker {worker_id} is at epoch {detail} now")
     if status == "worker_exists":
         raise InvalidInput(f"worker {worker_id} exists already")
+    if status == "unknown_profile":
+        raise InvalidInput(f"unknown profile {detail!r}")
     raise RuntimeError(f"unexpected script reply {status!r} for worker {worker_id}")
 
 
@@ -111,7 +114,7 @@ def translate_errors(
     async def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return await method(self, *args, **kwargs)
-        except (*_TRANSPORT_ERRORS, rex.ReadOnlyError) as exc:
+        except (*TRANSPORT_ERRORS, rex.ReadOnlyError) as exc:
             raise unavailable(self.runtime_id, exc) from None
         except rex.ResponseError as exc:
             if str(exc).startswith(_UNAVAILABLE_PREFIXES):

@@ -18,10 +18,12 @@ multitasking and cancellation cheap and atomic:
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from shared.errors import WorkerNotFound
 from shared.events import Event
 from shared.models import (
     MemberInfo,
@@ -66,6 +68,25 @@ class WorkerRecord:
         return self.next_seq - self.done_seq
 
 
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """What a Worker listing shows of one Worker."""
+
+    worker_id: str
+    display_name: str
+    profile: str
+    state: WorkerState
+    created_at: float
+
+
+@dataclass(frozen=True)
+class RecordAt:
+    """A Worker's record and the cursor of its newest event when the record was read."""
+
+    record: WorkerRecord
+    cursor: str
+
+
 @dataclass(frozen=True)
 class QueuedInput:
     """One entry of a Worker's input stream, as a host reads it."""
@@ -86,6 +107,8 @@ class Submission:
     seq: int
     duplicate: bool
     host: str | None
+    hinted: bool = False  # the host needs no ring: the store hinted it (`Store.hints`) or the
+    # Worker was busy already (its host's drain takes the input after the run it is on)
 
 
 @dataclass(frozen=True)
@@ -106,8 +129,20 @@ class RunClaim:
 
 
 @dataclass(frozen=True)
+class TakenRun:
+    """`take_run`'s answer: the input, its run's claim and the history its turn needs: (role,
+    text) of the newest transcript entries, oldest first (this input's own entry last)."""
+
+    item: QueuedInput
+    claim: RunClaim
+    history: list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
 class RunOutcome:
-    """What `finish_run` writes after the run's deltas: final text, usage and the result."""
+    """What `finish_run` writes after the run's deltas: final text, usage and the result.
+    `deltas`: the run's last `text_delta` events not written yet; `finish_run` writes them
+    first, so the end of an answer costs one write, not two."""
 
     result: RunResult
     text: str
@@ -116,6 +151,7 @@ class RunOutcome:
     reason: str | None = None
     error_code: str | None = None
     error_message: str | None = None
+    deltas: tuple[Event, ...] = ()
 
 
 class Store(ABC):
@@ -127,12 +163,31 @@ class Store(ABC):
     async def create_worker(self, record: WorkerRecord) -> WorkerRecord:
         """Persist a new Worker in state `pending` and write its first `state_changed`."""
 
+    async def create(self, record: WorkerRecord) -> RecordAt:
+        """`create_worker`, answering the cursor of the Worker's first event too (a client that
+        reads on from it misses nothing); a fleet store also has a member take the Worker."""
+        created = await self.create_worker(record)
+        return RecordAt(created, await self.last_cursor(created.worker_id))
+
+    async def get_worker_at(self, worker_id: str) -> RecordAt:
+        """`get_worker` with the newest event's cursor (`last_cursor`), read together where the
+        store can."""
+        record = await self.get_worker(worker_id)
+        return RecordAt(record, await self.last_cursor(worker_id))
+
     @abstractmethod
     async def get_worker(self, worker_id: str) -> WorkerRecord:
         """Raise `WorkerNotFound` when there is no such Worker (or its retention expired)."""
 
     @abstractmethod
     async def list_workers(self) -> list[WorkerRecord]: ...
+
+    async def listing(self) -> list[Listed]:
+        """`list_workers` reduced to what a listing shows (stores may read only that)."""
+        return [
+            Listed(r.worker_id, r.display_name, r.profile, r.state, r.created_at)
+            for r in await self.list_workers()
+        ]
 
     @abstractmethod
     async def request_stop(self, worker_id: str) -> WorkerRecord:
@@ -157,11 +212,20 @@ class Store(ABC):
 
     @abstractmethod
     async def submit_input(
-        self, worker_id: str, text: str, input_id: str, strategy: Strategy, ts: float
+        self,
+        worker_id: str,
+        text: str,
+        input_id: str,
+        strategy: Strategy | None,
+        ts: float,
+        *,
+        default_strategies: Mapping[str, Strategy] | None = None,
     ) -> Submission:
-        """One atomic step: the Worker exists (`WorkerNotFound`) and is live (`WorkerStopped`);
-        a known `input_id` answers its first Submission with `duplicate=True`; `reject` refuses a
-        busy Worker (`WorkerBusy`); `interrupt` cancels everything unfinished; then the input is
+        """One atomic step: the Worker exists (`WorkerNotFound`); strategy None means its
+        profile's default, looked up in `default_strategies` (profile name → strategy; a profile
+        missing there is `InvalidInput`); the Worker is live (`WorkerStopped`); a known
+        `input_id` answers its first Submission with `duplicate=True`; `reject` refuses a busy
+        Worker (`WorkerBusy`); `interrupt` cancels everything unfinished; then the input is
         appended to the input stream and its `user_message` event written."""
 
     @abstractmethod
@@ -181,6 +245,16 @@ class Store(ABC):
     ) -> tuple[list[str], str]:
         """Wait up to `timeout_ms` for hints after `last_id`; return Worker ids and the new id."""
 
+    publishes_hints = False
+    """Whether `submit_input` hints a listening host itself (`hints`, `Submission.hinted`)."""
+
+    async def hints(self, member_id: str) -> AsyncIterator[tuple[str, bool]]:
+        """The hints published for this member while it listens (stores that publish them): the
+        Worker id, and whether its new input interrupts the running one. A hint nobody listened
+        to went to the doorbell instead."""
+        return
+        yield
+
     # -- leases and host-side writes (fenced by epoch) -----------------------------------------
 
     @abstractmethod
@@ -196,6 +270,12 @@ class Store(ABC):
     async def release(self, worker_id: str, member_id: str, epoch: int) -> None:
         """Give the lease back at once (graceful stop), so another member can take over."""
 
+    async def release_many(self, leases: Mapping[str, int], member_id: str) -> None:
+        """`release` for many Workers (worker id → epoch), in one step where the store can."""
+        for worker_id, epoch in leases.items():
+            with contextlib.suppress(WorkerNotFound):
+                await self.release(worker_id, member_id, epoch)
+
     @abstractmethod
     async def next_input(self, worker_id: str, member_id: str, epoch: int) -> QueuedInput | None:
         """The oldest unacknowledged input, claiming it from a previous host if need be; None
@@ -209,6 +289,24 @@ class Store(ABC):
         run already finished (a redelivery). Otherwise bump the attempt count when this seq was
         started before, set state `running`, write the transcript's user entry (first attempt
         only) and the `run_started` event."""
+
+    async def take_run(
+        self, worker_id: str, member_id: str, epoch: int, run_id: str, ts: float, history: int
+    ) -> TakenRun | None:
+        """`next_input` and `begin_run` (skipping redeliveries of finished runs), with the newest
+        `history` transcript entries; None when nothing is left to run. Stores may do it all in
+        one step: it is a host's hot path."""
+        while True:
+            item = await self.next_input(worker_id, member_id, epoch)
+            if item is None:
+                return None
+            claim = await self.begin_run(worker_id, epoch, item, run_id, ts)
+            if claim is not None:
+                break
+        entries = []
+        if history > 0:
+            entries = (await self.read_transcript(worker_id, history, None)).entries
+        return TakenRun(item, claim, [(entry.role.value, entry.text) for entry in entries])
 
     @abstractmethod
     async def append_events(self, worker_id: str, epoch: int, events: Sequence[Event]) -> str:
@@ -224,8 +322,37 @@ class Store(ABC):
         `stopped` when draining a stop), and the input's acknowledgement. Returns the cursor of
         `run_finished`."""
 
+    async def complete_run(
+        self,
+        worker_id: str,
+        epoch: int,
+        item: QueuedInput,
+        outcome: RunOutcome,
+        ts: float,
+        *,
+        run_id: str,
+    ) -> bool:
+        """`finish_run` for the host that ran `run_id`; answers whether more inputs may be
+        waiting (True when the store cannot tell cheaply)."""
+        await self.finish_run(worker_id, epoch, item, outcome, ts)
+        return True
+
     @abstractmethod
     async def is_cancelled(self, worker_id: str, seq: int) -> bool: ...
+
+    async def pending_work(self, worker_ids: Sequence[str]) -> set[str]:
+        """The Workers among these with inputs accepted and not finished, or that vanished: all
+        a host's sweep has to look at (stores that can answer for many in one step do)."""
+        found: set[str] = set()
+        for worker_id in worker_ids:
+            try:
+                record = await self.get_worker(worker_id)
+            except WorkerNotFound:
+                found.add(worker_id)
+                continue
+            if record.queue_depth > 0:
+                found.add(worker_id)
+        return found
 
     # -- readers -------------------------------------------------------------------------------
 
@@ -240,6 +367,13 @@ class Store(ABC):
         self, worker_id: str, after: str, limit: int, timeout_ms: int
     ) -> list[Event]:
         """As `read_events`, waiting up to `timeout_ms` for the first one."""
+
+    async def tail_events(
+        self, worker_id: str, after: str, limit: int, timeout_ms: int
+    ) -> list[Event]:
+        """`wait_events` for a follower whose `after` is the cursor of its own previous read:
+        a store may skip checking it again before it waits."""
+        return await self.wait_events(worker_id, after, limit, timeout_ms)
 
     @abstractmethod
     async def last_cursor(self, worker_id: str) -> str:

@@ -12,7 +12,7 @@ import bisect
 import contextlib
 import dataclasses
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from runtime_worker import scope as scopes
@@ -29,6 +29,7 @@ from runtime_worker.store.cursor import CursorClock, parse_cursor
 from runtime_worker.store.outcome import final_events, final_state, transcript_for
 from shared.errors import (
     CursorExpired,
+    InvalidInput,
     LeaseLost,
     ScopeConflict,
     WorkerBusy,
@@ -199,10 +200,21 @@ class MemoryStore(Store):
     # -- input path ------------------------------------------------------------------------------
 
     async def submit_input(
-        self, worker_id: str, text: str, input_id: str, strategy: Strategy, ts: float
+        self,
+        worker_id: str,
+        text: str,
+        input_id: str,
+        strategy: Strategy | None,
+        ts: float,
+        *,
+        default_strategies: Mapping[str, Strategy] | None = None,
     ) -> Submission:
         worker = self._get(worker_id)
         record = worker.record
+        if strategy is None:
+            strategy = (default_strategies or {}).get(record.profile)
+            if strategy is None:
+                raise InvalidInput(f"unknown profile {record.profile!r}")
         if record.state not in LIVE_STATES:
             raise WorkerStopped(f"worker {worker_id} is {record.state.value}")
         known = worker.input_ids.get(input_id)
@@ -363,9 +375,9 @@ class MemoryStore(Store):
         worker = self._fenced(worker_id, epoch)
         record = worker.record
         cursor = ""
-        for event in final_events(record, item, outcome, ts):
+        for event in final_events(worker_id, record.run_id, item, outcome, ts):
             cursor = self._emit(worker, event)
-        self._note(worker, transcript_for(record, item, outcome, ts))
+        self._note(worker, transcript_for(record.run_id, item, outcome, ts))
         usage = record.usage
         usage.input_tokens += outcome.input_tokens
         usage.output_tokens += outcome.output_tokens
@@ -388,6 +400,14 @@ class MemoryStore(Store):
 
     async def is_cancelled(self, worker_id: str, seq: int) -> bool:
         return seq <= self._get(worker_id).record.cancel_upto
+
+    async def pending_work(self, worker_ids: Sequence[str]) -> set[str]:
+        found = set()
+        for worker_id in worker_ids:
+            worker = self._workers.get(worker_id)
+            if worker is None or worker.record.queue_depth > 0:
+                found.add(worker_id)
+        return found
 
     # -- readers ---------------------------------------------------------------------------------
 

@@ -14,16 +14,12 @@ _NOTICES = {
 
 
 def final_events(
-    record: WorkerRecord, item: QueuedInput, outcome: RunOutcome, ts: float
+    worker_id: str, run_id: str | None, item: QueuedInput, outcome: RunOutcome, ts: float
 ) -> list[Event]:
-    """`error` (when there is one), `text_done`, `usage`, `run_finished`, in that order."""
-    ids = {
-        "worker_id": record.worker_id,
-        "ts": ts,
-        "run_id": record.run_id,
-        "input_id": item.input_id,
-    }
-    events: list[Event] = []
+    """The text deltas the run had not written yet (`outcome.deltas`), then `error` (when there
+    is one), `text_done`, `usage`, `run_finished`, in that order."""
+    ids = {"worker_id": worker_id, "ts": ts, "run_id": run_id, "input_id": item.input_id}
+    events: list[Event] = list(outcome.deltas)
     if outcome.error_code:
         events.append(
             ErrorEvent(
@@ -39,7 +35,7 @@ def final_events(
 
 
 def transcript_for(
-    record: WorkerRecord, item: QueuedInput, outcome: RunOutcome, ts: float
+    run_id: str | None, item: QueuedInput, outcome: RunOutcome, ts: float
 ) -> TranscriptEntry:
     """The assistant's answer (a partial one marked by `result`), or a notice if it said nothing."""
     if outcome.text or outcome.result is RunResult.FINISHED:
@@ -53,7 +49,7 @@ def transcript_for(
         role=role,
         text=text,
         ts=ts,
-        run_id=record.run_id,
+        run_id=run_id,
         input_id=item.input_id,
         result=outcome.result,
     )

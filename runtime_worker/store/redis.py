@@ -10,24 +10,50 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from redis import exceptions as rex
 from redis.asyncio import Redis
 
 from runtime_worker.store import _redis_codec as codec
+from runtime_worker.store._redis_batch import (
+    CHUNK,
+    PLACEMENT_FIELDS,
+    Acquisition,
+    Call,
+    Placement,
+    evalsha,
+    evalsha_many,
+    hmget_many,
+    packed,
+    parse_acquisition,
+    parse_placement,
+    send_many,
+)
 from runtime_worker.store._redis_blocking import SOCKET_TIMEOUT_S, block_read, doorbell, ring
-from runtime_worker.store._redis_members import Members
+from runtime_worker.store._redis_client import make_client
+from runtime_worker.store._redis_members import Members, MemberView
+from runtime_worker.store._redis_pipeline import Pipeline
 from runtime_worker.store._redis_scope import ScopeClaims
-from runtime_worker.store._scripts import Scripts, answer, check, translate_errors
+from runtime_worker.store._scripts import (
+    TRANSPORT_ERRORS,
+    Scripts,
+    answer,
+    check,
+    translate_errors,
+    unavailable,
+)
 from runtime_worker.store.base import (
     CancelOutcome,
+    Listed,
     QueuedInput,
+    RecordAt,
     RunClaim,
     RunOutcome,
     Store,
     Submission,
+    TakenRun,
     WorkerRecord,
 )
 from runtime_worker.store.outcome import final_events, transcript_for
@@ -43,7 +69,7 @@ from shared.models import (
     TranscriptRole,
     WorkerState,
 )
-from shared.settings import Settings
+from shared.settings import MIN_EVENTS_MAXLEN, Settings
 from shared.timeutil import now_s
 
 log = logging.getLogger("yoi.store.redis")
@@ -52,6 +78,10 @@ CONNECT_TIMEOUT_S = 2.0
 APPROX_TRIM_FROM = 1000
 DEDUPE_WINDOW = 1000  # input ids remembered per generation (two generations are kept)
 COMPACT_MAX_ENTRIES = 100  # streams up to this length are rewritten compactly when idle
+PLACEMENT_MAXLEN = 1000  # placement hints kept (approximately): only hints, members sweep too
+LISTED_FIELDS = ("display_name", "profile", "state", "created_at")
+_STATES = {state.value: state for state in WorkerState}
+TRUSTED_PAGE = MIN_EVENTS_MAXLEN  # the fewest events trimming ever leaves: see `_follow`
 
 
 class RedisStore(Store):
@@ -74,6 +104,7 @@ class RedisStore(Store):
         self.settings = settings
         self.keys = Keys(namespace, runtime_id)
         self._scripts = Scripts.register(client)
+        self._pipeline = Pipeline(client)  # the hot scripts, batched under load
         self._scopes = ScopeClaims(client, self.keys, self._scripts)
         # A member counts as alive while its heartbeats keep coming within a lease TTL.
         self._members = Members(
@@ -86,7 +117,7 @@ class RedisStore(Store):
     def from_url(
         cls, url: str, *, namespace: str, runtime_id: str, settings: Settings
     ) -> RedisStore:
-        client = Redis.from_url(
+        client = make_client(
             url,
             decode_responses=True,
             socket_timeout=SOCKET_TIMEOUT_S,
@@ -98,6 +129,7 @@ class RedisStore(Store):
         )
 
     async def aclose(self) -> None:
+        await self._pipeline.aclose()
         if self._owns_client and not self._closed:
             self._closed = True
             await self.client.aclose()
@@ -124,16 +156,43 @@ class RedisStore(Store):
 
     # -- workers ---------------------------------------------------------------------------------
 
-    @translate_errors
     async def create_worker(self, record: WorkerRecord) -> WorkerRecord:
+        return (await self.create(record)).record
+
+    @translate_errors
+    async def create(self, record: WorkerRecord) -> RecordAt:
+        """One round trip: the script writing the record and first event, then the index entry
+        and the placement hint that has a member take the new Worker within milliseconds (a
+        hint lost with Redis is left to the members' sweep)."""
         record = dataclasses.replace(record, state=WorkerState.PENDING)
-        keys = self._worker_keys(record.worker_id)
-        event = StateChanged(worker_id=record.worker_id, ts=now_s(), state=record.state)
+        worker_id = record.worker_id
+        keys = self._worker_keys(worker_id).all()
+        event = StateChanged(worker_id=worker_id, ts=now_s(), state=record.state)
         pairs = [part for item in codec.record_fields(record).items() for part in item]
-        reply = await self._scripts.create(keys.all(), [self._maxlen, dump_event(event), *pairs])
-        check(reply, record.worker_id)
-        await answer(self.client.zadd(self.keys.workers(), {record.worker_id: record.created_at}))
-        return dataclasses.replace(record)
+        args = [self._maxlen, dump_event(event), *pairs]
+        # Redis runs them in this order: the index entry never names a record not written yet
+        # (`list_workers` drops index entries without a record).
+        index = packed("ZADD", self.keys.workers(), "NX", repr(record.created_at), worker_id)
+        hint = packed(
+            "XADD", self.keys.placement(), "MAXLEN", "~", PLACEMENT_MAXLEN, "*", "w", worker_id
+        )
+        reply, *rest = await send_many(
+            self.client, [evalsha(self._scripts.create.sha, keys, args), index, hint]
+        )
+        if isinstance(reply, rex.NoScriptError):  # Redis lost its scripts: load, then again
+            reply = await self._scripts.create(keys, args)
+            (cursor,) = check(reply, worker_id)
+            # The index entry went in before the record: a listing meanwhile may have dropped
+            # it (see `_unindex`), and the hint named a Worker not there yet. Both again.
+            rest = await send_many(self.client, [index, hint])
+        elif isinstance(reply, Exception):
+            raise reply
+        else:
+            (cursor,) = check(reply, worker_id)
+        for other in rest:
+            if isinstance(other, Exception):
+                raise other
+        return RecordAt(dataclasses.replace(record), str(cursor))
 
     @translate_errors
     async def get_worker(self, worker_id: str) -> WorkerRecord:
@@ -143,16 +202,80 @@ class RedisStore(Store):
         return codec.record_from_fields(fields)
 
     @translate_errors
+    async def get_worker_at(self, worker_id: str) -> RecordAt:
+        keys = self._worker_keys(worker_id)
+        newest_event = packed("XREVRANGE", keys.events, "+", "-", "COUNT", 1)
+        flat, newest = await send_many(self.client, [packed("HGETALL", keys.record), newest_event])
+        for reply in (flat, newest):
+            if isinstance(reply, Exception):
+                raise reply
+        if not flat:
+            raise WorkerNotFound(f"no worker {worker_id}")
+        record = codec.record_from_fields(dict(zip(flat[::2], flat[1::2], strict=True)))
+        return RecordAt(record, str(newest[0][0]) if newest else "0")
+
+    @translate_errors
     async def list_workers(self) -> list[WorkerRecord]:
-        worker_ids: list[str] = await answer(self.client.zrange(self.keys.workers(), 0, -1))
-        async with self.client.pipeline(transaction=False) as pipe:
-            for worker_id in worker_ids:
-                pipe.hgetall(self.keys.record(worker_id))
-            hashes: list[dict[str, str]] = await pipe.execute()
-        gone = [wid for wid, fields in zip(worker_ids, hashes, strict=True) if not fields]
-        if gone:  # retention expired their keys: drop them from the index lazily
-            await answer(self.client.zrem(self.keys.workers(), *gone))
+        worker_ids = await self._indexed()
+        hashes: list[dict[str, str]] = []
+        for start in range(0, len(worker_ids), CHUNK):
+            async with self.client.pipeline(transaction=False) as pipe:
+                for worker_id in worker_ids[start : start + CHUNK]:
+                    pipe.hgetall(self.keys.record(worker_id))
+                hashes.extend(await pipe.execute())
+        await self._unindex([w for w, fields in zip(worker_ids, hashes, strict=True) if not fields])
         return [codec.record_from_fields(fields) for fields in hashes if fields]
+
+    @translate_errors
+    async def listing(self) -> list[Listed]:
+        """Five fields of each record, not the whole hash: listing 10,000 Workers stays cheap."""
+        worker_ids = await self._indexed()
+        keys = [self.keys.record(worker_id) for worker_id in worker_ids]
+        rows = await hmget_many(self.client, keys, LISTED_FIELDS)
+        found: list[Listed] = []
+        gone: list[str] = []
+        for worker_id, (name, profile, state, created_at) in zip(worker_ids, rows, strict=True):
+            if state is None:
+                gone.append(worker_id)
+            else:
+                found.append(Listed(worker_id, name, profile, _STATES[state], float(created_at)))
+        await self._unindex(gone)
+        return found
+
+    @translate_errors
+    async def placements(self) -> list[Placement]:
+        """What placement needs of every Worker (state, host, epoch, queue depth, run), read
+        without the rest of the records: a member's sweep costs a few fields per Worker."""
+        worker_ids = await self._indexed()
+        keys = [self.keys.record(worker_id) for worker_id in worker_ids]
+        rows = await hmget_many(self.client, keys, PLACEMENT_FIELDS)
+        found: list[Placement] = []
+        gone: list[str] = []
+        for worker_id, row in zip(worker_ids, rows, strict=True):
+            placement = parse_placement(worker_id, row)
+            if placement is None:
+                gone.append(worker_id)
+            else:
+                found.append(placement)
+        await self._unindex(gone)
+        return found
+
+    async def _indexed(self) -> list[str]:
+        worker_ids: list[str] = await answer(self.client.zrange(self.keys.workers(), 0, -1))
+        return worker_ids
+
+    async def _unindex(self, gone: list[str]) -> None:
+        """Retention expired these Workers' keys: drop them from the index lazily. A Worker
+        whose record appears now was being created (`create` retried after Redis lost its
+        scripts indexes it before its record): it goes back, so none is lost from the index."""
+        if not gone:
+            return
+        await answer(self.client.zrem(self.keys.workers(), *gone))
+        keys = [self.keys.record(worker_id) for worker_id in gone]
+        rows = await hmget_many(self.client, keys, ("created_at",))
+        back = {w: float(row[0]) for w, row in zip(gone, rows, strict=True) if row[0] is not None}
+        if back:
+            await answer(self.client.zadd(self.keys.workers(), back))
 
     @translate_errors
     async def request_stop(self, worker_id: str) -> WorkerRecord:
@@ -177,22 +300,41 @@ class RedisStore(Store):
 
     @translate_errors
     async def submit_input(
-        self, worker_id: str, text: str, input_id: str, strategy: Strategy, ts: float
+        self,
+        worker_id: str,
+        text: str,
+        input_id: str,
+        strategy: Strategy | None,
+        ts: float,
+        *,
+        default_strategies: Mapping[str, Strategy] | None = None,
     ) -> Submission:
         keys = self._worker_keys(worker_id)
         event = UserMessage(worker_id=worker_id, ts=ts, input_id=input_id, text=text)
         args: list[Any] = [
             input_id,
-            strategy.value,
+            "" if strategy is None else strategy.value,
             codec.input_entry_tail(input_id, text, ts),
             dump_event(event),
             self._maxlen,
             DEDUPE_WINDOW,
+            *self.keys.bell_around,
+            worker_id,
         ]
-        seq, cursor, duplicate, host = check(
-            await self._scripts.submit(keys.all(), args), worker_id
+        if strategy is None:  # the script resolves the profile's default: no read before it
+            for profile, default in (default_strategies or {}).items():
+                args += [profile, default.value]
+        seq, cursor, duplicate, host, *hinted = check(
+            await self._pipeline.run(self._scripts.submit, keys.all(), args), worker_id
         )
-        return Submission(input_id, cursor, int(seq), duplicate=bool(duplicate), host=host or None)
+        return Submission(
+            input_id,
+            cursor,
+            int(seq),
+            duplicate=bool(duplicate),
+            host=host or None,
+            hinted=bool(hinted and int(hinted[0])),
+        )
 
     @translate_errors
     async def cancel(self, worker_id: str) -> CancelOutcome:
@@ -209,6 +351,23 @@ class RedisStore(Store):
         except (ValueError, rex.RedisError, OSError) as exc:
             log.warning("hint for member %s dropped (%s)", member_id, type(exc).__name__)
 
+    publishes_hints = True
+
+    async def hints(self, member_id: str) -> AsyncIterator[tuple[str, bool]]:
+        """Hints submit publishes on the member's channel (named as its doorbell stream): one
+        pushed message each, `<worker id>` or `<worker id>:interrupt`; no command per wake-up."""
+        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(self.keys.bell(member_id))
+            async for message in pubsub.listen():
+                if message.get("type") == "message":
+                    worker_id, _, kind = str(message["data"]).partition(":")
+                    yield worker_id, kind == "interrupt"
+        except (*TRANSPORT_ERRORS, rex.ReadOnlyError) as exc:
+            raise unavailable(self.runtime_id, exc) from None
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+
     @translate_errors
     async def doorbell(
         self, member_id: str, last_id: str, timeout_ms: int
@@ -220,26 +379,50 @@ class RedisStore(Store):
     @translate_errors
     async def acquire(self, worker_id: str, member_id: str, ttl_ms: int) -> int | None:
         keys = self._worker_keys(worker_id)
-        args: list[Any] = [member_id, max(ttl_ms, 0), *self._state_hole(worker_id), self._maxlen]
-        (epoch,) = check(await self._scripts.acquire(keys.all(), args), worker_id)
+        args = self._acquire_args(worker_id, member_id, ttl_ms)
+        reply = await self._scripts.acquire(keys.all(), args)
+        epoch = check(reply, worker_id)[0]
         return int(epoch) or None
 
     @translate_errors
+    async def acquire_many(
+        self, worker_ids: Sequence[str], member_id: str, ttl_ms: int
+    ) -> dict[str, Acquisition]:
+        """`acquire` for many Workers in one round trip. Each answer says what the new host needs
+        (taken), or who holds the lease and for how long (not taken); a Worker that does not
+        exist is left out."""
+        calls: list[tuple[str, Call]] = []
+        for worker_id in worker_ids:
+            keys = _keys_or_none(self.keys, worker_id)
+            if keys is not None:
+                args = self._acquire_args(worker_id, member_id, ttl_ms)
+                calls.append((worker_id, (keys.all(), args)))
+        replies = await evalsha_many(self.client, self._scripts.acquire, [c for _, c in calls])
+        answers: dict[str, Acquisition] = {}
+        for (worker_id, _), reply in zip(calls, replies, strict=True):
+            acquisition = parse_acquisition(reply)
+            if acquisition is not None:
+                answers[worker_id] = acquisition
+        return answers
+
+    def _acquire_args(self, worker_id: str, member_id: str, ttl_ms: int) -> list[Any]:
+        return [member_id, max(ttl_ms, 0), *self._state_hole(worker_id), self._maxlen]
+
+    @translate_errors
     async def renew(self, member_id: str, leases: dict[str, int], ttl_ms: int) -> dict[str, bool]:
-        """One round trip for all of a member's leases: a pipeline of compare-and-set scripts."""
+        """One round trip per thousand leases: a pipeline of compare-and-set scripts."""
         result = dict.fromkeys(leases, False)
-        pairs = [(wid, keys) for wid in leases if (keys := _keys_or_none(self.keys, wid))]
-        if not pairs:
+        ttl = max(ttl_ms, 0)
+        valid: list[str] = []
+        calls: list[Call] = []
+        for worker_id, epoch in leases.items():
+            keys = _keys_or_none(self.keys, worker_id)
+            if keys is not None:
+                valid.append(worker_id)
+                calls.append(((keys.record, keys.lease), (member_id, epoch, ttl)))
+        if not calls:
             return result
-        async with self.client.pipeline(transaction=False) as pipe:
-            for worker_id, keys in pairs:
-                await self._scripts.renew(
-                    [keys.record, keys.lease],
-                    [member_id, leases[worker_id], max(ttl_ms, 0)],
-                    client=pipe,
-                )
-            replies = await pipe.execute()
-        valid = [worker_id for worker_id, _ in pairs]
+        replies = await evalsha_many(self.client, self._scripts.renew, calls)
         result.update({wid: bool(ok) for wid, ok in zip(valid, replies, strict=True)})
         return result
 
@@ -247,6 +430,28 @@ class RedisStore(Store):
     async def release(self, worker_id: str, member_id: str, epoch: int) -> None:
         keys = self._worker_keys(worker_id)
         await self._scripts.release([keys.record, keys.lease], [member_id, epoch])
+
+    @translate_errors
+    async def release_many(self, leases: Mapping[str, int], member_id: str) -> None:
+        calls: list[Call] = []
+        for worker_id, epoch in leases.items():
+            keys = _keys_or_none(self.keys, worker_id)
+            if keys is not None:
+                calls.append(((keys.record, keys.lease), (member_id, epoch)))
+        await evalsha_many(self.client, self._scripts.release, calls)
+
+    @translate_errors
+    async def pending_work(self, worker_ids: Sequence[str]) -> set[str]:
+        """Two fields of each record, pipelined: a sweep over thousands of idle Workers costs
+        one round trip per thousand and starts nothing."""
+        valid = [w for w in worker_ids if _keys_or_none(self.keys, w) is not None]
+        keys = [self.keys.record(worker_id) for worker_id in valid]
+        rows = await hmget_many(self.client, keys, ("next_seq", "done_seq"))
+        return {
+            worker_id
+            for worker_id, (next_seq, done_seq) in zip(valid, rows, strict=True)
+            if next_seq is None or int(next_seq) > int(done_seq or 0)
+        }
 
     @translate_errors
     async def next_input(self, worker_id: str, member_id: str, epoch: int) -> QueuedInput | None:
@@ -300,10 +505,47 @@ class RedisStore(Store):
         return RunClaim(run_id, int(attempt), bool(cancelled), cursor)
 
     @translate_errors
+    async def take_run(
+        self, worker_id: str, member_id: str, epoch: int, run_id: str, ts: float, history: int
+    ) -> TakenRun | None:
+        keys = self._worker_keys(worker_id)
+        args: list[Any] = [
+            member_id,
+            epoch,
+            run_id,
+            max(history, 0),
+            *self._state_hole(worker_id),
+            self._maxlen,
+            *codec.take_templates(worker_id, run_id, ts),
+        ]
+        made_group = False
+        while True:
+            reply = await self._pipeline.run(self._scripts.take_run, keys.all(), args)
+            if reply[0] == "no_group" and not made_group:
+                await self._create_group(keys.inputs)
+                made_group = True
+                continue
+            found = check(reply, worker_id)
+            if not found:
+                return None
+            item = codec.parse_input(found[0], found[1])
+            if len(found) > 2:
+                _, _, attempt, cancelled, cursor, history_json = found
+                claim = RunClaim(run_id, int(attempt), bool(cancelled), cursor)
+                return TakenRun(item, claim, codec.history(history_json))
+            # An entry of another layout: the slow path, one step at a time.
+            begun = await self.begin_run(worker_id, epoch, item, run_id, ts)
+            if begun is not None:
+                page = await self.read_transcript(worker_id, history, None) if history > 0 else None
+                entries = page.entries if page is not None else []
+                return TakenRun(item, begun, [(e.role.value, e.text) for e in entries])
+
+    @translate_errors
     async def append_events(self, worker_id: str, epoch: int, events: Sequence[Event]) -> str:
         keys = self._worker_keys(worker_id)
         args: list[Any] = [epoch, self._maxlen, *(dump_event(event) for event in events)]
-        (cursor,) = check(await self._scripts.append(keys.all(), args), worker_id)
+        reply = await self._pipeline.run(self._scripts.append, keys.all(), args)
+        (cursor,) = check(reply, worker_id)
         return str(cursor)
 
     @translate_errors
@@ -314,7 +556,33 @@ class RedisStore(Store):
         record = await self.get_worker(worker_id)
         if record.epoch != epoch:
             raise LeaseLost(f"worker {worker_id} is at epoch {record.epoch}, not {epoch}")
-        entry = transcript_for(record, item, outcome, ts)
+        cursor, _ = await self._finish(worker_id, epoch, item, outcome, ts, record.run_id)
+        return cursor
+
+    @translate_errors
+    async def complete_run(
+        self,
+        worker_id: str,
+        epoch: int,
+        item: QueuedInput,
+        outcome: RunOutcome,
+        ts: float,
+        *,
+        run_id: str,
+    ) -> bool:
+        _, more = await self._finish(worker_id, epoch, item, outcome, ts, run_id)
+        return more
+
+    async def _finish(
+        self,
+        worker_id: str,
+        epoch: int,
+        item: QueuedInput,
+        outcome: RunOutcome,
+        ts: float,
+        run_id: str | None,
+    ) -> tuple[str, bool]:
+        entry = transcript_for(run_id, item, outcome, ts)
         args: list[Any] = [
             epoch,
             item.seq,
@@ -328,11 +596,12 @@ class RedisStore(Store):
             self._maxlen,
             self.settings.retention_s,
             COMPACT_MAX_ENTRIES,
-            *(dump_event(event) for event in final_events(record, item, outcome, ts)),
+            *(dump_event(event) for event in final_events(worker_id, run_id, item, outcome, ts)),
         ]
         keys = self._worker_keys(worker_id)
-        (cursor,) = check(await self._scripts.finish_run(keys.all(), args), worker_id)
-        return str(cursor)
+        reply = await self._pipeline.run(self._scripts.finish_run, keys.all(), args)
+        cursor, more = check(reply, worker_id)
+        return str(cursor), bool(more)
 
     @translate_errors
     async def is_cancelled(self, worker_id: str, seq: int) -> bool:
@@ -351,7 +620,9 @@ class RedisStore(Store):
         if after is not None:
             position = codec.stream_id(after)
             args = [codec.format_id(position), position[0], position[1]]
-        reply = await self._scripts.read_events(keys.all(), [*args, max(limit, 0)])
+        reply = await self._pipeline.run(
+            self._scripts.read_events, keys.all(), [*args, max(limit, 0)]
+        )
         entries, head, trimmed = check(reply, worker_id)
         if position is not None and trimmed:
             oldest = codec.just_before(head)
@@ -368,12 +639,25 @@ class RedisStore(Store):
         events = await self.read_events(worker_id, after, limit)
         if events or timeout_ms <= 0:
             return events
+        return await self._follow(worker_id, after, limit, timeout_ms)
+
+    @translate_errors
+    async def tail_events(
+        self, worker_id: str, after: str, limit: int, timeout_ms: int
+    ) -> list[Event]:
+        return await self._follow(worker_id, after, limit, timeout_ms)
+
+    async def _follow(self, worker_id: str, after: str, limit: int, timeout_ms: int) -> list[Event]:
+        """One blocking read after `after`; its entries are the answer when it cannot have
+        skipped any: trimming leaves at least `events_maxlen` entries, never fewer than
+        TRUSTED_PAGE, so a read after a trimmed-away cursor answers a full page. A full page, or
+        nothing (the Worker may be gone), is read again through the script, which tells."""
         key = self._worker_keys(worker_id).events
         position = codec.format_id(codec.stream_id(after))
-        if await block_read(self.client, key, position, 1, timeout_ms):
-            # Read again through the script: it tells a cursor trimmed away meanwhile.
-            return await self.read_events(worker_id, after, limit)
-        return []
+        entries = await block_read(self.client, key, position, TRUSTED_PAGE, timeout_ms)
+        if 0 < len(entries) < TRUSTED_PAGE:
+            return [codec.event_from_entry(entry_id, raw["e"]) for entry_id, raw in entries[:limit]]
+        return await self.read_events(worker_id, after, limit)
 
     @translate_errors
     async def last_cursor(self, worker_id: str) -> str:
@@ -421,6 +705,16 @@ class RedisStore(Store):
     @translate_errors
     async def members(self) -> list[MemberInfo]:
         return await self._members.list()
+
+    @translate_errors
+    async def member_views(self) -> list[MemberView]:
+        """`members`, each with how long it has been silent (placement times deaths by it)."""
+        return await self._members.views()
+
+    @property
+    def member_alive_ms(self) -> int:
+        """How long a member counts as alive after its last heartbeat."""
+        return self._members.alive_ms
 
     @translate_errors
     async def ping(self) -> None:

@@ -360,3 +360,122 @@ async def test_delegation_subset(store: Store) -> None:
     await store.release_scope(parent.worker_id)
     await store.release_scope(child)
     await store.claim_scope(new_id(), [ScopeEntry(path="/repo", mode=W)], None)
+
+
+# -- the host's hot path: take_run and complete_run ------------------------------------------------
+
+
+async def test_take_run_starts_the_oldest_input_with_its_history(store: Store) -> None:
+    record, epoch = await _hosted(store)
+    await _submit(store, record.worker_id, "first")
+    await _run_once(store, record.worker_id, epoch, "answer one")
+    sub = await _submit(store, record.worker_id, 'second "quoted" ünïcode \\ text')
+    run_id = new_id()
+    taken = await store.take_run(record.worker_id, MEMBER, epoch, run_id, now_s(), 10)
+    assert taken is not None
+    assert (taken.item.seq, taken.item.input_id) == (sub.seq, sub.input_id)
+    assert taken.item.text == 'second "quoted" ünïcode \\ text'
+    assert (taken.claim.run_id, taken.claim.attempt, taken.claim.cancelled) == (run_id, 1, False)
+    assert taken.history == [
+        ("user", "first"),
+        ("assistant", "answer one"),
+        ("user", 'second "quoted" ünïcode \\ text'),
+    ]
+    events = await store.read_events(record.worker_id, sub.cursor, 100)
+    started = [e for e in events if e.type == "run_started"]
+    assert len(started) == 1 and started[0].cursor == taken.claim.cursor
+    assert (started[0].run_id, started[0].input_id) == (run_id, sub.input_id)
+    got = await store.get_worker(record.worker_id)
+    assert got.state is WorkerState.RUNNING and got.run_id == run_id
+    user = (await store.read_transcript(record.worker_id, 1, None)).entries[0]
+    assert (user.role, user.text, user.input_id, user.run_id) == (
+        TranscriptRole.USER,
+        taken.item.text,
+        sub.input_id,
+        run_id,
+    )
+    assert user.ts == taken.item.ts
+
+
+async def test_take_run_skips_finished_redeliveries_and_sees_cancels(store: Store) -> None:
+    record, epoch = await _hosted(store)
+    assert await store.take_run(record.worker_id, MEMBER, epoch, new_id(), now_s(), 5) is None
+    first = await _submit(store, record.worker_id)
+    await store.cancel(record.worker_id)
+    taken = await store.take_run(record.worker_id, MEMBER, epoch, new_id(), now_s(), 0)
+    assert taken is not None and taken.item.seq == first.seq
+    assert taken.claim.cancelled and taken.history == []
+    await store.finish_run(
+        record.worker_id, epoch, taken.item, RunOutcome(RunResult.CANCELLED, ""), now_s()
+    )
+    assert await store.take_run(record.worker_id, MEMBER, epoch, new_id(), now_s(), 5) is None
+
+
+async def test_take_run_again_by_the_next_host_is_attempt_two(store: Store) -> None:
+    record, epoch = await _hosted(store)
+    await _submit(store, record.worker_id)
+    first = await store.take_run(record.worker_id, MEMBER, epoch, new_id(), now_s(), 5)
+    await store.release(record.worker_id, MEMBER, epoch)
+    epoch2 = await store.acquire(record.worker_id, "m2", 60_000)
+    assert epoch2 is not None and first is not None
+    with pytest.raises(LeaseLost):
+        await store.take_run(record.worker_id, MEMBER, epoch, new_id(), now_s(), 5)
+    again = await store.take_run(record.worker_id, "m2", epoch2, new_id(), now_s(), 5)
+    assert again is not None and again.item.input_id == first.item.input_id
+    assert (first.claim.attempt, again.claim.attempt) == (1, 2)
+    assert [role for role, _ in again.history] == ["user"]  # written once
+
+
+async def test_complete_run_writes_pending_deltas_first_and_tells_what_is_left(
+    store: Store,
+) -> None:
+    record, epoch = await _hosted(store)
+    sub = await _submit(store, record.worker_id, "one")
+    await _submit(store, record.worker_id, "two")
+    taken = await store.take_run(record.worker_id, MEMBER, epoch, new_id(), now_s(), 5)
+    assert taken is not None
+    tail = TextDelta(
+        worker_id=record.worker_id,
+        ts=now_s(),
+        run_id=taken.claim.run_id,
+        input_id=taken.item.input_id,
+        text="the tail",
+    )
+    outcome = RunOutcome(RunResult.FINISHED, "the tail", 2, 1, deltas=(tail,))
+    more = await store.complete_run(
+        record.worker_id, epoch, taken.item, outcome, now_s(), run_id=taken.claim.run_id
+    )
+    assert more  # "two" waits
+    events = [e for e in await store.read_events(record.worker_id, sub.cursor, 100)]
+    kinds = [e.type for e in events if e.type not in ("state_changed", "user_message")]
+    assert kinds == ["run_started", "text_delta", "text_done", "usage", "run_finished"]
+    finished = next(e for e in events if e.type == "run_finished")
+    assert finished.run_id == taken.claim.run_id and finished.input_id == sub.input_id
+    last = await store.take_run(record.worker_id, MEMBER, epoch, new_id(), now_s(), 5)
+    assert last is not None and last.item.text == "two"
+    done = RunOutcome(RunResult.FINISHED, "")
+    more = await store.complete_run(
+        record.worker_id, epoch, last.item, done, now_s(), run_id=last.claim.run_id
+    )
+    got = await store.get_worker(record.worker_id)
+    assert got.state is WorkerState.IDLE and got.queue_depth == 0
+    assert await store.take_run(record.worker_id, MEMBER, epoch, new_id(), now_s(), 5) is None
+
+
+async def test_submit_without_a_strategy_takes_the_profiles_default(store: Store) -> None:
+    record, _ = await _hosted(store)  # profile "assistant"
+
+    async def submit(worker_id: str, defaults: dict[str, Strategy]) -> None:
+        await store.submit_input(
+            worker_id, "hi", new_id(), None, now_s(), default_strategies=defaults
+        )
+
+    await submit(record.worker_id, {"assistant": Strategy.REJECT, "other": Strategy.ENQUEUE})
+    with pytest.raises(WorkerBusy):
+        await submit(record.worker_id, {"assistant": Strategy.REJECT})
+    await submit(record.worker_id, {"assistant": Strategy.ENQUEUE})
+    assert (await store.get_worker(record.worker_id)).queue_depth == 2
+    with pytest.raises(InvalidInput):
+        await submit(record.worker_id, {"other": Strategy.ENQUEUE})
+    with pytest.raises(WorkerNotFound):
+        await submit(new_id(), {"assistant": Strategy.ENQUEUE})

@@ -202,12 +202,14 @@ def event_payloads(messages: list[Message]) -> list[dict[str, Any]]:
 
 
 class BlockingReads:
-    """Counts concurrent long-polling `Runtime.events` calls: the store readers at work."""
+    """Counts concurrent blocking reads (long-polling `Runtime.events` calls and `Runtime.tail`
+    calls): the store readers at work."""
 
     def __init__(self, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
         self.now = 0
         self.most = 0
         real = runtime.events
+        real_tail = runtime.tail
 
         async def counted(
             worker_id: str, *, after: str | None = None, limit: int = 100, wait_ms: int = 0
@@ -220,7 +222,18 @@ class BlockingReads:
             finally:
                 self.now -= blocking
 
+        async def counted_tail(
+            worker_id: str, *, after: str, limit: int, wait_ms: int
+        ) -> EventPage:
+            self.now += 1
+            self.most = max(self.most, self.now)
+            try:
+                return await real_tail(worker_id, after=after, limit=limit, wait_ms=wait_ms)
+            finally:
+                self.now -= 1
+
         monkeypatch.setattr(runtime, "events", counted)
+        monkeypatch.setattr(runtime, "tail", counted_tail)
 
 
 def ran(input_id: str) -> Callable[[list[Message]], bool]:

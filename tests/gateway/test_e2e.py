@@ -145,6 +145,12 @@ async def drop_and_resume(client: httpx.AsyncClient, base: str, runtime_id: str)
     created = await client.post(workers, json={"display_name": "e2e"}, headers=AUTH)
     assert created.status_code == 201, created.text
     worker = f"{workers}/{created.json()['worker_id']}"
+
+    async def hosted() -> bool:  # a fleet member takes the Worker (its state_changed) on its own
+        detail = (await client.get(worker, headers=AUTH)).json()
+        return bool(detail["state"] != "pending")
+
+    await wait_until(hosted, what="a member hosting the new worker")
     head = (await client.get(f"{worker}/events?after=now", headers=AUTH)).json()["cursor"]
     ticket = (await client.post(f"{worker}/stream-ticket", headers=AUTH)).json()["ticket"]
 

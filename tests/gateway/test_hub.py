@@ -26,8 +26,8 @@ def delta(cursor: str, text: str = "x") -> TextDelta:
 
 
 class ScriptedRuntime:
-    """Answers `events` from a script: the hub's start (`after="now"`), its long polls
-    (`wait_ms > 0`) and the connections' catch-up pages."""
+    """Answers `events` and `tail` from a script: the hub's start (`after="now"`), its blocking
+    reads (`tail`, or `events` with `wait_ms > 0`) and the connections' catch-up pages."""
 
     runtime_id = "scripted"
 
@@ -55,6 +55,9 @@ class ScriptedRuntime:
         if isinstance(answer, YoiError):
             raise answer
         return answer
+
+    async def tail(self, worker_id: str, *, after: str, limit: int, wait_ms: int) -> EventPage:
+        return await self.events(worker_id, after=after, limit=limit, wait_ms=max(wait_ms, 1))
 
 
 def make_hubs(capacity: int = 100) -> tuple[Hubs, Metrics]:

@@ -54,6 +54,40 @@ local function ack(inputs, entry_id)
   end
 end
 
+-- Start (an attempt of) the run of the input `seq` of entry `entry_id` (keys in WorkerKeys
+-- order). nil when its run finished already (a redelivery: acknowledged). Else the attempt,
+-- whether the input is cancelled (0/1) and the run_started cursor. `user()` makes the
+-- transcript's user entry (first attempt only), `started(attempt)` the run_started event.
+local function start_run(keys, seq, entry_id, run_id, input_id, user, started, state, maxlen)
+  local w, inputs, ev, tr = keys[1], keys[2], keys[3], keys[4]
+  local rec = redis.call(
+    'HMGET', w, 'done_seq', 'run_seq', 'run_attempt', 'state', 'cancel_upto', 'transcript_maxlen')
+  if seq <= tonumber(rec[1]) then
+    ack(inputs, entry_id)
+    return nil
+  end
+  local first = tonumber(rec[2]) ~= seq
+  local attempt = 1
+  if not first then
+    attempt = tonumber(rec[3]) + 1
+  end
+  redis.call('HSET', w, 'run_seq', seq, 'run_attempt', attempt, 'run_id', run_id,
+    'run_input_id', input_id)
+  if first then
+    redis.call('XADD', tr, 'MAXLEN', rec[6], '*', 't', user())
+  end
+  if rec[4] == 'idle' then
+    set_state(w, ev, maxlen, 'running', state[1], state[2])
+  end
+  local cursor = emit(ev, maxlen, started(attempt))
+  redis.call('HSET', w, 'run_cursor', cursor)
+  local cancelled = 0
+  if seq <= tonumber(rec[5]) then
+    cancelled = 1
+  end
+  return attempt, cancelled, cursor
+end
+
 -- A stopped Worker's keys expire after the retention period. The lease keeps its own short TTL
 -- unless it has none (a lease taken with ttl 0).
 local function retire(keys, retention_s)

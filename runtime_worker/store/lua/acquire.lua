@@ -1,6 +1,8 @@
 -- acquire: take a free lease, bump the epoch (the fencing token), record the host.
 -- ARGV: member, ttl_ms (0: no expiry), state json prefix, suffix, events_maxlen.
--- Reply: {'ok', epoch}, epoch 0 when the lease is held or the Worker has ended.
+-- Reply: {'ok', epoch, profile, display_name, busy} when taken (busy: inputs accepted and not
+-- finished, so the new host drains at once); {'ok', 0, holder, pttl} when another member holds
+-- the lease; {'ok', 0} when the Worker has ended.
 local w, ev, lease = KEYS[1], KEYS[3], KEYS[7]
 local member, ttl_ms = ARGV[1], tonumber(ARGV[2])
 local state = redis.call('HGET', w, 'state')
@@ -17,11 +19,16 @@ else
   taken = redis.call('SET', lease, member, 'NX')
 end
 if not taken then
-  return {'ok', 0}
+  return {'ok', 0, redis.call('GET', lease) or '', redis.call('PTTL', lease)}
 end
 local epoch = redis.call('HINCRBY', w, 'epoch', 1)
 redis.call('HSET', w, 'host', member)
 if state == 'pending' then
   set_state(w, ev, ARGV[5], 'idle', ARGV[3], ARGV[4])
 end
-return {'ok', epoch}
+local info = redis.call('HMGET', w, 'profile', 'display_name', 'next_seq', 'done_seq')
+local busy = 0
+if (tonumber(info[3]) or 0) > (tonumber(info[4]) or 0) then
+  busy = 1
+end
+return {'ok', epoch, info[1] or '', info[2] or '', busy}

@@ -1,8 +1,8 @@
 -- finish_run: final events, transcript entry, usage, done_seq, acknowledgement, next state.
 -- ARGV: epoch, seq, entry_id, transcript json, input_tokens, output_tokens, result, error code
 --       ('' for none), state json prefix, suffix, events_maxlen, retention_s, compact_max,
---       final event json...
--- Reply: {'ok', cursor of the last final event (run_finished)}.
+--       event json... (the run's unwritten text deltas, then its final events)
+-- Reply: {'ok', cursor of the last event (run_finished), more inputs waiting (0/1)}.
 local w, inputs, ev, tr, lease = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[7]
 local refused = fence(w, lease, ARGV[1], nil)
 if refused then
@@ -36,13 +36,16 @@ set_state(w, ev, maxlen, target, ARGV[9], ARGV[10])
 if target == 'stopped' then
   retire(KEYS, ARGV[12])
 end
+local more = queued
 if not queued then
   -- Idle: every input is acknowledged and dropped, so the empty input stream (and its group,
   -- about 1 KB) goes too; the next submit creates both again.
   if redis.call('XLEN', inputs) == 0 then
     redis.call('DEL', inputs)
+  else
+    more = true
   end
   compact(ev, tonumber(ARGV[13]))
   compact(tr, tonumber(ARGV[13]))
 end
-return {'ok', cursor}
+return {'ok', cursor, more and 1 or 0}

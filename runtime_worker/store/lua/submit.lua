@@ -1,13 +1,26 @@
 -- submit_input: the busy check, dedupe and enqueue in one atomic step.
--- ARGV: input_id, strategy, input entry json after its seq, user_message json, events_maxlen,
---       dedupe window (entries per generation of the input id hashes).
--- Reply: {'ok', seq, cursor, duplicate (0/1), host}.
+-- ARGV: input_id, strategy ('' for the profile's default), input entry json after its seq,
+--       user_message json, events_maxlen, dedupe window (entries per generation of the input
+--       id hashes), the host's doorbell name around its member id (prefix, suffix), worker id,
+--       then profile name / default strategy pairs.
+-- Reply: {'ok', seq, cursor, duplicate (0/1), host, hinted}; `hinted` 0: the caller rings the
+-- host's doorbell stream (see the end).
 local w, inputs, ev, ids, ids_old = KEYS[1], KEYS[2], KEYS[3], KEYS[5], KEYS[6]
 local input_id, strategy = ARGV[1], ARGV[2]
-local rec = redis.call('HMGET', w, 'state', 'next_seq', 'done_seq', 'host')
+local rec = redis.call('HMGET', w, 'state', 'next_seq', 'done_seq', 'host', 'profile')
 local state = rec[1]
 if not state then
   return fail('worker_not_found')
+end
+if strategy == '' then
+  for i = 10, #ARGV - 1, 2 do
+    if ARGV[i] == rec[5] then
+      strategy = ARGV[i + 1]
+    end
+  end
+  if strategy == '' then
+    return fail('unknown_profile', rec[5])
+  end
 end
 if not LIVE[state] then
   return fail('worker_stopped', state)
@@ -45,4 +58,19 @@ if redis.call('HLEN', ids) >= tonumber(ARGV[6]) then
   redis.call('RENAME', ids, ids_old)
 end
 redis.call('HSET', ids, input_id, seq .. '|' .. cursor)
-return {'ok', tostring(seq), cursor, 0, host}
+-- The host's hint: none for a Worker busy already (its host's drain takes this input after the
+-- one it runs) unless this input interrupts that one; else published on the host's channel
+-- (named as its doorbell), counting the listeners: none heard it, the caller rings the stream.
+local hinted = 0
+if host ~= '' then
+  if next_seq > done_seq and strategy ~= 'interrupt' then
+    hinted = 1
+  else
+    local hint = ARGV[9]
+    if strategy == 'interrupt' then
+      hint = hint .. ':interrupt'
+    end
+    hinted = redis.call('PUBLISH', ARGV[7] .. host .. ARGV[8], hint)
+  end
+end
+return {'ok', tostring(seq), cursor, 0, host, hinted}

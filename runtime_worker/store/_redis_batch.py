@@ -1,0 +1,179 @@
+"""Many Workers per round trip: pipelined per-Worker scripts and reads (leases, placement, sweeps).
+
+Every script still touches the keys of one Worker only (one hash tag, Redis Cluster safe);
+pipelining them keeps a member's step at a round trip or two however many Workers it hosts.
+Pipelines are cut into chunks so a member's memory does not peak with the size of the fleet.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis import exceptions as rex
+from redis.asyncio import ConnectionPool, Redis
+from redis.commands.core import AsyncScript
+
+from shared.models import WorkerState
+
+CHUNK = 1000
+"""Commands per batch: one write and one round trip each, and a bounded reply to hold."""
+
+Arg = str | int | bytes
+Call = tuple[Sequence[str], Sequence[Arg]]
+"""A script's KEYS and ARGV."""
+
+
+def pack(*args: Arg) -> bytes:
+    """Arguments in RESP, to build commands with. redis-py's own packing costs more than the
+    round trip once a member sends thousands of small commands; these hold text and integers."""
+    parts = []
+    for arg in args:
+        data = arg if isinstance(arg, bytes) else str(arg).encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+def command(count: int) -> bytes:
+    """The header of a command of `count` arguments (its name included)."""
+    return b"*%d\r\n" % count
+
+
+def packed(*args: Arg) -> bytes:
+    """A whole command in RESP, for `send_many`."""
+    return command(len(args)) + pack(*args)
+
+
+def evalsha(sha: str, keys: Sequence[str], args: Sequence[Arg]) -> bytes:
+    return packed("EVALSHA", sha, len(keys), *keys, *args)
+
+
+def _takes_command_name() -> bool:
+    parameter = inspect.signature(ConnectionPool.get_connection).parameters.get("command_name")
+    return parameter is not None and parameter.default is inspect.Parameter.empty
+
+
+_NAMED_GET = _takes_command_name()  # redis-py < 5.3 wants a command name; later ones warn
+
+
+async def send_many(client: Redis, commands: Sequence[bytes]) -> list[Any]:
+    """The replies of many commands (each packed: `command` + `pack`), each batch written at
+    once on one pooled connection: a pipeline without redis-py's per-command overhead. An error
+    reply is returned in its place; losing the connection (or being cancelled) mid-batch
+    discards the connection."""
+    pool = client.connection_pool
+    replies: list[Any] = []
+    for start in range(0, len(commands), CHUNK):
+        chunk = commands[start : start + CHUNK]
+        packed = b"".join(chunk)
+        conn = await (pool.get_connection("PIPELINE") if _NAMED_GET else pool.get_connection())
+        try:
+            await conn.send_packed_command(packed)
+            for _ in chunk:
+                try:
+                    replies.append(await conn.read_response())
+                except rex.ResponseError as exc:  # read whole: the connection stays in step
+                    replies.append(exc)
+        except BaseException:
+            await conn.disconnect()
+            raise
+        finally:
+            await pool.release(conn)
+    return replies
+
+
+async def evalsha_many(client: Redis, script: AsyncScript, calls: Sequence[Call]) -> list[Any]:
+    """Run `script` once per call, batched; the replies in call order. A script Redis lost
+    (restart, SCRIPT FLUSH) is loaded and the calls it refused run again; any other error
+    reply raises (after the whole batch ran, as a pipeline does)."""
+    replies = await send_many(client, _evalsha(script.sha, calls))
+    missing = [i for i, reply in enumerate(replies) if isinstance(reply, rex.NoScriptError)]
+    if missing:
+        script.sha = await client.script_load(script.script)
+        again = await send_many(client, _evalsha(script.sha, [calls[i] for i in missing]))
+        for index, reply in zip(missing, again, strict=True):
+            replies[index] = reply
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return replies
+
+
+def _evalsha(sha: str, calls: Sequence[Call]) -> list[bytes]:
+    packed = []
+    head = pack("EVALSHA", sha)
+    for keys, args in calls:
+        count = command(3 + len(keys) + len(args))
+        packed.append(count + head + pack(len(keys), *keys, *args))
+    return packed
+
+
+async def hmget_many(client: Redis, keys: Sequence[str], fields: Sequence[str]) -> list[list[Any]]:
+    """HMGET the same fields of many hashes, batched; all None for a missing hash."""
+    head, tail = command(2 + len(fields)) + pack("HMGET"), pack(*fields)
+    replies = await send_many(client, [head + pack(key) + tail for key in keys])
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return replies
+
+
+@dataclass(frozen=True, slots=True)
+class Acquisition:
+    """One Worker's answer to a member's batched acquire. Taken: `epoch` > 0, with what the new
+    host needs to know at once (its profile and name, and whether inputs are waiting). Not
+    taken: `epoch` 0, with who holds the lease and for how much longer (`holder` None when the
+    Worker has ended or vanished)."""
+
+    epoch: int
+    profile: str = ""
+    display_name: str = ""
+    busy: bool = False
+    holder: str | None = None
+    expires_ms: int = 0
+
+
+def parse_acquisition(reply: Sequence[Any]) -> Acquisition | None:
+    """acquire.lua's reply; None when the Worker does not exist."""
+    status, *rest = reply
+    if status != "ok":
+        return None
+    epoch = int(rest[0])
+    if epoch:
+        profile, display_name, busy = rest[1:4]
+        return Acquisition(epoch, str(profile), str(display_name), busy=bool(int(busy)))
+    if len(rest) >= 3 and rest[1]:
+        return Acquisition(0, holder=str(rest[1]), expires_ms=max(int(rest[2]), 0))
+    return Acquisition(0)
+
+
+PLACEMENT_FIELDS = ("state", "host", "epoch", "next_seq", "done_seq", "run_id")
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """What placement needs to know of one Worker, read without the rest of its record."""
+
+    worker_id: str
+    state: WorkerState
+    host: str | None
+    epoch: int
+    queue_depth: int
+    run_id: str | None
+
+
+def parse_placement(worker_id: str, row: Sequence[Any]) -> Placement | None:
+    """One HMGET row of `PLACEMENT_FIELDS`; None when the Worker's record is gone."""
+    state, host, epoch, next_seq, done_seq, run_id = row
+    if state is None:
+        return None
+    return Placement(
+        worker_id=worker_id,
+        state=WorkerState(state),
+        host=host,
+        epoch=int(epoch or 0),
+        queue_depth=int(next_seq or 0) - int(done_seq or 0),
+        run_id=run_id,
+    )

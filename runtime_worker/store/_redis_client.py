@@ -1,0 +1,50 @@
+"""The asyncio Redis client `RedisStore.from_url` makes: redis-py with a cheaper readiness check.
+
+Before every command redis-py's pool checks that the connection it hands out holds no stray
+reply (`can_read_destructive`). With hiredis (a dependency, through arq) that check is a socket
+read under a zero timeout: a timer, a cancellation and one more pass of the event loop per
+command, on every hop of the input path. A connection whose reply went unread is disconnected by
+redis-py itself (a cancelled command drops its connection), so looking at what is already
+buffered is as safe and costs nothing; redis-py adopted the same check upstream (pull request
+4063). Where the parser's internals are not the expected ones, the stock check runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis.asyncio import Redis
+
+
+def _parser_class() -> type[Any] | None:
+    try:
+        from redis._parsers import hiredis
+    except ImportError:  # pragma: no cover - another redis-py layout: keep its own parser
+        return None
+    base: Any = getattr(hiredis, "_AsyncHiredisParser", None)
+    not_enough_data = getattr(hiredis, "NOT_ENOUGH_DATA", None)
+    if not getattr(hiredis, "HIREDIS_AVAILABLE", False) or base is None or not_enough_data is None:
+        return None  # pragma: no cover - redis-py parses in Python here: keep its own parser
+
+    class BufferCheckParser(base):  # type: ignore[misc]
+        async def can_read_destructive(self) -> bool:
+            stream = getattr(self, "_stream", None)
+            buffered = getattr(stream, "_buffer", None)
+            if stream is None or buffered is None or not getattr(self, "_connected", False):
+                return bool(await super().can_read_destructive())
+            if self._reader.gets() is not not_enough_data:
+                return True
+            return bool(buffered) or bool(stream.at_eof())
+
+    return BufferCheckParser
+
+
+_PARSER = _parser_class()
+
+
+def make_client(url: str, **options: Any) -> Redis:
+    """`Redis.from_url(url, **options)`, with the cheap readiness check when it applies."""
+    if _PARSER is not None:
+        options.setdefault("parser_class", _PARSER)
+    client: Redis = Redis.from_url(url, **options)
+    return client

@@ -1,0 +1,98 @@
+"""Automatic pipelining of the hot scripts: calls made while a batch is on the wire go together.
+
+Under load a process has many script calls in flight at once (a member runs hundreds of Workers,
+the gateway answers dozens of inputs); sent one by one, each pays redis-py's per-command cost
+and a write and a wake-up on both sides. Here a call made while no batch is out is sent at once,
+alone (no added latency); calls made while one is out wait for it and then go as one batch (one
+write, one round trip, `_redis_batch.send_many`). Each call still runs its own script on one
+Worker's keys, so nothing about atomicity or Redis Cluster slots changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from redis import exceptions as rex
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+from runtime_worker.store._redis_batch import Arg, evalsha, send_many
+
+_Script = tuple[AsyncScript, Sequence[str], Sequence[Arg]]
+"""A script with its KEYS and ARGV."""
+_Call = tuple[AsyncScript, Sequence[str], Sequence[Arg], "asyncio.Future[Any]"]
+
+
+class Pipeline:
+    def __init__(self, client: Redis) -> None:
+        self.client = client
+        self._waiting: list[_Call] = []
+        self._sending = False
+        self._drainer: asyncio.Task[None] | None = None
+
+    async def run(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        """The script's reply, as `script(keys, args)` answers it."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self._sending:
+            self._waiting.append((script, keys, args, future))
+            return await future
+        self._sending = True
+        try:
+            (reply,) = await self._send([(script, keys, args)])
+        finally:  # what waited meanwhile goes out in a task of its own
+            if self._waiting:
+                self._drainer = asyncio.ensure_future(self._drain())
+            else:
+                self._sending = False
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    async def aclose(self) -> None:
+        """Stop sending what waits (its callers get a connection error)."""
+        if self._drainer is not None and not self._drainer.done():
+            self._drainer.cancel()
+            await asyncio.gather(self._drainer, return_exceptions=True)
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                try:
+                    replies = await self._send([(s, k, a) for s, k, a, _ in batch])
+                except Exception as exc:  # the connection failed: every call of the batch did
+                    replies = [exc] * len(batch)
+                except BaseException:
+                    _fail(batch, rex.ConnectionError("the batch was cancelled"))
+                    raise
+                for (_, _, _, future), reply in zip(batch, replies, strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(reply, Exception):
+                        future.set_exception(reply)
+                    else:
+                        future.set_result(reply)
+        finally:
+            self._sending = False
+            _fail(self._waiting, rex.ConnectionError("the batch was cancelled"))
+            self._waiting = []
+
+    async def _send(self, calls: Sequence[_Script]) -> list[Any]:
+        """The replies (an error reply in its place) of the calls, as one batch."""
+        replies = await send_many(self.client, [evalsha(s.sha, k, a) for s, k, a in calls])
+        lost = [i for i, reply in enumerate(replies) if isinstance(reply, rex.NoScriptError)]
+        if lost:  # Redis restarted or flushed its scripts: load them and run those again
+            for script in {calls[i][0] for i in lost}:
+                script.sha = await self.client.script_load(script.script)
+            again = [evalsha(calls[i][0].sha, calls[i][1], calls[i][2]) for i in lost]
+            for index, reply in zip(lost, await send_many(self.client, again), strict=True):
+                replies[index] = reply
+        return replies
+
+
+def _fail(calls: list[_Call], exc: Exception) -> None:
+    for _, _, _, future in calls:
+        if not future.done():
+            future.set_exception(exc)
