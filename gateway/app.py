@@ -1,9 +1,8 @@
 """`create_app(settings)`: the gateway as an ASGI app, with its clients made in the lifespan.
 
 Middleware, outermost first: access log and metrics (and the last-resort typed 500), CORS (only
-when origins are configured), auth (token or stream ticket), body size limit, and the fast paths
-of the input and long-poll routes (`gateway.fastpath`) and of the create route
-(`gateway.fastcreate`).
+when origins are configured), auth (token or stream ticket), body size limit, and the fast path
+of the input, long-poll and create routes (`gateway.fastpath`).
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from starlette.middleware.cors import CORSMiddleware
 from gateway import errors
 from gateway.auth import AuthMiddleware, Tickets, api_token, check_bind
 from gateway.companion import Companion
-from gateway.fastcreate import CreateFastPath
 from gateway.fastpath import HotRoutes
 from gateway.hub import Hubs
 from gateway.metrics import Metrics
@@ -80,7 +78,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
         Middleware(HotRoutes, gateway=gateway),
-        Middleware(CreateFastPath, gateway=gateway),
     ]
     app = FastAPI(
         title="Yoi Fleet gateway",

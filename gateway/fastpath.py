@@ -1,12 +1,12 @@
-"""The two hottest requests without FastAPI's per-request work: `POST …/inputs` and the events
-long poll `GET …/events`.
+"""The hottest requests without FastAPI's per-request work: `POST …/inputs`, the events long
+poll `GET …/events`, and `POST …/workers` (create: a fleet's bulk path).
 
 Routing through every route, solving the dependencies, validating and serializing through
 FastAPI's layers cost more CPU than these requests themselves. This middleware (the innermost
 one, inside the access log, auth and body limit) answers their common case: a known runtime, a
-well-formed worker id, and a JSON body (inputs) or query (events) that validates. It calls the
-routes' own code (`routes._shared`) and answers their bytes; a store error becomes the same typed
-error response the exception handlers make. Anything else (another content type, a body or query
+well-formed worker id, and a JSON body (inputs, create) or query (events) that validates. It
+calls the routes' own code (`routes._shared`, `Runtime.create_worker`) and answers their bytes;
+a store error becomes the same typed error response the exception handlers make. Anything else (another content type, a body or query
 that does not validate or that FastAPI might read differently, an unknown runtime, a malformed id)
 goes on to the route, with the body replayed, so every edge answers exactly as the route does.
 The routes stay the ones declared for OpenAPI, and the access log and metrics name them.
@@ -17,10 +17,10 @@ from __future__ import annotations
 import json
 import re
 from email.message import Message as MimeHeader
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
@@ -33,9 +33,12 @@ from gateway.state import Gateway
 from runtime_worker.runtime import MAX_PAGE, Runtime
 from shared.errors import YoiError
 from shared.ids import is_worker_id
-from shared.models import SendInput
+from shared.models import CreateWorker, SendInput
+
+_Body = TypeVar("_Body", bound=BaseModel)
 
 _HOT = re.compile(r"^/api/runtimes/([^/]+)/workers/([^/]+)/(inputs|events)$")
+_CREATE = re.compile(r"^/api/runtimes/([^/]+)/workers$")
 _NUMBER = re.compile(r"^[0-9]{1,6}$")
 MAX_CURSOR_CHARS = 64  # the events route's `after` (Query max_length)
 DEFAULT_LIMIT = 100  # the events route's `limit` default
@@ -45,10 +48,17 @@ class HotRoutes:
     def __init__(self, app: ASGIApp, *, gateway: Gateway) -> None:
         self.app = app
         self.gateway = gateway
-        self._routes: dict[str, BaseRoute | None] = {}
+        self._routes: dict[tuple[str, str], BaseRoute | None] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        match = _HOT.match(scope["path"]) if scope["type"] == "http" else None
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        create = _CREATE.match(scope["path"])
+        if create is not None and scope["method"] == "POST":
+            await self._create(scope, receive, send, create.group(1))
+            return
+        match = _HOT.match(scope["path"])
         if match is not None:
             runtime_id, worker_id, what = match.groups()
             if what == "inputs" and scope["method"] == "POST":
@@ -64,11 +74,11 @@ class HotRoutes:
     ) -> None:
         body, more = await _read_body(receive)
         runtime = self._runtime(runtime_id, worker_id) if more is None else None
-        request = _input(scope, body) if runtime is not None else None
+        request = _json_body(scope, body, SendInput) if runtime is not None else None
         if runtime is None or request is None:
             await self.app(scope, _replay(body, more, receive), send)  # the route answers
             return
-        scope["route"] = self._route(workers.router.routes, workers.INPUTS_ROUTE)
+        scope["route"] = self._route(workers.router.routes, workers.INPUTS_ROUTE, "POST")
         try:
             accepted = await send_input(self.gateway, runtime, worker_id, request)
         except YoiError as exc:
@@ -85,7 +95,7 @@ class HotRoutes:
         if runtime is None or query is None:
             await self.app(scope, receive, send)  # the route answers
             return
-        scope["route"] = self._route(events.router.routes, events.router.prefix + "/events")
+        scope["route"] = self._route(events.router.routes, events.router.prefix + "/events", "GET")
         try:
             page = await long_poll(
                 Request(scope, receive), self.gateway, runtime, worker_id, **query
@@ -100,23 +110,46 @@ class HotRoutes:
             )
         await response(scope, receive, send)
 
-    def _runtime(self, runtime_id: str, worker_id: str) -> Runtime | None:
-        if not is_worker_id(worker_id):
+    async def _create(self, scope: Scope, receive: Receive, send: Send, runtime_id: str) -> None:
+        body, more = await _read_body(receive)
+        runtime = self._runtime(runtime_id) if more is None else None
+        request = _json_body(scope, body, CreateWorker) if runtime is not None else None
+        if runtime is None or request is None:
+            await self.app(scope, _replay(body, more, receive), send)  # the route answers
+            return
+        scope["route"] = self._route(workers.router.routes, workers.WORKERS, "POST")
+        try:
+            detail = await runtime.create_worker(request)
+        except YoiError as exc:
+            response: Response = error_response(exc)
+        else:
+            response = Response(
+                detail.model_dump_json(), status_code=201, media_type="application/json"
+            )
+        await response(scope, receive, send)
+
+    def _runtime(self, runtime_id: str, worker_id: str | None = None) -> Runtime | None:
+        if worker_id is not None and not is_worker_id(worker_id):
             return None
         try:
             return self.gateway.runtimes().get(runtime_id)
         except YoiError:
             return None
 
-    def _route(self, routes: list[BaseRoute], path: str) -> BaseRoute | None:
+    def _route(self, routes: list[BaseRoute], path: str, method: str) -> BaseRoute | None:
         """The declared route (the access log and metrics name it)."""
-        if path not in self._routes:
-            found = (r for r in routes if getattr(r, "path", None) == path)
-            self._routes[path] = next(found, None)
-        return self._routes[path]
+        key = (path, method)
+        if key not in self._routes:
+            found = (
+                r
+                for r in routes
+                if getattr(r, "path", None) == path and method in getattr(r, "methods", ())
+            )
+            self._routes[key] = next(found, None)
+        return self._routes[key]
 
 
-def _input(scope: Scope, body: bytes) -> SendInput | None:
+def _json_body(scope: Scope, body: bytes, model: type[_Body]) -> _Body | None:
     """The body as the route would read it (`application/json` only), or None."""
     content_type = None
     for name, value in scope["headers"]:
@@ -129,7 +162,7 @@ def _input(scope: Scope, body: bytes) -> SendInput | None:
     if header.get_content_type() != "application/json":
         return None
     try:
-        return SendInput.model_validate(json.loads(body))
+        return model.model_validate(json.loads(body))
     except (ValueError, ValidationError):
         return None
 
