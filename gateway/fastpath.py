@@ -6,10 +6,11 @@ FastAPI's layers cost more CPU than these requests themselves. This middleware (
 one, inside the access log, auth and body limit) answers their common case: a known runtime, a
 well-formed worker id, and a JSON body (inputs, create) or query (events) that validates. It
 calls the routes' own code (`routes._shared`, `Runtime.create_worker`) and answers their bytes;
-a store error becomes the same typed error response the exception handlers make. Anything
-else (another content type, a body or query that does not validate or that FastAPI might read
-differently, an unknown runtime, a malformed id) goes on to the route, with the body replayed, so every edge answers exactly as the route does.
-The routes stay the ones declared for OpenAPI, and the access log and metrics name them.
+a store error becomes the same typed error response the exception handlers make. Anything else
+(another content type, a body or query that does not validate or that FastAPI might read
+differently, an unknown runtime, a malformed id) goes on to the route, with the body replayed,
+so every edge answers exactly as the route does. The routes stay the ones declared for OpenAPI,
+and the access log and metrics name them.
 """
 
 from __future__ import annotations
