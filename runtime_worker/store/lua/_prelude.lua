@@ -54,6 +54,37 @@ local function ack(inputs, entry_id)
   end
 end
 
+-- The oldest unacknowledged input for the lease holder `member`: a pending entry first (a
+-- previous host's, or our own unfinished one; min-idle 0 is safe behind the fence), else a new
+-- one. Returns the entry id and its input JSON, or nil and the script's reply ({'ok'} when there
+-- is nothing, {'no_group'} for a stream submit did not make, or a bad_entry failure).
+local function oldest_input(inputs, member)
+  if redis.call('EXISTS', inputs) == 0 then
+    return nil, {'ok'}
+  end
+  if #redis.call('XINFO', 'GROUPS', inputs) == 0 then
+    return nil, {'no_group'} -- not made by submit (an older layout): Python creates it
+  end
+  local entry = redis.call('XAUTOCLAIM', inputs, 'hosts', member, 0, '0-0', 'COUNT', 1)[2][1]
+  if not entry then
+    local read = redis.call(
+      'XREADGROUP', 'GROUP', 'hosts', member, 'COUNT', 1, 'STREAMS', inputs, '>')
+    if read then
+      entry = read[1][2][1]
+    end
+  end
+  if not entry then
+    return nil, {'ok'}
+  end
+  local fields = entry[2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'i' then
+      return entry[1], fields[i + 1]
+    end
+  end
+  return nil, fail('bad_entry', entry[1])
+end
+
 -- Start (an attempt of) the run of the input `seq` of entry `entry_id` (keys in WorkerKeys
 -- order). nil when its run finished already (a redelivery: acknowledged). Else the attempt,
 -- whether the input is cancelled (0/1) and the run_started cursor. `user()` makes the

@@ -12,12 +12,6 @@ local refused = fence(w, lease, ARGV[2], ARGV[1])
 if refused then
   return refused
 end
-if redis.call('EXISTS', inputs) == 0 then
-  return {'ok'}
-end
-if #redis.call('XINFO', 'GROUPS', inputs) == 0 then
-  return {'no_group'} -- not made by submit (an older layout): Python creates it
-end
 
 -- The JSON pieces of an input entry as submit writes it:
 -- {"v":1,"seq":<n>,"input_id":<json>,"text":<json>,"ts":<number>}. Inside the text's JSON
@@ -41,34 +35,16 @@ end
 local member = ARGV[1]
 -- Each pass acknowledges and drops a finished redelivery, so the stream bounds the loop.
 for _ = 0, redis.call('XLEN', inputs) do
-  local claimed = redis.call('XAUTOCLAIM', inputs, 'hosts', member, 0, '0-0', 'COUNT', 1)
-  local entry = claimed[2][1]
-  if not entry then
-    local read = redis.call(
-      'XREADGROUP', 'GROUP', 'hosts', member, 'COUNT', 1, 'STREAMS', inputs, '>')
-    if read then
-      entry = read[1][2][1]
-    end
-  end
-  if not entry then
-    return {'ok'}
-  end
-  local raw
-  local fields = entry[2]
-  for i = 1, #fields, 2 do
-    if fields[i] == 'i' then
-      raw = fields[i + 1]
-    end
-  end
-  if not raw then
-    return fail('bad_entry', entry[1])
+  local entry_id, raw = oldest_input(inputs, member)
+  if not entry_id then
+    return raw
   end
   local seq, id, text, ts = pieces(raw)
   if not seq then
-    return {'ok', entry[1], raw}
+    return {'ok', entry_id, raw}
   end
   local attempt, cancelled, cursor = start_run(
-    KEYS, seq, entry[1], ARGV[3], string.sub(id, 2, -2),
+    KEYS, seq, entry_id, ARGV[3], string.sub(id, 2, -2),
     function() return ARGV[11] .. text .. ARGV[12] .. ts .. ARGV[13] .. id .. ARGV[14] end,
     function(n) return ARGV[8] .. id .. ARGV[9] .. n .. ARGV[10] end,
     {ARGV[5], ARGV[6]}, ARGV[7])
@@ -85,7 +61,7 @@ for _ = 0, redis.call('XLEN', inputs) do
         end
       end
     end
-    return {'ok', entry[1], raw, attempt, cancelled, cursor, '[' .. table.concat(history, ',') .. ']'}
+    return {'ok', entry_id, raw, attempt, cancelled, cursor, '[' .. table.concat(history, ',') .. ']'}
   end
 end
 return {'ok'}
