@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.cli import hoist_global_options
-from gateway.cli_client import SseMessage, iter_sse
-from gateway.cli_errors import USAGE, CliFailure
-from gateway.cli_redis import where
-from gateway.cli_refs import RefSpec, parse_ref
-from gateway.cli_render import age, event_line, short, table
-from gateway.cli_up import console_url
+from gateway.cli.app import hoist_global_options
+from gateway.cli.client import SseMessage, iter_sse
+from gateway.cli.errors import USAGE, CliFailure
+from gateway.cli.private_redis import where
+from gateway.cli.refs import RefSpec, parse_ref
+from gateway.cli.render import age, event_line, short, table
+from gateway.cli.supervisor import console_url
 from shared.events import RunFinished, TextDelta
 from shared.models import RunResult
 

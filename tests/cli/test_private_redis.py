@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from gateway.cli_errors import CliFailure
-from gateway.cli_redis import PrivateRedis, find_binary, start_private
+from gateway.cli.errors import CliFailure
+from gateway.cli.private_redis import PrivateRedis, find_binary, start_private
 
 pytestmark = pytest.mark.slow
 

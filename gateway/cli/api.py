@@ -7,10 +7,10 @@ from typing import Any
 
 import typer
 
-from gateway.cli_client import GatewayClient, Target
-from gateway.cli_errors import FAILED, INTERRUPTED, USAGE, ApiError, CliFailure, busy
-from gateway.cli_refs import WorkerRef, resolve
-from gateway.cli_render import age, event_line, table, transcript_line
+from gateway.cli.client import GatewayClient, Target
+from gateway.cli.errors import FAILED, INTERRUPTED, USAGE, ApiError, CliFailure, busy
+from gateway.cli.refs import WorkerRef, resolve
+from gateway.cli.render import age, event_line, table, transcript_line
 from shared.api import AllWorkers, RuntimeList, WorkerList
 from shared.events import Event, EventPage
 from shared.ids import is_display_name, is_runtime_id

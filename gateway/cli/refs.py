@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.cli_client import GatewayClient
-from gateway.cli_errors import NOT_FOUND, USAGE, CliFailure
+from gateway.cli.client import GatewayClient
+from gateway.cli.errors import NOT_FOUND, USAGE, CliFailure
 from shared.api import CompanionDetail, WorkerList
 from shared.ids import is_display_name, is_runtime_id, is_worker_id
 from shared.models import LIVE_STATES, WorkerSummary

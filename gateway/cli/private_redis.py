@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from gateway.cli_errors import CliFailure
-from gateway.cli_procs import Child, spawn, stop
+from gateway.cli.errors import CliFailure
+from gateway.cli.procs import Child, spawn, stop
 
 START_TIMEOUT_S = 10.0
 STOP_GRACE_S = 5.0

@@ -17,7 +17,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from gateway.cli_errors import (
+from gateway.cli.errors import (
     EXIT_BY_API_CODE,
     FAILED,
     INTERRUPTED,
@@ -26,8 +26,8 @@ from gateway.cli_errors import (
     USAGE,
     CliFailure,
 )
-from gateway.cli_refs import parse_ref
-from gateway.cli_render import event_line
+from gateway.cli.refs import parse_ref
+from gateway.cli.render import event_line
 from shared.errors import RuntimeUnavailable, YoiError
 from shared.events import Event, parse_event
 from shared.keys import Keys

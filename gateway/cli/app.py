@@ -1,7 +1,7 @@
 """`yoi`: the command line of Yoi Fleet (console script `yoi = gateway.cli:main`).
 
 Commands are thin: they parse flags into `Settings` or a gateway `Target` and call the module
-that does the work (`cli_up`, `cli_chat`, `cli_api`, `cli_tail_redis`), importing it lazily so
+that does the work (`supervisor`, `chat`, `api`, `tail_redis`), importing it lazily so
 `yoi workers` does not pay for uvicorn and `yoi up` does not pay for the runtime engine.
 """
 
@@ -16,8 +16,8 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from gateway.cli_client import Target
-from gateway.cli_errors import EXIT_CODES_HELP, USAGE, CliFailure
+from gateway.cli.client import Target
+from gateway.cli.errors import EXIT_CODES_HELP, USAGE, CliFailure
 from shared import aio
 from shared.errors import YoiError
 from shared.models import Strategy
@@ -115,7 +115,7 @@ def chat(
     profile: Annotated[str, typer.Option(help="The Worker's profile.")] = "companion",
 ) -> None:
     """Talk with a Worker on an embedded runtime in this terminal (no gateway needed)."""
-    from gateway.cli_chat import chat as run_chat
+    from gateway.cli.chat import chat as run_chat
 
     try:
         asyncio.run(run_chat(_settings(), profile))
@@ -175,7 +175,7 @@ def up(
     redis_url: RedisUrl = None,
 ) -> None:
     """Start everything on this machine: Redis (private unless given), gateway, runtimes."""
-    from gateway.cli_up import up as run_up
+    from gateway.cli.supervisor import up as run_up
 
     settings = _settings(host=host, port=port, redis_url=redis_url, processes=processes)
     if settings.port == 0:
@@ -189,7 +189,7 @@ def up(
 @app.command()
 def runtimes(ctx: typer.Context) -> None:
     """List the runtimes."""
-    from gateway.cli_api import list_runtimes
+    from gateway.cli.api import list_runtimes
 
     list_runtimes(_target(ctx))
 
@@ -200,7 +200,7 @@ def workers(
     runtime_id: Annotated[str | None, typer.Argument(help="Only this runtime's.")] = None,
 ) -> None:
     """List the Workers (of every runtime, or of one)."""
-    from gateway.cli_api import list_workers
+    from gateway.cli.api import list_workers
 
     list_workers(_target(ctx), runtime_id)
 
@@ -213,7 +213,7 @@ def create(
     profile: Annotated[str | None, typer.Option(help="Profile (default: the runtime's).")] = None,
 ) -> None:
     """Create a Worker on a runtime."""
-    from gateway.cli_api import create as run_create
+    from gateway.cli.api import create as run_create
 
     run_create(_target(ctx), runtime_id, name, profile)
 
@@ -232,7 +232,7 @@ def send(
     input_id: Annotated[str | None, typer.Option(help="Idempotency key.")] = None,
 ) -> None:
     """Send a message and stream the answer as it is generated."""
-    from gateway.cli_api import send as run_send
+    from gateway.cli.api import send as run_send
 
     run_send(
         _target(ctx),
@@ -246,7 +246,7 @@ def send(
 @app.command()
 def cancel(ctx: typer.Context, ref: Ref) -> None:
     """Cancel the Worker's current answer."""
-    from gateway.cli_api import cancel as run_cancel
+    from gateway.cli.api import cancel as run_cancel
 
     run_cancel(_target(ctx), ref)
 
@@ -274,11 +274,11 @@ def tail(
     if redis_url is None:
         if namespace is not None or runtime_id is not None:
             raise CliFailure("--namespace and --runtime-id go with --redis-url", USAGE)
-        from gateway.cli_api import tail as run_tail
+        from gateway.cli.api import tail as run_tail
 
         run_tail(_target(ctx), ref, after=after, follow=follow)
         return
-    from gateway.cli_tail_redis import tail_redis
+    from gateway.cli.tail_redis import tail_redis
 
     settings = _settings(redis_url=redis_url, namespace=namespace)
     tail_redis(settings, ref, runtime_id=runtime_id, after=after, follow=follow)
@@ -292,7 +292,7 @@ def transcript(
     before: Annotated[str | None, typer.Option(help="Entries before this cursor.")] = None,
 ) -> None:
     """Print the Worker's transcript (oldest first)."""
-    from gateway.cli_api import transcript as run_transcript
+    from gateway.cli.api import transcript as run_transcript
 
     run_transcript(_target(ctx), ref, limit=limit, before=before)
 
@@ -306,7 +306,3 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.stdout.flush()
         print(f"yoi: {exc.message}", file=sys.stderr)
         sys.exit(exc.exit_code)
-
-
-if __name__ == "__main__":
-    main()

@@ -22,9 +22,9 @@ import httpx
 import typer
 
 from gateway.auth import is_loopback
-from gateway.cli_errors import FAILED, OK, UNREACHABLE, CliFailure
-from gateway.cli_procs import Child, spawn, stop
-from gateway.cli_redis import PrivateRedis, answers, find_binary, start_private, where
+from gateway.cli.errors import FAILED, OK, UNREACHABLE, CliFailure
+from gateway.cli.private_redis import PrivateRedis, answers, find_binary, start_private, where
+from gateway.cli.procs import Child, spawn, stop
 from shared.settings import Settings
 
 READY_TIMEOUT_S = 60.0

@@ -15,7 +15,7 @@ from typing import Any, Self, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from gateway.cli_errors import ApiError, CliFailure, unauthorized, unreachable
+from gateway.cli.errors import ApiError, CliFailure, unauthorized, unreachable
 from shared.errors import ErrorEnvelope
 from shared.events import Event, parse_event
 

@@ -1,0 +1,5 @@
+"""`python -m gateway.cli`: the `yoi` console script without an installed entry point."""
+
+from gateway.cli.app import main
+
+main()
