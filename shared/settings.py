@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.ids import is_runtime_id
+from shared.logs import LOG_LEVELS, LogFormat, url_secrets
 
 EMBEDDED_RUNTIME_ID = "backend-internal"
 PROVIDERS = ("echo", "openai")
@@ -70,12 +71,25 @@ class Settings(BaseSettings):
     openai_model: str = "gpt-4o-mini"
     profiles_dir: Path | None = None
 
+    # Logs (every entry point): level, and `json` for one JSON object per line on stderr
+    log_level: str = "INFO"
+    log_format: LogFormat = "text"
+
     @field_validator("fleets", "cors_origins", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(
+                f"unknown log level {value!r}; expected one of {', '.join(LOG_LEVELS)}"
+            )
+        return value.upper()
 
     @field_validator("provider")
     @classmethod
@@ -99,3 +113,25 @@ class Settings(BaseSettings):
         if self.openai_api_key_file is not None and self.openai_api_key_file.is_file():
             return self.openai_api_key_file.read_text().strip() or None
         return None
+
+    def secret_values(self) -> list[str]:
+        """Every configured value that must never appear in a log line (for the log filter)."""
+        found = url_secrets(self.redis_url) + url_secrets(self.openai_base_url)
+        for secret in (self.api_token, self.openai_api_key):
+            if secret is not None:
+                found.append(secret.get_secret_value())
+        return [value for value in found if value]
+
+
+class InvalidSettings(ValueError):
+    """A flag or YOI_* variable that does not validate; its message is one line naming it."""
+
+
+def load_settings(**flags: Any) -> Settings:
+    """Settings from the environment, with the flags that were given (not None) on top."""
+    try:
+        return Settings(**{name: value for name, value in flags.items() if value is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "settings"
+        raise InvalidSettings(f"invalid {where}: {first['msg']}") from None

@@ -1,7 +1,10 @@
 """`yoi chat`: a terminal conversation with a Worker on an embedded runtime (no gateway, no HTTP).
 
-`input()` blocks, so each prompt is read on a daemon thread while the event loop stays free to
-run the answer and to handle Ctrl-C: during an answer it cancels the run, at the prompt it exits.
+In a terminal the prompt is prompt_toolkit's (line editing, history of this session), read on
+the event loop; while an answer streams, the terminal's echo is off, so keys typed meanwhile do
+not land inside the answer: they wait and appear in the next prompt. Through a pipe, lines are
+read on a daemon thread. Ctrl-C during an answer cancels it; at the prompt it leaves (exit 130);
+Ctrl-D or the end of input leaves (exit 0).
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import AsyncGenerator
-from typing import Any, cast
+from collections.abc import AsyncGenerator, Iterator
+from typing import Annotated, Any, cast
 
 import typer
 
+from gateway.cli.errors import INTERRUPTED, CliFailure
+from gateway.cli.render import safe
 from runtime_worker.runtime import Runtime
 from shared.errors import YoiError
 from shared.events import Event
@@ -27,22 +32,15 @@ PROMPT = "you> "
 STDIN_FD = 0
 
 
-class LineSource:
-    """Lines typed at the prompt. A terminal goes through `input()` (line editing; it holds no
-    Python lock while it waits); a pipe or file is read with `os.read`, because a daemon thread
-    blocked inside the buffered `sys.stdin` makes the interpreter abort at exit."""
+class PipeLines:
+    """Lines from a pipe or file, read with `os.read`: a daemon thread blocked inside the
+    buffered `sys.stdin` makes the interpreter abort at exit."""
 
     def __init__(self) -> None:
-        self.tty = sys.stdin is not None and sys.stdin.isatty()
         self._pending = b""
 
-    def read(self, prompt: str) -> str | None:
-        """One line without its end; None at end of input (Ctrl-D, closed pipe)."""
-        if self.tty:
-            try:
-                return input(prompt)
-            except (EOFError, OSError, ValueError):  # ValueError: stdin closed under us
-                return None
+    def read(self) -> str | None:
+        """One line without its end; None at end of input (closed pipe)."""
         while b"\n" not in self._pending:
             try:
                 chunk = os.read(STDIN_FD, 4096)
@@ -58,20 +56,63 @@ class LineSource:
     def ask(self, loop: asyncio.AbstractEventLoop, prompt: str) -> asyncio.Future[str | None]:
         """Read one line on a daemon thread, so the event loop stays free meanwhile."""
         future: asyncio.Future[str | None] = loop.create_future()
-        if not self.tty:
-            typer.echo(prompt, nl=False)
+        typer.echo(prompt, nl=False)
 
         def settle(line: str | None) -> None:
             if not future.done():
                 future.set_result(line)
 
         def work() -> None:
-            line = self.read(prompt)
+            line = self.read()
             with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
                 loop.call_soon_threadsafe(settle, line)
 
         threading.Thread(target=work, name="yoi-chat-input", daemon=True).start()
         return future
+
+
+class TerminalLines:
+    """The prompt in a terminal: prompt_toolkit's line editing and this session's history."""
+
+    def __init__(self) -> None:
+        from prompt_toolkit import PromptSession
+        from prompt_toolkit.history import InMemoryHistory
+
+        self._session: PromptSession[str] = PromptSession(history=InMemoryHistory())
+
+    def ask(self, loop: asyncio.AbstractEventLoop, prompt: str) -> asyncio.Future[str | None]:
+        """The next line; None on Ctrl-D; a KeyboardInterrupt result on Ctrl-C."""
+
+        async def read() -> str | None:
+            try:
+                return await self._session.prompt_async(prompt, handle_sigint=False)
+            except EOFError:
+                return None
+
+        return loop.create_task(read())
+
+
+def _is_tty() -> bool:
+    return sys.stdin is not None and sys.stdin.isatty() and sys.stdout.isatty()
+
+
+@contextlib.contextmanager
+def _no_echo() -> Iterator[None]:
+    """While an answer streams, keys typed are not echoed into it; the terminal keeps them for
+    the next prompt, which shows them. Ctrl-C still signals (ISIG stays on)."""
+    if not _is_tty():
+        yield
+        return
+    import termios
+
+    before = termios.tcgetattr(STDIN_FD)
+    quiet = list(before)
+    quiet[3] &= ~termios.ECHO  # lflags
+    termios.tcsetattr(STDIN_FD, termios.TCSANOW, quiet)
+    try:
+        yield
+    finally:
+        termios.tcsetattr(STDIN_FD, termios.TCSANOW, before)
 
 
 class ChatSession:
@@ -98,25 +139,29 @@ class ChatSession:
         self._cancels.add(task)
         task.add_done_callback(self._cancels.discard)
 
-    async def run(self) -> None:
+    async def run(self) -> int:
+        """Prompt and answer until the person leaves: 0 at end of input, 130 on Ctrl-C."""
         loop = asyncio.get_running_loop()
-        source = LineSource()
+        source: PipeLines | TerminalLines = TerminalLines() if _is_tty() else PipeLines()
         quit_wait = asyncio.ensure_future(self._quit.wait())
         try:
             while True:
                 line_future = source.ask(loop, PROMPT)
                 waits: set[asyncio.Future[Any]] = {line_future, quit_wait}
                 await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                if not line_future.done():  # Ctrl-C at the prompt
+                if not line_future.done() or line_future.exception() is not None:
+                    line_future.cancel()  # Ctrl-C at the prompt
+                    await asyncio.gather(line_future, return_exceptions=True)
                     typer.echo()
-                    return
+                    return INTERRUPTED
                 line = line_future.result()
                 if line is None:  # end of input
-                    if source.tty:
+                    if isinstance(source, TerminalLines):
                         typer.echo()
-                    return
+                    return 0
                 if line.strip():
-                    await self._answer(line)
+                    with _no_echo():
+                        await self._answer(line)
         finally:
             quit_wait.cancel()
             await asyncio.gather(quit_wait, *self._cancels, return_exceptions=True)
@@ -129,7 +174,7 @@ class ChatSession:
                 self._cancel()
             await self._stream(accepted)
         except YoiError as exc:
-            typer.echo(f"yoi: {exc.message} ({exc.code})", err=True)
+            typer.echo(f"yoi: {safe(exc.message)} ({exc.code})", err=True)
         finally:
             self._answering = False
 
@@ -145,11 +190,11 @@ class ChatSession:
                 if event.input_id != accepted.input_id:
                     continue
                 if event.type == "text_delta":
-                    typer.echo(event.text, nl=False)
+                    typer.echo(safe(event.text, multiline=True), nl=False)
                     sys.stdout.flush()
                     at_line_start = event.text.endswith("\n")
                 elif event.type == "error":
-                    error = f": {event.message}"
+                    error = f": {safe(event.message)}"
                 elif event.type == "run_finished":
                     if not at_line_start:
                         typer.echo()
@@ -158,18 +203,34 @@ class ChatSession:
                     return
 
 
-async def chat(settings: Settings, profile: str) -> None:
+def chat(
+    profile: Annotated[str, typer.Option(help="The Worker's profile.")] = "companion",
+) -> None:
+    """Talk with a Worker on an embedded runtime in this terminal (no gateway needed)."""
+    from gateway.cli.servers import settings_from
+
+    try:
+        code = asyncio.run(_chat(settings_from(), profile))
+    except YoiError as exc:
+        raise CliFailure(f"{exc.message} ({exc.code})") from None
+    if code:
+        raise typer.Exit(code)
+
+
+async def _chat(settings: Settings, profile: str) -> int:
     async with Runtime.embedded(settings) as runtime:
         worker = await runtime.create_worker(CreateWorker(display_name=profile, profile=profile))
         typer.echo(
-            f"Chatting with {worker.display_ref} (profile {worker.profile}). "
-            "Ctrl-C stops an answer; Ctrl-D or Ctrl-C at the prompt leaves.",
+            safe(
+                f"Chatting with {worker.display_ref} (profile {worker.profile}). "
+                "Ctrl-C stops an answer; Ctrl-D or Ctrl-C at the prompt leaves."
+            ),
             err=True,
         )
         session = ChatSession(runtime, worker.worker_id)
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGINT, session.on_interrupt)
         try:
-            await session.run()
+            return await session.run()
         finally:
             loop.remove_signal_handler(signal.SIGINT)

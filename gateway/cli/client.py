@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import httpx
+import typer
 from pydantic import BaseModel, ValidationError
 
 from gateway.cli.errors import ApiError, CliFailure, unauthorized, unreachable
@@ -139,15 +140,19 @@ class GatewayClient:
     # -- the live event stream -------------------------------------------------------------------
 
     def follow(self, runtime_id: str, worker_id: str, after: str | None) -> Iterator[Event]:
-        """Every event after `after`, live; a dropped stream resumes from the last cursor."""
+        """Every event after `after`, live. A dropped stream reconnects with `Last-Event-ID`
+        set to the last cursor seen, so nothing is missed and nothing repeats."""
         path = f"/api/runtimes/{runtime_id}/workers/{worker_id}/events/stream"
         timeout = httpx.Timeout(REQUEST_TIMEOUT_S, read=STREAM_READ_TIMEOUT_S)
+        params = {} if after is None else {"after": after}
         cursor, failures = after, 0
         while True:
-            params = {} if cursor is None else {"after": cursor}
+            headers = {} if cursor is None else {"Last-Event-ID": cursor}
             error: Exception | None = None
             try:
-                with self._http.stream("GET", path, params=params, timeout=timeout) as response:
+                with self._http.stream(
+                    "GET", path, params=params, headers=headers, timeout=timeout
+                ) as response:
                     self._raise_for_error(response)
                     for message in iter_sse(response.iter_lines()):
                         failures = 0
@@ -161,7 +166,7 @@ class GatewayClient:
             failures += 1
             if failures > STREAM_RETRIES:
                 raise unreachable(self.target.gateway) from error
-            time.sleep(min(0.1 * 2**failures, 2.0))
+            time.sleep(min(0.1 * 2**failures, 2.0))  # backoff before reconnecting
 
 
 def _event(message: SseMessage) -> Event | None:
@@ -173,3 +178,10 @@ def _event(message: SseMessage) -> Event | None:
     if message.id and not event.cursor:
         event.cursor = message.id
     return event
+
+
+def target_of(ctx: typer.Context) -> Target:
+    """The `--gateway` / `--token` the root command parsed."""
+    target = ctx.find_root().obj
+    assert isinstance(target, Target)
+    return target

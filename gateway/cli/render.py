@@ -1,20 +1,53 @@
-"""Terminal output: aligned tables like `kubectl get`, one line per event, transcript entries."""
+"""Terminal output: aligned tables like `kubectl get`, one line per event, transcript entries.
+
+Text that came from a Worker, a model or a user goes through `safe` before it reaches the
+terminal: a control character in a message (`\\e]0;…\\a` retitles the terminal, `\\e[2J`
+clears it, a bare `\\r` overwrites the line) is printed as a visible escape instead.
+"""
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
 
 from shared.events import Event
 from shared.models import RunResult, TranscriptEntry, TranscriptRole
 
 SHORT_TEXT_CHARS = 60
 TYPE_WIDTH = len("state_changed")
+# C0 controls, DEL, C1 controls (U+009B is an 8-bit CSI), and the bidirectional overrides that
+# make text display in another order than it reads.
+_UNSAFE_BEYOND_C0 = "\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_CONTROL = re.compile(f"[\x00-\x1f{_UNSAFE_BEYOND_C0}]")
+_CONTROL_BUT_LINES = re.compile(f"[\x00-\x08\x0b-\x1f{_UNSAFE_BEYOND_C0}]")  # keeps \t, \n
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group(0))
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def safe(text: str, *, multiline: bool = False) -> str:
+    """`text` with every terminal control character shown as `\\xNN` / `\\uNNNN`; with
+    `multiline`, newlines and tabs stay (streamed answers, transcripts)."""
+    return (_CONTROL_BUT_LINES if multiline else _CONTROL).sub(_escape, text)
+
+
+def json_line(value: BaseModel | dict[str, Any]) -> str:
+    """One JSON document for scripts; ASCII-only, so no control character reaches a terminal."""
+    data = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+    return json.dumps(data, ensure_ascii=True)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Columns padded to their widest cell, three spaces apart; no trailing blanks."""
+    rows = [[safe(cell) for cell in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:
         widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
@@ -36,7 +69,7 @@ def age(created_at_s: float, now_s: float | None = None) -> str:
 
 def short(text: str, limit: int = SHORT_TEXT_CHARS) -> str:
     """A one-line quote: newlines escaped, long text cut with an ellipsis."""
-    quoted = text.replace("\\", "\\\\").replace("\n", "\\n")
+    quoted = safe(text.replace("\\", "\\\\").replace("\n", "\\n"))
     if len(quoted) > limit:
         quoted = quoted[: limit - 1] + "…"
     return f'"{quoted}"'
@@ -52,14 +85,14 @@ def event_payload(event: Event) -> str:
         case "run_started":
             return f"run={event.run_id} attempt={event.attempt}"
         case "run_finished":
-            reason = f" reason={event.reason}" if event.reason else ""
+            reason = f" reason={safe(event.reason)}" if event.reason else ""
             return f"result={event.result.value}{reason}"
         case "usage":
             return f"input_tokens={event.input_tokens} output_tokens={event.output_tokens}"
         case "state_changed":
             return f"state={event.state.value}"
         case "error":
-            return f"{event.code}: {event.message}"
+            return f"{event.code}: {safe(event.message)}"
     return ""  # pragma: no cover - the union is exhaustive
 
 
@@ -79,4 +112,4 @@ def transcript_line(entry: TranscriptEntry) -> str:
         if entry.result is not None and entry.result != RunResult.FINISHED
         else ""
     )
-    return f"{clock}  {who}> {entry.text}{outcome}"
+    return f"{clock}  {who}> {safe(entry.text, multiline=True)}{outcome}"

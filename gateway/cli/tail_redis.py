@@ -8,7 +8,7 @@ cursor is the entry id.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import redis.asyncio as aioredis
 import typer
@@ -27,7 +27,7 @@ from gateway.cli.errors import (
     CliFailure,
 )
 from gateway.cli.refs import parse_ref
-from gateway.cli.render import event_line
+from gateway.cli.render import event_line, safe
 from shared.errors import RuntimeUnavailable, YoiError
 from shared.events import Event, parse_event
 from shared.keys import Keys
@@ -38,7 +38,13 @@ BATCH = 1_000
 
 
 def tail_redis(
-    settings: Settings, ref_text: str, *, runtime_id: str | None, after: str | None, follow: bool
+    settings: Settings,
+    ref_text: str,
+    *,
+    runtime_id: str | None,
+    after: str | None,
+    follow: bool,
+    show: Callable[[Event], str] = event_line,
 ) -> None:
     spec = parse_ref(ref_text, default_runtime=runtime_id)
     if spec.runtime_id == EMBEDDED_RUNTIME_ID:
@@ -49,7 +55,7 @@ def tail_redis(
         )
     try:
         asyncio.run(
-            _tail(settings, spec.runtime_id, spec.worker_id, spec.display_name, after, follow)
+            _tail(settings, spec.runtime_id, spec.worker_id, spec.display_name, after, follow, show)
         )
     except KeyboardInterrupt:
         raise CliFailure("interrupted", INTERRUPTED) from None
@@ -62,6 +68,7 @@ async def _tail(
     display_name: str | None,
     after: str | None,
     follow: bool,
+    show: Callable[[Event], str],
 ) -> None:
     if worker_id is None:
         assert display_name is not None
@@ -77,9 +84,9 @@ async def _tail(
                 NOT_FOUND,
             )
         async for event in _read(client, keys.events(worker_id), after or "0-0", follow):
-            typer.echo(event_line(event))
+            typer.echo(show(event))
     except ResponseError as exc:  # e.g. a malformed --after: Redis names the problem
-        raise CliFailure(f"Redis refused the read: {exc}", USAGE) from exc
+        raise CliFailure(f"Redis refused the read: {safe(str(exc))}", USAGE) from exc
     except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
         raise CliFailure(f"cannot reach Redis: {type(exc).__name__}", UNREACHABLE) from exc
     finally:

@@ -1,0 +1,70 @@
+"""Commands that run the system: `yoi gateway` (also `python -m gateway`) and `yoi up`.
+
+`yoi runtime` is `runtime_worker.command.runtime`, registered beside these. Each sets up the
+one logging configuration (`shared.logs`) from the settings before it starts anything.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from gateway.cli.errors import USAGE, CliFailure
+from gateway.cli.options import LogLevel, RedisUrl
+from shared.logs import setup_logging_from
+from shared.settings import InvalidSettings, Settings, load_settings
+
+
+def settings_from(**flags: Any) -> Settings:
+    """Settings from the environment with the given flags on top; a bad one exits 2."""
+    try:
+        return load_settings(**flags)
+    except InvalidSettings as exc:
+        raise CliFailure(str(exc), USAGE) from None
+
+
+def gateway(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    redis_url: RedisUrl = None,
+    fleet: Annotated[
+        list[str] | None,
+        typer.Option(help="Fleet runtime id(s) to serve, comma-separated; repeatable."),
+    ] = None,
+    log_level: LogLevel = None,
+) -> None:
+    """Run the HTTP gateway (with the embedded runtime, and fleet runtimes when Redis is set)."""
+    from gateway.auth import UnsafeConfig
+    from gateway.server import serve
+
+    fleets = ",".join(fleet) if fleet else None
+    settings = settings_from(
+        host=host, port=port, redis_url=redis_url, fleets=fleets, log_level=log_level
+    )
+    setup_logging_from(settings)
+    try:
+        serve(settings)
+    except UnsafeConfig as exc:
+        raise CliFailure(str(exc), USAGE) from None
+
+
+def up(
+    processes: Annotated[
+        int | None, typer.Option(help="Runtime processes to start (default: YOI_PROCESSES, 2).")
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Gateway address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Gateway port.")] = None,
+    redis_url: RedisUrl = None,
+    log_level: LogLevel = None,
+) -> None:
+    """Start everything on this machine: Redis (private unless given), gateway, runtimes."""
+    from gateway.cli.supervisor import up as run_up
+
+    settings = settings_from(
+        host=host, port=port, redis_url=redis_url, processes=processes, log_level=log_level
+    )
+    if settings.port == 0:
+        raise CliFailure("yoi up needs a fixed --port (it prints the console address)", USAGE)
+    setup_logging_from(settings)
+    raise typer.Exit(run_up(settings, settings.processes))

@@ -1,0 +1,118 @@
+"""Commands that read and create through the gateway: runtimes, workers, create, transcript."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from gateway.cli.client import GatewayClient, target_of
+from gateway.cli.errors import USAGE, CliFailure
+from gateway.cli.options import Json, Ref
+from gateway.cli.refs import resolve
+from gateway.cli.render import age, json_line, safe, table, transcript_line
+from shared.api import AllWorkers, RuntimeList, WorkerList
+from shared.ids import is_display_name, is_runtime_id
+from shared.models import TranscriptPage, WorkerDetail, WorkerSummary
+
+
+def runtimes(ctx: typer.Context, as_json: Json = False) -> None:
+    """List the runtimes."""
+    with GatewayClient(target_of(ctx)) as client:
+        listing = client.get("/api/runtimes", RuntimeList)
+    if as_json:
+        typer.echo(json_line(listing))
+        return
+    rows = [[r.runtime_id, r.kind.value, r.status, str(r.workers)] for r in listing.runtimes]
+    typer.echo(table(["RUNTIME", "KIND", "STATUS", "WORKERS"], rows))
+
+
+def workers(
+    ctx: typer.Context,
+    runtime_id: Annotated[str | None, typer.Argument(help="Only this runtime's.")] = None,
+    as_json: Json = False,
+) -> None:
+    """List the Workers (of every runtime, or of one)."""
+    unavailable: list[str] = []
+    with GatewayClient(target_of(ctx)) as client:
+        if runtime_id is None:
+            listing = client.get("/api/workers", AllWorkers)
+            found, unavailable = listing.workers, listing.unavailable
+        else:
+            found = client.get(f"/api/runtimes/{_runtime(runtime_id)}/workers", WorkerList).workers
+    found.sort(key=lambda w: (w.runtime_id, w.created_at))
+    if as_json:
+        typer.echo(json_line(AllWorkers(workers=found, unavailable=unavailable)))
+    else:
+        typer.echo(table(["WORKER", "NAME", "PROFILE", "STATE", "AGE"], _rows(found)))
+    for skipped in unavailable:
+        typer.echo(f"yoi: runtime {skipped} did not answer; its workers are not listed", err=True)
+
+
+def _rows(found: list[WorkerSummary]) -> list[list[str]]:
+    return [
+        [
+            f"{w.runtime_id}/{w.worker_id}",
+            w.display_ref,
+            w.profile,
+            w.state.value,
+            age(w.created_at),
+        ]
+        for w in found
+    ]
+
+
+def create(
+    ctx: typer.Context,
+    runtime_id: Annotated[str, typer.Argument(metavar="RUNTIME")],
+    name: Annotated[str, typer.Argument(help="The display name.")],
+    profile: Annotated[str | None, typer.Option(help="Profile (default: the runtime's).")] = None,
+    as_json: Json = False,
+) -> None:
+    """Create a Worker on a runtime."""
+    if not is_display_name(name):
+        raise CliFailure(f"{name!r} is not a valid name (letters, digits, _ . -)", USAGE)
+    body: dict[str, Any] = {"display_name": name}
+    if profile is not None:
+        body["profile"] = profile
+    with GatewayClient(target_of(ctx)) as client:
+        path = f"/api/runtimes/{_runtime(runtime_id)}/workers"
+        worker = client.post(path, WorkerDetail, body)
+    if as_json:
+        typer.echo(json_line(worker))
+        return
+    typer.echo(
+        safe(
+            f"created {worker.runtime_id}/{worker.worker_id} "
+            f"({worker.display_ref}, profile {worker.profile})"
+        )
+    )
+
+
+def transcript(
+    ctx: typer.Context,
+    ref: Ref,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Most entries to show.")] = 50,
+    before: Annotated[str | None, typer.Option(help="Entries before this cursor.")] = None,
+    as_json: Json = False,
+) -> None:
+    """Print the Worker's transcript (oldest first)."""
+    params: dict[str, str | int] = {"limit": limit}
+    if before is not None:
+        params["before"] = before
+    with GatewayClient(target_of(ctx)) as client:
+        worker = resolve(client, ref)
+        page = client.get(f"{worker.path}/transcript", TranscriptPage, params)
+    if as_json:
+        typer.echo(json_line(page))
+        return
+    for entry in page.entries:
+        typer.echo(transcript_line(entry))
+    if page.next_before is not None:
+        typer.echo(f"(older entries: --before {safe(page.next_before)})", err=True)
+
+
+def _runtime(runtime_id: str) -> str:
+    if not is_runtime_id(runtime_id):
+        raise CliFailure(f"{runtime_id!r} is not a runtime id (`yoi runtimes` lists them)", USAGE)
+    return runtime_id
