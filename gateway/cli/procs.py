@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import logging
 import os
 import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+log = logging.getLogger("yoi.up")
 PR_SET_PDEATHSIG = 1
 KILL_WAIT_S = 5.0
 
@@ -81,10 +83,7 @@ async def stop(children: Sequence[Child], *, grace_s: float) -> None:
     _, late = await asyncio.wait(waits, timeout=grace_s)
     for child in running:
         if child.running:
-            print(
-                f"yoi up: {child.name} did not stop within {grace_s:g}s; killing it",
-                file=sys.stderr,
-            )
+            log.warning("%s did not stop within %gs; killing it", child.name, grace_s)
             with contextlib.suppress(ProcessLookupError):
                 child.process.kill()
     if late:

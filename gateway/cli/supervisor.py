@@ -10,6 +10,7 @@ hand their Workers back while it is still there.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 import signal
@@ -26,6 +27,8 @@ from gateway.cli.errors import FAILED, OK, UNREACHABLE, CliFailure
 from gateway.cli.private_redis import PrivateRedis, answers, find_binary, start_private, where
 from gateway.cli.procs import Child, spawn, stop
 from shared.settings import Settings
+
+log = logging.getLogger("yoi.up")  # stdout carries the lines for people; stderr the log
 
 READY_TIMEOUT_S = 60.0
 STOP_MARGIN_S = 5.0  # on top of the members' drain grace
@@ -60,7 +63,7 @@ class Supervisor:
             for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(signum)
             if started:
-                typer.echo("yoi up: stopped", err=True)
+                log.info("stopped")
 
     async def _run(self) -> int:
         env = dict(os.environ)
@@ -69,12 +72,20 @@ class Supervisor:
         if token is not None:
             env["YOI_API_TOKEN"] = token  # children read it from the environment, never argv
         env["PYTHONUNBUFFERED"] = "1"
+        # One log configuration for the whole tree (`--log-level` given to yoi up included).
+        env["YOI_LOG_LEVEL"] = self.settings.log_level
+        env["YOI_LOG_FORMAT"] = self.settings.log_format
         await self._start_children(env)
         url = console_url(self.settings.host, self.settings.port)
         outcome = await self._until_stop_or(self._ready(url, token))
         if outcome is not None:
             return outcome
         typer.echo(f"Console: {url}")
+        # What to paste into another shell: `yoi` reads YOI_GATEWAY, and the README's
+        # `redis-cli -u "$YOI_REDIS_URL" …` line reads the private Redis (which has no password).
+        typer.echo(f"export YOI_GATEWAY={url.rstrip('/')}")
+        if self.redis is not None:
+            typer.echo(f"export YOI_REDIS_URL={self.redis.url}")
         if token is not None:
             typer.echo(
                 f"API token: {token}  (send it as `Authorization: Bearer <token>`; "
@@ -147,10 +158,11 @@ class Supervisor:
         for future in done:
             child = waits[future]
             if child is not None:
-                typer.echo(
-                    f"yoi up: {child.name} (pid {child.pid}) exited unexpectedly with "
-                    f"code {child.process.returncode}; stopping everything",
-                    err=True,
+                log.error(
+                    "%s (pid %d) exited unexpectedly with code %s; stopping everything",
+                    child.name,
+                    child.pid,
+                    child.process.returncode,
                 )
                 return FAILED
         assert ready is not None
@@ -189,7 +201,7 @@ async def _wait_ready(url: str, token: str | None) -> int | None:
                 pass  # not listening yet
             await asyncio.sleep(delay)  # backoff between readiness probes
             delay = min(delay * 2, 0.25)
-    typer.echo(f"yoi up: the gateway was not ready within {READY_TIMEOUT_S:g}s; stopping", err=True)
+    log.error("the gateway was not ready within %gs; stopping", READY_TIMEOUT_S)
     return FAILED
 
 

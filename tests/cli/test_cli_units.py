@@ -1,6 +1,9 @@
-"""The CLI's pure parts: option hoisting, references, SSE framing, tables and event lines."""
+"""The CLI's pure parts: option hoisting, references, SSE framing, tables, event lines, and the
+escaping of terminal control characters in every text that came from outside."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
@@ -9,10 +12,10 @@ from gateway.cli.client import SseMessage, iter_sse
 from gateway.cli.errors import USAGE, CliFailure
 from gateway.cli.private_redis import where
 from gateway.cli.refs import RefSpec, parse_ref
-from gateway.cli.render import age, event_line, short, table
+from gateway.cli.render import age, event_line, json_line, safe, short, table, transcript_line
 from gateway.cli.supervisor import console_url
-from shared.events import RunFinished, TextDelta
-from shared.models import RunResult
+from shared.events import ErrorEvent, RunFinished, TextDelta
+from shared.models import RunResult, TranscriptEntry, TranscriptRole
 
 WID = "01935c1e-0000-7000-8000-000000000000"
 
@@ -92,3 +95,33 @@ def test_console_url_for_wildcard_and_ipv6_binds() -> None:
     assert console_url("0.0.0.0", 8000) == "http://127.0.0.1:8000/"
     assert console_url("::", 8000) == "http://[::1]:8000/"
     assert console_url("127.0.0.1", 9) == "http://127.0.0.1:9/"
+
+
+RETITLE = "\x1b]0;owned\x07"  # OSC 0: sets the terminal's title
+CLEAR = "\x1b[2J"
+
+
+def test_safe_shows_control_characters_as_escapes() -> None:
+    assert safe(f"hi{RETITLE}{CLEAR}\r\u202e!") == "hi\\x1b]0;owned\\x07\\x1b[2J\\x0d\\u202e!"
+    assert safe("a\tb\nc\x9b", multiline=True) == "a\tb\nc\\x9b"
+    assert safe("a\nb") == "a\\x0ab"
+    assert safe("plain — ünïcode 日本") == "plain — ünïcode 日本"
+
+
+def test_every_text_from_outside_is_escaped_in_tables_events_and_transcripts() -> None:
+    assert "\x1b" not in table(["NAME"], [[f"bob{RETITLE}"]])
+    error = ErrorEvent(worker_id=WID, ts=0, cursor="5-3", code="x", message=f"bad{CLEAR}")
+    delta = TextDelta(worker_id=WID, ts=0, cursor="5-1", text=f"a{RETITLE}")
+    entry = TranscriptEntry(
+        cursor="1-0", role=TranscriptRole.ASSISTANT, text=f"one\ntwo{RETITLE}", ts=0
+    )
+    for line in (event_line(error), event_line(delta), transcript_line(entry)):
+        assert "\x1b" not in line and "\x07" not in line
+    assert "one\ntwo\\x1b]0;owned\\x07" in transcript_line(entry)
+
+
+def test_json_output_is_ascii_and_parses_back() -> None:
+    delta = TextDelta(worker_id=WID, ts=0, cursor="5-1", text=f"é{RETITLE}")
+    line = json_line(delta)
+    assert line.isascii() and "\x1b" not in line
+    assert json.loads(line)["text"] == f"é{RETITLE}"

@@ -47,7 +47,7 @@ def test_a_signal_to_yoi_up_alone_stops_everything(
             assert not any(token in arg for arg in cmdline(child))
 
         assert stack.stop(stop_signal) == 0
-    assert stack.err.wait_for("yoi up: stopped")
+    assert stack.err.wait_for("yoi.up: stopped")
 
 
 def test_a_child_that_dies_stops_everything(namespace: str) -> None:
@@ -59,7 +59,7 @@ def test_a_child_that_dies_stops_everything(namespace: str) -> None:
         os.kill(member[0], signal.SIGKILL)
         assert stack.proc.wait(timeout=30) == 1
         stack.err.wait_for(
-            rf"yoi up: runtime process 1 \(pid {member[0]}\) exited unexpectedly with code -9"
+            rf"yoi.up: runtime process 1 \(pid {member[0]}\) exited unexpectedly with code -9"
         )
         assert_all_gone(stack.tree)
 
