@@ -3,6 +3,7 @@ process tree of `yoi up` in /proc and prove every member of it is gone afterward
 
 from __future__ import annotations
 
+import asyncio
 import os
 import queue
 import re
@@ -18,7 +19,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.helpers import wait_until_sync
+from tests.fake_openai_server import FakeOpenAIServer
+from tests.helpers import free_port, wait_until_sync
 
 YOI = [sys.executable, "-m", "gateway.cli"]
 COMMAND_TIMEOUT_S = 30.0
@@ -277,3 +279,57 @@ class Stream:
             if not found or needle not in self.text[start:]:
                 raise AssertionError(f"no {needle!r} after offset {start}: {self.text!r}")
             return self.text.index(needle, start) + len(needle)
+
+
+# -- helpers of the log tests ---------------------------------------------------------------------
+
+
+@contextmanager
+def redis_with_user(user: str, password: str) -> Iterator[int]:
+    """A private redis-server (never the shared one) with an ACL user, for a URL that carries a
+    password; yields its port."""
+    import shutil
+    import tempfile
+
+    import redis
+
+    binary = shutil.which("redis-server")
+    assert binary is not None, "redis-server must be on PATH"
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix="yoi-redis-")
+    acl = ["--user", user, "on", f">{password}", "~*", "&*", "+@all"]
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", workdir, "--save", ""]
+    proc = subprocess.Popen([*argv, *acl], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = redis.Redis(port=port, username=user, password=password, socket_timeout=1)
+
+    def answers() -> bool:
+        try:
+            return bool(client.ping())
+        except (redis.ConnectionError, redis.TimeoutError):
+            return False
+
+    try:
+        wait_until_sync(answers, timeout_s=10, what="the private redis-server")
+        yield port
+    finally:
+        client.close()
+        proc.terminate()
+        proc.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextmanager
+def provider_in_a_thread() -> Iterator[FakeOpenAIServer]:
+    """The fake chat-completions server on its own event loop, for processes to call."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="fake-openai", daemon=True)
+    thread.start()
+    server = FakeOpenAIServer()
+    asyncio.run_coroutine_threadsafe(server.start(), loop).result(timeout=10)
+    try:
+        yield server
+    finally:
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
