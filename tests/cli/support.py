@@ -252,6 +252,14 @@ def when(condition: Callable[[], bool], what: str, timeout_s: float = 15.0) -> N
     wait_until_sync(condition, timeout_s=timeout_s, what=what)
 
 
+def _read_or_eof(fd: int) -> bytes:
+    """`os.read`, with the EIO a pty's master answers once the child closed its side as EOF."""
+    try:
+        return os.read(fd, 4096)
+    except OSError:
+        return b""
+
+
 class Stream:
     """Raw output read on a thread, for prompts that end without a newline."""
 
@@ -262,7 +270,7 @@ class Stream:
         threading.Thread(target=self._pump, args=(fd,), daemon=True).start()
 
     def _pump(self, fd: int) -> None:
-        while chunk := os.read(fd, 4096):
+        while chunk := _read_or_eof(fd):
             with self._changed:
                 self.text += chunk.decode(errors="replace")
                 self._changed.notify_all()
