@@ -16,7 +16,7 @@ import typer
 
 from gateway.cli import chat, events, messages, servers, workers
 from gateway.cli.client import Target
-from gateway.cli.errors import EXIT_CODES_HELP, USAGE, CliFailure
+from gateway.cli.errors import EXIT_CODES_HELP, USAGE, CliFailure, interruptible
 from gateway.cli.render import safe
 from runtime_worker import command as runtime_command
 from runtime_worker.runtime import VERSION
@@ -108,7 +108,7 @@ for command in (
     events.tail,
     workers.transcript,
 ):
-    app.command()(command)
+    app.command()(interruptible(command))
 
 
 def run(typer_app: typer.Typer, args: Sequence[str], prog_name: str) -> None:

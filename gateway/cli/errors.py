@@ -5,6 +5,13 @@ Scripts branch on the code; people read the message, so each message says what t
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
 OK = 0
 FAILED = 1  # an API error, or an answer that did not finish (failed, timed out, cancelled)
 USAGE = 2  # click's own code for bad flags and arguments
@@ -64,3 +71,16 @@ def busy(ref: str) -> CliFailure:
 
 def unauthorized() -> CliFailure:
     return CliFailure("the gateway refused the request: set --token or YOI_API_TOKEN", UNAUTHORIZED)
+
+
+def interruptible(command: Callable[P, R]) -> Callable[P, R]:
+    """Ctrl-C anywhere in `command` exits 130 (click alone says "Aborted!" and exits 1)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except KeyboardInterrupt:
+            raise CliFailure("interrupted", INTERRUPTED) from None
+
+    return wrapper
