@@ -21,6 +21,15 @@ FAILED = 1
 INTERRUPTED = 130
 log = logging.getLogger("yoi.member")
 
+RedisUrl = Annotated[
+    str | None,
+    typer.Option("--redis-url", help="Redis URL (default: YOI_REDIS_URL or REDIS_URL)."),
+]
+LogLevel = Annotated[
+    str | None,
+    typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR (default: YOI_LOG_LEVEL)."),
+]
+
 
 def _fail(message: str, code: int) -> NoReturn:
     typer.echo(f"yoi: {message}", err=True)
@@ -28,20 +37,14 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 def runtime(
-    redis_url: Annotated[
-        str | None,
-        typer.Option("--redis-url", help="Redis URL (default: YOI_REDIS_URL or REDIS_URL)."),
-    ] = None,
+    redis_url: RedisUrl = None,
     runtime_id: Annotated[str | None, typer.Option(help="The fleet runtime to serve.")] = None,
     capacity: Annotated[int | None, typer.Option(help="Most Workers this process hosts.")] = None,
     namespace: Annotated[str | None, typer.Option(help="Redis key namespace.")] = None,
     member_id: Annotated[
         str | None, typer.Option(help="This member's id (default: <host>-<pid>-<random>).")
     ] = None,
-    log_level: Annotated[
-        str | None,
-        typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR (default: YOI_LOG_LEVEL)."),
-    ] = None,
+    log_level: LogLevel = None,
 ) -> None:
     """Run one runtime process (a member of a fleet runtime) until SIGTERM or Ctrl-C."""
     from runtime_worker.member import run_member

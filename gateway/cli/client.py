@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from gateway.cli.errors import ApiError, CliFailure, unauthorized, unreachable
 from shared.errors import ErrorEnvelope
 from shared.events import Event, parse_event
+from shared.logs import redact_url
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -115,7 +116,7 @@ class GatewayClient:
             response = self._http.request(method, path, params=params, json=body, timeout=timeout)
         except httpx.TimeoutException as exc:
             raise CliFailure(
-                f"the gateway at {self.target.gateway} did not answer in time"
+                f"the gateway at {redact_url(self.target.gateway)} did not answer in time"
             ) from exc
         except httpx.TransportError as exc:
             raise unreachable(self.target.gateway) from exc

@@ -9,6 +9,8 @@ import functools
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
+from shared.logs import redact_url
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -62,7 +64,9 @@ class ApiError(CliFailure):
 
 
 def unreachable(gateway: str) -> CliFailure:
-    return CliFailure(f"cannot reach the gateway at {gateway} — is `yoi up` running?", UNREACHABLE)
+    return CliFailure(
+        f"cannot reach the gateway at {redact_url(gateway)} — is `yoi up` running?", UNREACHABLE
+    )
 
 
 def busy(ref: str) -> CliFailure:

@@ -1,4 +1,5 @@
-"""Flags several command groups share, declared once so every command spells them alike."""
+"""Flags several command groups share, declared once so every command spells them alike
+(`--redis-url` and `--log-level` come from `runtime_worker.command`, which `yoi runtime` is)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,11 @@ from typing import Annotated
 
 import typer
 
+from runtime_worker.command import LogLevel, RedisUrl
+
 Json = Annotated[
     bool, typer.Option("--json", help="Print JSON for scripts (one object per line for streams).")
 ]
 Ref = Annotated[str, typer.Argument(metavar="REF", help="RUNTIME/WORKER_ID or NAME@RUNTIME.")]
-RedisUrl = Annotated[
-    str | None,
-    typer.Option("--redis-url", help="Redis URL (default: YOI_REDIS_URL or REDIS_URL)."),
-]
-LogLevel = Annotated[
-    str | None,
-    typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR (default: YOI_LOG_LEVEL)."),
-]
+
+__all__ = ["Json", "LogLevel", "RedisUrl", "Ref"]
