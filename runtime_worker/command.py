@@ -7,6 +7,7 @@ package; `gateway.cli` registers the same function, so both spell every flag ali
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Annotated, NoReturn
 
 import typer
@@ -75,13 +76,18 @@ def runtime(
         raise typer.Exit(FAILED) from None
 
 
-def main(argv: list[str] | None = None) -> None:
-    """`python -m runtime_worker`: the `runtime` command alone."""
+def command_app(command: Callable[..., None]) -> typer.Typer:
+    """A Typer app of one command, for `python -m runtime_worker` and `python -m gateway`."""
     app = typer.Typer(
         add_completion=False,
         rich_markup_mode=None,
         pretty_exceptions_enable=False,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
-    app.command()(runtime)
-    app(args=argv, prog_name="python -m runtime_worker")
+    app.command()(command)
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m runtime_worker`: the `runtime` command alone."""
+    command_app(runtime)(args=argv, prog_name="python -m runtime_worker")

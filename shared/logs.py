@@ -87,7 +87,10 @@ class RedactingFilter(logging.Filter):
         self.secrets = sorted(unique, key=len, reverse=True)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a caller's bad format string: keep the template only
+            message = str(record.msg)
         record.msg, record.args = redact_text(message, self.secrets), None
         return True
 

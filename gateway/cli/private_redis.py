@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from gateway.cli.errors import CliFailure
-from gateway.cli.procs import Child, spawn, stop
+from gateway.cli.procs import Child, ChildSpec, spawn, stop
 
 START_TIMEOUT_S = 10.0
 STOP_GRACE_S = 5.0
@@ -114,9 +114,10 @@ async def start_private(binary: str, env: dict[str, str]) -> PrivateRedis:
             "--loglevel",
             "warning",
         ]
-        child = await spawn(
-            "redis-server", argv, env=env, own_session=True, stdout=asyncio.subprocess.DEVNULL
+        spec = ChildSpec(
+            "redis-server", tuple(argv), env, own_session=True, stdout=asyncio.subprocess.DEVNULL
         )
+        child = await spawn(spec)
         url = f"redis://127.0.0.1:{port}/0"
         if await _ready(child, url):
             return PrivateRedis(child, url, port, workdir)

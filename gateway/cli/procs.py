@@ -21,10 +21,27 @@ PR_SET_PDEATHSIG = 1
 KILL_WAIT_S = 5.0
 
 
+@dataclass(frozen=True)
+class ChildSpec:
+    """How to start one child, kept with it so a supervisor can start it again the same way.
+    `own_session` keeps it out of the terminal's Ctrl-C (SIGINT to the foreground group): for
+    a child that must outlive the others' shutdown, like Redis."""
+
+    name: str
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    own_session: bool = False
+    stdout: int | None = None
+
+
 @dataclass
 class Child:
-    name: str
+    spec: ChildSpec
     process: asyncio.subprocess.Process
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
 
     @property
     def pid(self) -> int:
@@ -50,25 +67,17 @@ def _die_with_parent() -> Callable[[], None] | None:
     return arm
 
 
-async def spawn(
-    name: str,
-    argv: Sequence[str],
-    *,
-    env: Mapping[str, str],
-    own_session: bool = False,
-    stdout: int | None = None,
-) -> Child:
-    """Start one child. `own_session` keeps it out of the terminal's Ctrl-C (SIGINT to the
-    foreground group): for a child that must outlive the others' shutdown, like Redis."""
+async def spawn(spec: ChildSpec) -> Child:
+    """Start one child from its spec (again, for a restart)."""
     process = await asyncio.create_subprocess_exec(
-        *argv,
-        env=dict(env),
+        *spec.argv,
+        env=dict(spec.env),
         stdin=asyncio.subprocess.DEVNULL,
-        stdout=stdout,
+        stdout=spec.stdout,
         preexec_fn=_die_with_parent(),
-        start_new_session=own_session,
+        start_new_session=spec.own_session,
     )
-    return Child(name, process)
+    return Child(spec, process)
 
 
 async def stop(children: Sequence[Child], *, grace_s: float) -> None:

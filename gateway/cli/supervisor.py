@@ -25,7 +25,7 @@ import typer
 from gateway.auth import is_loopback
 from gateway.cli.errors import FAILED, OK, UNREACHABLE, CliFailure
 from gateway.cli.private_redis import PrivateRedis, answers, find_binary, start_private, where
-from gateway.cli.procs import Child, spawn, stop
+from gateway.cli.procs import Child, ChildSpec, spawn, stop
 from shared.settings import Settings
 
 log = logging.getLogger("yoi.up")  # stdout carries the lines for people; stderr the log
@@ -129,11 +129,13 @@ class Supervisor:
         ]
         member = [*CHILD_ARGV, "runtime", "--runtime-id", runtime_id]
         out = sys.stderr.fileno()  # children log to stderr; stdout carries only our own lines
-        self.children.append(await spawn("the gateway", gateway, env=env, stdout=out))
-        for index in range(1, self.processes + 1):
-            self.children.append(
-                await spawn(f"runtime process {index}", member, env=env, stdout=out)
-            )
+        specs = [ChildSpec("the gateway", tuple(gateway), env, stdout=out)]
+        specs += [
+            ChildSpec(f"runtime process {index}", tuple(member), env, stdout=out)
+            for index in range(1, self.processes + 1)
+        ]
+        for spec in specs:  # each child keeps its spec: `spawn(child.spec)` starts it again
+            self.children.append(await spawn(spec))
         typer.echo(
             f"Gateway: {self.settings.host}:{self.settings.port}, fleet runtime {runtime_id!r} "
             f"with {self.processes} runtime process(es)"

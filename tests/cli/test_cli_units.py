@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import typer
 
 from gateway.cli.app import hoist_global_options
 from gateway.cli.client import SseMessage, iter_sse
@@ -125,3 +126,19 @@ def test_json_output_is_ascii_and_parses_back() -> None:
     line = json_line(delta)
     assert line.isascii() and "\x1b" not in line
     assert json.loads(line)["text"] == f"é{RETITLE}"
+
+
+@pytest.mark.parametrize("name", ["gateway", "runtime"])
+def test_python_m_and_yoi_share_one_command_definition(name: str) -> None:
+    """`python -m gateway` / `python -m runtime_worker` run the very function `yoi` registers."""
+    from gateway.cli.app import app
+    from gateway.cli.servers import gateway
+    from runtime_worker.command import command_app, runtime
+
+    alone = {"gateway": gateway, "runtime": runtime}[name]
+    callbacks = [c.callback for c in app.registered_commands if c.callback is not None]
+    registered = next(c for c in callbacks if c.__name__ == name)
+    assert getattr(registered, "__wrapped__", None) is alone
+    flags = typer.main.get_command(command_app(alone)).params
+    in_yoi = typer.main.get_group(app).commands[name].params
+    assert [p.opts for p in flags] == [p.opts for p in in_yoi]
