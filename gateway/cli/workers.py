@@ -46,7 +46,9 @@ def workers(
     else:
         typer.echo(table(["WORKER", "NAME", "PROFILE", "STATE", "AGE"], _rows(found)))
     for skipped in unavailable:
-        typer.echo(f"yoi: runtime {skipped} did not answer; its workers are not listed", err=True)
+        typer.echo(
+            f"yoi: runtime {safe(skipped)} did not answer; its workers are not listed", err=True
+        )
 
 
 def _rows(found: list[WorkerSummary]) -> list[list[str]]:
