@@ -142,3 +142,18 @@ def test_python_m_and_yoi_share_one_command_definition(name: str) -> None:
     flags = typer.main.get_command(command_app(alone)).params
     in_yoi = typer.main.get_group(app).commands[name].params
     assert [p.opts for p in flags] == [p.opts for p in in_yoi]
+
+
+def test_failure_messages_are_printed_escaped(capsys: pytest.CaptureFixture[str]) -> None:
+    """A gateway's error message may quote user text: it reaches the terminal escaped."""
+    from gateway.cli.app import run
+
+    def fail() -> None:
+        raise CliFailure(f"no worker named 'bob{RETITLE}'", 4)
+
+    one = typer.Typer()
+    one.command()(fail)
+    with pytest.raises(SystemExit) as stop:
+        run(one, [], "yoi")
+    assert stop.value.code == 4
+    assert capsys.readouterr().err == "yoi: no worker named 'bob\\x1b]0;owned\\x07'\n"

@@ -3,6 +3,7 @@ prints the whole answer once: a real gateway behind a TCP proxy that cuts the st
 
 from __future__ import annotations
 
+import signal
 import socket
 import threading
 from collections.abc import Iterator
@@ -10,7 +11,7 @@ from contextlib import contextmanager, suppress
 
 import pytest
 
-from tests.cli.support import Lines, clean_env, finish, start, wait_ready, yoi
+from tests.cli.support import Lines, Stream, clean_env, finish, start, wait_ready, yoi
 from tests.helpers import free_port
 
 pytestmark = pytest.mark.slow
@@ -114,3 +115,17 @@ def test_a_dropped_stream_resumes_and_the_answer_prints_once_whole() -> None:
     assert done.stdout == "You said: " + " ".join(WORDS) + "\n"  # ...and nothing is missing
     assert len(proxy.stream_requests) == 2
     assert b"last-event-id: " in proxy.stream_requests[1].lower()  # resumed from its cursor
+
+
+def test_ctrl_c_while_watching_exits_130_and_says_the_answer_goes_on() -> None:
+    with gateway_behind_proxy() as proxy:
+        env = clean_env(YOI_GATEWAY=f"http://127.0.0.1:{proxy.port}")
+        watcher = start("send", "companion@backend-internal", " ".join(WORDS), env=env)
+        assert watcher.stdout is not None
+        out, err = Stream(watcher.stdout.fileno()), Lines(watcher.stderr)
+        try:
+            out.wait_for("You said: w0 ")  # the answer is streaming (no newline yet)
+        finally:
+            code = finish(watcher, signal.SIGINT)
+    assert code == 130
+    assert any("the answer goes on" in line for line in err.rest())
