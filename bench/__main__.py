@@ -10,10 +10,15 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from bench import wrk
 from bench.envinfo import environment
 from bench.harness import RESULTS_DIR, run_one, write_json
 from bench.results import render_table
 from bench.scenarios import SCENARIOS
+
+# Scenarios that drive load with wrk; checked before any scenario spends time.
+WRK_SCENARIOS = frozenset({"throughput"})
+EXIT_MISSING_TOOL = 3
 
 
 def _raise_fd_limit() -> None:
@@ -47,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(unknown)}; choose from {list(SCENARIOS)}")
     names = args.scenarios or list(SCENARIOS)
+    if WRK_SCENARIOS & set(names) and (missing := wrk.ensure_installed()) is not None:
+        print(f"bench: {missing}", file=sys.stderr)
+        return EXIT_MISSING_TOOL
     json_path = args.json or RESULTS_DIR / ("latest-quick.json" if args.quick else "latest.json")
     log_root = RESULTS_DIR / "logs" / time.strftime("%Y%m%d-%H%M%S")
     _raise_fd_limit()

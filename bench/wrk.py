@@ -7,6 +7,7 @@ one JSON line, so nothing depends on wrk's human-readable output.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -76,6 +77,28 @@ class WrkResult:
 
 def available() -> bool:
     return shutil.which("wrk") is not None
+
+
+WRK_MISSING = "wrk is not installed: install it with `apt-get install wrk` (as root) and run again"
+
+
+def ensure_installed(*, is_root: bool | None = None) -> str | None:
+    """Install wrk with apt-get when it is missing and we are root; else say what to do.
+
+    Called before any scenario starts, so a missing tool costs seconds, not a half-run bench.
+    Answers None when wrk is there, else the message to print.
+    """
+    if available():
+        return None
+    root = os.geteuid() == 0 if is_root is None else is_root
+    if not root or shutil.which("apt-get") is None:
+        return WRK_MISSING
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "wrk"]):
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            return f"{WRK_MISSING} ({' '.join(argv[:2])} failed: {done.stderr.strip()[-200:]})"
+    return None if available() else WRK_MISSING
 
 
 def run_wrk(

@@ -27,8 +27,9 @@ async def backend(
 
 
 @pytest.fixture
-async def real_redis(redis_url: str, namespace: str) -> AsyncIterator[Backend]:
-    async with _backend("redis", redis_url, namespace) as made:
+async def private_redis(private_redis_url: str, namespace: str) -> AsyncIterator[Backend]:
+    """A real Redis this suite started itself: the test below flushes its scripts."""
+    async with _backend("redis", private_redis_url, namespace) as made:
         yield made
 
 
@@ -125,8 +126,8 @@ async def test_create_answers_the_first_cursor_indexes_and_hints(backend: Backen
     assert found.cursor == created.cursor and found.record.worker_id == worker_id
 
 
-async def test_create_after_redis_lost_its_scripts(real_redis: Backend) -> None:
-    store = real_redis.store()
+async def test_create_after_redis_lost_its_scripts(private_redis: Backend) -> None:
+    store = private_redis.store()
     await _workers(store, 1)  # the script is loaded
     await store.client.script_flush()
     created = await store.create(_record("after"))

@@ -99,6 +99,15 @@ async def backend(
         yield made
 
 
+@pytest.fixture(params=["redis", "fakeredis"])
+async def flushable(
+    request: pytest.FixtureRequest, private_redis_url: str, namespace: str
+) -> AsyncIterator[Backend]:
+    """Like `backend`, but a real Redis this suite started itself: tests here may flush it."""
+    async with _backend(request.param, private_redis_url, namespace) as made:
+        yield made
+
+
 @pytest.fixture
 async def real_redis(redis_url: str, namespace: str) -> AsyncIterator[Backend]:
     """For what fakeredis cannot tell: memory usage."""
@@ -609,9 +618,9 @@ async def test_take_run_begins_an_input_of_another_layout_too(backend: Backend) 
 
 
 async def test_concurrent_scripts_go_in_batches_and_survive_a_script_flush(
-    backend: Backend, monkeypatch: pytest.MonkeyPatch
+    flushable: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = backend.store()
+    store = flushable.store()
     workers = [await _hosted(store) for _ in range(8)]
     sizes: list[int] = []
     real = _redis_pipeline.send_many
@@ -621,8 +630,7 @@ async def test_concurrent_scripts_go_in_batches_and_survive_a_script_flush(
         return await real(client, commands)
 
     monkeypatch.setattr(_redis_pipeline, "send_many", counted)
-    if backend.kind == "fakeredis":  # never on the shared server: other suites use its cache
-        await answer(store.client.script_flush())
+    await answer(store.client.script_flush())  # a private server: nobody else's cache
     submitted = await asyncio.gather(
         *(
             store.submit_input(record.worker_id, f"n{n}", new_id(), Strategy.ENQUEUE, now_s())
