@@ -3,7 +3,6 @@ makes `docker compose up --scale runtime=N` work, and commands the `yoi` CLI rea
 
 from __future__ import annotations
 
-import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -14,9 +13,9 @@ from typer.main import get_command
 
 from gateway.cli import app
 from shared.settings import Settings
+from tests.packaging.support import BUILD_CONTEXT, WHEEL_BUILD
 
 ROOT = Path(__file__).resolve().parents[2]
-INSTALL_LINE = "RUN pip install --no-cache-dir ."
 
 
 @pytest.fixture(scope="module")
@@ -93,24 +92,46 @@ def test_gateway_serves_the_fleet_the_runtimes_join(compose: dict[str, Any]) -> 
     assert gateway[gateway.index("--host") + 1] == "0.0.0.0"
 
 
-def test_dockerfile_installs_the_project_like_ci() -> None:
-    lines = [line.strip() for line in (ROOT / "Dockerfile").read_text().splitlines()]
-    assert "FROM python:3.11-slim" in lines
-    installs = [line for line in lines if "pip install" in line]
-    assert installs == [INSTALL_LINE]
-    # CI (.ci/run -> ./run tests) installs the same project from the same root, plus dev tools.
-    ci = [line for line in (ROOT / "run").read_text().splitlines() if "pip install" in line]
-    project = re.compile(r"""pip install (--\S+ )*(-e )?["']?\.(\[[\w,-]+\])?["']?$""")
-    assert any(project.search(line.strip()) for line in ci), ci
+def dockerfile_stages() -> list[list[str]]:
+    """The Dockerfile's stages, each a list of its instructions (continuations joined)."""
+    joined = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    stages: list[list[str]] = []
+    for raw in joined.splitlines():
+        line = " ".join(raw.split())
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("FROM "):
+            stages.append([])
+        stages[-1].append(line)
+    return stages
 
 
-def test_dockerfile_copies_what_the_install_needs() -> None:
-    text = (ROOT / "Dockerfile").read_text()
+def test_dockerfile_builds_the_wheel_like_ci_then_installs_that_wheel() -> None:
+    build, final = dockerfile_stages()
+    assert build[0] == "FROM python:3.11-slim AS build" and final[0] == "FROM python:3.11-slim"
+    # Stage 1: the wheel, built from the context and with the command the wheel tests use.
+    (wheel,) = [line for line in build if line.startswith("RUN ")]
+    assert wheel == f"RUN {' '.join(WHEEL_BUILD)} /dist ."
+    assert not [line for line in build if "pip install" in line]
+    # Stage 2: only that wheel, at the versions CI ran; no source tree in the image.
+    assert "COPY --from=build /dist /tmp/dist" in final
+    assert "COPY constraints.txt /tmp/constraints.txt" in final
+    (install,) = [line for line in final if "pip install" in line]
+    assert install.startswith(
+        "RUN pip install --no-cache-dir -c /tmp/constraints.txt /tmp/dist/yoi_fleet-*.whl"
+    )
+    assert not [line for line in final if line.startswith("COPY") and "--from" not in line][1:]
+    # CI (.ci/run -> ./run tests) installs the same project at the same pins, plus dev tools.
+    ci = [line.strip() for line in (ROOT / "run").read_text().splitlines() if "pip install" in line]
+    assert any(line.endswith('pip install --quiet -c constraints.txt -e ".[dev]"') for line in ci)
+
+
+def test_dockerfile_copies_what_the_wheel_build_needs() -> None:
+    build, _ = dockerfile_stages()
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["scripts"]["yoi"] == "gateway.cli:main"  # the `yoi` the services run
-    copied = " ".join(line for line in text.splitlines() if line.startswith("COPY"))
-    assert "pyproject.toml" in copied and project["readme"] in copied
-    for package in ("shared", "runtime_worker", "gateway"):
-        assert f"COPY {package} ./{package}" in text
+    copied = [line.split()[1:-1] for line in build if line.startswith("COPY")]
+    assert sorted(name for names in copied for name in names) == sorted(BUILD_CONTEXT)
+    assert project["readme"] in BUILD_CONTEXT
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
-    assert not {"shared", "runtime_worker", "gateway", "pyproject.toml"} & set(ignored)
+    assert not {*BUILD_CONTEXT, "constraints.txt"} & set(ignored)
