@@ -79,6 +79,14 @@ class WorkerStopped(YoiError):
     http_status = 409
 
 
+class InputIdConflict(YoiError):
+    """An `input_id` the Worker knows was sent again with another text: the first text stands
+    and nothing changes (the same id with the same text is the idempotent same answer)."""
+
+    code = "input_id_conflict"
+    http_status = 409
+
+
 class CursorExpired(YoiError):
     """The cursor fell off the trimmed window; `oldest_cursor` is where a reader may resume."""
 
@@ -143,6 +151,7 @@ ALL_ERRORS: tuple[type[YoiError], ...] = (
     NotRunning,
     ScopeConflict,
     WorkerStopped,
+    InputIdConflict,
     CursorExpired,
     PayloadTooLarge,
     RateLimited,

@@ -11,8 +11,8 @@ import asyncio
 
 from redis.asyncio import Redis
 
-from runtime_worker.store._redis_codec import format_id
 from runtime_worker.store._scripts import answer
+from runtime_worker.store.cursor import format_cursor
 from shared.timeutil import monotonic_s, now_ms
 
 SOCKET_TIMEOUT_S = 10.0
@@ -49,7 +49,7 @@ async def doorbell(
 ) -> tuple[list[str], str]:
     """Worker ids rung after `last_id` (deduplicated, in order) and the id to read on from."""
     if last_id in ("$", ""):
-        last_id = format_id((max(now_ms() - BELL_LOOKBACK_MS, 0), 0))
+        last_id = format_cursor((max(now_ms() - BELL_LOOKBACK_MS, 0), 0))
     entries = await block_read(client, bell, last_id, BELL_MAXLEN, timeout_ms)
     if not entries:
         return [], last_id

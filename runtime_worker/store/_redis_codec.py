@@ -10,13 +10,10 @@ import json
 from collections.abc import Mapping, Sequence
 
 from runtime_worker.store.base import QueuedInput, WorkerRecord
-from runtime_worker.store.cursor import parse_cursor
-from shared.errors import InvalidInput
 from shared.events import Event, RunStarted, dump_event, parse_event
 from shared.models import ScopeEntry, TranscriptEntry, TranscriptRole, Usage, WorkerState
 
 ENTRY_VERSION = 1
-_MAX_SEQ = 2**64 - 1
 
 # Optional record fields (delegated_from, host, run_id, run_input_id, run_cursor, last_error) are
 # absent from the hash when None: small hashes stay listpacks.
@@ -164,28 +161,3 @@ def history(newest_first: str) -> list[tuple[str, str]]:
     needs."""
     entries = json.loads(newest_first)
     return [(str(entry["role"]), str(entry["text"])) for entry in reversed(entries)]
-
-
-# -- cursors ---------------------------------------------------------------------------------------
-
-
-def stream_id(cursor: str) -> tuple[int, int]:
-    """A cursor as a stream id; `InvalidInput` when malformed."""
-    ms, seq = parse_cursor(cursor)
-    if seq > _MAX_SEQ or ms > _MAX_SEQ:
-        raise InvalidInput("malformed cursor")
-    return ms, seq
-
-
-def format_id(stream_id: tuple[int, int]) -> str:
-    return f"{stream_id[0]}-{stream_id[1]}"
-
-
-def just_before(entry_id: str) -> str:
-    """The id right before an entry: reading after it starts with that entry."""
-    ms, seq = parse_cursor(entry_id)
-    if seq > 0:
-        return format_id((ms, seq - 1))
-    if ms == 0:
-        return "0-0"
-    return format_id((ms - 1, _MAX_SEQ))

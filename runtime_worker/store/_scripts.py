@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from shared.errors import (
+    InputIdConflict,
     InvalidInput,
     LeaseLost,
     RuntimeUnavailable,
@@ -89,6 +90,8 @@ def check(reply: Any, worker_id: str = "") -> list[Any]:
         raise WorkerBusy(f"worker {worker_id} is busy")
     if status == "lease_lost":
         raise LeaseLost(f"worker {worker_id} is at epoch {detail} now")
+    if status == "input_id_conflict":
+        raise InputIdConflict(f"input {detail} was sent before with another text")
     if status == "worker_exists":
         raise InvalidInput(f"worker {worker_id} exists already")
     if status == "unknown_profile":

@@ -25,10 +25,17 @@ from runtime_worker.store.base import (
     Submission,
     WorkerRecord,
 )
-from runtime_worker.store.cursor import CursorClock, parse_cursor
+from runtime_worker.store.bounds import DEDUPE_WINDOW, text_digest
+from runtime_worker.store.cursor import (
+    Cursor,
+    CursorClock,
+    check_window,
+    format_cursor,
+    parse_cursor,
+)
 from runtime_worker.store.outcome import final_events, final_state, transcript_for
 from shared.errors import (
-    CursorExpired,
+    InputIdConflict,
     InvalidInput,
     LeaseLost,
     ScopeConflict,
@@ -55,31 +62,66 @@ class _Log:
     """An append-only, trimmed log with stream-id cursors."""
 
     maxlen: int
-    ids: list[tuple[int, int]] = field(default_factory=list)
+    ids: list[Cursor] = field(default_factory=list)
     items: list[str] = field(default_factory=list)
-    trimmed_upto: tuple[int, int] = (0, 0)
+    trimmed: bool = False
 
-    def append(self, cursor: tuple[int, int], item: str) -> None:
+    def append(self, cursor: Cursor, item: str) -> None:
         self.ids.append(cursor)
         self.items.append(item)
         excess = len(self.ids) - self.maxlen
         if excess > 0:
-            self.trimmed_upto = self.ids[excess - 1]
+            self.trimmed = True
             del self.ids[:excess]
             del self.items[:excess]
 
-    def after(self, cursor: tuple[int, int], limit: int) -> list[tuple[tuple[int, int], str]]:
+    @property
+    def last(self) -> Cursor:
+        return self.ids[-1] if self.ids else (0, 0)
+
+    def check(self, after: str | None) -> Cursor:
+        """`after` parsed and judged against the window (see `cursor.check_window`)."""
+        if after is None:
+            return (0, 0)
+        cursor = parse_cursor(after)
+        check_window(cursor, self.ids[0] if self.ids else None, self.last, self.trimmed)
+        return cursor
+
+    def after(self, cursor: Cursor, limit: int) -> list[tuple[Cursor, str]]:
         start = bisect.bisect_right(self.ids, cursor)
         return list(
             zip(self.ids[start : start + limit], self.items[start : start + limit], strict=True)
         )
 
-    def before(
-        self, cursor: tuple[int, int] | None, limit: int
-    ) -> list[tuple[tuple[int, int], str]]:
+    def before(self, cursor: Cursor | None, limit: int) -> list[tuple[Cursor, str]]:
         end = len(self.ids) if cursor is None else bisect.bisect_left(self.ids, cursor)
         start = max(0, end - limit)
         return list(zip(self.ids[start:end], self.items[start:end], strict=True))
+
+
+@dataclass(frozen=True, slots=True)
+class _Known:
+    """What the dedupe memory keeps of an accepted input."""
+
+    seq: int
+    cursor: str
+    digest: str
+
+
+@dataclass
+class _InputIds:
+    """Two generations of `DEDUPE_WINDOW` input ids, as the Redis store keeps them."""
+
+    current: dict[str, _Known] = field(default_factory=dict)
+    old: dict[str, _Known] = field(default_factory=dict)
+
+    def get(self, input_id: str) -> _Known | None:
+        return self.current.get(input_id) or self.old.get(input_id)
+
+    def add(self, input_id: str, known: _Known) -> None:
+        if len(self.current) >= DEDUPE_WINDOW:
+            self.old, self.current = self.current, {}
+        self.current[input_id] = known
 
 
 @dataclass
@@ -88,9 +130,10 @@ class _Worker:
     events: _Log
     transcript: _Log
     inputs: deque[QueuedInput] = field(default_factory=deque)
-    input_ids: dict[str, Submission] = field(default_factory=dict)
+    input_ids: _InputIds = field(default_factory=_InputIds)
     lease_member: str | None = None
     lease_deadline: float = 0.0
+    retire_at: float | None = None  # monotonic time this stopped Worker is forgotten
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -105,10 +148,20 @@ class MemoryStore(Store):
     # -- helpers ---------------------------------------------------------------------------------
 
     def _get(self, worker_id: str) -> _Worker:
-        try:
-            return self._workers[worker_id]
-        except KeyError:
-            raise WorkerNotFound(f"no worker {worker_id}") from None
+        worker = self._find(worker_id)
+        if worker is None:
+            raise WorkerNotFound(f"no worker {worker_id}")
+        return worker
+
+    def _find(self, worker_id: str) -> _Worker | None:
+        """The Worker, unless there is none or its retention after stopping ran out (then it
+        is forgotten here, the way Redis expires a stopped Worker's keys)."""
+        worker = self._workers.get(worker_id)
+        retire_at = worker.retire_at if worker is not None else None
+        if retire_at is not None and monotonic_s() >= retire_at:
+            del self._workers[worker_id]
+            return None
+        return worker
 
     def _fenced(self, worker_id: str, epoch: int) -> _Worker:
         worker = self._get(worker_id)
@@ -117,15 +170,15 @@ class MemoryStore(Store):
         return worker
 
     def _emit(self, worker: _Worker, event: Event) -> str:
-        cursor = self._clock.next()
-        event = event.model_copy(update={"cursor": _fmt(cursor)})
-        worker.events.append(cursor, event.model_dump_json(exclude_none=True))
-        return _fmt(cursor)
+        cursor = format_cursor(self._clock.next())
+        event = event.model_copy(update={"cursor": cursor})
+        worker.events.append(parse_cursor(cursor), event.model_dump_json(exclude_none=True))
+        return cursor
 
     def _note(self, worker: _Worker, entry: TranscriptEntry) -> None:
         cursor = self._clock.next()
         worker.transcript.append(
-            cursor, entry.model_copy(update={"cursor": _fmt(cursor)}).model_dump_json()
+            cursor, entry.model_copy(update={"cursor": format_cursor(cursor)}).model_dump_json()
         )
 
     def _set_state(self, worker: _Worker, state: WorkerState) -> None:
@@ -134,6 +187,8 @@ class MemoryStore(Store):
             self._emit(
                 worker, StateChanged(worker_id=worker.record.worker_id, ts=now_s(), state=state)
             )
+            if state is WorkerState.STOPPED:  # the retention clock starts
+                worker.retire_at = monotonic_s() + self._settings.retention_s
 
     def _notify(self, worker: _Worker) -> None:
         """Wake every reader waiting on this worker; each waits on the event it saw last."""
@@ -157,7 +212,8 @@ class MemoryStore(Store):
         return dataclasses.replace(self._get(worker_id).record)
 
     async def list_workers(self) -> list[WorkerRecord]:
-        return [dataclasses.replace(w.record) for w in self._workers.values()]
+        found = (self._find(worker_id) for worker_id in list(self._workers))
+        return [dataclasses.replace(w.record) for w in found if w is not None]
 
     async def request_stop(self, worker_id: str) -> WorkerRecord:
         worker = self._get(worker_id)
@@ -187,7 +243,7 @@ class MemoryStore(Store):
         for other, (other_group, other_scope) in list(self._claims.items()):
             if other_group == group or not scopes.conflicts(scope, other_scope):
                 continue
-            holder = self._workers.get(other)
+            holder = self._find(other)
             if holder is None or holder.record.state not in LIVE_STATES:
                 del self._claims[other]  # a stale claim of an ended worker: reclaim it
                 continue
@@ -217,18 +273,20 @@ class MemoryStore(Store):
                 raise InvalidInput(f"unknown profile {record.profile!r}")
         if record.state not in LIVE_STATES:
             raise WorkerStopped(f"worker {worker_id} is {record.state.value}")
+        digest = text_digest(text)
         known = worker.input_ids.get(input_id)
         if known is not None:
-            return dataclasses.replace(known, duplicate=True, host=record.host)
+            if known.digest != digest:
+                raise InputIdConflict(f"input {input_id} was sent before with another text")
+            return Submission(input_id, known.cursor, known.seq, duplicate=True, host=record.host)
         if strategy is Strategy.REJECT and record.queue_depth > 0:
             raise WorkerBusy(f"worker {worker_id} is busy")
         if strategy is Strategy.INTERRUPT:
             record.cancel_upto = record.next_seq
         record.next_seq += 1
-        before = worker.events.ids[-1] if worker.events.ids else None
-        cursor = _fmt(before) if before else "0"
+        cursor = format_cursor(worker.events.ids[-1]) if worker.events.ids else "0"
         item = QueuedInput(
-            entry_id=_fmt(self._clock.next()),
+            entry_id=format_cursor(self._clock.next()),
             seq=record.next_seq,
             input_id=input_id,
             text=text,
@@ -236,12 +294,9 @@ class MemoryStore(Store):
         )
         worker.inputs.append(item)
         self._emit(worker, UserMessage(worker_id=worker_id, ts=ts, input_id=input_id, text=text))
-        submission = Submission(
-            input_id, cursor, record.next_seq, duplicate=False, host=record.host
-        )
-        worker.input_ids[input_id] = submission
+        worker.input_ids.add(input_id, _Known(record.next_seq, cursor, digest))
         self._notify(worker)
-        return submission
+        return Submission(input_id, cursor, record.next_seq, duplicate=False, host=record.host)
 
     async def cancel(self, worker_id: str) -> CancelOutcome:
         worker = self._get(worker_id)
@@ -298,7 +353,7 @@ class MemoryStore(Store):
         result: dict[str, bool] = {}
         now = monotonic_s()
         for worker_id, epoch in leases.items():
-            worker = self._workers.get(worker_id)
+            worker = self._find(worker_id)
             ok = (
                 worker is not None
                 and worker.lease_member == member_id
@@ -311,7 +366,7 @@ class MemoryStore(Store):
         return result
 
     async def release(self, worker_id: str, member_id: str, epoch: int) -> None:
-        worker = self._workers.get(worker_id)
+        worker = self._find(worker_id)
         if worker and worker.lease_member == member_id and worker.record.epoch == epoch:
             worker.lease_member = None
             worker.record.host = None
@@ -404,33 +459,23 @@ class MemoryStore(Store):
     async def pending_work(self, worker_ids: Sequence[str]) -> set[str]:
         found = set()
         for worker_id in worker_ids:
-            worker = self._workers.get(worker_id)
+            worker = self._find(worker_id)
             if worker is None or worker.record.queue_depth > 0:
                 found.add(worker_id)
         return found
 
     # -- readers ---------------------------------------------------------------------------------
 
-    def _check_after(self, log: _Log, after: str | None) -> tuple[int, int]:
-        if after is None:
-            return (0, 0)
-        cursor = parse_cursor(after)
-        if cursor < log.trimmed_upto:
-            raise CursorExpired(
-                "the cursor is older than the retained events", oldest_cursor=_fmt(log.trimmed_upto)
-            )
-        return cursor
-
     async def read_events(self, worker_id: str, after: str | None, limit: int) -> list[Event]:
         worker = self._get(worker_id)
-        cursor = self._check_after(worker.events, after)
+        cursor = worker.events.check(after)
         return [parse_event(raw) for _, raw in worker.events.after(cursor, limit)]
 
     async def wait_events(
         self, worker_id: str, after: str, limit: int, timeout_ms: int
     ) -> list[Event]:
         worker = self._get(worker_id)
-        cursor = self._check_after(worker.events, after)
+        cursor = worker.events.check(after)
         deadline = monotonic_s() + timeout_ms / 1000
         while True:
             changed = worker.changed
@@ -444,7 +489,7 @@ class MemoryStore(Store):
 
     async def last_cursor(self, worker_id: str) -> str:
         worker = self._get(worker_id)
-        return _fmt(worker.events.ids[-1]) if worker.events.ids else "0"
+        return format_cursor(worker.events.ids[-1]) if worker.events.ids else "0"
 
     async def read_transcript(
         self, worker_id: str, limit: int, before: str | None
@@ -455,7 +500,3 @@ class MemoryStore(Store):
         entries = [TranscriptEntry.model_validate_json(raw) for _, raw in page]
         more = bool(page) and worker.transcript.ids[0] < page[0][0]
         return TranscriptPage(entries=entries, next_before=entries[0].cursor if more else None)
-
-
-def _fmt(cursor: tuple[int, int]) -> str:
-    return f"{cursor[0]}-{cursor[1]}"

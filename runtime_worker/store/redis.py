@@ -56,8 +56,10 @@ from runtime_worker.store.base import (
     TakenRun,
     WorkerRecord,
 )
+from runtime_worker.store.bounds import DEDUPE_WINDOW, text_digest
+from runtime_worker.store.cursor import check_window, format_cursor, parse_cursor
 from runtime_worker.store.outcome import final_events, transcript_for
-from shared.errors import CursorExpired, LeaseLost, WorkerNotFound
+from shared.errors import LeaseLost, WorkerNotFound
 from shared.events import Event, RunStarted, StateChanged, UserMessage, dump_event
 from shared.keys import INPUT_GROUP, Keys, WorkerKeys
 from shared.models import (
@@ -76,7 +78,6 @@ log = logging.getLogger("yoi.store.redis")
 
 CONNECT_TIMEOUT_S = 2.0
 APPROX_TRIM_FROM = 1000
-DEDUPE_WINDOW = 1000  # input ids remembered per generation (two generations are kept)
 COMPACT_MAX_ENTRIES = 100  # streams up to this length are rewritten compactly when idle
 PLACEMENT_MAXLEN = 1000  # placement hints kept (approximately): only hints, members sweep too
 LISTED_FIELDS = ("display_name", "profile", "state", "created_at")
@@ -320,6 +321,7 @@ class RedisStore(Store):
             DEDUPE_WINDOW,
             *self.keys.bell_around,
             worker_id,
+            text_digest(text),
         ]
         if strategy is None:  # the script resolves the profile's default: no read before it
             for profile, default in (default_strategies or {}).items():
@@ -615,21 +617,16 @@ class RedisStore(Store):
     @translate_errors
     async def read_events(self, worker_id: str, after: str | None, limit: int) -> list[Event]:
         keys = self._worker_keys(worker_id)
-        args: list[Any] = ["", 0, 0]
-        position = None
-        if after is not None:
-            position = codec.stream_id(after)
-            args = [codec.format_id(position), position[0], position[1]]
+        position = None if after is None else parse_cursor(after)
+        start = "" if position is None else format_cursor(position)
         reply = await self._pipeline.run(
-            self._scripts.read_events, keys.all(), [*args, max(limit, 0)]
+            self._scripts.read_events, keys.all(), [start, max(limit, 0)]
         )
-        entries, head, trimmed = check(reply, worker_id)
-        if position is not None and trimmed:
-            oldest = codec.just_before(head)
-            if position < codec.stream_id(oldest):
-                raise CursorExpired(
-                    "the cursor is older than the retained events", oldest_cursor=oldest
-                )
+        entries, head, last, trimmed = check(reply, worker_id)
+        if position is not None:
+            newest = last or (entries[-1][0] if entries else "0")
+            first = parse_cursor(head) if head else None
+            check_window(position, first, parse_cursor(newest), bool(trimmed))
         return [codec.event_from_entry(entry_id, _field(raw, "e")) for entry_id, raw in entries]
 
     @translate_errors
@@ -653,7 +650,7 @@ class RedisStore(Store):
         TRUSTED_PAGE, so a read after a trimmed-away cursor answers a full page. A full page, or
         nothing (the Worker may be gone), is read again through the script, which tells."""
         key = self._worker_keys(worker_id).events
-        position = codec.format_id(codec.stream_id(after))
+        position = format_cursor(parse_cursor(after))
         entries = await block_read(self.client, key, position, TRUSTED_PAGE, timeout_ms)
         if 0 < len(entries) < TRUSTED_PAGE:
             return [codec.event_from_entry(entry_id, raw["e"]) for entry_id, raw in entries[:limit]]
@@ -675,7 +672,12 @@ class RedisStore(Store):
         self, worker_id: str, limit: int, before: str | None
     ) -> TranscriptPage:
         keys = self._worker_keys(worker_id)
-        upper = "+" if before is None else "(" + codec.format_id(codec.stream_id(before))
+        bound = None if before is None else parse_cursor(before)
+        if bound == (0, 0):  # nothing is older than the first possible id
+            if not await answer(self.client.exists(keys.record)):
+                raise WorkerNotFound(f"no worker {worker_id}")
+            return TranscriptPage(entries=[], next_before=None)
+        upper = "+" if bound is None else "(" + format_cursor(bound)
         limit = max(limit, 0)
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.exists(keys.record)

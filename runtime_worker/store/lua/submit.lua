@@ -2,7 +2,7 @@
 -- ARGV: input_id, strategy ('' for the profile's default), input entry json after its seq,
 --       user_message json, events_maxlen, dedupe window (entries per generation of the input
 --       id hashes), the host's doorbell name around its member id (prefix, suffix), worker id,
---       then profile name / default strategy pairs.
+--       the text's digest, then profile name / default strategy pairs.
 -- Reply: {'ok', seq, cursor, duplicate (0/1), host, hinted}; `hinted` 0: the caller rings the
 -- host's doorbell stream (see the end).
 local w, inputs, ev, ids, ids_old = KEYS[1], KEYS[2], KEYS[3], KEYS[5], KEYS[6]
@@ -13,7 +13,7 @@ if not state then
   return fail('worker_not_found')
 end
 if strategy == '' then
-  for i = 10, #ARGV - 1, 2 do
+  for i = 11, #ARGV - 1, 2 do
     if ARGV[i] == rec[5] then
       strategy = ARGV[i + 1]
     end
@@ -26,10 +26,14 @@ if not LIVE[state] then
   return fail('worker_stopped', state)
 end
 local host = rec[4] or ''
+-- An input id is remembered as '<seq> <cursor> <text digest>'.
 local known = redis.call('HGET', ids, input_id) or redis.call('HGET', ids_old, input_id)
 if known then
-  local bar = string.find(known, '|', 1, true)
-  return {'ok', string.sub(known, 1, bar - 1), string.sub(known, bar + 1), 1, host}
+  local known_seq, known_cursor, known_digest = string.match(known, '^(%d+) (%S+) (%S+)$')
+  if known_digest ~= ARGV[10] then
+    return fail('input_id_conflict', input_id)
+  end
+  return {'ok', known_seq, known_cursor, 1, host}
 end
 local next_seq, done_seq = tonumber(rec[2]), tonumber(rec[3])
 if strategy == 'reject' and next_seq > done_seq then
@@ -57,7 +61,7 @@ emit(ev, ARGV[5], ARGV[4])
 if redis.call('HLEN', ids) >= tonumber(ARGV[6]) then
   redis.call('RENAME', ids, ids_old)
 end
-redis.call('HSET', ids, input_id, seq .. '|' .. cursor)
+redis.call('HSET', ids, input_id, seq .. ' ' .. cursor .. ' ' .. ARGV[10])
 -- The host's hint: none for a Worker busy already (its host's drain takes this input after the
 -- one it runs) unless this input interrupts that one; else published on the host's channel
 -- (named as its doorbell), counting the listeners: none heard it, the caller rings the stream.
