@@ -449,6 +449,20 @@ class MemoryStore(Store):
         self._notify(worker)
         return cursor
 
+    async def complete_run(
+        self,
+        worker_id: str,
+        epoch: int,
+        item: QueuedInput,
+        outcome: RunOutcome,
+        ts: float,
+        *,
+        run_id: str,
+    ) -> bool:
+        await self.finish_run(worker_id, epoch, item, outcome, ts)
+        worker = self._get(worker_id)
+        return worker.record.queue_depth > 0 or bool(worker.inputs)
+
     def _ack(self, worker: _Worker, item: QueuedInput) -> None:
         if worker.inputs and worker.inputs[0].entry_id == item.entry_id:
             worker.inputs.popleft()

@@ -1,4 +1,4 @@
-"""One Store contract, every implementation: memory, real Redis, and fakeredis."""
+"""One Store contract, every implementation in `backends.BACKENDS`."""
 
 from __future__ import annotations
 
@@ -7,52 +7,29 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from runtime_worker.store.base import Store
-from runtime_worker.store.memory import MemoryStore
 from shared.settings import Settings
+from tests.contract.backends import BACKENDS, Where
 
 StoreFactory = Callable[[Settings], Store]
 
 
-@pytest.fixture(params=["memory", "redis", "fakeredis"])
+@pytest.fixture(params=sorted(BACKENDS))
 async def make_store(
     request: pytest.FixtureRequest, redis_url: str, namespace: str
 ) -> AsyncIterator[StoreFactory]:
+    backend = BACKENDS[request.param]
+    where = Where(redis_url, namespace)
     made: list[Store] = []
 
     def factory(settings: Settings) -> Store:
-        store: Store
-        if request.param == "memory":
-            store = MemoryStore(settings)
-        elif request.param == "redis":
-            from runtime_worker.store.redis import RedisStore
-
-            store = RedisStore.from_url(
-                redis_url, namespace=namespace, runtime_id="fleet", settings=settings
-            )
-        else:
-            import fakeredis
-
-            from runtime_worker.store.redis import RedisStore
-
-            store = RedisStore(
-                fakeredis.FakeAsyncRedis(decode_responses=True),
-                namespace=namespace,
-                runtime_id="fleet",
-                settings=settings,
-            )
+        store = backend.make(settings, where)
         made.append(store)
         return store
 
     yield factory
     for store in made:
-        if request.param == "redis":  # never flush: drop this test's namespace only
-            from runtime_worker.store.redis import RedisStore
-
-            assert isinstance(store, RedisStore)
-            keys = [k async for k in store.client.scan_iter(match="{" + namespace + ":*")]
-            if keys:
-                await store.client.delete(*keys)
         await store.aclose()
+    await backend.cleanup(where)
 
 
 @pytest.fixture

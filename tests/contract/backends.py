@@ -1,0 +1,74 @@
+"""Every Store backend the suites check, by name: the contract suite and the model-based test
+both take their stores from `BACKENDS`, so a new backend plugs into both with one entry."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from runtime_worker.store.base import Store
+from runtime_worker.store.memory import MemoryStore
+from shared.settings import Settings
+
+
+@dataclass(frozen=True)
+class Where:
+    """What a backend may need to make a store: the test Redis and a namespace of its own."""
+
+    redis_url: str
+    namespace: str
+
+
+def _memory(settings: Settings, where: Where) -> Store:
+    return MemoryStore(settings)
+
+
+def _redis(settings: Settings, where: Where) -> Store:
+    from runtime_worker.store.redis import RedisStore
+
+    return RedisStore.from_url(
+        where.redis_url, namespace=where.namespace, runtime_id="fleet", settings=settings
+    )
+
+
+def _fakeredis(settings: Settings, where: Where) -> Store:
+    import fakeredis
+
+    from runtime_worker.store.redis import RedisStore
+
+    return RedisStore(
+        fakeredis.FakeAsyncRedis(decode_responses=True),
+        namespace=where.namespace,
+        runtime_id="fleet",
+        settings=settings,
+    )
+
+
+async def _drop_namespace(where: Where) -> None:
+    """Delete this test's keys on the shared Redis: never a flush."""
+    client = Redis.from_url(where.redis_url, decode_responses=True)
+    try:
+        keys = [key async for key in client.scan_iter(match="{" + where.namespace + ":*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+async def _nothing(where: Where) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Backend:
+    make: Callable[[Settings, Where], Store]
+    cleanup: Callable[[Where], Awaitable[None]] = _nothing
+
+
+BACKENDS: dict[str, Backend] = {
+    "memory": Backend(_memory),
+    "redis": Backend(_redis, _drop_namespace),
+    "fakeredis": Backend(_fakeredis),
+}
