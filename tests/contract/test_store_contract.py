@@ -7,8 +7,10 @@ import asyncio
 import pytest
 
 from runtime_worker.store.base import QueuedInput, RunOutcome, Store, WorkerRecord
+from runtime_worker.store.bounds import DEDUPE_WINDOW
 from shared.errors import (
     CursorExpired,
+    InputIdConflict,
     InvalidInput,
     LeaseLost,
     ScopeConflict,
@@ -22,6 +24,7 @@ from shared.models import RunResult, ScopeEntry, ScopeMode, Strategy, Transcript
 from shared.settings import Settings
 from shared.timeutil import now_s
 from tests.contract.conftest import StoreFactory
+from tests.helpers import wait_until
 
 MEMBER = "m1"
 
@@ -457,6 +460,7 @@ async def test_complete_run_writes_pending_deltas_first_and_tells_what_is_left(
     more = await store.complete_run(
         record.worker_id, epoch, last.item, done, now_s(), run_id=last.claim.run_id
     )
+    assert not more  # found by the model test: the memory store said True here
     got = await store.get_worker(record.worker_id)
     assert got.state is WorkerState.IDLE and got.queue_depth == 0
     assert await store.take_run(record.worker_id, MEMBER, epoch, new_id(), now_s(), 5) is None
@@ -479,3 +483,75 @@ async def test_submit_without_a_strategy_takes_the_profiles_default(store: Store
         await submit(record.worker_id, {"other": Strategy.ENQUEUE})
     with pytest.raises(WorkerNotFound):
         await submit(new_id(), {"assistant": Strategy.ENQUEUE})
+
+
+# -- bounds and edges every store keeps alike (issues 10 and 13) ------------------------------------
+
+
+async def test_input_id_with_another_text_is_refused_and_changes_nothing(store: Store) -> None:
+    record, _ = await _hosted(store)
+    first = await _submit(store, record.worker_id, "the text", input_id="key-1")
+    before = await store.last_cursor(record.worker_id)
+    with pytest.raises(InputIdConflict):
+        await _submit(store, record.worker_id, "another text", input_id="key-1")
+    assert await store.last_cursor(record.worker_id) == before
+    again = await _submit(store, record.worker_id, "the text", input_id="key-1")
+    assert (again.seq, again.cursor, again.duplicate) == (first.seq, first.cursor, True)
+    assert (await store.get_worker(record.worker_id)).next_seq == 1
+
+
+async def test_input_ids_are_remembered_for_two_generations(store: Store) -> None:
+    record, _ = await _hosted(store)
+    await _submit(store, record.worker_id, input_id="oldest")
+    for i in range(2 * DEDUPE_WINDOW):
+        await _submit(store, record.worker_id, input_id=f"k{i}")
+    recent = await _submit(store, record.worker_id, input_id=f"k{DEDUPE_WINDOW}")
+    assert recent.duplicate  # within the last window: the same answer
+    forgotten = await _submit(store, record.worker_id, input_id="oldest")
+    assert not forgotten.duplicate  # two generations later: a new input
+    assert forgotten.seq == 2 * DEDUPE_WINDOW + 2
+
+
+async def test_a_stopped_worker_is_forgotten_after_its_retention(make_store: StoreFactory) -> None:
+    store = make_store(Settings(events_maxlen=1000, retention_s=1))
+    record = await _worker(store)
+    live = await _worker(store)
+    assert (await store.request_stop(record.worker_id)).state is WorkerState.STOPPED
+
+    async def gone() -> bool:
+        try:
+            await store.get_worker(record.worker_id)
+        except WorkerNotFound:
+            return True
+        return False
+
+    await wait_until(gone, timeout_s=10, what="the stopped worker's retention to run out")
+    listed = {r.worker_id for r in await store.list_workers()}
+    assert record.worker_id not in listed and live.worker_id in listed
+    with pytest.raises(WorkerNotFound):
+        await store.read_events(record.worker_id, None, 10)
+
+
+async def test_a_cursor_ahead_of_the_end_is_invalid(store: Store) -> None:
+    record, _ = await _hosted(store)
+    last = await store.last_cursor(record.worker_id)
+    ms, _, seq = last.partition("-")
+    ahead = f"{ms}-{int(seq or 0) + 1}"
+    for read in (
+        store.read_events(record.worker_id, ahead, 10),
+        store.wait_events(record.worker_id, ahead, 10, 0),
+        store.wait_events(record.worker_id, ahead, 10, 50),
+        store.read_events(record.worker_id, f"{int(ms) + 10**6}", 10),
+    ):
+        with pytest.raises(InvalidInput):
+            await read
+    assert await store.read_events(record.worker_id, last, 10) == []
+
+
+async def test_transcript_before_the_first_id_is_an_empty_page(store: Store) -> None:
+    record, epoch = await _hosted(store)
+    await _submit(store, record.worker_id)
+    await _run_once(store, record.worker_id, epoch)
+    for before in ("0", "0-0"):
+        page = await store.read_transcript(record.worker_id, 10, before)
+        assert page.entries == [] and page.next_before is None
