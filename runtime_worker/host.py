@@ -176,11 +176,6 @@ class Host:
         if busy:
             self.wake(worker_id)
 
-    def epoch_of(self, worker_id: str) -> int | None:
-        """The epoch this member holds the Worker's lease under; None when it does not host it."""
-        hosted = self._hosted.get(worker_id)
-        return None if hosted is None else hosted.epoch
-
     def is_hosted(self, worker_id: str) -> bool:
         return worker_id in self._hosted
 

@@ -15,7 +15,7 @@ from typing import Self
 
 from runtime_worker.host import Host, ProviderFactory
 from runtime_worker.membership import announce_placement
-from runtime_worker.profiles import Profile, ProfileRegistry
+from runtime_worker.profiles import ProfileRegistry
 from runtime_worker.store.base import NOW_CURSOR, Store, WorkerRecord
 from runtime_worker.store.memory import MemoryStore
 from shared.errors import (
@@ -289,9 +289,6 @@ class Runtime:
                 return summary
         return None
 
-    def profile(self, name: str) -> Profile:
-        return self.profiles.get(name)
-
     async def create_worker(self, request: CreateWorker) -> WorkerDetail:
         profile = self.profiles.get(request.profile or DEFAULT_PROFILE)
         if request.delegated_from is not None:
@@ -416,9 +413,6 @@ class Runtime:
             for event in await self.store.wait_events(worker_id, cursor, MAX_PAGE, poll_ms):
                 cursor = event.cursor
                 yield event
-
-    async def in_flight(self, worker_id: str) -> InFlight | None:
-        return await self._in_flight(await self._record(worker_id))
 
     async def _in_flight(self, record: WorkerRecord) -> InFlight | None:
         """The running attempt's text so far, folded from its events after `run_started`."""

@@ -161,5 +161,3 @@ ALL_ERRORS: tuple[type[YoiError], ...] = (
     CapacityExhausted,
     Timeout,
 )
-
-ERROR_BY_CODE: dict[str, type[YoiError]] = {cls.code: cls for cls in ALL_ERRORS}

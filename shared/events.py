@@ -78,16 +78,6 @@ Event = Annotated[
 ]
 
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
-EVENT_TYPES = (
-    "user_message",
-    "run_started",
-    "text_delta",
-    "text_done",
-    "usage",
-    "run_finished",
-    "state_changed",
-    "error",
-)
 
 
 class EventPage(BaseModel):

@@ -22,7 +22,6 @@ InputId = Annotated[str, StringConstraints(pattern=INPUT_ID_PATTERN)]
 _RUNTIME_RE = re.compile(RUNTIME_ID_PATTERN)
 _WORKER_RE = re.compile(WORKER_ID_PATTERN)
 _NAME_RE = re.compile(DISPLAY_NAME_PATTERN)
-_INPUT_RE = re.compile(INPUT_ID_PATTERN)
 
 
 def new_id() -> str:
@@ -48,10 +47,6 @@ def is_worker_id(value: str) -> bool:
 
 def is_display_name(value: str) -> bool:
     return bool(_NAME_RE.match(value))
-
-
-def is_input_id(value: str) -> bool:
-    return bool(_INPUT_RE.match(value))
 
 
 def display_ref(display_name: str, runtime_id: str) -> str:

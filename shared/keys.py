@@ -135,10 +135,6 @@ class Keys:
         prefix, _, suffix = self.bell(marker).partition(marker)
         return prefix, suffix
 
-    def match_all(self) -> str:
-        """A SCAN pattern for every key of this runtime (operators and tests)."""
-        return "{" + f"{self.namespace}:{self.runtime_id}" + "[:}]*"
-
     # -- membership and placement (member process) -----------------------------------------------
     # Runtime-wide, so they share the runtime tag `{<ns>:<runtime>}` (the members hash is above).
 

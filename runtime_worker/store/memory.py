@@ -45,6 +45,7 @@ from shared.errors import (
 )
 from shared.events import Event, RunStarted, StateChanged, UserMessage, parse_event
 from shared.models import (
+    ENDED_STATES,
     LIVE_STATES,
     ScopeEntry,
     Strategy,
@@ -218,7 +219,7 @@ class MemoryStore(Store):
     async def request_stop(self, worker_id: str) -> WorkerRecord:
         worker = self._get(worker_id)
         record = worker.record
-        if record.state in (WorkerState.STOPPED, WorkerState.FAILED, WorkerState.STOPPING):
+        if record.state not in LIVE_STATES:
             return dataclasses.replace(record)
         record.cancel_upto = record.next_seq
         self._set_state(worker, WorkerState.STOPPING if record.queue_depth else WorkerState.STOPPED)
@@ -339,7 +340,7 @@ class MemoryStore(Store):
         held = worker.lease_member is not None and (
             worker.lease_deadline == 0.0 or worker.lease_deadline > now
         )
-        if held or worker.record.state in (WorkerState.STOPPED, WorkerState.FAILED):
+        if held or worker.record.state in ENDED_STATES:
             return None
         worker.lease_member = member_id
         worker.lease_deadline = 0.0 if ttl_ms <= 0 else now + ttl_ms / 1000

@@ -485,7 +485,7 @@ async def test_submit_without_a_strategy_takes_the_profiles_default(store: Store
         await submit(new_id(), {"assistant": Strategy.ENQUEUE})
 
 
-# -- bounds and edges every store keeps alike (issues 10 and 13) ------------------------------------
+# -- bounds and edges every store keeps alike (issues 10 and 13) ---------------------------------
 
 
 async def test_input_id_with_another_text_is_refused_and_changes_nothing(store: Store) -> None:
