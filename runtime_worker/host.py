@@ -2,8 +2,9 @@
 
 The same engine serves the embedded runtime (one implicit member, leases that never expire)
 and every fleet member process. A Worker costs nothing while idle: no task, no blocking read.
-A hint (the member's doorbell) or the periodic sweep starts one drain task per busy Worker,
-which runs its inputs in order until the stream holds nothing unacknowledged.
+A wake-up (`Store.wake_ups`: in process for the embedded runtime, pushed hints and a doorbell
+for a fleet) or the periodic sweep starts one drain task per busy Worker, which runs its inputs
+in order until the stream holds nothing unacknowledged.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from shared.timeutil import monotonic_s, now_s
 log = logging.getLogger("yoi.host")
 
 ProviderFactory = Callable[[Profile], Provider]
+WAKE_RETRY_S = 0.5  # listen again this long after the store's wake-ups failed
 _END = object()
 
 
@@ -109,9 +111,7 @@ class Host:
         if self._running:
             return
         self._running = True
-        self._loops.add(asyncio.create_task(self._doorbell_loop(), name="yoi-doorbell"))
-        if self.store.publishes_hints:
-            self._loops.add(asyncio.create_task(self._hint_loop(), name="yoi-hints"))
+        self._loops.add(asyncio.create_task(self._wake_loop(), name="yoi-wake-ups"))
         if self._own_sweep:
             self._loops.add(asyncio.create_task(self._sweep_loop(), name="yoi-sweep"))
 
@@ -198,7 +198,7 @@ class Host:
             await asyncio.wait([hosted.drain])
         if release:
             with contextlib.suppress(RuntimeUnavailable):
-                await self.store.release(worker_id, self.member_id, hosted.epoch)
+                await self.store.release_many({worker_id: hosted.epoch}, self.member_id)
 
     async def drop_many(self, leases: Mapping[str, int], *, release: bool) -> None:
         """`drop` for the Workers still hosted under these epochs: their drains cancelled
@@ -248,30 +248,20 @@ class Host:
 
     # -- loops -----------------------------------------------------------------------------------
 
-    async def _doorbell_loop(self) -> None:
-        last_id = "$"
+    async def _wake_loop(self) -> None:
+        """The store's wake-ups for this member: new input starts a drain; a cancel, stop or
+        interrupt may also end the running turn."""
         while True:
             try:
-                worker_ids, last_id = await self.store.doorbell(self.member_id, last_id, 1000)
-            except RuntimeUnavailable:
-                await asyncio.sleep(0.5)
-                continue
-            for worker_id in dict.fromkeys(worker_ids):
-                await self._guarded(self.poke(worker_id))
-
-    async def _hint_loop(self) -> None:
-        """Hints the store publishes (a new input): pushed, so no read per wake-up. While this
-        listener is away, nobody hears them and they go to the doorbell instead."""
-        while True:
-            try:
-                async for worker_id, interrupts in self.store.hints(self.member_id):
-                    if interrupts:  # it may have to abort the running turn
-                        await self._guarded(self.poke(worker_id))
-                    else:
-                        self.wake(worker_id)
+                async with contextlib.aclosing(self.store.wake_ups(self.member_id)) as wakes:
+                    async for wake in wakes:
+                        if wake.cancels:
+                            await self._guarded(self.poke(wake.worker_id))
+                        else:
+                            self.wake(wake.worker_id)
             except RuntimeUnavailable:
                 pass
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(WAKE_RETRY_S)
 
     async def _sweep_loop(self) -> None:
         """Correctness without hints: look at every hosted Worker now and then."""
@@ -356,7 +346,7 @@ class Host:
             )
         else:
             outcome = await self._turn(worker_id, hosted, profile, taken)
-        return await self.store.complete_run(
+        return await self.store.finish_run(
             worker_id, hosted.epoch, item, outcome, now_s(), run_id=claim.run_id
         )
 

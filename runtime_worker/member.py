@@ -26,7 +26,6 @@ from collections.abc import Awaitable, Callable, Iterable
 
 from runtime_worker._backoff import Backoff
 from runtime_worker.host import Host, ProviderFactory
-from runtime_worker.membership import PlacementHints
 from runtime_worker.placement import (
     HOSTABLE_STATES,
     alive_view,
@@ -37,9 +36,9 @@ from runtime_worker.placement import (
 from runtime_worker.profiles import ProfileRegistry
 from runtime_worker.runtime import Runtime
 from runtime_worker.schedule import Scheduler
+from runtime_worker.store import FleetStore, open_fleet_store
 from runtime_worker.store._redis_members import MemberView
-from runtime_worker.store.redis import RedisStore
-from shared.errors import InvalidInput, RuntimeUnavailable, YoiError
+from shared.errors import RuntimeUnavailable, YoiError
 from shared.models import MemberInfo, RuntimeKind
 from shared.settings import Settings
 from shared.timeutil import monotonic_s
@@ -64,25 +63,17 @@ class Member:
         self,
         settings: Settings,
         *,
-        store: RedisStore | None = None,
+        store: FleetStore | None = None,
         profiles: ProfileRegistry | None = None,
         provider_factory: ProviderFactory | None = None,
     ) -> None:
         owns_store = store is None
         if store is None:
-            if settings.redis_url is None:
-                raise InvalidInput("a runtime process needs a Redis URL")
-            store = RedisStore.from_url(
-                settings.redis_url,
-                namespace=settings.namespace,
-                runtime_id=settings.runtime_id,
-                settings=settings,
-            )
+            store = open_fleet_store(settings, settings.runtime_id)
         self._owns_store = owns_store
         self.settings = settings
         self.member_id = settings.member_id or new_member_id()
         self.store = store
-        self.hints = PlacementHints(store)
         self.host = Host(
             store,
             runtime_id=store.runtime_id,
@@ -207,7 +198,7 @@ class Member:
 
     async def _announce(self, worker_ids: list[str]) -> None:
         try:
-            await self.hints.announce(worker_ids)
+            await self.store.announce_placement(worker_ids)
         except RuntimeUnavailable:
             log.warning("placement hints for %d workers dropped", len(worker_ids))
 
@@ -294,7 +285,7 @@ class Member:
         await self._drop({w: hosted[w] for w in step.drop}, release=True)
         taken = await self._take(step.reclaim, len(step.reclaim))
         for worker_id, epoch in step.disown.items():  # no lease, our name on it: clear it
-            await self.store.release(worker_id, self.member_id, epoch)
+            await self.store.release_many({worker_id: epoch}, self.member_id)
         await self._announce(list(step.disown))
         names = [m.member_id for m in members]
         taken += await self._take(preferred_first(step.take, self.member_id, names), step.want)
@@ -373,7 +364,7 @@ class Member:
                     )
                 except YoiError as exc:  # e.g. a profile this member does not know
                     log.warning("cannot host worker %s: %s", worker_id, exc.code)
-                    await self.store.release(worker_id, self.member_id, got.epoch)
+                    await self.store.release_many({worker_id: got.epoch}, self.member_id)
                     continue
                 taken += 1
             elif got.holder is not None and got.holder not in self._alive and got.expires_ms:
@@ -422,7 +413,7 @@ class Member:
         while True:
             try:
                 if last_id is None:
-                    last_id = await self.hints.newest()
+                    last_id = await self.store.placement_cursor()
                 if self._death_at is not None and monotonic_s() >= self._death_at:
                     await self._refresh_members()  # a death found here makes a sweep due
                 if self._sweep_due or monotonic_s() >= next_sweep:
@@ -435,7 +426,7 @@ class Member:
                     at for at in (next_sweep, self._death_at, self._retry_at) if at is not None
                 )
                 wait_ms = int(max(0.0, wake_at - monotonic_s()) * 1000)
-                worker_ids, last_id = await self.hints.wait(last_id, wait_ms)
+                worker_ids, last_id = await self.store.wait_placement(last_id, wait_ms)
                 await self.take_hinted(worker_ids)
             except RuntimeUnavailable as exc:
                 self._sweep_due = True

@@ -14,8 +14,8 @@ from types import TracebackType
 from typing import Self
 
 from runtime_worker.host import Host, ProviderFactory
-from runtime_worker.membership import announce_placement
 from runtime_worker.profiles import ProfileRegistry
+from runtime_worker.store import open_fleet_store
 from runtime_worker.store.base import NOW_CURSOR, Store, WorkerRecord
 from runtime_worker.store.memory import MemoryStore
 from shared.errors import (
@@ -43,7 +43,6 @@ from shared.models import (
     Usage,
     WorkerDetail,
     WorkerDiagnostics,
-    WorkerState,
     WorkerSummary,
 )
 from shared.settings import EMBEDDED_RUNTIME_ID, Settings
@@ -115,16 +114,7 @@ class Runtime:
     @classmethod
     def fleet(cls, runtime_id: str, settings: Settings) -> Runtime:
         """A client of a fleet runtime over Redis; its runs happen in `yoi runtime` members."""
-        from runtime_worker.store.redis import RedisStore
-
-        if settings.redis_url is None:
-            raise InvalidInput("a fleet runtime needs a Redis URL")
-        store = RedisStore.from_url(
-            settings.redis_url,
-            namespace=settings.namespace,
-            runtime_id=runtime_id,
-            settings=settings,
-        )
+        store = open_fleet_store(settings, runtime_id)
         return cls(runtime_id, store, kind=RuntimeKind.FLEET, settings=settings)
 
     async def start(self) -> None:
@@ -324,13 +314,9 @@ class Runtime:
         return await self.create_worker(request)
 
     async def stop_worker(self, worker_id: str) -> WorkerDetail:
-        record = await self._record(worker_id)
-        record = await self.store.request_stop(worker_id)
+        await self._record(worker_id)
+        record = await self.store.request_stop(worker_id)  # it wakes the host that drains
         await self.store.release_scope(worker_id)
-        if record.host is not None:
-            await self.store.ring(record.host, worker_id)
-        elif self.host is None and record.state is WorkerState.STOPPING:
-            await announce_placement(self.store, worker_id)  # a host must drain it
         return await self._detail(record)
 
     # -- inputs ----------------------------------------------------------------------------------
@@ -344,7 +330,8 @@ class Runtime:
             )
         if not is_worker_id(worker_id):
             raise InvalidInput("malformed worker id")
-        # One store step: it checks the Worker and resolves its profile's default strategy.
+        # One store step: it checks the Worker, resolves its profile's default strategy and
+        # wakes the Worker's host.
         submission = await self.store.submit_input(
             worker_id,
             request.text,
@@ -353,15 +340,11 @@ class Runtime:
             now_s(),
             default_strategies=self.profiles.default_strategies(),
         )
-        if submission.host is not None and not submission.duplicate and not submission.hinted:
-            await self.store.ring(submission.host, worker_id)
         return InputAccepted(input_id=submission.input_id, cursor=submission.cursor)
 
     async def cancel(self, worker_id: str) -> CancelResult:
         await self._record(worker_id)
         outcome = await self.store.cancel(worker_id)
-        if outcome.cancelled and outcome.host is not None:
-            await self.store.ring(outcome.host, worker_id)
         return CancelResult(worker_id=worker_id, state=outcome.state, cancelled=outcome.cancelled)
 
     # -- readers ---------------------------------------------------------------------------------

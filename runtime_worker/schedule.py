@@ -35,8 +35,7 @@ from redis.asyncio import ConnectionPool
 from runtime_worker._backoff import Backoff
 from runtime_worker.cronspec import CronSpec
 from runtime_worker.runtime import Runtime
-from runtime_worker.store._scripts import answer
-from runtime_worker.store.redis import RedisStore
+from runtime_worker.store import FleetStore, open_fleet_store
 from shared.errors import InvalidInput, RuntimeUnavailable, WorkerNotFound, WorkerStopped
 from shared.ids import new_id
 from shared.keys import Keys
@@ -122,12 +121,8 @@ async def schedule_input(
 
 
 @contextlib.asynccontextmanager
-async def _store(settings: Settings, runtime_id: str) -> AsyncIterator[RedisStore]:
-    if settings.redis_url is None:
-        raise InvalidInput("scheduled work needs a Redis URL")
-    store = RedisStore.from_url(
-        settings.redis_url, namespace=settings.namespace, runtime_id=runtime_id, settings=settings
-    )
+async def _store(settings: Settings, runtime_id: str) -> AsyncIterator[FleetStore]:
+    store = open_fleet_store(settings, runtime_id)
     try:
         yield store
     finally:
@@ -151,25 +146,13 @@ async def add_recurring(
     entry = Recurring(worker_id=worker_id, text=text, cron=cron_expr, created_s=now_s())
     async with _store(settings, runtime_id) as store:
         await store.get_worker(worker_id)
-        try:
-            await answer(
-                store.client.hset(store.keys.schedules(), schedule_id, entry.model_dump_json())
-            )
-        except _TRANSPORT as exc:
-            raise RuntimeUnavailable(f"fleet runtime {runtime_id} is unavailable") from exc
+        await store.put_schedule(schedule_id, entry.model_dump_json())
     return schedule_id
 
 
 async def remove_recurring(settings: Settings, runtime_id: str, schedule_id: str) -> bool:
     async with _store(settings, runtime_id) as store:
-        try:
-            async with store.client.pipeline(transaction=True) as pipe:
-                pipe.hdel(store.keys.schedules(), schedule_id)
-                pipe.hdel(store.keys.schedule_marks(), schedule_id)
-                removed, _ = await pipe.execute()
-        except _TRANSPORT as exc:
-            raise RuntimeUnavailable(f"fleet runtime {runtime_id} is unavailable") from exc
-    return bool(removed)
+        return await store.remove_schedule(schedule_id)
 
 
 # -- the member side ------------------------------------------------------------------------------
@@ -188,10 +171,10 @@ async def _housekeeping_job(ctx: dict[str, Any]) -> None:
 class Scheduler:
     """A member's arq worker on the runtime's queue, and the jobs it runs."""
 
-    def __init__(self, settings: Settings, store: RedisStore, runtime: Runtime | None = None):
+    def __init__(self, settings: Settings, store: FleetStore, runtime: Runtime | None = None):
         self.settings = settings
         self.store = store
-        self.keys = store.keys
+        self.keys = Keys(settings.namespace, store.runtime_id)
         self.runtime = runtime or Runtime(
             store.runtime_id, store, kind=RuntimeKind.FLEET, settings=settings
         )
@@ -285,14 +268,7 @@ class Scheduler:
 
     async def fire_recurring(self, now: int) -> int:
         """Send every recurring input whose slot came since it last fired; returns how many."""
-        client, keys = self.store.client, self.keys
-        try:
-            async with client.pipeline(transaction=False) as pipe:
-                pipe.hgetall(keys.schedules())
-                pipe.hgetall(keys.schedule_marks())
-                schedules, marks = await pipe.execute()
-        except _TRANSPORT as exc:
-            raise RuntimeUnavailable("schedules are unavailable") from exc
+        schedules, marks = await self.store.schedules()
         sent = 0
         for schedule_id, raw in schedules.items():
             entry = Recurring.model_validate_json(raw)
@@ -305,12 +281,11 @@ class Scheduler:
                         strategy=Strategy.ENQUEUE,
                     )
                     await self.runtime.send_input(entry.worker_id, request)
-                    await answer(client.hset(keys.schedule_marks(), schedule_id, str(slot)))
+                    await self.store.mark_schedule(schedule_id, slot)
                     sent += 1
             except (WorkerNotFound, WorkerStopped):
                 log.info("schedule %s ended: its worker is gone", schedule_id)
-                await answer(client.hdel(keys.schedules(), schedule_id))
-                await answer(client.hdel(keys.schedule_marks(), schedule_id))
+                await self.store.remove_schedule(schedule_id)
         return sent
 
 

@@ -40,7 +40,7 @@ def _record(name: str = "w") -> WorkerRecord:
 
 
 async def _workers(store: RedisStore, count: int) -> list[str]:
-    return [(await store.create_worker(_record(f"w{n}"))).worker_id for n in range(count)]
+    return [(await store.create(_record(f"w{n}"))).record.worker_id for n in range(count)]
 
 
 async def test_acquire_many_tells_the_new_host_what_it_needs(backend: Backend) -> None:

@@ -20,7 +20,7 @@ from runtime_worker.store import _redis_codec as codec
 from runtime_worker.store import _redis_pipeline
 from runtime_worker.store import redis as redis_store
 from runtime_worker.store._scripts import answer
-from runtime_worker.store.base import QueuedInput, RunOutcome, WorkerRecord
+from runtime_worker.store.base import QueuedInput, RunOutcome, TakenRun, WakeUp, WorkerRecord
 from runtime_worker.store.redis import RedisStore
 from shared.errors import CursorExpired, LeaseLost, RuntimeUnavailable, ScopeConflict, WorkerBusy
 from shared.events import RunStarted, TextDelta, dump_event
@@ -123,7 +123,7 @@ async def _worker(store: RedisStore, **fields: object) -> WorkerRecord:
         created_at=now_s(),
         **fields,  # type: ignore[arg-type]
     )
-    return await store.create_worker(record)
+    return (await store.create(record)).record
 
 
 async def _hosted(store: RedisStore, member: str = MEMBER) -> tuple[WorkerRecord, int]:
@@ -133,14 +133,26 @@ async def _hosted(store: RedisStore, member: str = MEMBER) -> tuple[WorkerRecord
     return record, epoch
 
 
+async def _take(store: RedisStore, worker_id: str, epoch: int, member: str = MEMBER) -> TakenRun:
+    taken = await store.take_run(worker_id, member, epoch, new_id(), now_s(), 0)
+    assert taken is not None
+    return taken
+
+
+async def _finish(
+    store: RedisStore, worker_id: str, epoch: int, taken: TakenRun, outcome: RunOutcome
+) -> bool:
+    run_id = taken.claim.run_id
+    return await store.finish_run(worker_id, epoch, taken.item, outcome, now_s(), run_id=run_id)
+
+
 async def _exchange(
     store: RedisStore, worker_id: str, epoch: int, deltas: int = 5
-) -> tuple[QueuedInput, str]:
+) -> tuple[QueuedInput, bool]:
     sub = await store.submit_input(worker_id, "hello there", new_id(), Strategy.REJECT, now_s())
-    item = await store.next_input(worker_id, MEMBER, epoch)
-    assert item is not None and item.seq == sub.seq
-    claim = await store.begin_run(worker_id, epoch, item, new_id(), now_s())
-    assert claim is not None
+    taken = await _take(store, worker_id, epoch)
+    item, claim = taken.item, taken.claim
+    assert item.seq == sub.seq
     for n in range(deltas):
         delta = TextDelta(
             worker_id=worker_id,
@@ -152,7 +164,7 @@ async def _exchange(
         await store.append_events(worker_id, epoch, [delta])
     text = "".join(f"word{n} " for n in range(deltas))
     outcome = RunOutcome(RunResult.FINISHED, text, 12, deltas)
-    return item, await store.finish_run(worker_id, epoch, item, outcome, now_s())
+    return item, await _finish(store, worker_id, epoch, taken, outcome)
 
 
 async def _lengths(store: RedisStore, worker_id: str) -> dict[str, int]:
@@ -175,10 +187,7 @@ async def test_stale_epoch_writes_raise_lease_lost_and_write_nothing(backend: Ba
     record, old = await _hosted(store)
     wid = record.worker_id
     await store.submit_input(wid, "q", new_id(), Strategy.ENQUEUE, now_s())
-    item = await store.next_input(wid, MEMBER, old)
-    assert item is not None
-    claim = await store.begin_run(wid, old, item, new_id(), now_s())
-    assert claim is not None
+    taken = await _take(store, wid, old)
     # The lease expires (simulated) and another member takes over.
     await store.client.delete(store.keys.lease(wid))
     new = await store.acquire(wid, "m2", 60_000)
@@ -190,12 +199,10 @@ async def test_stale_epoch_writes_raise_lease_lost_and_write_nothing(backend: Ba
     with pytest.raises(LeaseLost):
         await store.append_events(wid, old, [delta])
     with pytest.raises(LeaseLost):
-        await store.begin_run(wid, old, item, new_id(), now_s())
+        await _finish(store, wid, old, taken, RunOutcome(RunResult.FINISHED, "x"))
     with pytest.raises(LeaseLost):
-        await store.finish_run(wid, old, item, RunOutcome(RunResult.FINISHED, "x"), now_s())
-    with pytest.raises(LeaseLost):
-        await store.next_input(wid, MEMBER, old)
-    await store.release(wid, MEMBER, old)  # not ours any more: a no-op
+        await store.take_run(wid, MEMBER, old, new_id(), now_s(), 0)
+    await store.release_many({wid: old}, MEMBER)  # not ours any more: a no-op
     assert await store.renew(MEMBER, {wid: old}, 60_000) == {wid: False}
 
     assert await _lengths(store, wid) == before
@@ -210,7 +217,7 @@ async def test_right_epoch_but_foreign_lease_is_refused(backend: Backend) -> Non
     record, epoch = await _hosted(store)
     await store.submit_input(record.worker_id, "q", new_id(), Strategy.ENQUEUE, now_s())
     with pytest.raises(LeaseLost):
-        await store.next_input(record.worker_id, "intruder", epoch)
+        await store.take_run(record.worker_id, "intruder", epoch, new_id(), now_s(), 0)
 
 
 async def test_lease_acquire_renew_expire_release(backend: Backend) -> None:
@@ -240,7 +247,7 @@ async def test_lease_acquire_renew_expire_release(backend: Backend) -> None:
     assert taken == [2]
     assert await store.renew(MEMBER, {wid: epoch}, 60_000) == {wid: False}
 
-    await store.release(wid, "m2", 2)
+    await store.release_many({wid: 2}, "m2")
     assert await store.client.exists(lease) == 0
     got = await store.get_worker(wid)
     assert got.host is None and got.epoch == 2
@@ -267,7 +274,7 @@ async def test_acquire_refuses_ended_workers_but_takes_stopping_ones(backend: Ba
     record, epoch = await _hosted(store)
     await store.submit_input(record.worker_id, "q", new_id(), Strategy.ENQUEUE, now_s())
     assert (await store.request_stop(record.worker_id)).state is WorkerState.STOPPING
-    await store.release(record.worker_id, MEMBER, epoch)
+    await store.release_many({record.worker_id: epoch}, MEMBER)
     again = await store.acquire(record.worker_id, "m2", 60_000)
     assert again == epoch + 1  # a stopping worker needs a host to drain it
     stopped = await _worker(store)
@@ -280,13 +287,12 @@ async def test_a_dead_hosts_pending_input_is_claimed_by_the_next(backend: Backen
     record, epoch = await _hosted(store)
     wid = record.worker_id
     await store.submit_input(wid, "q", new_id(), Strategy.ENQUEUE, now_s())
-    item = await store.next_input(wid, MEMBER, epoch)
-    assert item is not None
+    item = (await _take(store, wid, epoch)).item
     await store.client.delete(store.keys.lease(wid))  # m1 died: its lease lapsed
     epoch2 = await store.acquire(wid, "m2", 60_000)
     assert epoch2 is not None
-    again = await store.next_input(wid, "m2", epoch2)
-    assert again is not None and again.entry_id == item.entry_id
+    again = await _take(store, wid, epoch2, "m2")
+    assert again.item.entry_id == item.entry_id and again.claim.attempt == 2
     pending = await store.client.xpending_range(store.keys.inputs(wid), "hosts", "-", "+", 10)
     assert [p["consumer"] for p in pending] == ["m2"]
 
@@ -351,10 +357,9 @@ async def test_entries_are_versioned_json_an_operator_can_tail(backend: Backend)
     keys = store.keys.worker(wid)
     [(input_entry, fields)] = await store.client.xrange(keys.inputs)
     assert json.loads(fields["i"])["v"] == 1 and json.loads(fields["i"])["seq"] == 1
-    item = await store.next_input(wid, MEMBER, epoch)
-    assert item is not None and item.entry_id == input_entry
-    await store.begin_run(wid, epoch, item, new_id(), now_s())
-    await store.finish_run(wid, epoch, item, RunOutcome(RunResult.FINISHED, "a"), now_s())
+    taken = await _take(store, wid, epoch)
+    assert taken.item.entry_id == input_entry
+    await _finish(store, wid, epoch, taken, RunOutcome(RunResult.FINISHED, "a"))
     raw = await store.client.xread({keys.events: "0"})
     entries = raw[0][1]
     assert all(set(f) == {"e"} for _, f in entries)
@@ -400,11 +405,9 @@ async def test_retention_ttl_on_every_key_when_stopped(backend: Backend) -> None
     keys = store.keys.worker(wid)
     assert (await store.request_stop(wid)).state is WorkerState.STOPPING
     assert await store.client.ttl(keys.record) == -1  # draining: not yet
-    item = await store.next_input(wid, MEMBER, epoch)
-    assert item is not None
-    claim = await store.begin_run(wid, epoch, item, new_id(), now_s())
-    assert claim is not None and claim.cancelled
-    await store.finish_run(wid, epoch, item, RunOutcome(RunResult.CANCELLED, ""), now_s())
+    taken = await _take(store, wid, epoch)
+    assert taken.claim.cancelled
+    await _finish(store, wid, epoch, taken, RunOutcome(RunResult.CANCELLED, ""))
     assert (await store.get_worker(wid)).state is WorkerState.STOPPED
     assert await store.client.exists(keys.inputs) == 0  # nothing queued: dropped
     for key in [keys.record, keys.events, keys.transcript, keys.input_ids]:
@@ -469,7 +472,7 @@ async def test_every_script_call_stays_on_one_slot(
     await store.read_events(record.worker_id, "0", 10)
     await store.claim_scope(new_id(), [ScopeEntry(path="/a", mode=ScopeMode.WRITE)], None)
     await store.request_stop(record.worker_id)
-    await store.release(record.worker_id, MEMBER, epoch)
+    await store.release_many({record.worker_id: epoch}, MEMBER)
     assert len(calls) >= 10
     for keys in calls:
         assert len({key_slot(key.encode()) for key in keys}) == 1, keys
@@ -485,7 +488,7 @@ def test_keys_of_runtimes_and_namespaces_never_collide() -> None:
 async def test_runtimes_sharing_one_redis_are_separate(backend: Backend) -> None:
     one, two = backend.store(runtime_id="one"), backend.store(runtime_id="two")
     record = await _worker(one)
-    await two.create_worker(record)  # the same worker id in another runtime
+    await two.create(record)  # the same worker id in another runtime
     await one.acquire(record.worker_id, MEMBER, 60_000)
     assert (await two.get_worker(record.worker_id)).state is WorkerState.PENDING
     assert [r.worker_id for r in await two.list_workers()] == [record.worker_id]
@@ -527,22 +530,42 @@ async def test_idle_worker_after_one_exchange_fits_in_6_kb(real_redis: Backend) 
     assert total <= 6 * 1024, total
 
 
-async def test_doorbell_rings_and_times_out(backend: Backend) -> None:
+async def test_rings_reach_the_listening_member_deduplicated(backend: Backend) -> None:
     store = backend.store()
-    ids, last = await store.doorbell("m-9", "$", 10)
-    assert ids == []
-    await store.ring("m-9", "w-1")
-    await store.ring("m-9", "w-2")
-    await store.ring("m-9", "w-1")
-    ids, last = await store.doorbell("m-9", last, 1000)
-    assert ids == ["w-1", "w-2"]
-    waiter = asyncio.create_task(store.doorbell("m-9", last, 5000))
-    await store.ring("m-9", "w-3")
-    ids, last = await asyncio.wait_for(waiter, 6)
-    assert ids == ["w-3"]
-    started = time.monotonic()
-    assert await store.doorbell("m-9", last, 100) == ([], last)
-    assert time.monotonic() - started < 2
+    for worker_id in ("w-1", "w-2", "w-1"):
+        await store._wakeups.ring("m-9", worker_id)  # before it listens: the doorbell keeps them
+    wakes = store.wake_ups("m-9")
+    async with contextlib.aclosing(wakes):
+        got = [await asyncio.wait_for(anext(wakes), 5) for _ in range(2)]
+        assert got == [WakeUp("w-1", cancels=True), WakeUp("w-2", cancels=True)]
+        await store._wakeups.ring("m-9", "w-3")
+        assert await asyncio.wait_for(anext(wakes), 5) == WakeUp("w-3", cancels=True)
+
+
+async def test_a_pushed_hint_wakes_without_a_ring(backend: Backend) -> None:
+    """submit.lua publishes to a listening host: no doorbell entry is written."""
+    store = backend.store()
+    record, _ = await _hosted(store)
+    wakes = store.wake_ups(MEMBER)
+    async with contextlib.aclosing(wakes):
+        listening = asyncio.ensure_future(anext(wakes))
+
+        async def subscribed() -> bool:
+            channels = await store.client.pubsub_numsub(store.keys.bell(MEMBER))
+            return bool(channels and channels[0][1])
+
+        await wait_until(subscribed, timeout_s=5, what="the member's hint subscription")
+        sub = await store.submit_input(
+            record.worker_id,
+            "q",
+            new_id(),
+            None,
+            now_s(),
+            default_strategies={"assistant": Strategy.INTERRUPT},
+        )
+        assert await asyncio.wait_for(listening, 5) == WakeUp(record.worker_id, cancels=True)
+        assert sub.seq == 1
+        assert await store.client.exists(store.keys.bell(MEMBER)) == 0
 
 
 async def test_unreachable_redis_is_runtime_unavailable_quickly() -> None:
@@ -563,7 +586,7 @@ async def test_unreachable_redis_is_runtime_unavailable_quickly() -> None:
                 await call
             assert caught.value.retryable
             assert str(port) not in caught.value.message and "127.0.0.1" not in caught.value.message
-        await store.ring("m1", new_id())  # only a hint: dropped, not raised
+        await store._wakeups.ring("m1", new_id())  # only a hint: dropped, not raised
         assert time.monotonic() - started < 5
     finally:
         await store.aclose()
@@ -580,7 +603,7 @@ def test_client_must_decode_responses() -> None:
 # -- the hot path in one script each, and batched under load -------------------------------------
 
 
-async def test_take_run_writes_what_begin_run_writes(backend: Backend) -> None:
+async def test_take_run_writes_what_the_models_dump(backend: Backend) -> None:
     """The script builds the run_started event and the user transcript entry from JSON pieces:
     byte for byte what the models dump, whatever the text holds."""
     store = backend.store()
@@ -600,21 +623,6 @@ async def test_take_run_writes_what_begin_run_writes(backend: Backend) -> None:
     want = RunStarted(worker_id=record.worker_id, ts=ts, run_id=run_id, input_id="in-1:a")
     assert started[0][1]["e"] == dump_event(want)
     assert sub.seq == taken.item.seq
-
-
-async def test_take_run_begins_an_input_of_another_layout_too(backend: Backend) -> None:
-    store = backend.store()
-    record, epoch = await _hosted(store)
-    await store.submit_input(record.worker_id, "x", new_id(), Strategy.ENQUEUE, now_s())
-    keys = store.keys.worker(record.worker_id)
-    # The same input written by some other writer: other key order, spaces.
-    (entry_id, _), *_ = await answer(store.client.xrange(keys.inputs))
-    await answer(store.client.xdel(keys.inputs, entry_id))
-    other = '{"text": "other layout", "ts": 1.5, "input_id": "odd", "seq": 1, "v": 1}'
-    await answer(store.client.xadd(keys.inputs, {"i": other}))
-    taken = await store.take_run(record.worker_id, MEMBER, epoch, new_id(), now_s(), 5)
-    assert taken is not None and (taken.item.text, taken.item.input_id) == ("other layout", "odd")
-    assert taken.history == [("user", "other layout")] and taken.claim.attempt == 1
 
 
 async def test_concurrent_scripts_go_in_batches_and_survive_a_script_flush(

@@ -53,8 +53,6 @@ class Scripts:
     acquire: AsyncScript
     renew: AsyncScript
     release: AsyncScript
-    next_input: AsyncScript
-    begin_run: AsyncScript
     take_run: AsyncScript
     append: AsyncScript
     finish_run: AsyncScript

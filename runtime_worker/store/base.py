@@ -1,6 +1,10 @@
 """The `Store` boundary: every piece of Worker state, and every write a host makes, goes here.
 
-Two implementations keep the same contract (tests/contract): `MemoryStore` for the embedded
+It is split by the roles its callers play: `InputPath` (the gateway's writes: create, submit,
+cancel, stop, scope), `Readers` (records, events, transcripts), `HostSide` (what a host needs:
+leases, runs, wake-ups); `Store` is all three. Fleet members need more (membership, placement,
+schedules): `runtime_worker.store.fleet.FleetStore`. Implementations keep one contract
+(tests/contract) and one reference model (tests/model): `MemoryStore` for the embedded
 runtime and `RedisStore` for the fleet. Host-side writes carry the lease `epoch` they were made
 under; a store refuses (raises `LeaseLost`) any write whose epoch is not the Worker's current one,
 atomically with the write itself, so a paused or partitioned host can never write after losing
@@ -18,12 +22,10 @@ multitasking and cancellation cheap and atomic:
 
 from __future__ import annotations
 
-import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from shared.errors import WorkerNotFound
 from shared.events import Event
 from shared.models import (
     MemberInfo,
@@ -107,8 +109,15 @@ class Submission:
     seq: int
     duplicate: bool
     host: str | None
-    hinted: bool = False  # the host needs no ring: the store hinted it (`Store.hints`) or the
-    # Worker was busy already (its host's drain takes the input after the run it is on)
+
+
+@dataclass(frozen=True, slots=True)
+class WakeUp:
+    """A host is told a Worker it hosts has news: new input (`cancels` False: start draining),
+    or a cancel, stop or interrupt (`cancels` True: the running turn may have to end)."""
+
+    worker_id: str
+    cancels: bool
 
 
 @dataclass(frozen=True)
@@ -154,61 +163,15 @@ class RunOutcome:
     deltas: tuple[Event, ...] = ()
 
 
-class Store(ABC):
-    """State of one runtime's Workers. Every method is a single atomic step."""
-
-    # -- workers -------------------------------------------------------------------------------
+class InputPath(ABC):
+    """The gateway's writes: every one a single atomic step that tells the host itself (through
+    the Worker's wake-ups) when it has news; callers never ring anyone."""
 
     @abstractmethod
-    async def create_worker(self, record: WorkerRecord) -> WorkerRecord:
-        """Persist a new Worker in state `pending` and write its first `state_changed`."""
-
     async def create(self, record: WorkerRecord) -> RecordAt:
-        """`create_worker`, answering the cursor of the Worker's first event too (a client that
-        reads on from it misses nothing); a fleet store also has a member take the Worker."""
-        created = await self.create_worker(record)
-        return RecordAt(created, await self.last_cursor(created.worker_id))
-
-    async def get_worker_at(self, worker_id: str) -> RecordAt:
-        """`get_worker` with the newest event's cursor (`last_cursor`), read together where the
-        store can."""
-        record = await self.get_worker(worker_id)
-        return RecordAt(record, await self.last_cursor(worker_id))
-
-    @abstractmethod
-    async def get_worker(self, worker_id: str) -> WorkerRecord:
-        """Raise `WorkerNotFound` when there is no such Worker (or its retention expired)."""
-
-    @abstractmethod
-    async def list_workers(self) -> list[WorkerRecord]: ...
-
-    async def listing(self) -> list[Listed]:
-        """`list_workers` reduced to what a listing shows (stores may read only that)."""
-        return [
-            Listed(r.worker_id, r.display_name, r.profile, r.state, r.created_at)
-            for r in await self.list_workers()
-        ]
-
-    @abstractmethod
-    async def request_stop(self, worker_id: str) -> WorkerRecord:
-        """Cancel every unfinished input and move to `stopping` (a host drains, then `stopped`),
-        or straight to `stopped` when nothing is unfinished. Idempotent."""
-
-    # -- scope allocation ----------------------------------------------------------------------
-
-    @abstractmethod
-    async def claim_scope(
-        self, worker_id: str, scope: Sequence[ScopeEntry], delegated_from: str | None
-    ) -> None:
-        """Claim `scope` for a Worker about to be created. Raise `ScopeConflict` when a write path
-        overlaps a live Worker's claim outside the caller's delegation group, or when a delegated
-        child asks for more than its parent holds; claims of ended or vanished Workers are
-        reclaimed on the way. Raise `WorkerNotFound` for an unknown parent."""
-
-    @abstractmethod
-    async def release_scope(self, worker_id: str) -> None: ...
-
-    # -- the input path ------------------------------------------------------------------------
+        """Persist a new Worker in state `pending`, write its first `state_changed`, and answer
+        the cursor of that event (a client reading on from it misses nothing); a fleet store
+        also has a member take the Worker."""
 
     @abstractmethod
     async def submit_input(
@@ -224,38 +187,98 @@ class Store(ABC):
         """One atomic step: the Worker exists (`WorkerNotFound`); strategy None means its
         profile's default, looked up in `default_strategies` (profile name → strategy; a profile
         missing there is `InvalidInput`); the Worker is live (`WorkerStopped`); a known
-        `input_id` answers its first Submission with `duplicate=True`; `reject` refuses a busy
-        Worker (`WorkerBusy`); `interrupt` cancels everything unfinished; then the input is
-        appended to the input stream and its `user_message` event written."""
+        `input_id` answers its first Submission with `duplicate=True` when the text is the same
+        and `InputIdConflict` when it is not; `reject` refuses a busy Worker (`WorkerBusy`);
+        `interrupt` cancels everything unfinished; then the input is appended to the input
+        stream, its `user_message` event written and its host woken."""
 
     @abstractmethod
     async def cancel(self, worker_id: str) -> CancelOutcome:
         """Cancel the oldest unfinished input (the running one, or the head of the queue).
         A no-op with `cancelled=False` when nothing is unfinished."""
 
-    # -- hints ---------------------------------------------------------------------------------
+    @abstractmethod
+    async def request_stop(self, worker_id: str) -> WorkerRecord:
+        """Cancel every unfinished input and move to `stopping` (a host drains, then `stopped`),
+        or straight to `stopped` when nothing is unfinished. Idempotent."""
 
     @abstractmethod
-    async def ring(self, member_id: str, worker_id: str) -> None:
-        """Hint a member that a Worker has news (an input, a cancel, a stop). Only a hint."""
+    async def claim_scope(
+        self, worker_id: str, scope: Sequence[ScopeEntry], delegated_from: str | None
+    ) -> None:
+        """Claim `scope` for a Worker about to be created. Raise `ScopeConflict` when a write path
+        overlaps a live Worker's claim outside the caller's delegation group, or when a delegated
+        child asks for more than its parent holds; claims of ended or vanished Workers are
+        reclaimed on the way. Raise `WorkerNotFound` for an unknown parent."""
 
     @abstractmethod
-    async def doorbell(
-        self, member_id: str, last_id: str, timeout_ms: int
-    ) -> tuple[list[str], str]:
-        """Wait up to `timeout_ms` for hints after `last_id`; return Worker ids and the new id."""
+    async def release_scope(self, worker_id: str) -> None: ...
 
-    publishes_hints = False
-    """Whether `submit_input` hints a listening host itself (`hints`, `Submission.hinted`)."""
 
-    async def hints(self, member_id: str) -> AsyncIterator[tuple[str, bool]]:
-        """The hints published for this member while it listens (stores that publish them): the
-        Worker id, and whether its new input interrupts the running one. A hint nobody listened
-        to went to the doorbell instead."""
-        return
-        yield
+class Readers(ABC):
+    """Records, events and transcripts, by cursor."""
 
-    # -- leases and host-side writes (fenced by epoch) -----------------------------------------
+    @abstractmethod
+    async def get_worker(self, worker_id: str) -> WorkerRecord:
+        """Raise `WorkerNotFound` when there is no such Worker (or its retention expired)."""
+
+    @abstractmethod
+    async def get_worker_at(self, worker_id: str) -> RecordAt:
+        """`get_worker` with the newest event's cursor (`last_cursor`), read together."""
+
+    @abstractmethod
+    async def list_workers(self) -> list[WorkerRecord]: ...
+
+    @abstractmethod
+    async def listing(self) -> list[Listed]:
+        """`list_workers` reduced to what a listing shows (stores may read only that)."""
+
+    @abstractmethod
+    async def read_events(self, worker_id: str, after: str | None, limit: int) -> list[Event]:
+        """Events strictly after `after` (from the oldest retained when None). `after` is judged
+        by `cursor.check_window`: `CursorExpired` when older than the trimmed window,
+        `InvalidInput` when ahead of the newest event or not a cursor."""
+
+    @abstractmethod
+    async def wait_events(
+        self, worker_id: str, after: str, limit: int, timeout_ms: int
+    ) -> list[Event]:
+        """As `read_events`, waiting up to `timeout_ms` for the first one."""
+
+    @abstractmethod
+    async def tail_events(
+        self, worker_id: str, after: str, limit: int, timeout_ms: int
+    ) -> list[Event]:
+        """`wait_events` for a follower whose `after` is the cursor of its own previous read:
+        a store may skip judging it again before it waits."""
+
+    @abstractmethod
+    async def last_cursor(self, worker_id: str) -> str:
+        """The newest event's cursor, `"0"` when there are none: `after=` it means from now."""
+
+    @abstractmethod
+    async def read_transcript(
+        self, worker_id: str, limit: int, before: str | None
+    ) -> TranscriptPage:
+        """Newest `limit` entries older than `before`, returned oldest first; `next_before` pages
+        further back, None at the start (`before` 0 is an empty page)."""
+
+    async def members(self) -> list[MemberInfo]:
+        """The runtime processes hosting this store's Workers (diagnostics only)."""
+        return []
+
+    async def ping(self) -> None:
+        """Raise `RuntimeUnavailable` when the backing service does not answer."""
+        return None
+
+
+class HostSide(ABC):
+    """What a host needs: leases, its runs' writes (fenced by epoch) and its wake-ups."""
+
+    @abstractmethod
+    def wake_ups(self, member_id: str) -> AsyncGenerator[WakeUp, None]:
+        """The Workers this member hosts that have news, as they come; close it (`aclose`) to
+        stop listening. Only hints: a host also sweeps (`pending_work`) now and then."""
 
     @abstractmethod
     async def acquire(self, worker_id: str, member_id: str, ttl_ms: int) -> int | None:
@@ -267,46 +290,19 @@ class Store(ABC):
         """Extend the leases this member holds; False for each one it lost."""
 
     @abstractmethod
-    async def release(self, worker_id: str, member_id: str, epoch: int) -> None:
-        """Give the lease back at once (graceful stop), so another member can take over."""
-
     async def release_many(self, leases: Mapping[str, int], member_id: str) -> None:
-        """`release` for many Workers (worker id → epoch), in one step where the store can."""
-        for worker_id, epoch in leases.items():
-            with contextlib.suppress(WorkerNotFound):
-                await self.release(worker_id, member_id, epoch)
+        """Give leases back at once (worker id → epoch; graceful stop), so another member can
+        take over; leases no longer held under that epoch are left alone."""
 
     @abstractmethod
-    async def next_input(self, worker_id: str, member_id: str, epoch: int) -> QueuedInput | None:
-        """The oldest unacknowledged input, claiming it from a previous host if need be; None
-        when the stream holds nothing unacknowledged. Never blocks."""
-
-    @abstractmethod
-    async def begin_run(
-        self, worker_id: str, epoch: int, item: QueuedInput, run_id: str, ts: float
-    ) -> RunClaim | None:
-        """Start (an attempt of) the run for `item`: None, with the entry acknowledged, when its
-        run already finished (a redelivery). Otherwise bump the attempt count when this seq was
-        started before, set state `running`, write the transcript's user entry (first attempt
-        only) and the `run_started` event."""
-
     async def take_run(
         self, worker_id: str, member_id: str, epoch: int, run_id: str, ts: float, history: int
     ) -> TakenRun | None:
-        """`next_input` and `begin_run` (skipping redeliveries of finished runs), with the newest
-        `history` transcript entries; None when nothing is left to run. Stores may do it all in
-        one step: it is a host's hot path."""
-        while True:
-            item = await self.next_input(worker_id, member_id, epoch)
-            if item is None:
-                return None
-            claim = await self.begin_run(worker_id, epoch, item, run_id, ts)
-            if claim is not None:
-                break
-        entries = []
-        if history > 0:
-            entries = (await self.read_transcript(worker_id, history, None)).entries
-        return TakenRun(item, claim, [(entry.role.value, entry.text) for entry in entries])
+        """The oldest unacknowledged input (claimed from a previous host if need be) started as
+        (an attempt of) its run, with the newest `history` transcript entries; None when nothing
+        is left to run. Redeliveries of finished runs are acknowledged and skipped. Starting
+        bumps the attempt count when this seq was started before, sets state `running`, writes
+        the transcript's user entry (first attempt only) and the `run_started` event."""
 
     @abstractmethod
     async def append_events(self, worker_id: str, epoch: int, events: Sequence[Event]) -> str:
@@ -314,15 +310,6 @@ class Store(ABC):
 
     @abstractmethod
     async def finish_run(
-        self, worker_id: str, epoch: int, item: QueuedInput, outcome: RunOutcome, ts: float
-    ) -> str:
-        """End the run: `error` (when the outcome has an error code), `text_done`, `usage` and
-        `run_finished` events, the assistant transcript entry (or a notice when there was no
-        text), usage totals, `done_seq`, state (`idle`, `running` while more is queued, or
-        `stopped` when draining a stop), and the input's acknowledgement. Returns the cursor of
-        `run_finished`."""
-
-    async def complete_run(
         self,
         worker_id: str,
         epoch: int,
@@ -332,67 +319,23 @@ class Store(ABC):
         *,
         run_id: str,
     ) -> bool:
-        """`finish_run` for the host that ran `run_id`; answers whether more inputs may be
-        waiting (True when the store cannot tell cheaply)."""
-        await self.finish_run(worker_id, epoch, item, outcome, ts)
-        return True
+        """End the run `run_id`: its unwritten deltas, `error` (when the outcome has an error
+        code), `text_done`, `usage` and `run_finished` events, the assistant transcript entry (or
+        a notice when there was no text), usage totals, `done_seq`, state (`idle`, `running`
+        while more is queued, or `stopped` when draining a stop), and the input's
+        acknowledgement. Answers whether more inputs wait."""
 
     @abstractmethod
     async def is_cancelled(self, worker_id: str, seq: int) -> bool: ...
 
+    @abstractmethod
     async def pending_work(self, worker_ids: Sequence[str]) -> set[str]:
         """The Workers among these with inputs accepted and not finished, or that vanished: all
-        a host's sweep has to look at (stores that can answer for many in one step do)."""
-        found: set[str] = set()
-        for worker_id in worker_ids:
-            try:
-                record = await self.get_worker(worker_id)
-            except WorkerNotFound:
-                found.add(worker_id)
-                continue
-            if record.queue_depth > 0:
-                found.add(worker_id)
-        return found
+        a host's sweep has to look at."""
 
-    # -- readers -------------------------------------------------------------------------------
 
-    @abstractmethod
-    async def read_events(self, worker_id: str, after: str | None, limit: int) -> list[Event]:
-        """Events strictly after `after` (from the oldest retained when None). Raise
-        `CursorExpired` when `after` is older than the trimmed window, `InvalidInput` when it is
-        not a cursor."""
+class Store(InputPath, Readers, HostSide):
+    """State of one runtime's Workers: every role. Every method is a single atomic step."""
 
-    @abstractmethod
-    async def wait_events(
-        self, worker_id: str, after: str, limit: int, timeout_ms: int
-    ) -> list[Event]:
-        """As `read_events`, waiting up to `timeout_ms` for the first one."""
-
-    async def tail_events(
-        self, worker_id: str, after: str, limit: int, timeout_ms: int
-    ) -> list[Event]:
-        """`wait_events` for a follower whose `after` is the cursor of its own previous read:
-        a store may skip checking it again before it waits."""
-        return await self.wait_events(worker_id, after, limit, timeout_ms)
-
-    @abstractmethod
-    async def last_cursor(self, worker_id: str) -> str:
-        """The newest event's cursor, `"0"` when there are none: `after=` it means from now."""
-
-    @abstractmethod
-    async def read_transcript(
-        self, worker_id: str, limit: int, before: str | None
-    ) -> TranscriptPage:
-        """Newest `limit` entries older than `before`, returned oldest first; `next_before` pages
-        further back, None at the start."""
-
-    async def members(self) -> list[MemberInfo]:
-        """The runtime processes hosting this store's Workers (diagnostics only)."""
-        return []
-
-    async def ping(self) -> None:
-        """Raise `RuntimeUnavailable` when the backing service does not answer."""
-        return None
-
-    async def aclose(self) -> None:  # noqa: B027 - most stores hold nothing to close
+    async def aclose(self) -> None:
         """Release connections. Idempotent."""

@@ -12,17 +12,21 @@ import bisect
 import contextlib
 import dataclasses
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from runtime_worker import scope as scopes
 from runtime_worker.store.base import (
     CancelOutcome,
+    Listed,
     QueuedInput,
+    RecordAt,
     RunClaim,
     RunOutcome,
     Store,
     Submission,
+    TakenRun,
+    WakeUp,
     WorkerRecord,
 )
 from runtime_worker.store.bounds import DEDUPE_WINDOW, text_digest
@@ -138,12 +142,17 @@ class _Worker:
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
+WAKE_QUEUE_MAX = 10_000
+"""Wake-ups kept for a member that is not listening; beyond that they are dropped (a host's
+sweep finds the work anyway)."""
+
+
 class MemoryStore(Store):
     def __init__(self, settings: Settings | None = None) -> None:
         self._settings = settings or Settings()
         self._workers: dict[str, _Worker] = {}
         self._claims: dict[str, tuple[str, list[ScopeEntry]]] = {}  # worker -> (group, scope)
-        self._bells: dict[str, asyncio.Queue[str]] = {}
+        self._wakes: dict[str, asyncio.Queue[WakeUp]] = {}
         self._clock = CursorClock()
 
     # -- helpers ---------------------------------------------------------------------------------
@@ -198,7 +207,7 @@ class MemoryStore(Store):
 
     # -- workers ---------------------------------------------------------------------------------
 
-    async def create_worker(self, record: WorkerRecord) -> WorkerRecord:
+    async def create(self, record: WorkerRecord) -> RecordAt:
         record = dataclasses.replace(record, state=WorkerState.PENDING)
         worker = _Worker(
             record=record,
@@ -206,11 +215,23 @@ class MemoryStore(Store):
             transcript=_Log(record.transcript_maxlen),
         )
         self._workers[record.worker_id] = worker
-        self._emit(worker, StateChanged(worker_id=record.worker_id, ts=now_s(), state=record.state))
-        return dataclasses.replace(record)
+        cursor = self._emit(
+            worker, StateChanged(worker_id=record.worker_id, ts=now_s(), state=record.state)
+        )
+        return RecordAt(dataclasses.replace(record), cursor)
 
     async def get_worker(self, worker_id: str) -> WorkerRecord:
         return dataclasses.replace(self._get(worker_id).record)
+
+    async def get_worker_at(self, worker_id: str) -> RecordAt:
+        worker = self._get(worker_id)
+        return RecordAt(dataclasses.replace(worker.record), format_cursor(worker.events.last))
+
+    async def listing(self) -> list[Listed]:
+        return [
+            Listed(r.worker_id, r.display_name, r.profile, r.state, r.created_at)
+            for r in await self.list_workers()
+        ]
 
     async def list_workers(self) -> list[WorkerRecord]:
         found = (self._find(worker_id) for worker_id in list(self._workers))
@@ -224,6 +245,7 @@ class MemoryStore(Store):
         record.cancel_upto = record.next_seq
         self._set_state(worker, WorkerState.STOPPING if record.queue_depth else WorkerState.STOPPED)
         self._notify(worker)
+        self._wake(record, cancels=True)
         return dataclasses.replace(record)
 
     # -- scope -----------------------------------------------------------------------------------
@@ -297,6 +319,7 @@ class MemoryStore(Store):
         self._emit(worker, UserMessage(worker_id=worker_id, ts=ts, input_id=input_id, text=text))
         worker.input_ids.add(input_id, _Known(record.next_seq, cursor, digest))
         self._notify(worker)
+        self._wake(record, cancels=strategy is Strategy.INTERRUPT)
         return Submission(input_id, cursor, record.next_seq, duplicate=False, host=record.host)
 
     async def cancel(self, worker_id: str) -> CancelOutcome:
@@ -306,31 +329,25 @@ class MemoryStore(Store):
             # Nothing unfinished, or the head is already cancelled: cancelling again is a no-op.
             return CancelOutcome(record.state, cancelled=record.queue_depth > 0, host=record.host)
         record.cancel_upto = record.done_seq + 1
+        self._wake(record, cancels=True)
         return CancelOutcome(record.state, cancelled=True, host=record.host)
 
-    # -- hints -----------------------------------------------------------------------------------
+    # -- wake-ups: in process, handed to the host directly -------------------------------------
 
-    def _bell(self, member_id: str) -> asyncio.Queue[str]:
-        return self._bells.setdefault(member_id, asyncio.Queue(maxsize=10_000))
+    def _queue(self, member_id: str) -> asyncio.Queue[WakeUp]:
+        return self._wakes.setdefault(member_id, asyncio.Queue(maxsize=WAKE_QUEUE_MAX))
 
-    async def ring(self, member_id: str, worker_id: str) -> None:
-        bell = self._bell(member_id)
-        if not bell.full():  # hints may be dropped: the host's sweep repairs
-            bell.put_nowait(worker_id)
+    def _wake(self, record: WorkerRecord, *, cancels: bool) -> None:
+        if record.host is None:
+            return  # no host yet: the one that acquires it drains what waits
+        queue = self._queue(record.host)
+        if not queue.full():
+            queue.put_nowait(WakeUp(record.worker_id, cancels))
 
-    async def doorbell(
-        self, member_id: str, last_id: str, timeout_ms: int
-    ) -> tuple[list[str], str]:
-        bell = self._bell(member_id)
-        try:
-            async with asyncio.timeout(timeout_ms / 1000):
-                first = await bell.get()
-        except TimeoutError:
-            return [], last_id
-        ids = [first]
-        while not bell.empty():
-            ids.append(bell.get_nowait())
-        return ids, last_id
+    async def wake_ups(self, member_id: str) -> AsyncGenerator[WakeUp, None]:
+        queue = self._queue(member_id)
+        while True:
+            yield await queue.get()
 
     # -- leases and host writes ------------------------------------------------------------------
 
@@ -366,24 +383,30 @@ class MemoryStore(Store):
             result[worker_id] = ok
         return result
 
-    async def release(self, worker_id: str, member_id: str, epoch: int) -> None:
-        worker = self._find(worker_id)
-        if worker and worker.lease_member == member_id and worker.record.epoch == epoch:
-            worker.lease_member = None
-            worker.record.host = None
+    async def release_many(self, leases: Mapping[str, int], member_id: str) -> None:
+        for worker_id, epoch in leases.items():
+            worker = self._find(worker_id)
+            if worker and worker.lease_member == member_id and worker.record.epoch == epoch:
+                worker.lease_member = None
+                worker.record.host = None
 
-    async def next_input(self, worker_id: str, member_id: str, epoch: int) -> QueuedInput | None:
+    async def take_run(
+        self, worker_id: str, member_id: str, epoch: int, run_id: str, ts: float, history: int
+    ) -> TakenRun | None:
         worker = self._fenced(worker_id, epoch)
-        return worker.inputs[0] if worker.inputs else None
+        while worker.inputs:
+            item = worker.inputs[0]
+            if item.seq > worker.record.done_seq:
+                claim = self._begin(worker, item, run_id, ts)
+                entries = worker.transcript.before(None, history) if history > 0 else []
+                lines = [TranscriptEntry.model_validate_json(raw) for _, raw in entries]
+                return TakenRun(item, claim, [(e.role.value, e.text) for e in lines])
+            self._ack(worker, item)  # a redelivery of a finished run
+        return None
 
-    async def begin_run(
-        self, worker_id: str, epoch: int, item: QueuedInput, run_id: str, ts: float
-    ) -> RunClaim | None:
-        worker = self._fenced(worker_id, epoch)
+    def _begin(self, worker: _Worker, item: QueuedInput, run_id: str, ts: float) -> RunClaim:
         record = worker.record
-        if item.seq <= record.done_seq:
-            self._ack(worker, item)
-            return None
+        worker_id = record.worker_id
         first = record.run_seq != item.seq
         record.run_attempt = 1 if first else record.run_attempt + 1
         record.run_seq = item.seq
@@ -426,14 +449,20 @@ class MemoryStore(Store):
         return cursor
 
     async def finish_run(
-        self, worker_id: str, epoch: int, item: QueuedInput, outcome: RunOutcome, ts: float
-    ) -> str:
+        self,
+        worker_id: str,
+        epoch: int,
+        item: QueuedInput,
+        outcome: RunOutcome,
+        ts: float,
+        *,
+        run_id: str,
+    ) -> bool:
         worker = self._fenced(worker_id, epoch)
         record = worker.record
-        cursor = ""
-        for event in final_events(worker_id, record.run_id, item, outcome, ts):
-            cursor = self._emit(worker, event)
-        self._note(worker, transcript_for(record.run_id, item, outcome, ts))
+        for event in final_events(worker_id, run_id, item, outcome, ts):
+            self._emit(worker, event)
+        self._note(worker, transcript_for(run_id, item, outcome, ts))
         usage = record.usage
         usage.input_tokens += outcome.input_tokens
         usage.output_tokens += outcome.output_tokens
@@ -448,21 +477,7 @@ class MemoryStore(Store):
         self._ack(worker, item)
         self._set_state(worker, final_state(record))
         self._notify(worker)
-        return cursor
-
-    async def complete_run(
-        self,
-        worker_id: str,
-        epoch: int,
-        item: QueuedInput,
-        outcome: RunOutcome,
-        ts: float,
-        *,
-        run_id: str,
-    ) -> bool:
-        await self.finish_run(worker_id, epoch, item, outcome, ts)
-        worker = self._get(worker_id)
-        return worker.record.queue_depth > 0 or bool(worker.inputs)
+        return record.queue_depth > 0 or bool(worker.inputs)
 
     def _ack(self, worker: _Worker, item: QueuedInput) -> None:
         if worker.inputs and worker.inputs[0].entry_id == item.entry_id:
@@ -501,6 +516,11 @@ class MemoryStore(Store):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(remaining):
                     await changed.wait()
+
+    async def tail_events(
+        self, worker_id: str, after: str, limit: int, timeout_ms: int
+    ) -> list[Event]:
+        return await self.wait_events(worker_id, after, limit, timeout_ms)
 
     async def last_cursor(self, worker_id: str) -> str:
         worker = self._get(worker_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
 
 from redis import exceptions as rex
@@ -31,18 +31,19 @@ from runtime_worker.store._redis_batch import (
     parse_placement,
     send_many,
 )
-from runtime_worker.store._redis_blocking import SOCKET_TIMEOUT_S, block_read, doorbell, ring
+from runtime_worker.store._redis_blocking import SOCKET_TIMEOUT_S, block_read
 from runtime_worker.store._redis_client import make_client
 from runtime_worker.store._redis_members import Members, MemberView
 from runtime_worker.store._redis_pipeline import Pipeline
+from runtime_worker.store._redis_placement import PLACEMENT_MAXLEN, PlacementHints
+from runtime_worker.store._redis_schedules import Schedules
 from runtime_worker.store._redis_scope import ScopeClaims
+from runtime_worker.store._redis_wakeups import INTERRUPT_SUFFIX, WakeUps
 from runtime_worker.store._scripts import (
-    TRANSPORT_ERRORS,
     Scripts,
     answer,
     check,
     translate_errors,
-    unavailable,
 )
 from runtime_worker.store.base import (
     CancelOutcome,
@@ -51,24 +52,23 @@ from runtime_worker.store.base import (
     RecordAt,
     RunClaim,
     RunOutcome,
-    Store,
     Submission,
     TakenRun,
+    WakeUp,
     WorkerRecord,
 )
 from runtime_worker.store.bounds import DEDUPE_WINDOW, text_digest
 from runtime_worker.store.cursor import check_window, format_cursor, parse_cursor
+from runtime_worker.store.fleet import FleetStore
 from runtime_worker.store.outcome import final_events, transcript_for
-from shared.errors import LeaseLost, WorkerNotFound
-from shared.events import Event, RunStarted, StateChanged, UserMessage, dump_event
-from shared.keys import INPUT_GROUP, Keys, WorkerKeys
+from shared.errors import WorkerNotFound
+from shared.events import Event, StateChanged, UserMessage, dump_event
+from shared.keys import Keys, WorkerKeys
 from shared.models import (
     MemberInfo,
     ScopeEntry,
     Strategy,
-    TranscriptEntry,
     TranscriptPage,
-    TranscriptRole,
     WorkerState,
 )
 from shared.settings import MIN_EVENTS_MAXLEN, Settings
@@ -79,13 +79,12 @@ log = logging.getLogger("yoi.store.redis")
 CONNECT_TIMEOUT_S = 2.0
 APPROX_TRIM_FROM = 1000
 COMPACT_MAX_ENTRIES = 100  # streams up to this length are rewritten compactly when idle
-PLACEMENT_MAXLEN = 1000  # placement hints kept (approximately): only hints, members sweep too
 LISTED_FIELDS = ("display_name", "profile", "state", "created_at")
 _STATES = {state.value: state for state in WorkerState}
 TRUSTED_PAGE = MIN_EVENTS_MAXLEN  # the fewest events trimming ever leaves: see `_follow`
 
 
-class RedisStore(Store):
+class RedisStore(FleetStore):
     """Give it a client with `decode_responses=True` and socket timeouts (as `from_url` makes);
     `aclose` closes the client only when the store made it."""
 
@@ -111,6 +110,9 @@ class RedisStore(Store):
         self._members = Members(
             client, self.keys, max(settings.lease_ttl_ms, 3 * settings.heartbeat_ms)
         )
+        self._wakeups = WakeUps(client, self.keys)
+        self._placement = PlacementHints(client, self.keys.placement())
+        self._schedules = Schedules(client, self.keys)
         self._owns_client = owns_client
         self._closed = False
 
@@ -156,9 +158,6 @@ class RedisStore(Store):
         return f"{'~' if maxlen >= APPROX_TRIM_FROM else '='} {maxlen}"
 
     # -- workers ---------------------------------------------------------------------------------
-
-    async def create_worker(self, record: WorkerRecord) -> WorkerRecord:
-        return (await self.create(record)).record
 
     @translate_errors
     async def create(self, record: WorkerRecord) -> RecordAt:
@@ -283,7 +282,12 @@ class RedisStore(Store):
         keys = self._worker_keys(worker_id)
         args: list[Any] = [*self._state_hole(worker_id), self._maxlen, self.settings.retention_s]
         (flat,) = check(await self._scripts.stop(keys.all(), args), worker_id)
-        return codec.record_from_fields(dict(zip(flat[::2], flat[1::2], strict=True)))
+        record = codec.record_from_fields(dict(zip(flat[::2], flat[1::2], strict=True)))
+        if record.host is not None:
+            await self._wakeups.ring(record.host, worker_id)
+        elif record.state is WorkerState.STOPPING:
+            await self._placement.announce([worker_id])  # a host must drain it
+        return record
 
     # -- scope allocation ------------------------------------------------------------------------
 
@@ -322,6 +326,7 @@ class RedisStore(Store):
             *self.keys.bell_around,
             worker_id,
             text_digest(text),
+            INTERRUPT_SUFFIX,
         ]
         if strategy is None:  # the script resolves the profile's default: no read before it
             for profile, default in (default_strategies or {}).items():
@@ -329,52 +334,23 @@ class RedisStore(Store):
         seq, cursor, duplicate, host, *hinted = check(
             await self._pipeline.run(self._scripts.submit, keys.all(), args), worker_id
         )
-        return Submission(
-            input_id,
-            cursor,
-            int(seq),
-            duplicate=bool(duplicate),
-            host=host or None,
-            hinted=bool(hinted and int(hinted[0])),
-        )
+        if host and not int(duplicate) and not (hinted and int(hinted[0])):
+            await self._wakeups.ring(host, worker_id)  # nobody heard the pushed hint
+        return Submission(input_id, cursor, int(seq), duplicate=bool(duplicate), host=host or None)
 
     @translate_errors
     async def cancel(self, worker_id: str) -> CancelOutcome:
         keys = self._worker_keys(worker_id)
         state, cancelled, host = check(await self._scripts.cancel(keys.all(), []), worker_id)
+        if cancelled and host:
+            await self._wakeups.ring(host, worker_id)
         return CancelOutcome(WorkerState(state), cancelled=bool(cancelled), host=host or None)
 
-    # -- hints -----------------------------------------------------------------------------------
+    # -- wake-ups --------------------------------------------------------------------------------
 
-    async def ring(self, member_id: str, worker_id: str) -> None:
-        """Only a hint: when it cannot be delivered the member's sweep finds the news."""
-        try:
-            await ring(self.client, self.keys.bell(member_id), worker_id)
-        except (ValueError, rex.RedisError, OSError) as exc:
-            log.warning("hint for member %s dropped (%s)", member_id, type(exc).__name__)
-
-    publishes_hints = True
-
-    async def hints(self, member_id: str) -> AsyncIterator[tuple[str, bool]]:
-        """Hints submit publishes on the member's channel (named as its doorbell stream): one
-        pushed message each, `<worker id>` or `<worker id>:interrupt`; no command per wake-up."""
-        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-        try:
-            await pubsub.subscribe(self.keys.bell(member_id))
-            async for message in pubsub.listen():
-                if message.get("type") == "message":
-                    worker_id, _, kind = str(message["data"]).partition(":")
-                    yield worker_id, kind == "interrupt"
-        except (*TRANSPORT_ERRORS, rex.ReadOnlyError) as exc:
-            raise unavailable(self.runtime_id, exc) from None
-        finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
-
-    @translate_errors
-    async def doorbell(
-        self, member_id: str, last_id: str, timeout_ms: int
-    ) -> tuple[list[str], str]:
-        return await doorbell(self.client, self.keys.bell(member_id), last_id, timeout_ms)
+    async def wake_ups(self, member_id: str) -> AsyncGenerator[WakeUp, None]:
+        async for wake in self._wakeups.listen(member_id):
+            yield wake
 
     # -- leases and host-side writes -------------------------------------------------------------
 
@@ -429,11 +405,6 @@ class RedisStore(Store):
         return result
 
     @translate_errors
-    async def release(self, worker_id: str, member_id: str, epoch: int) -> None:
-        keys = self._worker_keys(worker_id)
-        await self._scripts.release([keys.record, keys.lease], [member_id, epoch])
-
-    @translate_errors
     async def release_many(self, leases: Mapping[str, int], member_id: str) -> None:
         calls: list[Call] = []
         for worker_id, epoch in leases.items():
@@ -456,57 +427,6 @@ class RedisStore(Store):
         }
 
     @translate_errors
-    async def next_input(self, worker_id: str, member_id: str, epoch: int) -> QueuedInput | None:
-        keys = self._worker_keys(worker_id)
-        for _ in range(2):
-            reply = await self._scripts.next_input(keys.all(), [member_id, epoch])
-            if reply[0] == "no_group":
-                await self._create_group(keys.inputs)
-                continue
-            found = check(reply, worker_id)
-            return codec.parse_input(found[0], found[1]) if found else None
-        raise RuntimeError(f"no consumer group on the inputs of worker {worker_id}")
-
-    async def _create_group(self, key: str) -> None:
-        try:
-            await answer(self.client.xgroup_create(key, INPUT_GROUP, id="0", mkstream=True))
-        except rex.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-
-    @translate_errors
-    async def begin_run(
-        self, worker_id: str, epoch: int, item: QueuedInput, run_id: str, ts: float
-    ) -> RunClaim | None:
-        keys = self._worker_keys(worker_id)
-        user = TranscriptEntry(
-            role=TranscriptRole.USER,
-            text=item.text,
-            ts=item.ts,
-            input_id=item.input_id,
-            run_id=run_id,
-        )
-        started = RunStarted(
-            worker_id=worker_id, ts=ts, run_id=run_id, input_id=item.input_id, attempt=1
-        )
-        args: list[Any] = [
-            epoch,
-            item.seq,
-            item.entry_id,
-            run_id,
-            item.input_id,
-            codec.transcript_json(user),
-            *codec.template(started, "attempt"),
-            *self._state_hole(worker_id),
-            self._maxlen,
-        ]
-        reply = check(await self._scripts.begin_run(keys.all(), args), worker_id)
-        if reply[0] == "done":
-            return None
-        _, attempt, cancelled, cursor = reply
-        return RunClaim(run_id, int(attempt), bool(cancelled), cursor)
-
-    @translate_errors
     async def take_run(
         self, worker_id: str, member_id: str, epoch: int, run_id: str, ts: float, history: int
     ) -> TakenRun | None:
@@ -520,27 +440,13 @@ class RedisStore(Store):
             self._maxlen,
             *codec.take_templates(worker_id, run_id, ts),
         ]
-        made_group = False
-        while True:
-            reply = await self._pipeline.run(self._scripts.take_run, keys.all(), args)
-            if reply[0] == "no_group" and not made_group:
-                await self._create_group(keys.inputs)
-                made_group = True
-                continue
-            found = check(reply, worker_id)
-            if not found:
-                return None
-            item = codec.parse_input(found[0], found[1])
-            if len(found) > 2:
-                _, _, attempt, cancelled, cursor, history_json = found
-                claim = RunClaim(run_id, int(attempt), bool(cancelled), cursor)
-                return TakenRun(item, claim, codec.history(history_json))
-            # An entry of another layout: the slow path, one step at a time.
-            begun = await self.begin_run(worker_id, epoch, item, run_id, ts)
-            if begun is not None:
-                page = await self.read_transcript(worker_id, history, None) if history > 0 else None
-                entries = page.entries if page is not None else []
-                return TakenRun(item, begun, [(e.role.value, e.text) for e in entries])
+        reply = await self._pipeline.run(self._scripts.take_run, keys.all(), args)
+        found = check(reply, worker_id)
+        if not found:
+            return None
+        entry_id, raw, attempt, cancelled, cursor, history_json = found
+        claim = RunClaim(run_id, int(attempt), bool(cancelled), cursor)
+        return TakenRun(codec.parse_input(entry_id, raw), claim, codec.history(history_json))
 
     @translate_errors
     async def append_events(self, worker_id: str, epoch: int, events: Sequence[Event]) -> str:
@@ -552,17 +458,6 @@ class RedisStore(Store):
 
     @translate_errors
     async def finish_run(
-        self, worker_id: str, epoch: int, item: QueuedInput, outcome: RunOutcome, ts: float
-    ) -> str:
-        # The record gives the final events their run id; the script re-checks the epoch.
-        record = await self.get_worker(worker_id)
-        if record.epoch != epoch:
-            raise LeaseLost(f"worker {worker_id} is at epoch {record.epoch}, not {epoch}")
-        cursor, _ = await self._finish(worker_id, epoch, item, outcome, ts, record.run_id)
-        return cursor
-
-    @translate_errors
-    async def complete_run(
         self,
         worker_id: str,
         epoch: int,
@@ -572,18 +467,6 @@ class RedisStore(Store):
         *,
         run_id: str,
     ) -> bool:
-        _, more = await self._finish(worker_id, epoch, item, outcome, ts, run_id)
-        return more
-
-    async def _finish(
-        self,
-        worker_id: str,
-        epoch: int,
-        item: QueuedInput,
-        outcome: RunOutcome,
-        ts: float,
-        run_id: str | None,
-    ) -> tuple[str, bool]:
         entry = transcript_for(run_id, item, outcome, ts)
         args: list[Any] = [
             epoch,
@@ -602,8 +485,8 @@ class RedisStore(Store):
         ]
         keys = self._worker_keys(worker_id)
         reply = await self._pipeline.run(self._scripts.finish_run, keys.all(), args)
-        cursor, more = check(reply, worker_id)
-        return str(cursor), bool(more)
+        _, more = check(reply, worker_id)
+        return bool(more)
 
     @translate_errors
     async def is_cancelled(self, worker_id: str, seq: int) -> bool:
@@ -717,6 +600,34 @@ class RedisStore(Store):
     def member_alive_ms(self) -> int:
         """How long a member counts as alive after its last heartbeat."""
         return self._members.alive_ms
+
+    @translate_errors
+    async def announce_placement(self, worker_ids: Sequence[str]) -> None:
+        await self._placement.announce(worker_ids)
+
+    @translate_errors
+    async def placement_cursor(self) -> str:
+        return await self._placement.newest()
+
+    @translate_errors
+    async def wait_placement(self, last_id: str, timeout_ms: int) -> tuple[list[str], str]:
+        return await self._placement.wait(last_id, timeout_ms)
+
+    @translate_errors
+    async def put_schedule(self, schedule_id: str, entry_json: str) -> None:
+        await self._schedules.put(schedule_id, entry_json)
+
+    @translate_errors
+    async def remove_schedule(self, schedule_id: str) -> bool:
+        return await self._schedules.remove(schedule_id)
+
+    @translate_errors
+    async def schedules(self) -> tuple[dict[str, str], dict[str, str]]:
+        return await self._schedules.all()
+
+    @translate_errors
+    async def mark_schedule(self, schedule_id: str, slot: int) -> None:
+        await self._schedules.mark(schedule_id, slot)
 
     @translate_errors
     async def ping(self) -> None:

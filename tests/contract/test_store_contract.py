@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
-from runtime_worker.store.base import QueuedInput, RunOutcome, Store, WorkerRecord
+from runtime_worker.store.base import (
+    QueuedInput,
+    RunOutcome,
+    Store,
+    TakenRun,
+    WakeUp,
+    WorkerRecord,
+)
 from runtime_worker.store.bounds import DEDUPE_WINDOW
 from shared.errors import (
     CursorExpired,
@@ -37,7 +45,7 @@ async def _worker(store: Store, **fields: object) -> WorkerRecord:
         created_at=now_s(),
         **fields,  # type: ignore[arg-type]
     )
-    return await store.create_worker(record)
+    return (await store.create(record)).record
 
 
 async def _hosted(store: Store, **fields: object) -> tuple[WorkerRecord, int]:
@@ -57,11 +65,22 @@ async def _submit(
     return await store.submit_input(worker_id, text, input_id or new_id(), strategy, now_s())
 
 
+async def _take(store: Store, worker_id: str, epoch: int, member: str = MEMBER) -> TakenRun:
+    taken = await store.take_run(worker_id, member, epoch, new_id(), now_s(), 0)
+    assert taken is not None
+    return taken
+
+
+async def _finish(
+    store: Store, worker_id: str, epoch: int, taken: TakenRun, outcome: RunOutcome
+) -> bool:
+    run_id = taken.claim.run_id
+    return await store.finish_run(worker_id, epoch, taken.item, outcome, now_s(), run_id=run_id)
+
+
 async def _run_once(store: Store, worker_id: str, epoch: int, text: str = "answer") -> QueuedInput:
-    item = await store.next_input(worker_id, MEMBER, epoch)
-    assert item is not None
-    claim = await store.begin_run(worker_id, epoch, item, new_id(), now_s())
-    assert claim is not None
+    taken = await _take(store, worker_id, epoch)
+    item, claim = taken.item, taken.claim
     await store.append_events(
         worker_id,
         epoch,
@@ -75,9 +94,7 @@ async def _run_once(store: Store, worker_id: str, epoch: int, text: str = "answe
             )
         ],
     )
-    await store.finish_run(
-        worker_id, epoch, item, RunOutcome(RunResult.FINISHED, text, 3, 1), now_s()
-    )
+    await _finish(store, worker_id, epoch, taken, RunOutcome(RunResult.FINISHED, text, 3, 1))
     return item
 
 
@@ -102,7 +119,7 @@ async def test_acquire_moves_pending_to_idle_and_bumps_epoch(store: Store) -> No
     first = await store.acquire(record.worker_id, MEMBER, 60_000)
     assert first is not None
     assert await store.acquire(record.worker_id, "m2", 60_000) is None  # held
-    await store.release(record.worker_id, MEMBER, first)
+    await store.release_many({record.worker_id: first}, MEMBER)
     second = await store.acquire(record.worker_id, "m2", 60_000)
     assert second is not None and second > first
     got = await store.get_worker(record.worker_id)
@@ -129,7 +146,7 @@ async def test_full_run_writes_events_in_order(store: Store) -> None:
     got = await store.get_worker(record.worker_id)
     assert got.state is WorkerState.IDLE and got.queue_depth == 0
     assert got.usage.runs == 1 and got.usage.input_tokens == 3 and got.usage.output_tokens == 1
-    assert await store.next_input(record.worker_id, MEMBER, epoch) is None  # acknowledged
+    assert await store.take_run(record.worker_id, MEMBER, epoch, new_id(), now_s(), 0) is None
 
 
 async def test_reject_refuses_busy_worker_and_changes_nothing(store: Store) -> None:
@@ -191,54 +208,27 @@ async def test_cancel_targets_the_head_and_is_idempotent(store: Store) -> None:
     assert not await store.is_cancelled(record.worker_id, second.seq)
 
 
-async def test_redelivered_finished_input_is_acked_not_rerun(store: Store) -> None:
-    record, epoch = await _hosted(store)
-    await _submit(store, record.worker_id)
-    item = await _run_once(store, record.worker_id, epoch)
-    assert await store.begin_run(record.worker_id, epoch, item, new_id(), now_s()) is None
-
-
-async def test_second_begin_of_same_input_is_attempt_two(store: Store) -> None:
-    record, epoch = await _hosted(store)
-    await _submit(store, record.worker_id)
-    item = await store.next_input(record.worker_id, MEMBER, epoch)
-    assert item is not None
-    first = await store.begin_run(record.worker_id, epoch, item, new_id(), now_s())
-    await store.release(record.worker_id, MEMBER, epoch)
-    epoch2 = await store.acquire(record.worker_id, "m2", 60_000)
-    assert epoch2 is not None and first is not None
-    again = await store.next_input(record.worker_id, "m2", epoch2)
-    assert again is not None and again.input_id == item.input_id
-    second = await store.begin_run(record.worker_id, epoch2, again, new_id(), now_s())
-    assert second is not None and (first.attempt, second.attempt) == (1, 2)
-    transcript = await store.read_transcript(record.worker_id, 10, None)
-    assert [e.role for e in transcript.entries] == [TranscriptRole.USER]  # written once
-
-
 async def test_stale_epoch_writes_nothing(store: Store) -> None:
     record, epoch = await _hosted(store)
     await _submit(store, record.worker_id)
-    item = await store.next_input(record.worker_id, MEMBER, epoch)
-    assert item is not None
-    await store.release(record.worker_id, MEMBER, epoch)
+    taken = await _take(store, record.worker_id, epoch)
+    await store.release_many({record.worker_id: epoch}, MEMBER)
     assert await store.acquire(record.worker_id, "m2", 60_000) is not None
     before = await store.last_cursor(record.worker_id)
     delta = TextDelta(worker_id=record.worker_id, ts=now_s(), text="stale")
     with pytest.raises(LeaseLost):
         await store.append_events(record.worker_id, epoch, [delta])
     with pytest.raises(LeaseLost):
-        await store.begin_run(record.worker_id, epoch, item, new_id(), now_s())
+        await store.take_run(record.worker_id, MEMBER, epoch, new_id(), now_s(), 0)
     with pytest.raises(LeaseLost):
-        await store.finish_run(
-            record.worker_id, epoch, item, RunOutcome(RunResult.FINISHED, "x"), now_s()
-        )
+        await _finish(store, record.worker_id, epoch, taken, RunOutcome(RunResult.FINISHED, "x"))
     assert await store.last_cursor(record.worker_id) == before
 
 
 async def test_renew_reports_lost_leases(store: Store) -> None:
     record, epoch = await _hosted(store)
     assert await store.renew(MEMBER, {record.worker_id: epoch}, 60_000) == {record.worker_id: True}
-    await store.release(record.worker_id, MEMBER, epoch)
+    await store.release_many({record.worker_id: epoch}, MEMBER)
     assert await store.renew(MEMBER, {record.worker_id: epoch}, 60_000) == {record.worker_id: False}
 
 
@@ -250,12 +240,9 @@ async def test_stop_drains_then_stops_and_refuses_input(store: Store) -> None:
     assert await store.is_cancelled(record.worker_id, sub.seq)
     with pytest.raises(WorkerStopped):
         await _submit(store, record.worker_id)
-    item = await store.next_input(record.worker_id, MEMBER, epoch)
-    assert item is not None
-    await store.begin_run(record.worker_id, epoch, item, new_id(), now_s())
-    await store.finish_run(
-        record.worker_id, epoch, item, RunOutcome(RunResult.CANCELLED, ""), now_s()
-    )
+    taken = await _take(store, record.worker_id, epoch)
+    assert taken.claim.cancelled
+    await _finish(store, record.worker_id, epoch, taken, RunOutcome(RunResult.CANCELLED, ""))
     assert (await store.get_worker(record.worker_id)).state is WorkerState.STOPPED
     idle = await _worker(store)
     assert (await store.request_stop(idle.worker_id)).state is WorkerState.STOPPED
@@ -318,22 +305,10 @@ async def test_transcript_is_bounded_and_pages_backwards(store: Store) -> None:
 async def test_cancelled_empty_run_leaves_a_notice(store: Store) -> None:
     record, epoch = await _hosted(store)
     await _submit(store, record.worker_id)
-    item = await store.next_input(record.worker_id, MEMBER, epoch)
-    assert item is not None
-    await store.begin_run(record.worker_id, epoch, item, new_id(), now_s())
-    await store.finish_run(
-        record.worker_id, epoch, item, RunOutcome(RunResult.CANCELLED, ""), now_s()
-    )
+    taken = await _take(store, record.worker_id, epoch)
+    await _finish(store, record.worker_id, epoch, taken, RunOutcome(RunResult.CANCELLED, ""))
     last = (await store.read_transcript(record.worker_id, 1, None)).entries[-1]
     assert last.role is TranscriptRole.NOTICE and last.result is RunResult.CANCELLED
-
-
-async def test_doorbell_delivers_rings(store: Store) -> None:
-    waiter = asyncio.create_task(store.doorbell("bell-member", "$", 5000))
-    await asyncio.sleep(0)  # settle-ok: let the reader start its blocking read before ringing
-    await store.ring("bell-member", "w-1")
-    ids, _ = await asyncio.wait_for(waiter, 6)
-    assert ids == ["w-1"] or ids == []  # a hint may be missed by a reader that started late
 
 
 W = ScopeMode.WRITE
@@ -365,7 +340,7 @@ async def test_delegation_subset(store: Store) -> None:
     await store.claim_scope(new_id(), [ScopeEntry(path="/repo", mode=W)], None)
 
 
-# -- the host's hot path: take_run and complete_run ------------------------------------------------
+# -- the host's hot path: take_run and finish_run --------------------------------------------------
 
 
 async def test_take_run_starts_the_oldest_input_with_its_history(store: Store) -> None:
@@ -408,9 +383,7 @@ async def test_take_run_skips_finished_redeliveries_and_sees_cancels(store: Stor
     taken = await store.take_run(record.worker_id, MEMBER, epoch, new_id(), now_s(), 0)
     assert taken is not None and taken.item.seq == first.seq
     assert taken.claim.cancelled and taken.history == []
-    await store.finish_run(
-        record.worker_id, epoch, taken.item, RunOutcome(RunResult.CANCELLED, ""), now_s()
-    )
+    await _finish(store, record.worker_id, epoch, taken, RunOutcome(RunResult.CANCELLED, ""))
     assert await store.take_run(record.worker_id, MEMBER, epoch, new_id(), now_s(), 5) is None
 
 
@@ -418,7 +391,7 @@ async def test_take_run_again_by_the_next_host_is_attempt_two(store: Store) -> N
     record, epoch = await _hosted(store)
     await _submit(store, record.worker_id)
     first = await store.take_run(record.worker_id, MEMBER, epoch, new_id(), now_s(), 5)
-    await store.release(record.worker_id, MEMBER, epoch)
+    await store.release_many({record.worker_id: epoch}, MEMBER)
     epoch2 = await store.acquire(record.worker_id, "m2", 60_000)
     assert epoch2 is not None and first is not None
     with pytest.raises(LeaseLost):
@@ -429,7 +402,7 @@ async def test_take_run_again_by_the_next_host_is_attempt_two(store: Store) -> N
     assert [role for role, _ in again.history] == ["user"]  # written once
 
 
-async def test_complete_run_writes_pending_deltas_first_and_tells_what_is_left(
+async def test_finish_run_writes_pending_deltas_first_and_tells_what_is_left(
     store: Store,
 ) -> None:
     record, epoch = await _hosted(store)
@@ -445,7 +418,7 @@ async def test_complete_run_writes_pending_deltas_first_and_tells_what_is_left(
         text="the tail",
     )
     outcome = RunOutcome(RunResult.FINISHED, "the tail", 2, 1, deltas=(tail,))
-    more = await store.complete_run(
+    more = await store.finish_run(
         record.worker_id, epoch, taken.item, outcome, now_s(), run_id=taken.claim.run_id
     )
     assert more  # "two" waits
@@ -457,7 +430,7 @@ async def test_complete_run_writes_pending_deltas_first_and_tells_what_is_left(
     last = await store.take_run(record.worker_id, MEMBER, epoch, new_id(), now_s(), 5)
     assert last is not None and last.item.text == "two"
     done = RunOutcome(RunResult.FINISHED, "")
-    more = await store.complete_run(
+    more = await store.finish_run(
         record.worker_id, epoch, last.item, done, now_s(), run_id=last.claim.run_id
     )
     assert not more  # found by the model test: the memory store said True here
@@ -555,3 +528,28 @@ async def test_transcript_before_the_first_id_is_an_empty_page(store: Store) -> 
     for before in ("0", "0-0"):
         page = await store.read_transcript(record.worker_id, 10, before)
         assert page.entries == [] and page.next_before is None
+
+
+async def test_the_host_is_woken_by_new_input_cancel_and_stop(store: Store) -> None:
+    record, _ = await _hosted(store)
+    wakes = store.wake_ups(MEMBER)
+    async with contextlib.aclosing(wakes):
+        listening = asyncio.ensure_future(anext(wakes))
+        await _submit(store, record.worker_id)
+        first = await asyncio.wait_for(listening, 5)
+        assert first.worker_id == record.worker_id  # a new input: start draining
+        await store.cancel(record.worker_id)
+        assert await asyncio.wait_for(anext(wakes), 5) == WakeUp(record.worker_id, cancels=True)
+        await store.request_stop(record.worker_id)
+        assert await asyncio.wait_for(anext(wakes), 5) == WakeUp(record.worker_id, cancels=True)
+
+
+async def test_an_unhosted_worker_wakes_nobody(store: Store) -> None:
+    record = await _worker(store)  # pending: no host yet
+    hosted, _ = await _hosted(store)
+    wakes = store.wake_ups(MEMBER)
+    async with contextlib.aclosing(wakes):
+        listening = asyncio.ensure_future(anext(wakes))
+        await _submit(store, record.worker_id)
+        await _submit(store, hosted.worker_id)
+        assert (await asyncio.wait_for(listening, 5)).worker_id == hosted.worker_id

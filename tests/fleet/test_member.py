@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from runtime_worker.member import Member, new_member_id
-from runtime_worker.membership import announce_placement
 from runtime_worker.runtime import Runtime
 from runtime_worker.schedule import add_recurring
 from shared.errors import InvalidInput, WorkerBusy
@@ -116,9 +115,8 @@ async def test_placement_hint_hosts_a_new_worker_before_any_sweep(
     member = await make_member("hinted", sweep_interval_ms=60_000)
     await wait_members(client, ["hinted"])
     await member.place()  # the first sweep is done; the next one is a minute away
-    detail = await client.create_worker(CreateWorker(display_name="fresh"))
     started = monotonic()
-    await announce_placement(client.store, detail.worker_id)  # what Runtime.create_worker adds
+    detail = await client.create_worker(CreateWorker(display_name="fresh"))  # it hints members
     await wait_hosted(client, [detail.worker_id], timeout_s=2)
     print(f"hinted placement: {monotonic() - started:.3f}s")
 

@@ -144,7 +144,7 @@ class WorkerLife(RuleBasedStateMachine):
             created_at=self.tick(),
             transcript_maxlen=maxlen,
         )
-        created = self.run(self.store.create_worker(record))
+        created = self.run(self.store.create(record)).record
         self.model.create(created.worker_id, profile, maxlen)
         self.ids.append(created.worker_id)
 
@@ -247,7 +247,7 @@ class WorkerLife(RuleBasedStateMachine):
         if epoch is None:
             return
         self.model.release(w, member, epoch)
-        self.run(self.store.release(w.worker_id, member, epoch))
+        self.run(self.store.release_many({w.worker_id: epoch}, member))
 
     # -- a host's run ----------------------------------------------------------------------------
 
@@ -332,7 +332,7 @@ class WorkerLife(RuleBasedStateMachine):
         )
         answers = self.both(
             lambda: self.model.finish(w, taken, result, text, (3, 2), tail),
-            lambda: self.store.complete_run(
+            lambda: self.store.finish_run(
                 w.worker_id, taken.epoch, item, outcome, ts, run_id=taken.run_id
             ),
         )

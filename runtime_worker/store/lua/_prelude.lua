@@ -57,13 +57,10 @@ end
 -- The oldest unacknowledged input for the lease holder `member`: a pending entry first (a
 -- previous host's, or our own unfinished one; min-idle 0 is safe behind the fence), else a new
 -- one. Returns the entry id and its input JSON, or nil and the script's reply ({'ok'} when there
--- is nothing, {'no_group'} for a stream submit did not make, or a bad_entry failure).
+-- is nothing, or a bad_entry failure). submit.lua makes the stream and its group together.
 local function oldest_input(inputs, member)
   if redis.call('EXISTS', inputs) == 0 then
     return nil, {'ok'}
-  end
-  if #redis.call('XINFO', 'GROUPS', inputs) == 0 then
-    return nil, {'no_group'} -- not made by submit (an older layout): Python creates it
   end
   local entry = redis.call('XAUTOCLAIM', inputs, 'hosts', member, 0, '0-0', 'COUNT', 1)[2][1]
   if not entry then

@@ -2,7 +2,8 @@
 -- ARGV: input_id, strategy ('' for the profile's default), input entry json after its seq,
 --       user_message json, events_maxlen, dedupe window (entries per generation of the input
 --       id hashes), the host's doorbell name around its member id (prefix, suffix), worker id,
---       the text's digest, then profile name / default strategy pairs.
+--       the text's digest, the suffix marking an interrupting hint, then profile name /
+--       default strategy pairs.
 -- Reply: {'ok', seq, cursor, duplicate (0/1), host, hinted}; `hinted` 0: the caller rings the
 -- host's doorbell stream (see the end).
 local w, inputs, ev, ids, ids_old = KEYS[1], KEYS[2], KEYS[3], KEYS[5], KEYS[6]
@@ -13,7 +14,7 @@ if not state then
   return fail('worker_not_found')
 end
 if strategy == '' then
-  for i = 11, #ARGV - 1, 2 do
+  for i = 12, #ARGV - 1, 2 do
     if ARGV[i] == rec[5] then
       strategy = ARGV[i + 1]
     end
@@ -72,7 +73,7 @@ if host ~= '' then
   else
     local hint = ARGV[9]
     if strategy == 'interrupt' then
-      hint = hint .. ':interrupt'
+      hint = hint .. ARGV[11]
     end
     hinted = redis.call('PUBLISH', ARGV[7] .. host .. ARGV[8], hint)
   end

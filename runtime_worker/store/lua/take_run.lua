@@ -3,8 +3,7 @@
 -- ARGV: member, epoch, run_id, history limit, state json prefix, suffix, events_maxlen,
 --       run_started json parts (3: around the input id and the attempt),
 --       user transcript entry json parts (4: around the text, the ts and the input id).
--- Reply: {'ok'} (nothing to run), {'no_group'}, {'ok', entry id, input json} (an entry this
--- script cannot take apart: the caller begins its run itself), or
+-- Reply: {'ok'} (nothing to run), a bad_entry failure (an entry submit.lua did not write), or
 -- {'ok', entry id, input json, attempt, cancelled, cursor, history}: history is one JSON array
 -- of the newest transcript entries, newest first (one string parses faster than many).
 local w, inputs, tr, lease = KEYS[1], KEYS[2], KEYS[4], KEYS[7]
@@ -41,7 +40,7 @@ for _ = 0, redis.call('XLEN', inputs) do
   end
   local seq, id, text, ts = pieces(raw)
   if not seq then
-    return {'ok', entry_id, raw}
+    return fail('bad_entry', entry_id)
   end
   local attempt, cancelled, cursor = start_run(
     KEYS, seq, entry_id, ARGV[3], string.sub(id, 2, -2),

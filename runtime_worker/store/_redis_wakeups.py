@@ -1,0 +1,99 @@
+"""A fleet member's wake-ups: pushed hints, a doorbell stream behind them, both only hints.
+
+`submit.lua` publishes a new input's hint on the host's channel (named as its doorbell stream)
+and counts the listeners; when none heard it, `RedisStore` rings the doorbell stream instead,
+as it does for cancels and stops. `listen` merges the two for one member, so a host reads one
+stream of `WakeUp`s. Correctness never depends on them: the host's sweep (`pending_work`) finds
+whatever a lost hint missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from redis import exceptions as rex
+from redis.asyncio import Redis
+
+from runtime_worker.store._redis_blocking import doorbell, ring
+from runtime_worker.store._scripts import TRANSPORT_ERRORS
+from runtime_worker.store.base import WakeUp
+from shared.keys import Keys
+
+log = logging.getLogger("yoi.store.redis")
+
+RETRY_S = 0.5  # a listener that lost Redis tries again after this long
+BELL_WAIT_MS = 1000
+INTERRUPT_SUFFIX = ":interrupt"
+"""How submit.lua marks a hint whose input interrupts the running one (it gets it as an
+argument from `RedisStore.submit_input`, never spells it)."""
+
+
+class WakeUps:
+    """The hint channels of one fleet runtime's members."""
+
+    def __init__(self, client: Redis, keys: Keys) -> None:
+        self._client = client
+        self._keys = keys
+
+    async def ring(self, member_id: str, worker_id: str) -> None:
+        """Only a hint: when it cannot be delivered the member's sweep finds the news."""
+        try:
+            await ring(self._client, self._keys.bell(member_id), worker_id)
+        except (ValueError, rex.RedisError, OSError) as exc:
+            log.warning("hint for member %s dropped (%s)", member_id, type(exc).__name__)
+
+    async def listen(self, member_id: str) -> AsyncIterator[WakeUp]:
+        """Pushed hints and doorbell rings for `member_id`, merged; never raises for Redis
+        being away (each reader retries on its own). Close it to stop both readers."""
+        queue: asyncio.Queue[WakeUp] = asyncio.Queue()
+        readers = {
+            asyncio.create_task(self._pushed(member_id, queue), name="yoi-hints"),
+            asyncio.create_task(self._rung(member_id, queue), name="yoi-doorbell"),
+        }
+        try:
+            while True:
+                getting = asyncio.ensure_future(queue.get())
+                done, _ = await asyncio.wait({getting, *readers}, return_when="FIRST_COMPLETED")
+                if getting not in done:
+                    getting.cancel()
+                    for reader in done:
+                        reader.result()  # a reader's bug surfaces here, not in the log
+                    raise RuntimeError("a wake-up reader ended")
+                yield getting.result()
+        finally:
+            for reader in readers:
+                reader.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
+
+    async def _pushed(self, member_id: str, queue: asyncio.Queue[WakeUp]) -> None:
+        channel = self._keys.bell(member_id)
+        while True:
+            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(channel)
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        hint = str(message["data"])
+                        worker_id = hint.removesuffix(INTERRUPT_SUFFIX)
+                        queue.put_nowait(WakeUp(worker_id, cancels=worker_id != hint))
+            except (*TRANSPORT_ERRORS, rex.ReadOnlyError):
+                pass  # nobody hears hints meanwhile: they go to the doorbell instead
+            finally:
+                with contextlib.suppress(*TRANSPORT_ERRORS):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await asyncio.sleep(RETRY_S)
+
+    async def _rung(self, member_id: str, queue: asyncio.Queue[WakeUp]) -> None:
+        bell = self._keys.bell(member_id)
+        last_id = "$"
+        while True:
+            try:
+                worker_ids, last_id = await doorbell(self._client, bell, last_id, BELL_WAIT_MS)
+            except (*TRANSPORT_ERRORS, rex.ReadOnlyError):
+                await asyncio.sleep(RETRY_S)
+                continue
+            for worker_id in worker_ids:
+                queue.put_nowait(WakeUp(worker_id, cancels=True))

@@ -1,0 +1,76 @@
+"""`FleetStore`: a `Store` that a fleet of member processes shares. Beyond the roles every
+store has, members need membership (heartbeats, who is alive), placement (who hosts what, hints
+that a Worker needs a host, batched acquisitions) and the runtime's recurring schedules.
+`RedisStore` is the one implementation; members and the scheduler use only this boundary."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Sequence
+
+from runtime_worker.store._redis_batch import Acquisition, Placement
+from runtime_worker.store._redis_members import MemberView
+from runtime_worker.store.base import Store
+
+
+class FleetStore(Store):
+    runtime_id: str
+
+    # -- membership ------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def heartbeat(self, member_id: str, capacity: int, hosted: int) -> None:
+        """A member says it is alive, with its capacity and how many Workers it hosts."""
+
+    @abstractmethod
+    async def forget_member(self, member_id: str) -> None:
+        """A member leaving gracefully."""
+
+    @abstractmethod
+    async def member_views(self) -> list[MemberView]:
+        """`members`, each with how long it has been silent (placement times deaths by it)."""
+
+    @property
+    @abstractmethod
+    def member_alive_ms(self) -> int:
+        """How long a member counts as alive after its last heartbeat."""
+
+    # -- placement -------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def placements(self) -> list[Placement]:
+        """What placement needs of every Worker (state, host, epoch, queue depth, run)."""
+
+    @abstractmethod
+    async def acquire_many(
+        self, worker_ids: Sequence[str], member_id: str, ttl_ms: int
+    ) -> dict[str, Acquisition]:
+        """`acquire` for many Workers in one step; a Worker that does not exist is left out."""
+
+    @abstractmethod
+    async def announce_placement(self, worker_ids: Sequence[str]) -> None:
+        """Hint every member that these Workers need a host now (only a hint)."""
+
+    @abstractmethod
+    async def placement_cursor(self) -> str:
+        """Where to read placement hints from for "from now on"."""
+
+    @abstractmethod
+    async def wait_placement(self, last_id: str, timeout_ms: int) -> tuple[list[str], str]:
+        """Placement hints after `last_id`, waiting up to `timeout_ms`: Worker ids, new id."""
+
+    # -- recurring schedules ---------------------------------------------------------------------
+
+    @abstractmethod
+    async def put_schedule(self, schedule_id: str, entry_json: str) -> None: ...
+
+    @abstractmethod
+    async def remove_schedule(self, schedule_id: str) -> bool:
+        """Drop a schedule and the slot it fired last; whether there was one."""
+
+    @abstractmethod
+    async def schedules(self) -> tuple[dict[str, str], dict[str, str]]:
+        """Every schedule (id → JSON entry) and the slot each fired last (id → unix seconds)."""
+
+    @abstractmethod
+    async def mark_schedule(self, schedule_id: str, slot: int) -> None: ...
