@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 
 import fakeredis
@@ -19,7 +20,7 @@ from redis.crc import key_slot
 from runtime_worker.store import _redis_codec as codec
 from runtime_worker.store import _redis_pipeline
 from runtime_worker.store import redis as redis_store
-from runtime_worker.store._scripts import answer
+from runtime_worker.store._scripts import ScriptError, answer, translate_errors
 from runtime_worker.store.base import QueuedInput, RunOutcome, TakenRun, WakeUp, WorkerRecord
 from runtime_worker.store.redis import RedisStore
 from shared.errors import CursorExpired, LeaseLost, RuntimeUnavailable, ScopeConflict, WorkerBusy
@@ -604,8 +605,9 @@ def test_client_must_decode_responses() -> None:
 
 
 async def test_take_run_writes_what_the_models_dump(backend: Backend) -> None:
-    """The script builds the run_started event and the user transcript entry from JSON pieces:
-    byte for byte what the models dump, whatever the text holds."""
+    """The script builds the run_started event and the user transcript entry from the decoded
+    input: the same JSON the models dump (the same values, escapes aside), whatever the text
+    holds, and a timestamp kept to the millisecond."""
     store = backend.store()
     record, epoch = await _hosted(store)
     text = 'a "quote", a \\ backslash, ünïcode, 🙂, </script> and ,"ts": inside'
@@ -618,10 +620,11 @@ async def test_take_run_writes_what_the_models_dump(backend: Backend) -> None:
     user = TranscriptEntry(
         role=TranscriptRole.USER, text=text, ts=taken.item.ts, input_id="in-1:a", run_id=run_id
     )
-    assert fields["t"] == codec.transcript_json(user)
+    assert json.loads(fields["t"]) == json.loads(codec.transcript_json(user))
+    assert taken.item.ts == round(taken.item.ts, 3)
     started = await answer(store.client.xrange(keys.events, min=taken.claim.cursor, count=1))
     want = RunStarted(worker_id=record.worker_id, ts=ts, run_id=run_id, input_id="in-1:a")
-    assert started[0][1]["e"] == dump_event(want)
+    assert json.loads(started[0][1]["e"]) == json.loads(dump_event(want))
     assert sub.seq == taken.item.seq
 
 
@@ -656,3 +659,22 @@ async def test_concurrent_scripts_go_in_batches_and_survive_a_script_flush(
             store.submit_input(workers[0][0].worker_id, "x", new_id(), Strategy.REJECT, now_s()),
             store.read_events(workers[1][0].worker_id, None, 10),
         )
+
+
+async def test_a_failing_script_names_its_file_and_line(real_redis: Backend) -> None:
+    """A script bug surfaces as `ScriptError` naming the .lua file and the line within it."""
+    store = real_redis.store()
+    record, epoch = await _hosted(store)
+    source = (resources.files("runtime_worker.store") / "lua" / "finish_run.lua").read_text()
+    failing = next(
+        number
+        for number, line in enumerate(source.splitlines(), start=1)
+        if line.startswith("redis.call('XADD', tr")
+    )
+    with pytest.raises(ScriptError, match=rf"^finish_run\.lua:{failing}: "):
+        # Too few arguments: the transcript entry is missing where the script appends it.
+        await translate_errors(_raw_finish)(store, record.worker_id, [epoch])
+
+
+async def _raw_finish(store: RedisStore, worker_id: str, args: list[Any]) -> Any:
+    return await store._scripts.finish_run(store.keys.worker(worker_id).all(), args)

@@ -8,7 +8,9 @@ item is `ok` or an error code; `check` maps codes to typed errors.
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
+import re
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, fields
 from importlib import resources
@@ -65,13 +67,54 @@ class Scripts:
 
 
 @functools.cache
+def _prelude() -> str:
+    return (resources.files("runtime_worker.store") / "lua" / "_prelude.lua").read_text("utf-8")
+
+
+@functools.cache
 def _sources() -> dict[str, str]:
     folder = resources.files("runtime_worker.store") / "lua"
-    prelude = (folder / "_prelude.lua").read_text(encoding="utf-8")
     return {
-        f.name: prelude + "\n" + (folder / f"{f.name}.lua").read_text(encoding="utf-8")
+        f.name: _prelude() + "\n" + (folder / f"{f.name}.lua").read_text(encoding="utf-8")
         for f in fields(Scripts)
     }
+
+
+@functools.cache
+def _names_by_sha() -> dict[str, str]:
+    return {
+        hashlib.sha1(text.encode("utf-8")).hexdigest(): name  # the id Redis knows it by
+        for name, text in _sources().items()
+    }
+
+
+class ScriptError(RuntimeError):
+    """A Lua script failed (a bug, not an outage): the message names its file and line."""
+
+
+_SHA = re.compile(r"\b(?:f_)?([0-9a-f]{40})\b")
+_LINE = re.compile(r'(?:user_script|\[string "[^"]*"\]):(\d+)')
+
+
+def located(exc: rex.ResponseError) -> ScriptError | None:
+    """A script's error with `<file>.lua:<line>` in front (the prelude's lines counted apart,
+    as every script runs after it); None for an error that is no script's."""
+    message = str(exc)
+    sha = _SHA.search(message)
+    name = _names_by_sha().get(sha.group(1)) if sha else None
+    if name is None:
+        return None
+    where = f"{name}.lua"
+    line = _LINE.search(message)
+    if line is not None:
+        number = int(line.group(1))
+        prelude_lines = _prelude().count("\n") + 1
+        where = (
+            f"_prelude.lua:{number}"
+            if number <= prelude_lines
+            else f"{name}.lua:{number - prelude_lines}"
+        )
+    return ScriptError(f"{where}: {message}")
 
 
 def check(reply: Any, worker_id: str = "") -> list[Any]:
@@ -120,6 +163,9 @@ def translate_errors(
         except rex.ResponseError as exc:
             if str(exc).startswith(_UNAVAILABLE_PREFIXES):
                 raise unavailable(self.runtime_id, exc) from None
+            failed = located(exc)
+            if failed is not None:
+                raise failed from exc
             raise
 
     return wrapper

@@ -190,7 +190,8 @@ class InputPath(ABC):
         `input_id` answers its first Submission with `duplicate=True` when the text is the same
         and `InputIdConflict` when it is not; `reject` refuses a busy Worker (`WorkerBusy`);
         `interrupt` cancels everything unfinished; then the input is appended to the input
-        stream, its `user_message` event written and its host woken."""
+        stream (`ts` kept to the millisecond), its `user_message` event written and its host
+        woken."""
 
     @abstractmethod
     async def cancel(self, worker_id: str) -> CancelOutcome:

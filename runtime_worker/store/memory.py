@@ -290,6 +290,7 @@ class MemoryStore(Store):
     ) -> Submission:
         worker = self._get(worker_id)
         record = worker.record
+        ts = round(ts, 3)  # whole milliseconds, as every store keeps it
         if strategy is None:
             strategy = (default_strategies or {}).get(record.profile)
             if strategy is None:

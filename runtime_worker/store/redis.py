@@ -315,6 +315,7 @@ class RedisStore(FleetStore):
         default_strategies: Mapping[str, Strategy] | None = None,
     ) -> Submission:
         keys = self._worker_keys(worker_id)
+        ts = round(ts, 3)  # whole milliseconds: take_run.lua re-encodes it exactly
         event = UserMessage(worker_id=worker_id, ts=ts, input_id=input_id, text=text)
         args: list[Any] = [
             input_id,

@@ -12,23 +12,17 @@ if refused then
   return refused
 end
 
--- The JSON pieces of an input entry as submit writes it:
--- {"v":1,"seq":<n>,"input_id":<json>,"text":<json>,"ts":<number>}. Inside the text's JSON
--- string every quote is escaped, so `,"ts":` can only be the separator. nil for other layouts.
-local function pieces(raw)
-  local a = string.find(raw, ',"input_id":', 1, true)
-  local b = string.find(raw, ',"text":', 1, true)
-  local c = string.find(raw, ',"ts":', 1, true)
-  if not (a and b and c and a < b and b < c) or string.sub(raw, -1) ~= '}' then
+-- An input entry as submit writes it ({"v":1,"seq":n,"input_id":..,"text":..,"ts":..}, ts in
+-- whole milliseconds), decoded; each value goes back into the templates as JSON. nil when the
+-- entry is not such JSON.
+local function decoded(raw)
+  local ok, input = pcall(cjson.decode, raw)
+  if not ok or type(input) ~= 'table' or input.v ~= 1 or type(input.seq) ~= 'number'
+      or type(input.input_id) ~= 'string' or type(input.text) ~= 'string'
+      or type(input.ts) ~= 'number' then
     return nil
   end
-  local seq = string.match(string.sub(raw, 1, a - 1), '^{"v":1,"seq":(%d+)$')
-  local id = string.sub(raw, a + 12, b - 1)
-  local ts = string.sub(raw, c + 6, -2)
-  if not (seq and string.match(id, '^"[%w_.:-]+"$') and string.match(ts, '^[-+.%deE]+$')) then
-    return nil
-  end
-  return tonumber(seq), id, string.sub(raw, b + 8, c - 1), ts
+  return input
 end
 
 local member = ARGV[1]
@@ -38,12 +32,14 @@ for _ = 0, redis.call('XLEN', inputs) do
   if not entry_id then
     return raw
   end
-  local seq, id, text, ts = pieces(raw)
-  if not seq then
+  local input = decoded(raw)
+  if not input then
     return fail('bad_entry', entry_id)
   end
+  local id, text = cjson.encode(input.input_id), cjson.encode(input.text)
+  local ts = cjson.encode(input.ts)
   local attempt, cancelled, cursor = start_run(
-    KEYS, seq, entry_id, ARGV[3], string.sub(id, 2, -2),
+    KEYS, tonumber(string.format('%d', input.seq)), entry_id, ARGV[3], input.input_id,
     function() return ARGV[11] .. text .. ARGV[12] .. ts .. ARGV[13] .. id .. ARGV[14] end,
     function(n) return ARGV[8] .. id .. ARGV[9] .. n .. ARGV[10] end,
     {ARGV[5], ARGV[6]}, ARGV[7])
