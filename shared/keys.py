@@ -19,12 +19,12 @@ _MEMBER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
 _SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 INPUT_GROUP = "hosts"
-"""The consumer group of every input stream: the members of the runtime. The Lua scripts under
-runtime_worker/store/lua spell it literally too (scripts cannot import)."""
+"""The consumer group of every input stream: the members of the runtime. The Lua scripts get it
+from here (runtime_worker/store/_scripts.py defines it above their prelude)."""
 
 SCOPES_VERSION_FIELD = "#v"
 """A field of the scopes hash counting claim changes (worker ids never start with `#`);
-lua/claim_scope.lua spells it literally too."""
+lua/claim_scope.lua gets it from here, as INPUT_GROUP."""
 
 
 def is_worker_key_part(value: str) -> bool:

@@ -7,8 +7,8 @@ local function fail(code, detail)
   return {code, detail or ''}
 end
 
--- Live states accept inputs; everything else refuses them.
-local LIVE = {pending = true, idle = true, running = true}
+-- Constants shared with Python (LIVE, INPUT_GROUP, SCOPES_VERSION_FIELD) are defined above
+-- this prelude by runtime_worker/store/_scripts.py, from their one definition in Python.
 
 -- The fencing check every host-side write makes first: the caller's epoch is the Worker's, and
 -- no other member holds the lease. Returns an error reply, or nil when the write may proceed.
@@ -49,7 +49,7 @@ end
 -- emptied stream node frees its memory.
 local function ack(inputs, entry_id)
   if redis.call('EXISTS', inputs) == 1 then
-    redis.call('XACK', inputs, 'hosts', entry_id)
+    redis.call('XACK', inputs, INPUT_GROUP, entry_id)
     redis.call('XDEL', inputs, entry_id)
   end
 end
@@ -62,10 +62,10 @@ local function oldest_input(inputs, member)
   if redis.call('EXISTS', inputs) == 0 then
     return nil, {'ok'}
   end
-  local entry = redis.call('XAUTOCLAIM', inputs, 'hosts', member, 0, '0-0', 'COUNT', 1)[2][1]
+  local entry = redis.call('XAUTOCLAIM', inputs, INPUT_GROUP, member, 0, '0-0', 'COUNT', 1)[2][1]
   if not entry then
     local read = redis.call(
-      'XREADGROUP', 'GROUP', 'hosts', member, 'COUNT', 1, 'STREAMS', inputs, '>')
+      'XREADGROUP', 'GROUP', INPUT_GROUP, member, 'COUNT', 1, 'STREAMS', inputs, '>')
     if read then
       entry = read[1][2][1]
     end

@@ -54,7 +54,7 @@ end
 -- The stream and its consumer group are born together (and dropped together when idle), so the
 -- group cannot exist already here: no BUSYGROUP to handle.
 if redis.call('EXISTS', inputs) == 0 then
-  redis.call('XGROUP', 'CREATE', inputs, 'hosts', '0', 'MKSTREAM')
+  redis.call('XGROUP', 'CREATE', inputs, INPUT_GROUP, '0', 'MKSTREAM')
 end
 redis.call('XADD', inputs, '*', 'i', '{"v":1,"seq":' .. seq .. ',' .. ARGV[3])
 emit(ev, ARGV[5], ARGV[4])
