@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -20,7 +21,14 @@ from redis.crc import key_slot
 from runtime_worker.store import _redis_codec as codec
 from runtime_worker.store import _redis_pipeline
 from runtime_worker.store import redis as redis_store
-from runtime_worker.store._scripts import ScriptError, answer, translate_errors
+from runtime_worker.store._scripts import (
+    ScriptError,
+    Scripts,
+    answer,
+    arg_names,
+    argv,
+    translate_errors,
+)
 from runtime_worker.store.base import QueuedInput, RunOutcome, TakenRun, WakeUp, WorkerRecord
 from runtime_worker.store.redis import RedisStore
 from shared.errors import CursorExpired, LeaseLost, RuntimeUnavailable, ScopeConflict, WorkerBusy
@@ -678,3 +686,18 @@ async def test_a_failing_script_names_its_file_and_line(real_redis: Backend) -> 
 
 async def _raw_finish(store: RedisStore, worker_id: str, args: list[Any]) -> Any:
     return await store._scripts.finish_run(store.keys.worker(worker_id).all(), args)
+
+
+def test_every_script_names_its_arguments_once() -> None:
+    """Arguments have names in one place, the script's `args({...})` list; Python passes them
+    by those names and no script reads ARGV by position."""
+    folder = resources.files("runtime_worker.store") / "lua"
+    for script in (f.name for f in dataclasses.fields(Scripts)):
+        names = arg_names(script)
+        assert len(names) == len(set(names)), script
+        assert "ARGV" not in (folder / f"{script}.lua").read_text(), script
+    assert argv("renew", member="m", epoch=1, ttl_ms=0) == ["m", 1, 0]
+    with pytest.raises(TypeError):
+        argv("renew", member="m", epoch=1)  # one missing
+    with pytest.raises(TypeError):
+        argv("renew", member="m", epoch=1, ttl_ms=0, extra=2)

@@ -143,17 +143,17 @@ def holes(text: str, *fields: tuple[str, object]) -> list[str]:
     return parts
 
 
-def take_templates(worker_id: str, run_id: str, ts: float) -> list[str]:
-    """What lua/take_run.lua fills with an input's JSON pieces: the run_started event cut
-    around the input id and the attempt, then the user transcript entry cut around the text,
-    the ts and the input id. Built from the models, so the script writes exactly what
+def take_templates(worker_id: str, run_id: str, ts: float) -> tuple[list[str], list[str]]:
+    """What lua/take_run.lua fills with an input's values as JSON: the run_started event with
+    holes for the input id and the attempt, and the user transcript entry with holes for the
+    text, the ts and the input id. Built from the models, so the script writes what
     `dump_event` and `transcript_json` would."""
     started = RunStarted(worker_id=worker_id, ts=ts, run_id=run_id, input_id="x", attempt=1)
     user = TranscriptEntry(role=TranscriptRole.USER, text="", ts=0.0, run_id=run_id, input_id="x")
-    return [
-        *holes(dump_event(started), ("input_id", "x"), ("attempt", 1)),
-        *holes(transcript_json(user), ("text", ""), ("ts", 0.0), ("input_id", "x")),
-    ]
+    return (
+        holes(dump_event(started), ("input_id", "x"), ("attempt", 1)),
+        holes(transcript_json(user), ("text", ""), ("ts", 0.0), ("input_id", "x")),
+    )
 
 
 def history(newest_first: str) -> list[tuple[str, str]]:

@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 
 from runtime_worker import scope as scopes
 from runtime_worker.store._redis_codec import ENTRY_VERSION, parse_scope, scope_json
-from runtime_worker.store._scripts import Scripts, answer
+from runtime_worker.store._scripts import Scripts, answer, argv
 from shared.errors import (
     InvalidInput,
     RuntimeUnavailable,
@@ -81,7 +81,8 @@ class ScopeClaims:
             stale = await self._stale_conflicts(scope, group, claims)
             mine = Claim(group, list(scope), now_ms())
             reply = await self._scripts.claim_scope(
-                [self._keys.scopes()], [version, worker_id, mine.dump(), *stale]
+                [self._keys.scopes()],
+                argv("claim_scope", stale, version=version, worker_id=worker_id, claim=mine.dump()),
             )
             if reply[0] == "ok":
                 return

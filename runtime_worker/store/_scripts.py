@@ -11,7 +11,7 @@ import functools
 import hashlib
 import inspect
 import re
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, fields
 from importlib import resources
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
@@ -109,6 +109,27 @@ def _names_by_sha() -> dict[str, str]:
         hashlib.sha1(text.encode("utf-8")).hexdigest(): name  # the id Redis knows it by
         for name, text in _sources().items()
     }
+
+
+_ARGS = re.compile(r"local A = args\(\{(.*?)\}\)", re.S)
+
+
+@functools.cache
+def arg_names(script: str) -> tuple[str, ...]:
+    """The names a script gives its arguments (`local A = args({...})`, in its first lines)."""
+    found = _ARGS.search(_sources()[script].removeprefix(_prelude()))
+    if found is None:
+        return ()
+    listed = re.sub(r"--[^\n]*", "", found.group(1))
+    return tuple(re.findall(r"'([a-z0-9_]+)'", listed))
+
+
+def argv(script: str, rest: Sequence[Any] = (), **named: Any) -> list[Any]:
+    """A script's ARGV from its arguments by name (every one it names, no other), then `rest`."""
+    names = arg_names(script)
+    if set(named) != set(names):
+        raise TypeError(f"{script}.lua takes {names}, not {tuple(named)}")
+    return [*(named[name] for name in names), *rest]
 
 
 class ScriptError(RuntimeError):

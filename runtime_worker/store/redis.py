@@ -42,6 +42,7 @@ from runtime_worker.store._redis_wakeups import INTERRUPT_SUFFIX, WakeUps
 from runtime_worker.store._scripts import (
     Scripts,
     answer,
+    argv,
     check,
     translate_errors,
 )
@@ -145,10 +146,11 @@ class RedisStore(FleetStore):
         except ValueError:
             raise WorkerNotFound(f"no worker {worker_id}") from None
 
-    def _state_hole(self, worker_id: str) -> list[str]:
+    def _state_hole(self, worker_id: str) -> dict[str, str]:
         """A state_changed event with a hole for the state, for scripts that change it."""
         event = StateChanged(worker_id=worker_id, ts=now_s(), state=WorkerState.IDLE)
-        return list(codec.template(event, "state"))
+        prefix, suffix = codec.template(event, "state")
+        return {"state_prefix": prefix, "state_suffix": suffix}
 
     @property
     def _maxlen(self) -> str:
@@ -169,7 +171,7 @@ class RedisStore(FleetStore):
         keys = self._worker_keys(worker_id).all()
         event = StateChanged(worker_id=worker_id, ts=now_s(), state=record.state)
         pairs = [part for item in codec.record_fields(record).items() for part in item]
-        args = [self._maxlen, dump_event(event), *pairs]
+        args = argv("create", pairs, events_maxlen=self._maxlen, state_changed=dump_event(event))
         # Redis runs them in this order: the index entry never names a record not written yet
         # (`list_workers` drops index entries without a record).
         index = packed("ZADD", self.keys.workers(), "NX", repr(record.created_at), worker_id)
@@ -280,7 +282,12 @@ class RedisStore(FleetStore):
     @translate_errors
     async def request_stop(self, worker_id: str) -> WorkerRecord:
         keys = self._worker_keys(worker_id)
-        args: list[Any] = [*self._state_hole(worker_id), self._maxlen, self.settings.retention_s]
+        args = argv(
+            "stop",
+            **self._state_hole(worker_id),
+            events_maxlen=self._maxlen,
+            retention_s=self.settings.retention_s,
+        )
         (flat,) = check(await self._scripts.stop(keys.all(), args), worker_id)
         record = codec.record_from_fields(dict(zip(flat[::2], flat[1::2], strict=True)))
         if record.host is not None:
@@ -317,21 +324,26 @@ class RedisStore(FleetStore):
         keys = self._worker_keys(worker_id)
         ts = round(ts, 3)  # whole milliseconds: take_run.lua re-encodes it exactly
         event = UserMessage(worker_id=worker_id, ts=ts, input_id=input_id, text=text)
-        args: list[Any] = [
-            input_id,
-            "" if strategy is None else strategy.value,
-            codec.input_entry_tail(input_id, text, ts),
-            dump_event(event),
-            self._maxlen,
-            DEDUPE_WINDOW,
-            *self.keys.bell_around,
-            worker_id,
-            text_digest(text),
-            INTERRUPT_SUFFIX,
-        ]
+        defaults: list[str] = []
         if strategy is None:  # the script resolves the profile's default: no read before it
             for profile, default in (default_strategies or {}).items():
-                args += [profile, default.value]
+                defaults += [profile, default.value]
+        bell_prefix, bell_suffix = self.keys.bell_around
+        args = argv(
+            "submit",
+            defaults,
+            input_id=input_id,
+            strategy="" if strategy is None else strategy.value,
+            entry_tail=codec.input_entry_tail(input_id, text, ts),
+            user_message=dump_event(event),
+            events_maxlen=self._maxlen,
+            dedupe_window=DEDUPE_WINDOW,
+            bell_prefix=bell_prefix,
+            bell_suffix=bell_suffix,
+            worker_id=worker_id,
+            digest=text_digest(text),
+            interrupt_suffix=INTERRUPT_SUFFIX,
+        )
         seq, cursor, duplicate, host, *hinted = check(
             await self._pipeline.run(self._scripts.submit, keys.all(), args), worker_id
         )
@@ -385,7 +397,13 @@ class RedisStore(FleetStore):
         return answers
 
     def _acquire_args(self, worker_id: str, member_id: str, ttl_ms: int) -> list[Any]:
-        return [member_id, max(ttl_ms, 0), *self._state_hole(worker_id), self._maxlen]
+        return argv(
+            "acquire",
+            member=member_id,
+            ttl_ms=max(ttl_ms, 0),
+            events_maxlen=self._maxlen,
+            **self._state_hole(worker_id),
+        )
 
     @translate_errors
     async def renew(self, member_id: str, leases: dict[str, int], ttl_ms: int) -> dict[str, bool]:
@@ -398,7 +416,12 @@ class RedisStore(FleetStore):
             keys = _keys_or_none(self.keys, worker_id)
             if keys is not None:
                 valid.append(worker_id)
-                calls.append(((keys.record, keys.lease), (member_id, epoch, ttl)))
+                calls.append(
+                    (
+                        (keys.record, keys.lease),
+                        argv("renew", member=member_id, epoch=epoch, ttl_ms=ttl),
+                    )
+                )
         if not calls:
             return result
         replies = await evalsha_many(self.client, self._scripts.renew, calls)
@@ -411,7 +434,9 @@ class RedisStore(FleetStore):
         for worker_id, epoch in leases.items():
             keys = _keys_or_none(self.keys, worker_id)
             if keys is not None:
-                calls.append(((keys.record, keys.lease), (member_id, epoch)))
+                calls.append(
+                    ((keys.record, keys.lease), argv("release", member=member_id, epoch=epoch))
+                )
         await evalsha_many(self.client, self._scripts.release, calls)
 
     @translate_errors
@@ -432,15 +457,18 @@ class RedisStore(FleetStore):
         self, worker_id: str, member_id: str, epoch: int, run_id: str, ts: float, history: int
     ) -> TakenRun | None:
         keys = self._worker_keys(worker_id)
-        args: list[Any] = [
-            member_id,
-            epoch,
-            run_id,
-            max(history, 0),
-            *self._state_hole(worker_id),
-            self._maxlen,
-            *codec.take_templates(worker_id, run_id, ts),
-        ]
+        started, user = codec.take_templates(worker_id, run_id, ts)
+        args = argv(
+            "take_run",
+            member=member_id,
+            epoch=epoch,
+            run_id=run_id,
+            history=max(history, 0),
+            events_maxlen=self._maxlen,
+            **self._state_hole(worker_id),
+            **{f"started_{n}": part for n, part in enumerate(started, start=1)},
+            **{f"user_{n}": part for n, part in enumerate(user, start=1)},
+        )
         reply = await self._pipeline.run(self._scripts.take_run, keys.all(), args)
         found = check(reply, worker_id)
         if not found:
@@ -452,7 +480,12 @@ class RedisStore(FleetStore):
     @translate_errors
     async def append_events(self, worker_id: str, epoch: int, events: Sequence[Event]) -> str:
         keys = self._worker_keys(worker_id)
-        args: list[Any] = [epoch, self._maxlen, *(dump_event(event) for event in events)]
+        args = argv(
+            "append",
+            [dump_event(event) for event in events],
+            epoch=epoch,
+            events_maxlen=self._maxlen,
+        )
         reply = await self._pipeline.run(self._scripts.append, keys.all(), args)
         (cursor,) = check(reply, worker_id)
         return str(cursor)
@@ -469,21 +502,23 @@ class RedisStore(FleetStore):
         run_id: str,
     ) -> bool:
         entry = transcript_for(run_id, item, outcome, ts)
-        args: list[Any] = [
-            epoch,
-            item.seq,
-            item.entry_id,
-            codec.transcript_json(entry),
-            outcome.input_tokens,
-            outcome.output_tokens,
-            outcome.result.value,
-            outcome.error_code or "",
-            *self._state_hole(worker_id),
-            self._maxlen,
-            self.settings.retention_s,
-            COMPACT_MAX_ENTRIES,
-            *(dump_event(event) for event in final_events(worker_id, run_id, item, outcome, ts)),
-        ]
+        events = final_events(worker_id, run_id, item, outcome, ts)
+        args = argv(
+            "finish_run",
+            [dump_event(event) for event in events],
+            epoch=epoch,
+            seq=item.seq,
+            entry_id=item.entry_id,
+            transcript=codec.transcript_json(entry),
+            input_tokens=outcome.input_tokens,
+            output_tokens=outcome.output_tokens,
+            result=outcome.result.value,
+            error_code=outcome.error_code or "",
+            events_maxlen=self._maxlen,
+            retention_s=self.settings.retention_s,
+            compact_max=COMPACT_MAX_ENTRIES,
+            **self._state_hole(worker_id),
+        )
         keys = self._worker_keys(worker_id)
         reply = await self._pipeline.run(self._scripts.finish_run, keys.all(), args)
         _, more = check(reply, worker_id)
@@ -504,7 +539,9 @@ class RedisStore(FleetStore):
         position = None if after is None else parse_cursor(after)
         start = "" if position is None else format_cursor(position)
         reply = await self._pipeline.run(
-            self._scripts.read_events, keys.all(), [start, max(limit, 0)]
+            self._scripts.read_events,
+            keys.all(),
+            argv("read_events", after=start, limit=max(limit, 0)),
         )
         entries, head, last, trimmed = check(reply, worker_id)
         if position is not None:

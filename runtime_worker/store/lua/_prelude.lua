@@ -3,6 +3,20 @@
 -- typed error in one place (see _scripts.py).
 -- Per-worker scripts take the Worker's keys in the order of shared.keys.WorkerKeys.all().
 
+-- Each script names its arguments once, in its first lines: `local A = args({'name', ...})`
+-- maps ARGV onto those names, and the arguments after them onto the list `A.rest`. Python
+-- passes them by the same names (`_scripts.argv` reads the list from the script).
+local function args(names)
+  local named = {rest = {}}
+  for i, name in ipairs(names) do
+    named[name] = ARGV[i]
+  end
+  for i = #names + 1, #ARGV do
+    named.rest[#named.rest + 1] = ARGV[i]
+  end
+  return named
+end
+
 local function fail(code, detail)
   return {code, detail or ''}
 end

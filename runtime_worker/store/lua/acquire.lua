@@ -1,10 +1,10 @@
 -- acquire: take a free lease, bump the epoch (the fencing token), record the host.
--- ARGV: member, ttl_ms (0: no expiry), state json prefix, suffix, events_maxlen.
 -- Reply: {'ok', epoch, profile, display_name, busy} when taken (busy: inputs accepted and not
 -- finished, so the new host drains at once); {'ok', 0, holder, pttl} when another member holds
 -- the lease; {'ok', 0} when the Worker has ended.
 local w, ev, lease = KEYS[1], KEYS[3], KEYS[7]
-local member, ttl_ms = ARGV[1], tonumber(ARGV[2])
+local A = args({'member', 'ttl_ms', 'state_prefix', 'state_suffix', 'events_maxlen'})
+local member, ttl_ms = A.member, tonumber(A.ttl_ms) -- ttl 0: no expiry
 local state = redis.call('HGET', w, 'state')
 if not state then
   return fail('worker_not_found')
@@ -24,7 +24,7 @@ end
 local epoch = redis.call('HINCRBY', w, 'epoch', 1)
 redis.call('HSET', w, 'host', member)
 if state == 'pending' then
-  set_state(w, ev, ARGV[5], 'idle', ARGV[3], ARGV[4])
+  set_state(w, ev, A.events_maxlen, 'idle', A.state_prefix, A.state_suffix)
 end
 local info = redis.call('HMGET', w, 'profile', 'display_name', 'next_seq', 'done_seq')
 local busy = 0

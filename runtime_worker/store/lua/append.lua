@@ -1,11 +1,13 @@
--- append_events: fenced appends. ARGV: epoch, events_maxlen, event json... Reply: {'ok', cursor}.
+-- append_events: fenced appends; the rest of the arguments are the events' JSON.
+-- Reply: {'ok', cursor}.
+local A = args({'epoch', 'events_maxlen'})
 local w, ev, lease = KEYS[1], KEYS[3], KEYS[7]
-local refused = fence(w, lease, ARGV[1], nil)
+local refused = fence(w, lease, A.epoch, nil)
 if refused then
   return refused
 end
 local cursor = ''
-for i = 3, #ARGV do
-  cursor = emit(ev, ARGV[2], ARGV[i])
+for _, event in ipairs(A.rest) do
+  cursor = emit(ev, A.events_maxlen, event)
 end
 return {'ok', cursor}

@@ -1,8 +1,9 @@
 -- create_worker: the record and the first state_changed event.
--- ARGV: events_maxlen, state_changed json, then field/value pairs of the record.
+-- The rest of the arguments: field/value pairs of the record.
+local A = args({'events_maxlen', 'state_changed'})
 local w, ev = KEYS[1], KEYS[3]
 if redis.call('EXISTS', w) == 1 then
   return fail('worker_exists')
 end
-redis.call('HSET', w, unpack(ARGV, 3))
-return {'ok', emit(ev, ARGV[1], ARGV[2])}
+redis.call('HSET', w, unpack(A.rest))
+return {'ok', emit(ev, A.events_maxlen, A.state_changed)}

@@ -1,40 +1,42 @@
 -- finish_run: final events, transcript entry, usage, done_seq, acknowledgement, next state.
--- ARGV: epoch, seq, entry_id, transcript json, input_tokens, output_tokens, result, error code
---       ('' for none), state json prefix, suffix, events_maxlen, retention_s, compact_max,
---       event json... (the run's unwritten text deltas, then its final events)
--- Reply: {'ok', cursor of the last event (run_finished), more inputs waiting (0/1)}.
+-- The rest of the arguments: event JSON (the run's unwritten text deltas, then its final
+-- events). Reply: {'ok', cursor of the last event (run_finished), more inputs waiting (0/1)}.
+local A = args({
+  'epoch', 'seq', 'entry_id', 'transcript', 'input_tokens', 'output_tokens', 'result',
+  'error_code', -- '' for none
+  'state_prefix', 'state_suffix', 'events_maxlen', 'retention_s', 'compact_max'})
 local w, inputs, ev, tr, lease = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[7]
-local refused = fence(w, lease, ARGV[1], nil)
+local refused = fence(w, lease, A.epoch, nil)
 if refused then
   return refused
 end
-local maxlen = ARGV[11]
+local maxlen = A.events_maxlen
 local cursor = ''
-for i = 14, #ARGV do
-  cursor = emit(ev, maxlen, ARGV[i])
+for _, event in ipairs(A.rest) do
+  cursor = emit(ev, maxlen, event)
 end
-redis.call('XADD', tr, 'MAXLEN', redis.call('HGET', w, 'transcript_maxlen'), '*', 't', ARGV[4])
-redis.call('HINCRBY', w, 'input_tokens', ARGV[5])
-redis.call('HINCRBY', w, 'output_tokens', ARGV[6])
+redis.call('XADD', tr, 'MAXLEN', redis.call('HGET', w, 'transcript_maxlen'), '*', 't', A.transcript)
+redis.call('HINCRBY', w, 'input_tokens', A.input_tokens)
+redis.call('HINCRBY', w, 'output_tokens', A.output_tokens)
 redis.call('HINCRBY', w, 'runs', 1)
-redis.call('HINCRBY', w, 'runs_' .. ARGV[7], 1)
-if ARGV[8] ~= '' then
-  redis.call('HSET', w, 'last_error', ARGV[8])
+redis.call('HINCRBY', w, 'runs_' .. A.result, 1)
+if A.error_code ~= '' then
+  redis.call('HSET', w, 'last_error', A.error_code)
 end
-redis.call('HSET', w, 'done_seq', ARGV[2])
+redis.call('HSET', w, 'done_seq', A.seq)
 redis.call('HDEL', w, 'run_id', 'run_input_id', 'run_cursor')
-ack(inputs, ARGV[3])
+ack(inputs, A.entry_id)
 local rec = redis.call('HMGET', w, 'state', 'next_seq')
-local queued = tonumber(rec[2]) > tonumber(ARGV[2])
+local queued = tonumber(rec[2]) > tonumber(A.seq)
 local target
 if rec[1] == 'stopping' then
   target = queued and 'stopping' or 'stopped'
 else
   target = queued and 'running' or 'idle'
 end
-set_state(w, ev, maxlen, target, ARGV[9], ARGV[10])
+set_state(w, ev, maxlen, target, A.state_prefix, A.state_suffix)
 if target == 'stopped' then
-  retire(KEYS, ARGV[12])
+  retire(KEYS, A.retention_s)
 end
 local more = queued
 if not queued then
@@ -45,7 +47,7 @@ if not queued then
   else
     more = true
   end
-  compact(ev, tonumber(ARGV[13]))
-  compact(tr, tonumber(ARGV[13]))
+  compact(ev, tonumber(A.compact_max))
+  compact(tr, tonumber(A.compact_max))
 end
 return {'ok', cursor, more and 1 or 0}

@@ -1,6 +1,6 @@
 -- read_events: a page after a cursor, with what the caller needs to judge the cursor
 -- (runtime_worker/store/cursor.py `check_window`).
--- ARGV: after ('' for the oldest retained), limit.
+local A = args({'after', 'limit'}) -- after '' reads from the oldest retained
 -- Reply: {'ok', entries, first retained id, newest id, trimmed (0/1)}. With after '' the last
 -- three are '', '' and 0; the newest id only when the page is empty ('' when it is not), and
 -- trimmed only when the page starts at the first retained entry (else 0).
@@ -8,12 +8,12 @@ local w, ev = KEYS[1], KEYS[3]
 if redis.call('EXISTS', w) == 0 then
   return fail('worker_not_found')
 end
-local after = ARGV[1]
+local after = A.after
 local start = '-'
 if after ~= '' then
   start = '(' .. after
 end
-local entries = redis.call('XRANGE', ev, start, '+', 'COUNT', ARGV[2])
+local entries = redis.call('XRANGE', ev, start, '+', 'COUNT', A.limit)
 if after == '' then
   return {'ok', entries, '', '', 0}
 end

@@ -1,22 +1,27 @@
 -- submit_input: the busy check, dedupe and enqueue in one atomic step.
--- ARGV: input_id, strategy ('' for the profile's default), input entry json after its seq,
---       user_message json, events_maxlen, dedupe window (entries per generation of the input
---       id hashes), the host's doorbell name around its member id (prefix, suffix), worker id,
---       the text's digest, the suffix marking an interrupting hint, then profile name /
---       default strategy pairs.
+-- The rest of the arguments: profile name / default strategy pairs.
 -- Reply: {'ok', seq, cursor, duplicate (0/1), host, hinted}; `hinted` 0: the caller rings the
 -- host's doorbell stream (see the end).
+local A = args({
+  'input_id',
+  'strategy', -- '' for the profile's default
+  'entry_tail', -- the input entry's JSON after its seq
+  'user_message', 'events_maxlen',
+  'dedupe_window', -- input ids per generation of the input id hashes
+  'bell_prefix', 'bell_suffix', -- the host's doorbell name around its member id
+  'worker_id', 'digest', -- the text's
+  'interrupt_suffix'}) -- marks a hint whose input interrupts the running one
 local w, inputs, ev, ids, ids_old = KEYS[1], KEYS[2], KEYS[3], KEYS[5], KEYS[6]
-local input_id, strategy = ARGV[1], ARGV[2]
+local input_id, strategy = A.input_id, A.strategy
 local rec = redis.call('HMGET', w, 'state', 'next_seq', 'done_seq', 'host', 'profile')
 local state = rec[1]
 if not state then
   return fail('worker_not_found')
 end
 if strategy == '' then
-  for i = 12, #ARGV - 1, 2 do
-    if ARGV[i] == rec[5] then
-      strategy = ARGV[i + 1]
+  for i = 1, #A.rest - 1, 2 do
+    if A.rest[i] == rec[5] then
+      strategy = A.rest[i + 1]
     end
   end
   if strategy == '' then
@@ -31,7 +36,7 @@ local host = rec[4] or ''
 local known = redis.call('HGET', ids, input_id) or redis.call('HGET', ids_old, input_id)
 if known then
   local known_seq, known_cursor, known_digest = string.match(known, '^(%d+) (%S+) (%S+)$')
-  if known_digest ~= ARGV[10] then
+  if known_digest ~= A.digest then
     return fail('input_id_conflict', input_id)
   end
   return {'ok', known_seq, known_cursor, 1, host}
@@ -56,13 +61,13 @@ end
 if redis.call('EXISTS', inputs) == 0 then
   redis.call('XGROUP', 'CREATE', inputs, INPUT_GROUP, '0', 'MKSTREAM')
 end
-redis.call('XADD', inputs, '*', 'i', '{"v":1,"seq":' .. seq .. ',' .. ARGV[3])
-emit(ev, ARGV[5], ARGV[4])
+redis.call('XADD', inputs, '*', 'i', '{"v":1,"seq":' .. seq .. ',' .. A.entry_tail)
+emit(ev, A.events_maxlen, A.user_message)
 -- Input ids are remembered for two generations of `window` inputs: bounded, O(1).
-if redis.call('HLEN', ids) >= tonumber(ARGV[6]) then
+if redis.call('HLEN', ids) >= tonumber(A.dedupe_window) then
   redis.call('RENAME', ids, ids_old)
 end
-redis.call('HSET', ids, input_id, seq .. ' ' .. cursor .. ' ' .. ARGV[10])
+redis.call('HSET', ids, input_id, seq .. ' ' .. cursor .. ' ' .. A.digest)
 -- The host's hint: none for a Worker busy already (its host's drain takes this input after the
 -- one it runs) unless this input interrupts that one; else published on the host's channel
 -- (named as its doorbell), counting the listeners: none heard it, the caller rings the stream.
@@ -71,11 +76,11 @@ if host ~= '' then
   if next_seq > done_seq and strategy ~= 'interrupt' then
     hinted = 1
   else
-    local hint = ARGV[9]
+    local hint = A.worker_id
     if strategy == 'interrupt' then
-      hint = hint .. ARGV[11]
+      hint = hint .. A.interrupt_suffix
     end
-    hinted = redis.call('PUBLISH', ARGV[7] .. host .. ARGV[8], hint)
+    hinted = redis.call('PUBLISH', A.bell_prefix .. host .. A.bell_suffix, hint)
   end
 end
 return {'ok', tostring(seq), cursor, 0, host, hinted}

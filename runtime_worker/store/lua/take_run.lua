@@ -1,13 +1,16 @@
 -- take_run: next_input and begin_run in one step (a host's hot path), skipping redeliveries of
 -- finished runs, plus the newest transcript entries the turn sends as history.
--- ARGV: member, epoch, run_id, history limit, state json prefix, suffix, events_maxlen,
---       run_started json parts (3: around the input id and the attempt),
---       user transcript entry json parts (4: around the text, the ts and the input id).
 -- Reply: {'ok'} (nothing to run), a bad_entry failure (an entry submit.lua did not write), or
 -- {'ok', entry id, input json, attempt, cancelled, cursor, history}: history is one JSON array
 -- of the newest transcript entries, newest first (one string parses faster than many).
+local A = args({
+  'member', 'epoch', 'run_id', 'history', 'state_prefix', 'state_suffix', 'events_maxlen',
+  -- run_started JSON around the input id and the attempt
+  'started_1', 'started_2', 'started_3',
+  -- the user transcript entry's JSON around the text, the ts and the input id
+  'user_1', 'user_2', 'user_3', 'user_4'})
 local w, inputs, tr, lease = KEYS[1], KEYS[2], KEYS[4], KEYS[7]
-local refused = fence(w, lease, ARGV[2], ARGV[1])
+local refused = fence(w, lease, A.epoch, A.member)
 if refused then
   return refused
 end
@@ -25,7 +28,7 @@ local function decoded(raw)
   return input
 end
 
-local member = ARGV[1]
+local member = A.member
 -- Each pass acknowledges and drops a finished redelivery, so the stream bounds the loop.
 for _ = 0, redis.call('XLEN', inputs) do
   local entry_id, raw = oldest_input(inputs, member)
@@ -39,13 +42,13 @@ for _ = 0, redis.call('XLEN', inputs) do
   local id, text = cjson.encode(input.input_id), cjson.encode(input.text)
   local ts = cjson.encode(input.ts)
   local attempt, cancelled, cursor = start_run(
-    KEYS, tonumber(string.format('%d', input.seq)), entry_id, ARGV[3], input.input_id,
-    function() return ARGV[11] .. text .. ARGV[12] .. ts .. ARGV[13] .. id .. ARGV[14] end,
-    function(n) return ARGV[8] .. id .. ARGV[9] .. n .. ARGV[10] end,
-    {ARGV[5], ARGV[6]}, ARGV[7])
+    KEYS, tonumber(string.format('%d', input.seq)), entry_id, A.run_id, input.input_id,
+    function() return A.user_1 .. text .. A.user_2 .. ts .. A.user_3 .. id .. A.user_4 end,
+    function(n) return A.started_1 .. id .. A.started_2 .. n .. A.started_3 end,
+    {A.state_prefix, A.state_suffix}, A.events_maxlen)
   if attempt then
     local history = {}
-    local limit = tonumber(ARGV[4])
+    local limit = tonumber(A.history)
     if limit > 0 then
       for _, item in ipairs(redis.call('XREVRANGE', tr, '+', '-', 'COUNT', limit)) do
         local kv = item[2]
