@@ -367,12 +367,9 @@ class Runtime:
         # The store's reads tell an unknown Worker themselves: no record read first.
         if after == NOW_CURSOR:
             after = await self.store.last_cursor(worker_id)
-        if wait_ms > 0 and after is not None:
-            events = await self.store.wait_events(worker_id, after, limit, wait_ms)
-        else:
-            events = await self.store.read_events(worker_id, after, limit)
-            if not events and wait_ms > 0:
-                events = await self.store.wait_events(worker_id, "0", limit, wait_ms)
+        events = await self.store.read_events(worker_id, after, limit)  # judges the cursor
+        if not events and wait_ms > 0:
+            events = await self.store.tail_events(worker_id, after or "0", limit, wait_ms)
         cursor = events[-1].cursor if events else (after or "0")
         return EventPage(events=events, cursor=cursor)
 
@@ -392,8 +389,9 @@ class Runtime:
         """Every event after `after`, live, forever: no gap and no repeat, by cursor."""
         await self._record(worker_id)
         cursor = await self.store.last_cursor(worker_id) if after == NOW_CURSOR else after or "0"
+        await self.store.read_events(worker_id, cursor, 1)  # judges the cursor once
         while True:
-            for event in await self.store.wait_events(worker_id, cursor, MAX_PAGE, poll_ms):
+            for event in await self.store.tail_events(worker_id, cursor, MAX_PAGE, poll_ms):
                 cursor = event.cursor
                 yield event
 

@@ -402,7 +402,7 @@ async def test_trimmed_stream_expires_stale_cursor_with_working_oldest(
     newest = resumed[-1].cursor
     assert await store.read_events(wid, newest, 10) == []
     with pytest.raises(CursorExpired):
-        await store.wait_events(wid, stale, 10, 50)
+        await store.tail_events(wid, stale, 10, 50)  # told even to a follower
 
 
 async def test_retention_ttl_on_every_key_when_stopped(backend: Backend) -> None:
@@ -588,7 +588,7 @@ async def test_unreachable_redis_is_runtime_unavailable_quickly() -> None:
             store.get_worker(new_id()),
             store.list_workers(),
             store.submit_input(new_id(), "x", "i", Strategy.REJECT, now_s()),
-            store.wait_events(new_id(), "0", 10, 5000),
+            store.tail_events(new_id(), "0", 10, 5000),
             store.ping(),
         ):
             with pytest.raises(RuntimeUnavailable) as caught:

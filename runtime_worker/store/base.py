@@ -241,17 +241,13 @@ class Readers(ABC):
         `InvalidInput` when ahead of the newest event or not a cursor."""
 
     @abstractmethod
-    async def wait_events(
-        self, worker_id: str, after: str, limit: int, timeout_ms: int
-    ) -> list[Event]:
-        """As `read_events`, waiting up to `timeout_ms` for the first one."""
-
-    @abstractmethod
     async def tail_events(
         self, worker_id: str, after: str, limit: int, timeout_ms: int
     ) -> list[Event]:
-        """`wait_events` for a follower whose `after` is the cursor of its own previous read:
-        a store may skip judging it again before it waits."""
+        """As `read_events`, waiting up to `timeout_ms` for the first one, for a follower whose
+        `after` came from a read (`read_events`, or its own previous tail): a store may skip
+        judging it before it waits (an expired cursor is still told; a vanished Worker, once
+        the wait is over)."""
 
     @abstractmethod
     async def last_cursor(self, worker_id: str) -> str:

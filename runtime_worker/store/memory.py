@@ -502,7 +502,7 @@ class MemoryStore(Store):
         cursor = worker.events.check(after)
         return [parse_event(raw) for _, raw in worker.events.after(cursor, limit)]
 
-    async def wait_events(
+    async def tail_events(
         self, worker_id: str, after: str, limit: int, timeout_ms: int
     ) -> list[Event]:
         worker = self._get(worker_id)
@@ -517,11 +517,6 @@ class MemoryStore(Store):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(remaining):
                     await changed.wait()
-
-    async def tail_events(
-        self, worker_id: str, after: str, limit: int, timeout_ms: int
-    ) -> list[Event]:
-        return await self.wait_events(worker_id, after, limit, timeout_ms)
 
     async def last_cursor(self, worker_id: str) -> str:
         worker = self._get(worker_id)

@@ -551,15 +551,6 @@ class RedisStore(FleetStore):
         return [codec.event_from_entry(entry_id, _field(raw, "e")) for entry_id, raw in entries]
 
     @translate_errors
-    async def wait_events(
-        self, worker_id: str, after: str, limit: int, timeout_ms: int
-    ) -> list[Event]:
-        events = await self.read_events(worker_id, after, limit)
-        if events or timeout_ms <= 0:
-            return events
-        return await self._follow(worker_id, after, limit, timeout_ms)
-
-    @translate_errors
     async def tail_events(
         self, worker_id: str, after: str, limit: int, timeout_ms: int
     ) -> list[Event]:

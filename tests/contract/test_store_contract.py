@@ -261,11 +261,11 @@ async def test_cursor_reads_are_exclusive_and_resumable(store: Store) -> None:
         await store.read_events(record.worker_id, "not-a-cursor", 10)
 
 
-async def test_wait_events_returns_on_write_and_times_out(store: Store) -> None:
+async def test_tail_events_returns_on_write_and_times_out(store: Store) -> None:
     record, _epoch = await _hosted(store)
     last = await store.last_cursor(record.worker_id)
-    assert await store.wait_events(record.worker_id, last, 10, 50) == []
-    waiter = asyncio.create_task(store.wait_events(record.worker_id, last, 10, 5000))
+    assert await store.tail_events(record.worker_id, last, 10, 50) == []
+    waiter = asyncio.create_task(store.tail_events(record.worker_id, last, 10, 5000))
     await _submit(store, record.worker_id, "wake")
     events = await asyncio.wait_for(waiter, 5)
     assert events and events[0].type == "user_message"
@@ -512,8 +512,7 @@ async def test_a_cursor_ahead_of_the_end_is_invalid(store: Store) -> None:
     ahead = f"{ms}-{int(seq or 0) + 1}"
     for read in (
         store.read_events(record.worker_id, ahead, 10),
-        store.wait_events(record.worker_id, ahead, 10, 0),
-        store.wait_events(record.worker_id, ahead, 10, 50),
+        store.tail_events(record.worker_id, ahead, 10, 0),
         store.read_events(record.worker_id, f"{int(ms) + 10**6}", 10),
     ):
         with pytest.raises(InvalidInput):

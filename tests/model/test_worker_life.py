@@ -381,7 +381,7 @@ class WorkerLife(RuleBasedStateMachine):
         try:
             if wait:
                 assert after is not None
-                got = self.run(self.store.wait_events(w.worker_id, after, limit, 0))
+                got = self.run(self.store.tail_events(w.worker_id, after, limit, 0))
             else:
                 got = self.run(self.store.read_events(w.worker_id, after, limit))
         except YoiError as exc:
