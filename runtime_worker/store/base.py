@@ -129,7 +129,8 @@ class CancelOutcome:
 
 @dataclass(frozen=True)
 class RunClaim:
-    """`begin_run`'s answer: which attempt this is, and whether the input was cancelled already."""
+    """How `take_run` started the run: which attempt this is, whether the input was cancelled
+    already, and the cursor of its `run_started`."""
 
     run_id: str
     attempt: int
