@@ -19,8 +19,7 @@ from redis.asyncio import Redis
 from redis.crc import key_slot
 
 from runtime_worker.store import _redis_codec as codec
-from runtime_worker.store import _redis_pipeline
-from runtime_worker.store import redis as redis_store
+from runtime_worker.store import _redis_core, _redis_pipeline
 from runtime_worker.store._scripts import (
     ScriptError,
     Scripts,
@@ -330,7 +329,7 @@ async def test_fifty_concurrent_rejects_over_separate_connections(backend: Backe
 async def test_dedupe_by_input_id_across_generations(
     backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(redis_store, "DEDUPE_WINDOW", 3)
+    monkeypatch.setattr(_redis_core, "DEDUPE_WINDOW", 3)
     store = backend.store()
     record, _ = await _hosted(store)
     wid = record.worker_id

@@ -1,0 +1,361 @@
+"""The core of `RedisStore` (runtime_worker/store/redis.py): the client, keys and scripts, and
+the steps the gateway makes (create, stop, scope claims, submit, cancel) with the record reads.
+Not a store of its own: `RedisStore` adds the host side, the readers and the fleet's roles.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from typing import Self
+
+from redis import exceptions as rex
+from redis.asyncio import Redis
+
+from runtime_worker.store import _redis_codec as codec
+from runtime_worker.store._redis_batch import (
+    CHUNK,
+    PLACEMENT_FIELDS,
+    Placement,
+    evalsha,
+    hmget_many,
+    packed,
+    parse_placement,
+    send_many,
+)
+from runtime_worker.store._redis_blocking import SOCKET_TIMEOUT_S
+from runtime_worker.store._redis_client import make_client
+from runtime_worker.store._redis_members import Members
+from runtime_worker.store._redis_pipeline import Pipeline
+from runtime_worker.store._redis_placement import PLACEMENT_MAXLEN, PlacementHints
+from runtime_worker.store._redis_schedules import Schedules
+from runtime_worker.store._redis_scope import ScopeClaims
+from runtime_worker.store._redis_wakeups import INTERRUPT_SUFFIX, WakeUps
+from runtime_worker.store._scripts import (
+    Scripts,
+    answer,
+    argv,
+    check,
+    translate_errors,
+)
+from runtime_worker.store.base import (
+    CancelOutcome,
+    Listed,
+    RecordAt,
+    Submission,
+    WakeUp,
+    WorkerRecord,
+)
+from runtime_worker.store.bounds import DEDUPE_WINDOW, text_digest
+from runtime_worker.store.fleet import FleetStore
+from shared.errors import WorkerNotFound
+from shared.events import StateChanged, UserMessage, dump_event
+from shared.keys import Keys, WorkerKeys
+from shared.models import (
+    ScopeEntry,
+    Strategy,
+    WorkerState,
+)
+from shared.settings import Settings
+from shared.timeutil import now_s
+
+log = logging.getLogger("yoi.store.redis")
+
+CONNECT_TIMEOUT_S = 2.0
+APPROX_TRIM_FROM = 1000
+LISTED_FIELDS = ("display_name", "profile", "state", "created_at")
+_STATES = {state.value: state for state in WorkerState}
+
+
+class RedisCore(FleetStore):
+    """See `RedisStore`: this part holds the connection and the gateway's steps."""
+
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        namespace: str,
+        runtime_id: str,
+        settings: Settings,
+        owns_client: bool = False,
+    ) -> None:
+        if not client.connection_pool.connection_kwargs.get("decode_responses"):
+            raise ValueError("RedisStore needs a client with decode_responses=True")
+        self.client = client
+        self.runtime_id = runtime_id
+        self.settings = settings
+        self.keys = Keys(namespace, runtime_id)
+        self._scripts = Scripts.register(client)
+        self._pipeline = Pipeline(client)  # the hot scripts, batched under load
+        self._scopes = ScopeClaims(client, self.keys, self._scripts)
+        # A member counts as alive while its heartbeats keep coming within a lease TTL.
+        self._members = Members(
+            client, self.keys, max(settings.lease_ttl_ms, 3 * settings.heartbeat_ms)
+        )
+        self._wakeups = WakeUps(client, self.keys)
+        self._placement = PlacementHints(client, self.keys.placement())
+        self._schedules = Schedules(client, self.keys)
+        self._owns_client = owns_client
+        self._closed = False
+
+    @classmethod
+    def from_url(cls, url: str, *, namespace: str, runtime_id: str, settings: Settings) -> Self:
+        client = make_client(
+            url,
+            decode_responses=True,
+            socket_timeout=SOCKET_TIMEOUT_S,
+            socket_connect_timeout=CONNECT_TIMEOUT_S,
+            health_check_interval=30,
+        )
+        return cls(
+            client, namespace=namespace, runtime_id=runtime_id, settings=settings, owns_client=True
+        )
+
+    async def aclose(self) -> None:
+        await self._pipeline.aclose()
+        if self._owns_client and not self._closed:
+            self._closed = True
+            await self.client.aclose()
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _worker_keys(self, worker_id: str) -> WorkerKeys:
+        try:
+            return self.keys.worker(worker_id)
+        except ValueError:
+            raise WorkerNotFound(f"no worker {worker_id}") from None
+
+    def _state_hole(self, worker_id: str) -> dict[str, str]:
+        """A state_changed event with a hole for the state, for scripts that change it."""
+        event = StateChanged(worker_id=worker_id, ts=now_s(), state=WorkerState.IDLE)
+        prefix, suffix = codec.template(event, "state")
+        return {"state_prefix": prefix, "state_suffix": suffix}
+
+    @property
+    def _maxlen(self) -> str:
+        """How scripts trim the event stream: approximately (whole nodes of ~100 entries) when
+        the window is large enough for that to be noise, exactly when it is small."""
+        maxlen = self.settings.events_maxlen
+        return f"{'~' if maxlen >= APPROX_TRIM_FROM else '='} {maxlen}"
+
+    # -- workers ---------------------------------------------------------------------------------
+
+    @translate_errors
+    async def create(self, record: WorkerRecord) -> RecordAt:
+        """One round trip: the script writing the record and first event, then the index entry
+        and the placement hint that has a member take the new Worker within milliseconds (a
+        hint lost with Redis is left to the members' sweep)."""
+        record = dataclasses.replace(record, state=WorkerState.PENDING)
+        worker_id = record.worker_id
+        keys = self._worker_keys(worker_id).all()
+        event = StateChanged(worker_id=worker_id, ts=now_s(), state=record.state)
+        pairs = [part for item in codec.record_fields(record).items() for part in item]
+        args = argv("create", pairs, events_maxlen=self._maxlen, state_changed=dump_event(event))
+        # Redis runs them in this order: the index entry never names a record not written yet
+        # (`list_workers` drops index entries without a record).
+        index = packed("ZADD", self.keys.workers(), "NX", repr(record.created_at), worker_id)
+        hint = packed(
+            "XADD", self.keys.placement(), "MAXLEN", "~", PLACEMENT_MAXLEN, "*", "w", worker_id
+        )
+        reply, *rest = await send_many(
+            self.client, [evalsha(self._scripts.create.sha, keys, args), index, hint]
+        )
+        if isinstance(reply, rex.NoScriptError):  # Redis lost its scripts: load, then again
+            reply = await self._scripts.create(keys, args)
+            (cursor,) = check(reply, worker_id)
+            # The index entry went in before the record: a listing meanwhile may have dropped
+            # it (see `_unindex`), and the hint named a Worker not there yet. Both again.
+            rest = await send_many(self.client, [index, hint])
+        elif isinstance(reply, Exception):
+            raise reply
+        else:
+            (cursor,) = check(reply, worker_id)
+        for other in rest:
+            if isinstance(other, Exception):
+                raise other
+        return RecordAt(dataclasses.replace(record), str(cursor))
+
+    @translate_errors
+    async def get_worker(self, worker_id: str) -> WorkerRecord:
+        fields = await answer(self.client.hgetall(self._worker_keys(worker_id).record))
+        if not fields:
+            raise WorkerNotFound(f"no worker {worker_id}")
+        return codec.record_from_fields(fields)
+
+    @translate_errors
+    async def get_worker_at(self, worker_id: str) -> RecordAt:
+        keys = self._worker_keys(worker_id)
+        newest_event = packed("XREVRANGE", keys.events, "+", "-", "COUNT", 1)
+        flat, newest = await send_many(self.client, [packed("HGETALL", keys.record), newest_event])
+        for reply in (flat, newest):
+            if isinstance(reply, Exception):
+                raise reply
+        if not flat:
+            raise WorkerNotFound(f"no worker {worker_id}")
+        record = codec.record_from_fields(dict(zip(flat[::2], flat[1::2], strict=True)))
+        return RecordAt(record, str(newest[0][0]) if newest else "0")
+
+    @translate_errors
+    async def list_workers(self) -> list[WorkerRecord]:
+        worker_ids = await self._indexed()
+        hashes: list[dict[str, str]] = []
+        for start in range(0, len(worker_ids), CHUNK):
+            async with self.client.pipeline(transaction=False) as pipe:
+                for worker_id in worker_ids[start : start + CHUNK]:
+                    pipe.hgetall(self.keys.record(worker_id))
+                hashes.extend(await pipe.execute())
+        await self._unindex([w for w, fields in zip(worker_ids, hashes, strict=True) if not fields])
+        return [codec.record_from_fields(fields) for fields in hashes if fields]
+
+    @translate_errors
+    async def listing(self) -> list[Listed]:
+        """Five fields of each record, not the whole hash: listing 10,000 Workers stays cheap."""
+        worker_ids = await self._indexed()
+        keys = [self.keys.record(worker_id) for worker_id in worker_ids]
+        rows = await hmget_many(self.client, keys, LISTED_FIELDS)
+        found: list[Listed] = []
+        gone: list[str] = []
+        for worker_id, (name, profile, state, created_at) in zip(worker_ids, rows, strict=True):
+            if state is None:
+                gone.append(worker_id)
+            else:
+                found.append(Listed(worker_id, name, profile, _STATES[state], float(created_at)))
+        await self._unindex(gone)
+        return found
+
+    @translate_errors
+    async def placements(self) -> list[Placement]:
+        """What placement needs of every Worker (state, host, epoch, queue depth, run), read
+        without the rest of the records: a member's sweep costs a few fields per Worker."""
+        worker_ids = await self._indexed()
+        keys = [self.keys.record(worker_id) for worker_id in worker_ids]
+        rows = await hmget_many(self.client, keys, PLACEMENT_FIELDS)
+        found: list[Placement] = []
+        gone: list[str] = []
+        for worker_id, row in zip(worker_ids, rows, strict=True):
+            placement = parse_placement(worker_id, row)
+            if placement is None:
+                gone.append(worker_id)
+            else:
+                found.append(placement)
+        await self._unindex(gone)
+        return found
+
+    async def _indexed(self) -> list[str]:
+        worker_ids: list[str] = await answer(self.client.zrange(self.keys.workers(), 0, -1))
+        return worker_ids
+
+    async def _unindex(self, gone: list[str]) -> None:
+        """Retention expired these Workers' keys: drop them from the index lazily. A Worker
+        whose record appears now was being created (`create` retried after Redis lost its
+        scripts indexes it before its record): it goes back, so none is lost from the index."""
+        if not gone:
+            return
+        await answer(self.client.zrem(self.keys.workers(), *gone))
+        keys = [self.keys.record(worker_id) for worker_id in gone]
+        rows = await hmget_many(self.client, keys, ("created_at",))
+        back = {w: float(row[0]) for w, row in zip(gone, rows, strict=True) if row[0] is not None}
+        if back:
+            await answer(self.client.zadd(self.keys.workers(), back))
+
+    @translate_errors
+    async def request_stop(self, worker_id: str) -> WorkerRecord:
+        keys = self._worker_keys(worker_id)
+        args = argv(
+            "stop",
+            **self._state_hole(worker_id),
+            events_maxlen=self._maxlen,
+            retention_s=self.settings.retention_s,
+        )
+        (flat,) = check(await self._scripts.stop(keys.all(), args), worker_id)
+        record = codec.record_from_fields(dict(zip(flat[::2], flat[1::2], strict=True)))
+        if record.host is not None:
+            await self._wakeups.ring(record.host, worker_id)
+        elif record.state is WorkerState.STOPPING:
+            await self._placement.announce([worker_id])  # a host must drain it
+        return record
+
+    # -- scope allocation ------------------------------------------------------------------------
+
+    @translate_errors
+    async def claim_scope(
+        self, worker_id: str, scope: Sequence[ScopeEntry], delegated_from: str | None
+    ) -> None:
+        await self._scopes.claim(worker_id, scope, delegated_from)
+
+    @translate_errors
+    async def release_scope(self, worker_id: str) -> None:
+        await self._scopes.release(worker_id)
+
+    # -- the input path --------------------------------------------------------------------------
+
+    @translate_errors
+    async def submit_input(
+        self,
+        worker_id: str,
+        text: str,
+        input_id: str,
+        strategy: Strategy | None,
+        ts: float,
+        *,
+        default_strategies: Mapping[str, Strategy] | None = None,
+    ) -> Submission:
+        keys = self._worker_keys(worker_id)
+        ts = round(ts, 3)  # whole milliseconds: take_run.lua re-encodes it exactly
+        event = UserMessage(worker_id=worker_id, ts=ts, input_id=input_id, text=text)
+        defaults: list[str] = []
+        if strategy is None:  # the script resolves the profile's default: no read before it
+            for profile, default in (default_strategies or {}).items():
+                defaults += [profile, default.value]
+        bell_prefix, bell_suffix = self.keys.bell_around
+        args = argv(
+            "submit",
+            defaults,
+            input_id=input_id,
+            strategy="" if strategy is None else strategy.value,
+            entry_tail=codec.input_entry_tail(input_id, text, ts),
+            user_message=dump_event(event),
+            events_maxlen=self._maxlen,
+            dedupe_window=DEDUPE_WINDOW,
+            bell_prefix=bell_prefix,
+            bell_suffix=bell_suffix,
+            worker_id=worker_id,
+            digest=text_digest(text),
+            interrupt_suffix=INTERRUPT_SUFFIX,
+        )
+        seq, cursor, duplicate, host, *hinted = check(
+            await self._pipeline.run(self._scripts.submit, keys.all(), args), worker_id
+        )
+        if host and not int(duplicate) and not (hinted and int(hinted[0])):
+            await self._wakeups.ring(host, worker_id)  # nobody heard the pushed hint
+        return Submission(input_id, cursor, int(seq), duplicate=bool(duplicate), host=host or None)
+
+    @translate_errors
+    async def cancel(self, worker_id: str) -> CancelOutcome:
+        keys = self._worker_keys(worker_id)
+        state, cancelled, host = check(await self._scripts.cancel(keys.all(), []), worker_id)
+        if cancelled and host:
+            await self._wakeups.ring(host, worker_id)
+        return CancelOutcome(WorkerState(state), cancelled=bool(cancelled), host=host or None)
+
+    # -- wake-ups --------------------------------------------------------------------------------
+
+    async def wake_ups(self, member_id: str) -> AsyncGenerator[WakeUp, None]:
+        async for wake in self._wakeups.listen(member_id):
+            yield wake
+
+
+def field_of(raw: list[str], name: str) -> str:
+    """One field of a stream entry as a script returns it: a flat field/value list."""
+    for index in range(0, len(raw) - 1, 2):
+        if raw[index] == name:
+            return raw[index + 1]
+    raise ValueError(f"stream entry without field {name!r}")
+
+
+def keys_or_none(keys: Keys, worker_id: str) -> WorkerKeys | None:
+    try:
+        return keys.worker(worker_id)
+    except ValueError:
+        return None
