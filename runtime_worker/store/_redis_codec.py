@@ -10,8 +10,9 @@ import json
 from collections.abc import Mapping, Sequence
 
 from runtime_worker.store.base import QueuedInput, WorkerRecord
+from runtime_worker.store.outcome import user_entry
 from shared.events import Event, RunStarted, dump_event, parse_event
-from shared.models import ScopeEntry, TranscriptEntry, TranscriptRole, Usage, WorkerState
+from shared.models import ScopeEntry, TranscriptEntry, Usage, WorkerState
 
 ENTRY_VERSION = 1
 
@@ -149,7 +150,7 @@ def take_templates(worker_id: str, run_id: str, ts: float) -> tuple[list[str], l
     text, the ts and the input id. Built from the models, so the script writes what
     `dump_event` and `transcript_json` would."""
     started = RunStarted(worker_id=worker_id, ts=ts, run_id=run_id, input_id="x", attempt=1)
-    user = TranscriptEntry(role=TranscriptRole.USER, text="", ts=0.0, run_id=run_id, input_id="x")
+    user = user_entry(QueuedInput(entry_id="", seq=0, input_id="x", text="", ts=0.0), run_id)
     return (
         holes(dump_event(started), ("input_id", "x"), ("attempt", 1)),
         holes(transcript_json(user), ("text", ""), ("ts", 0.0), ("input_id", "x")),

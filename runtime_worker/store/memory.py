@@ -8,14 +8,12 @@ Redis stream ids (`<ms>-<n>`) so clients cannot tell the two stores apart.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import dataclasses
-from collections import deque
 from collections.abc import AsyncGenerator, Mapping, Sequence
-from dataclasses import dataclass, field
 
-from runtime_worker import scope as scopes
+from runtime_worker.store import outcome as runs
+from runtime_worker.store._memory_records import Known, Log, MemoryWorker, ScopeClaims, WakeQueues
 from runtime_worker.store.base import (
     CancelOutcome,
     Listed,
@@ -29,20 +27,12 @@ from runtime_worker.store.base import (
     WakeUp,
     WorkerRecord,
 )
-from runtime_worker.store.bounds import DEDUPE_WINDOW, text_digest
-from runtime_worker.store.cursor import (
-    Cursor,
-    CursorClock,
-    check_window,
-    format_cursor,
-    parse_cursor,
-)
-from runtime_worker.store.outcome import final_events, final_state, transcript_for
+from runtime_worker.store.bounds import text_digest
+from runtime_worker.store.cursor import CursorClock, format_cursor, parse_cursor
 from shared.errors import (
     InputIdConflict,
     InvalidInput,
     LeaseLost,
-    ScopeConflict,
     WorkerBusy,
     WorkerNotFound,
     WorkerStopped,
@@ -55,115 +45,29 @@ from shared.models import (
     Strategy,
     TranscriptEntry,
     TranscriptPage,
-    TranscriptRole,
     WorkerState,
 )
 from shared.settings import Settings
 from shared.timeutil import monotonic_s, now_s
 
 
-@dataclass
-class _Log:
-    """An append-only, trimmed log with stream-id cursors."""
-
-    maxlen: int
-    ids: list[Cursor] = field(default_factory=list)
-    items: list[str] = field(default_factory=list)
-    trimmed: bool = False
-
-    def append(self, cursor: Cursor, item: str) -> None:
-        self.ids.append(cursor)
-        self.items.append(item)
-        excess = len(self.ids) - self.maxlen
-        if excess > 0:
-            self.trimmed = True
-            del self.ids[:excess]
-            del self.items[:excess]
-
-    @property
-    def last(self) -> Cursor:
-        return self.ids[-1] if self.ids else (0, 0)
-
-    def check(self, after: str | None) -> Cursor:
-        """`after` parsed and judged against the window (see `cursor.check_window`)."""
-        if after is None:
-            return (0, 0)
-        cursor = parse_cursor(after)
-        check_window(cursor, self.ids[0] if self.ids else None, self.last, self.trimmed)
-        return cursor
-
-    def after(self, cursor: Cursor, limit: int) -> list[tuple[Cursor, str]]:
-        start = bisect.bisect_right(self.ids, cursor)
-        return list(
-            zip(self.ids[start : start + limit], self.items[start : start + limit], strict=True)
-        )
-
-    def before(self, cursor: Cursor | None, limit: int) -> list[tuple[Cursor, str]]:
-        end = len(self.ids) if cursor is None else bisect.bisect_left(self.ids, cursor)
-        start = max(0, end - limit)
-        return list(zip(self.ids[start:end], self.items[start:end], strict=True))
-
-
-@dataclass(frozen=True, slots=True)
-class _Known:
-    """What the dedupe memory keeps of an accepted input."""
-
-    seq: int
-    cursor: str
-    digest: str
-
-
-@dataclass
-class _InputIds:
-    """Two generations of `DEDUPE_WINDOW` input ids, as the Redis store keeps them."""
-
-    current: dict[str, _Known] = field(default_factory=dict)
-    old: dict[str, _Known] = field(default_factory=dict)
-
-    def get(self, input_id: str) -> _Known | None:
-        return self.current.get(input_id) or self.old.get(input_id)
-
-    def add(self, input_id: str, known: _Known) -> None:
-        if len(self.current) >= DEDUPE_WINDOW:
-            self.old, self.current = self.current, {}
-        self.current[input_id] = known
-
-
-@dataclass
-class _Worker:
-    record: WorkerRecord
-    events: _Log
-    transcript: _Log
-    inputs: deque[QueuedInput] = field(default_factory=deque)
-    input_ids: _InputIds = field(default_factory=_InputIds)
-    lease_member: str | None = None
-    lease_deadline: float = 0.0
-    retire_at: float | None = None  # monotonic time this stopped Worker is forgotten
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-WAKE_QUEUE_MAX = 10_000
-"""Wake-ups kept for a member that is not listening; beyond that they are dropped (a host's
-sweep finds the work anyway)."""
-
-
 class MemoryStore(Store):
     def __init__(self, settings: Settings | None = None) -> None:
         self._settings = settings or Settings()
-        self._workers: dict[str, _Worker] = {}
-        self._claims: dict[str, tuple[str, list[ScopeEntry]]] = {}  # worker -> (group, scope)
-        self._wakes: dict[str, asyncio.Queue[WakeUp]] = {}
+        self._workers: dict[str, MemoryWorker] = {}
+        self._claims = ScopeClaims()
+        self._wakes = WakeQueues()
         self._clock = CursorClock()
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def _get(self, worker_id: str) -> _Worker:
+    def _get(self, worker_id: str) -> MemoryWorker:
         worker = self._find(worker_id)
         if worker is None:
             raise WorkerNotFound(f"no worker {worker_id}")
         return worker
 
-    def _find(self, worker_id: str) -> _Worker | None:
+    def _find(self, worker_id: str) -> MemoryWorker | None:
         """The Worker, unless there is none or its retention after stopping ran out (then it
         is forgotten here, the way Redis expires a stopped Worker's keys)."""
         worker = self._workers.get(worker_id)
@@ -173,25 +77,25 @@ class MemoryStore(Store):
             return None
         return worker
 
-    def _fenced(self, worker_id: str, epoch: int) -> _Worker:
+    def _fenced(self, worker_id: str, epoch: int) -> MemoryWorker:
         worker = self._get(worker_id)
         if worker.record.epoch != epoch:
             raise LeaseLost(f"worker {worker_id} is at epoch {worker.record.epoch}, not {epoch}")
         return worker
 
-    def _emit(self, worker: _Worker, event: Event) -> str:
+    def _emit(self, worker: MemoryWorker, event: Event) -> str:
         cursor = format_cursor(self._clock.next())
         event = event.model_copy(update={"cursor": cursor})
         worker.events.append(parse_cursor(cursor), event.model_dump_json(exclude_none=True))
         return cursor
 
-    def _note(self, worker: _Worker, entry: TranscriptEntry) -> None:
+    def _note(self, worker: MemoryWorker, entry: TranscriptEntry) -> None:
         cursor = self._clock.next()
         worker.transcript.append(
             cursor, entry.model_copy(update={"cursor": format_cursor(cursor)}).model_dump_json()
         )
 
-    def _set_state(self, worker: _Worker, state: WorkerState) -> None:
+    def _set_state(self, worker: MemoryWorker, state: WorkerState) -> None:
         if worker.record.state is not state:
             worker.record.state = state
             self._emit(
@@ -200,7 +104,7 @@ class MemoryStore(Store):
             if state is WorkerState.STOPPED:  # the retention clock starts
                 worker.retire_at = monotonic_s() + self._settings.retention_s
 
-    def _notify(self, worker: _Worker) -> None:
+    def _notify(self, worker: MemoryWorker) -> None:
         """Wake every reader waiting on this worker; each waits on the event it saw last."""
         worker.changed.set()
         worker.changed = asyncio.Event()
@@ -209,10 +113,10 @@ class MemoryStore(Store):
 
     async def create(self, record: WorkerRecord) -> RecordAt:
         record = dataclasses.replace(record, state=WorkerState.PENDING)
-        worker = _Worker(
+        worker = MemoryWorker(
             record=record,
-            events=_Log(self._settings.events_maxlen),
-            transcript=_Log(record.transcript_maxlen),
+            events=Log(self._settings.events_maxlen),
+            transcript=Log(record.transcript_maxlen),
         )
         self._workers[record.worker_id] = worker
         cursor = self._emit(
@@ -253,28 +157,18 @@ class MemoryStore(Store):
     async def claim_scope(
         self, worker_id: str, scope: Sequence[ScopeEntry], delegated_from: str | None
     ) -> None:
-        group = worker_id
         if delegated_from is not None:
             parent = self._get(delegated_from)
             if parent.record.state not in LIVE_STATES:
                 raise WorkerStopped(f"parent worker {delegated_from} is not live")
-            group, parent_scope = self._claims.get(delegated_from, (delegated_from, []))
-            if not scopes.covers(parent_scope, scope):
-                raise ScopeConflict(
-                    "a delegated worker may only hold a subset of its parent's scope"
-                )
-        for other, (other_group, other_scope) in list(self._claims.items()):
-            if other_group == group or not scopes.conflicts(scope, other_scope):
-                continue
-            holder = self._find(other)
-            if holder is None or holder.record.state not in LIVE_STATES:
-                del self._claims[other]  # a stale claim of an ended worker: reclaim it
-                continue
-            raise ScopeConflict("the requested write scope overlaps a live worker's scope")
-        self._claims[worker_id] = (group, list(scope))
+        self._claims.claim(worker_id, scope, delegated_from, live=self._is_live)
+
+    def _is_live(self, worker_id: str) -> bool:
+        found = self._find(worker_id)
+        return found is not None and found.record.state in LIVE_STATES
 
     async def release_scope(self, worker_id: str) -> None:
-        self._claims.pop(worker_id, None)
+        self._claims.release(worker_id)
 
     # -- input path ------------------------------------------------------------------------------
 
@@ -318,7 +212,7 @@ class MemoryStore(Store):
         )
         worker.inputs.append(item)
         self._emit(worker, UserMessage(worker_id=worker_id, ts=ts, input_id=input_id, text=text))
-        worker.input_ids.add(input_id, _Known(record.next_seq, cursor, digest))
+        worker.input_ids.add(input_id, Known(record.next_seq, cursor, digest))
         self._notify(worker)
         self._wake(record, cancels=strategy is Strategy.INTERRUPT)
         return Submission(input_id, cursor, record.next_seq, duplicate=False, host=record.host)
@@ -335,33 +229,22 @@ class MemoryStore(Store):
 
     # -- wake-ups: in process, handed to the host directly -------------------------------------
 
-    def _queue(self, member_id: str) -> asyncio.Queue[WakeUp]:
-        return self._wakes.setdefault(member_id, asyncio.Queue(maxsize=WAKE_QUEUE_MAX))
-
     def _wake(self, record: WorkerRecord, *, cancels: bool) -> None:
-        if record.host is None:
-            return  # no host yet: the one that acquires it drains what waits
-        queue = self._queue(record.host)
-        if not queue.full():
-            queue.put_nowait(WakeUp(record.worker_id, cancels))
+        if record.host is not None:  # no host yet: the one that acquires it drains what waits
+            self._wakes.put(record.host, WakeUp(record.worker_id, cancels))
 
     async def wake_ups(self, member_id: str) -> AsyncGenerator[WakeUp, None]:
-        queue = self._queue(member_id)
-        while True:
-            yield await queue.get()
+        async for wake in self._wakes.listen(member_id):
+            yield wake
 
     # -- leases and host writes ------------------------------------------------------------------
 
     async def acquire(self, worker_id: str, member_id: str, ttl_ms: int) -> int | None:
         worker = self._get(worker_id)
         now = monotonic_s()
-        held = worker.lease_member is not None and (
-            worker.lease_deadline == 0.0 or worker.lease_deadline > now
-        )
-        if held or worker.record.state in ENDED_STATES:
+        if worker.lease_held(now) or worker.record.state in ENDED_STATES:
             return None
-        worker.lease_member = member_id
-        worker.lease_deadline = 0.0 if ttl_ms <= 0 else now + ttl_ms / 1000
+        worker.hold_lease(member_id, ttl_ms, now)
         worker.record.epoch += 1
         worker.record.host = member_id
         if worker.record.state is WorkerState.PENDING:
@@ -375,12 +258,11 @@ class MemoryStore(Store):
             worker = self._find(worker_id)
             ok = (
                 worker is not None
-                and worker.lease_member == member_id
-                and worker.record.epoch == epoch
-                and (worker.lease_deadline == 0.0 or worker.lease_deadline > now)
+                and (worker.lease_member, worker.record.epoch) == (member_id, epoch)
+                and worker.lease_held(now)
             )
             if ok and worker is not None:
-                worker.lease_deadline = 0.0 if ttl_ms <= 0 else now + ttl_ms / 1000
+                worker.hold_lease(member_id, ttl_ms, now)
             result[worker_id] = ok
         return result
 
@@ -405,7 +287,7 @@ class MemoryStore(Store):
             self._ack(worker, item)  # a redelivery of a finished run
         return None
 
-    def _begin(self, worker: _Worker, item: QueuedInput, run_id: str, ts: float) -> RunClaim:
+    def _begin(self, worker: MemoryWorker, item: QueuedInput, run_id: str, ts: float) -> RunClaim:
         record = worker.record
         worker_id = record.worker_id
         first = record.run_seq != item.seq
@@ -414,16 +296,7 @@ class MemoryStore(Store):
         record.run_id = run_id
         record.run_input_id = item.input_id
         if first:
-            self._note(
-                worker,
-                TranscriptEntry(
-                    role=TranscriptRole.USER,
-                    text=item.text,
-                    ts=item.ts,
-                    input_id=item.input_id,
-                    run_id=run_id,
-                ),
-            )
+            self._note(worker, runs.user_entry(item, run_id))
         if record.state is WorkerState.IDLE:
             self._set_state(worker, WorkerState.RUNNING)
         record.run_cursor = self._emit(
@@ -461,26 +334,18 @@ class MemoryStore(Store):
     ) -> bool:
         worker = self._fenced(worker_id, epoch)
         record = worker.record
-        for event in final_events(worker_id, run_id, item, outcome, ts):
+        for event in runs.final_events(worker_id, run_id, item, outcome, ts):
             self._emit(worker, event)
-        self._note(worker, transcript_for(run_id, item, outcome, ts))
-        usage = record.usage
-        usage.input_tokens += outcome.input_tokens
-        usage.output_tokens += outcome.output_tokens
-        usage.runs += 1
-        usage.runs_by_result[outcome.result.value] = (
-            usage.runs_by_result.get(outcome.result.value, 0) + 1
-        )
-        if outcome.error_code:
-            usage.last_error = outcome.error_code
+        self._note(worker, runs.transcript_for(run_id, item, outcome, ts))
+        runs.count_run(record.usage, outcome)
         record.done_seq = item.seq
         record.run_id = record.run_input_id = record.run_cursor = None
         self._ack(worker, item)
-        self._set_state(worker, final_state(record))
+        self._set_state(worker, runs.final_state(record))
         self._notify(worker)
         return record.queue_depth > 0 or bool(worker.inputs)
 
-    def _ack(self, worker: _Worker, item: QueuedInput) -> None:
+    def _ack(self, worker: MemoryWorker, item: QueuedInput) -> None:
         if worker.inputs and worker.inputs[0].entry_id == item.entry_id:
             worker.inputs.popleft()
 

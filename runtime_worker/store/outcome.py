@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from runtime_worker.store.base import QueuedInput, RunOutcome, WorkerRecord
 from shared.events import ErrorEvent, Event, RunFinished, TextDone, UsageEvent
-from shared.models import RunResult, TranscriptEntry, TranscriptRole, WorkerState
+from shared.models import RunResult, TranscriptEntry, TranscriptRole, Usage, WorkerState
 
 _NOTICES = {
     RunResult.CANCELLED: "The answer was cancelled.",
@@ -34,6 +34,14 @@ def final_events(
     return events
 
 
+def user_entry(item: QueuedInput, run_id: str) -> TranscriptEntry:
+    """The transcript's entry for an input, written when its run first starts (the Redis store
+    fills the same model's JSON in lua/take_run.lua)."""
+    return TranscriptEntry(
+        role=TranscriptRole.USER, text=item.text, ts=item.ts, input_id=item.input_id, run_id=run_id
+    )
+
+
 def transcript_for(
     run_id: str | None, item: QueuedInput, outcome: RunOutcome, ts: float
 ) -> TranscriptEntry:
@@ -60,3 +68,15 @@ def final_state(record: WorkerRecord) -> WorkerState:
     if record.state is WorkerState.STOPPING:
         return WorkerState.STOPPING if record.queue_depth else WorkerState.STOPPED
     return WorkerState.RUNNING if record.queue_depth else WorkerState.IDLE
+
+
+def count_run(usage: Usage, outcome: RunOutcome) -> None:
+    """A finished run's tokens, its result and its error (if any) added to the totals (what
+    lua/finish_run.lua does to the record's fields)."""
+    usage.input_tokens += outcome.input_tokens
+    usage.output_tokens += outcome.output_tokens
+    usage.runs += 1
+    result = outcome.result.value
+    usage.runs_by_result[result] = usage.runs_by_result.get(result, 0) + 1
+    if outcome.error_code:
+        usage.last_error = outcome.error_code
