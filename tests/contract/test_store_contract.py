@@ -11,6 +11,7 @@ from runtime_worker.store.base import (
     QueuedInput,
     RunOutcome,
     Store,
+    Submission,
     TakenRun,
     WakeUp,
     WorkerRecord,
@@ -61,7 +62,7 @@ async def _submit(
     text: str = "hi",
     strategy: Strategy = Strategy.ENQUEUE,
     input_id: str | None = None,
-):  # type: ignore[no-untyped-def]
+) -> Submission:
     return await store.submit_input(worker_id, text, input_id or new_id(), strategy, now_s())
 
 
