@@ -261,6 +261,8 @@ class Host:
                             self.wake(wake.worker_id)
             except RuntimeUnavailable:
                 pass
+            except Exception:  # a bug in a store's wake-ups: said loudly, then listen again
+                log.exception("wake-ups of member %s failed; listening again", self.member_id)
             await asyncio.sleep(WAKE_RETRY_S)
 
     async def _sweep_loop(self) -> None:

@@ -53,20 +53,21 @@ class WakeUps:
             asyncio.create_task(self._pushed(member_id, queue), name="yoi-hints"),
             asyncio.create_task(self._rung(member_id, queue), name="yoi-doorbell"),
         }
+        getting: asyncio.Task[WakeUp] | None = None
         try:
             while True:
                 getting = asyncio.ensure_future(queue.get())
                 done, _ = await asyncio.wait({getting, *readers}, return_when="FIRST_COMPLETED")
                 if getting not in done:
-                    getting.cancel()
                     for reader in done:
                         reader.result()  # a reader's bug surfaces here, not in the log
                     raise RuntimeError("a wake-up reader ended")
                 yield getting.result()
         finally:
-            for reader in readers:
-                reader.cancel()
-            await asyncio.gather(*readers, return_exceptions=True)
+            owned = [*readers, *([getting] if getting is not None else [])]
+            for task in owned:
+                task.cancel()
+            await asyncio.gather(*owned, return_exceptions=True)
 
     async def _pushed(self, member_id: str, queue: asyncio.Queue[WakeUp]) -> None:
         channel = self._keys.bell(member_id)
