@@ -26,6 +26,7 @@ from urllib.parse import parse_qs
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.openai import errors as openai_errors
 from shared.errors import Unauthorized
 from shared.settings import EMBEDDED_RUNTIME_ID, Settings
 
@@ -136,8 +137,13 @@ class AuthMiddleware:
         if scope["method"] in ("GET", "HEAD") and self._ticket_ok(scope):
             await self.app(scope, receive, send)
             return
-        body = Unauthorized("a valid bearer token is required").body().model_dump()
-        response = JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        error = Unauthorized("a valid bearer token is required")
+        if openai_errors.is_openai_path(scope["path"]):
+            response = openai_errors.from_yoi(error)  # OpenAI's clients read only their shape
+        else:
+            response = JSONResponse(
+                error.body().model_dump(), status_code=401, headers={"WWW-Authenticate": "Bearer"}
+            )
         await response(scope, receive, send)
 
     @staticmethod

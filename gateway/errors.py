@@ -25,6 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
+from gateway.openai import errors as openai_errors
 from shared.errors import (
     CursorExpired,
     ErrorBody,
@@ -95,21 +96,49 @@ def validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "the request is invalid"
 
 
+def _respond(request: Request, exc: YoiError, headers: dict[str, str] | None = None) -> Response:
+    """Our envelope, or OpenAI's under `/v1` (its clients read only that)."""
+    if openai_errors.is_openai_path(request.url.path):
+        return openai_errors.from_yoi(exc)
+    return error_response(exc, headers)
+
+
 async def _yoi_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, YoiError)
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
-    return error_response(exc, headers)
+    return _respond(request, exc, headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    return error_response(InvalidInput(validation_message(exc)))
+    error = InvalidInput(validation_message(exc))
+    if openai_errors.is_openai_path(request.url.path):
+        return openai_errors.from_yoi(error, param=_first_field(exc))
+    return error_response(error)
+
+
+def _first_field(exc: RequestValidationError) -> str | None:
+    """OpenAI's `param`: the first invalid body field (`messages.0.role`)."""
+    for error in exc.errors():
+        loc = [str(part) for part in error.get("loc", ())]
+        if loc[:1] == ["body"] and len(loc) > 1:
+            return ".".join(loc[1:])
+    return None
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     """Starlette's own 404/405 (no route, wrong method) and FastAPI's 400 (unreadable body)."""
     assert isinstance(exc, StarletteHTTPException)
     route = f"{request.method} {request.url.path}"[:200]
+    if openai_errors.is_openai_path(request.url.path) and exc.status_code in (404, 405):
+        # OpenAI's own answer to a wrong URL: 404/405 `invalid_request_error`.
+        found = "no such route" if exc.status_code == 404 else "method not allowed"
+        response = openai_errors.openai_error(exc.status_code, f"{found}: {route}", code=None)
+        if exc.headers and "allow" in {k.lower() for k in exc.headers}:
+            response.headers["Allow"] = next(
+                v for k, v in exc.headers.items() if k.lower() == "allow"
+            )
+        return response
     if exc.status_code == 404:
         error: YoiError = InvalidInput(f"no such route: {route}")
     elif exc.status_code == 405:
@@ -121,7 +150,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     else:
         error = InvalidInput("the request could not be read")
     headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() == "allow"}
-    return error_response(error, headers or None)
+    return _respond(request, error, headers or None)
 
 
 async def _client_gone(request: Request, exc: Exception) -> Response:

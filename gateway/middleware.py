@@ -14,8 +14,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.errors import error_response, internal_error_body
+from gateway.errors import INTERNAL_MESSAGE, error_response, internal_error_body
 from gateway.metrics import UNROUTED, Metrics
+from gateway.openai import errors as openai_errors
 from shared.errors import PayloadTooLarge
 
 access_log = logging.getLogger("yoi.gateway.access")
@@ -72,7 +73,11 @@ class AccessLogMiddleware:
             )
             if not response_started:
                 status = 500
-                await JSONResponse(internal_error_body(), status_code=500)(scope, receive, send)
+                if openai_errors.is_openai_path(scope["path"]):
+                    answer = openai_errors.internal_error(INTERNAL_MESSAGE)
+                else:
+                    answer = JSONResponse(internal_error_body(), status_code=500)
+                await answer(scope, receive, send)
         finally:
             duration_s = time.monotonic() - started
             route = route_template(scope)
@@ -115,7 +120,12 @@ class BodyLimitMiddleware:
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         error = PayloadTooLarge(f"the request body is larger than {self.max_body_bytes} bytes")
         # Close the connection: the rest of an oversized body is not worth reading.
-        await error_response(error, {"Connection": "close"})(scope, receive, send)
+        if openai_errors.is_openai_path(scope["path"]):
+            response = openai_errors.from_yoi(error)
+            response.headers["Connection"] = "close"
+        else:
+            response = error_response(error, {"Connection": "close"})
+        await response(scope, receive, send)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

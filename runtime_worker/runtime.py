@@ -13,6 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
 from typing import Self
 
+from runtime_worker import conversations
 from runtime_worker.host import Host, ProviderFactory
 from runtime_worker.profiles import ProfileRegistry
 from runtime_worker.store import open_fleet_store
@@ -279,11 +280,14 @@ class Runtime:
                 return summary
         return None
 
-    async def create_worker(self, request: CreateWorker) -> WorkerDetail:
+    async def create_worker(
+        self, request: CreateWorker, *, worker_id: str | None = None
+    ) -> WorkerDetail:
+        """`worker_id`: an id the caller generated (and bound, see `conversation_worker`)."""
         profile = self.profiles.get(request.profile or DEFAULT_PROFILE)
         if request.delegated_from is not None:
             await self._record(request.delegated_from)
-        worker_id = new_id()
+        worker_id = worker_id or new_id()
         await self.store.claim_scope(worker_id, request.scope, request.delegated_from)
         record = WorkerRecord(
             worker_id=worker_id,
@@ -312,6 +316,11 @@ class Runtime:
         if found is not None:
             return await self.get_worker(found.worker_id)
         return await self.create_worker(request)
+
+    async def conversation_worker(self, profile: str, key: str) -> WorkerDetail:
+        """The live Worker continuing conversation `key` with `profile`, created on first use
+        (once, even for concurrent first calls, across gateways: the binding is in the store)."""
+        return await conversations.conversation_worker(self, profile, key)
 
     async def stop_worker(self, worker_id: str) -> WorkerDetail:
         await self._record(worker_id)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 _WORKER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _MEMBER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
 _SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_DIGEST_RE = re.compile(r"^[0-9a-f]{16,64}$")
 
 INPUT_GROUP = "hosts"
 """The consumer group of every input stream: the members of the runtime. The Lua scripts get it
@@ -160,6 +161,13 @@ class Keys:
         if not _WORKER_RE.match(job):
             raise ValueError(f"not usable in a job name: {job!r}")
         return self._tag() + f":cron:{job}"
+
+    def conversation(self, digest: str) -> str:
+        """STRING: the worker id an OpenAI-facade conversation continues (`digest` is a hash of
+        the profile and the client's key, never the key itself); expires after retention."""
+        if not _DIGEST_RE.match(digest):
+            raise ValueError(f"not a conversation digest: {digest!r}")
+        return self._tag() + f":conv:{digest}"
 
     def schedules(self) -> str:
         """HASH schedule id → JSON recurring input

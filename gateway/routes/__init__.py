@@ -1,12 +1,13 @@
 """One router per resource; `gateway.app` includes them all."""
 
-from gateway.routes import companion, console, events, ops, runtimes, workers
+from gateway.routes import companion, console, events, openai, ops, runtimes, workers
 
 ROUTERS = (
     runtimes.router,
     workers.router,
     events.router,
     companion.router,
+    openai.router,
     ops.router,
     console.router,
 )

@@ -26,6 +26,7 @@ from runtime_worker.store._redis_batch import (
 )
 from runtime_worker.store._redis_blocking import SOCKET_TIMEOUT_S
 from runtime_worker.store._redis_client import make_client
+from runtime_worker.store._redis_conversations import Conversations
 from runtime_worker.store._redis_members import Members
 from runtime_worker.store._redis_pipeline import Pipeline
 from runtime_worker.store._redis_placement import PLACEMENT_MAXLEN, PlacementHints
@@ -96,6 +97,7 @@ class RedisCore(FleetStore):
         self._wakeups = WakeUps(client, self.keys)
         self._placement = PlacementHints(client, self.keys.placement())
         self._schedules = Schedules(client, self.keys)
+        self._conversations = Conversations(self.keys, self._scripts)
         self._owns_client = owns_client
         self._closed = False
 
@@ -287,6 +289,12 @@ class RedisCore(FleetStore):
     @translate_errors
     async def release_scope(self, worker_id: str) -> None:
         await self._scopes.release(worker_id)
+
+    @translate_errors
+    async def bind_conversation(
+        self, conversation: str, worker_id: str, *, replace: str | None, ttl_s: int
+    ) -> str:
+        return await self._conversations.bind(conversation, worker_id, replace, ttl_s)
 
     # -- the input path --------------------------------------------------------------------------
 

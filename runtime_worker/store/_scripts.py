@@ -62,6 +62,7 @@ class Scripts:
     finish_run: AsyncScript
     read_events: AsyncScript
     claim_scope: AsyncScript
+    bind_conversation: AsyncScript
 
     @classmethod
     def register(cls, client: Redis) -> Scripts:

@@ -216,6 +216,15 @@ class InputPath(ABC):
     @abstractmethod
     async def release_scope(self, worker_id: str) -> None: ...
 
+    @abstractmethod
+    async def bind_conversation(
+        self, conversation: str, worker_id: str, *, replace: str | None, ttl_s: int
+    ) -> str:
+        """The Worker bound to a conversation digest: `worker_id` is bound (and answered) when
+        nothing is, or when `replace` is the one bound now; else the bound one is answered. One
+        atomic step, so concurrent first calls agree on one Worker. The binding lives `ttl_s`
+        past its last use (a store without expiry may keep it)."""
+
 
 class Readers(ABC):
     """Records, events and transcripts, by cursor."""

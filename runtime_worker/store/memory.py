@@ -13,6 +13,7 @@ import dataclasses
 from collections.abc import AsyncGenerator, Mapping, Sequence
 
 from runtime_worker.store import outcome as runs
+from runtime_worker.store._memory_conversations import MemoryConversations
 from runtime_worker.store._memory_records import Known, Log, MemoryWorker, ScopeClaims, WakeQueues
 from runtime_worker.store.base import (
     CancelOutcome,
@@ -51,7 +52,7 @@ from shared.settings import Settings
 from shared.timeutil import monotonic_s, now_s
 
 
-class MemoryStore(Store):
+class MemoryStore(MemoryConversations, Store):
     def __init__(self, settings: Settings | None = None) -> None:
         self._settings = settings or Settings()
         self._workers: dict[str, MemoryWorker] = {}

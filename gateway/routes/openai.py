@@ -1,0 +1,103 @@
+"""`/v1`: the OpenAI-compatible facade (`gateway.openai`), behind the same bearer token as `/api`.
+
+Errors here are in OpenAI's shape (`gateway.openai.errors`), so OpenAI's clients raise their
+own typed exceptions.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Header, Request
+from sse_starlette import EventSourceResponse
+
+from gateway.deps import GatewayDep, RegistryDep
+from gateway.errors import ClientGone
+from gateway.openai import completions, models
+from gateway.openai.completions import Run
+from gateway.openai.stream import stream_response
+from gateway.routes._shared import send_input
+from shared.models import SendInput, Strategy
+from shared.openai import ChatCompletion, ChatCompletionRequest, ModelCard, ModelList, OpenAIError
+
+CONVERSATION_HEADER = "X-Yoi-Conversation"
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": OpenAIError, "description": description}
+    for status, description in {
+        400: "`invalid_request_error`: the body is malformed",
+        401: "`invalid_api_key`: a valid bearer token is required",
+        404: "`model_not_found`: `model` names no profile, runtime or Worker",
+        409: "`worker_busy` (retry after `Retry-After`) or `worker_stopped`",
+        413: "`payload_too_large`",
+        502: "`provider_error`: the run failed",
+        503: "`runtime_unavailable`",
+        504: "`timeout`: the run did not finish in time (it is cancelled)",
+    }.items()
+}
+router = APIRouter(prefix="/v1", tags=["openai"], responses=_ERRORS)
+
+
+@router.get("/models")
+async def list_models(gateway: GatewayDep, registry: RegistryDep) -> ModelList:
+    """The profiles (a Worker per conversation key), then every live Worker as
+    `<runtime_id>/<worker_id>`."""
+    return await models.list_models(registry, gateway.settings)
+
+
+@router.get("/models/{model:path}")
+async def get_model(gateway: GatewayDep, registry: RegistryDep, model: str) -> ModelCard:
+    return await models.model_card(registry, gateway.settings, model)
+
+
+async def _unless_disconnected(request: Request, run: Run, model: str) -> ChatCompletion:
+    """`completions.complete`, cancelled (and so the run cancelled) when the client leaves."""
+    answer: list[ChatCompletion] = []
+    async with anyio.create_task_group() as group:
+
+        async def work() -> None:
+            answer.append(await completions.complete(run, model))
+            group.cancel_scope.cancel()
+
+        async def watch() -> None:
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+            group.cancel_scope.cancel()
+
+        group.start_soon(work)
+        group.start_soon(watch)
+    if not answer:
+        raise ClientGone
+    return answer[0]
+
+
+@router.post("/chat/completions", response_model=None)
+async def chat_completions(
+    request: Request,
+    gateway: GatewayDep,
+    registry: RegistryDep,
+    body: ChatCompletionRequest,
+    conversation: Annotated[str | None, Header(alias=CONVERSATION_HEADER, max_length=256)] = None,
+) -> ChatCompletion | EventSourceResponse:
+    """The last user message goes to the Worker `model` names; the answer comes back whole or,
+    with `stream: true`, as chunks. See the README's "OpenAI-compatible API" for the rules."""
+    text = completions.last_user_text(body)
+    key = conversation or body.user
+    target = await models.resolve(registry, gateway.settings, body.model, key)
+    try:
+        accepted = await send_input(
+            gateway,
+            target.runtime,
+            target.worker_id,
+            SendInput(text=text, strategy=Strategy.REJECT),
+        )
+    except BaseException:
+        if target.single_use:
+            await target.runtime.stop_worker(target.worker_id)
+        raise
+    run = Run(target, accepted, timeout_s=gateway.settings.openai_timeout_s)
+    if body.stream:
+        include_usage = body.stream_options is not None and body.stream_options.include_usage
+        return stream_response(run, body.model, include_usage, gateway.settings.sse_heartbeat_s)
+    return await _unless_disconnected(request, run, body.model)
