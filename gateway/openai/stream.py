@@ -103,9 +103,10 @@ async def chunks(run: Run, model: str, include_usage: bool) -> AsyncIterator[Ser
 
 
 def stream_response(
-    run: Run, model: str, include_usage: bool, heartbeat_s: float
+    run: Run, model: str, include_usage: bool, heartbeat_s: float, *, headers: dict[str, str]
 ) -> EventSourceResponse:
-    return EventSourceResponse(chunks(run, model, include_usage), ping=heartbeat_s, sep=SEP)
+    content = chunks(run, model, include_usage)
+    return EventSourceResponse(content, ping=heartbeat_s, sep=SEP, headers=headers)
 
 
 __all__ = ["stream_response"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Request, Response
 from sse_starlette import EventSourceResponse
 
 from gateway.deps import GatewayDep, RegistryDep
@@ -22,6 +22,8 @@ from shared.models import SendInput, Strategy
 from shared.openai import ChatCompletion, ChatCompletionRequest, ModelCard, ModelList, OpenAIError
 
 CONVERSATION_HEADER = "X-Yoi-Conversation"
+WORKER_HEADER = "X-Yoi-Worker"
+"""On every completion: `<runtime_id>/<worker_id>`, a `model` that continues that Worker."""
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": OpenAIError, "description": description}
@@ -75,6 +77,7 @@ async def _unless_disconnected(request: Request, run: Run, model: str) -> ChatCo
 @router.post("/chat/completions", response_model=None)
 async def chat_completions(
     request: Request,
+    response: Response,
     gateway: GatewayDep,
     registry: RegistryDep,
     body: ChatCompletionRequest,
@@ -97,7 +100,10 @@ async def chat_completions(
             await target.runtime.stop_worker(target.worker_id)
         raise
     run = Run(target, accepted, timeout_s=gateway.settings.openai_timeout_s)
+    worker = {WORKER_HEADER: f"{target.runtime.runtime_id}/{target.worker_id}"}
     if body.stream:
         include_usage = body.stream_options is not None and body.stream_options.include_usage
-        return stream_response(run, body.model, include_usage, gateway.settings.sse_heartbeat_s)
+        heartbeat_s = gateway.settings.sse_heartbeat_s
+        return stream_response(run, body.model, include_usage, heartbeat_s, headers=worker)
+    response.headers.update(worker)
     return await _unless_disconnected(request, run, body.model)
