@@ -35,6 +35,9 @@ class RuntimeRegistry:
         elif settings.fleets:
             # Fleets without Redis cannot exist: say so instead of serving a silently smaller set.
             raise ValueError("fleet runtimes are configured but no Redis URL is set")
+        if settings.chat_runtime not in {runtime.runtime_id for runtime in runtimes}:
+            # `model` = a profile would name a runtime that is not there: refuse to start.
+            raise ValueError(f"the chat runtime {settings.chat_runtime} is not served here")
         return cls(runtimes)
 
     @property

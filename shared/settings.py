@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any
 
 from pydantic import (
     AliasChoices,
@@ -11,7 +11,6 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
-    model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -65,8 +64,8 @@ class Settings(BaseSettings):
     stream_ticket_ttl_s: int = Field(default=60, ge=5)
     # OpenAI-compatible facade: where `model` = a profile creates its Workers, and how long a
     # completion waits for its run to finish (then 504 `timeout`, the run cancelled)
-    openai_runtime: str = EMBEDDED_RUNTIME_ID
-    openai_timeout_s: float = Field(default=600.0, gt=0, le=3600)
+    chat_runtime: str = Field(default=EMBEDDED_RUNTIME_ID, pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    chat_timeout_s: float = Field(default=600.0, gt=0, le=3600)
 
     # LLM engine
     provider: str = "echo"
@@ -116,15 +115,6 @@ class Settings(BaseSettings):
             if not is_runtime_id(runtime_id) or runtime_id == EMBEDDED_RUNTIME_ID:
                 raise ValueError(f"invalid fleet runtime id {runtime_id!r}")
         return value
-
-    @model_validator(mode="after")
-    def _openai_runtime_exists(self) -> Self:
-        if self.openai_runtime != EMBEDDED_RUNTIME_ID and self.openai_runtime not in self.fleets:
-            raise ValueError(
-                f"openai_runtime {self.openai_runtime!r} is neither {EMBEDDED_RUNTIME_ID} "
-                "nor a configured fleet"
-            )
-        return self
 
     def openai_key(self) -> str | None:
         """The provider key from the environment or a secret file; never stored or logged."""

@@ -9,7 +9,7 @@ Rules (the README's "OpenAI-compatible API" section states them for users):
   `worker_busy` (with `Retry-After`; the official clients retry it). Being accepted on an idle
   Worker makes this input the head of its queue, so "cancel the current run" cancels this one.
 - A client that leaves before the run ends (a dropped stream, a closed connection), or a run
-  that outlasts `YOI_OPENAI_TIMEOUT_S`, cancels the run: nobody would read its answer.
+  that outlasts `YOI_CHAT_TIMEOUT_S`, cancels the run: nobody would read its answer.
 - `finished` and `cancelled` runs answer `finish_reason: "stop"` with their text (the text the
   transcript keeps); `failed` is 502 `provider_error`, `timed_out` 504 `timeout`. A stream that
   already sent text reports those as an error chunk (`data: {"error": ...}`) before `[DONE]`.

@@ -3,7 +3,7 @@
 - `<runtime_id>/<worker_id>`: that Worker (its conversation goes on).
 - `<display_name>@<runtime_id>`: the oldest live Worker of that name on that runtime (the way
   people write Workers, e.g. `companion@backend-internal`).
-- a profile name: a Worker of that profile on the default runtime (`YOI_OPENAI_RUNTIME`). With
+- a profile name: a Worker of that profile on the default runtime (`YOI_CHAT_RUNTIME`). With
   a conversation key (header `X-Yoi-Conversation`, else the body's `user`) the key's Worker,
   created on first use and reused after; without one, a single-use Worker for this request.
 Anything else is 404 `model_not_found` (the message does not echo the name).
@@ -68,7 +68,7 @@ async def resolve(
     named = await _worker(registry, model)
     if named is not None:
         return Target(named[0], named[1].worker_id)
-    runtime = registry.get(settings.openai_runtime)
+    runtime = registry.get(settings.chat_runtime)
     if model not in runtime.profiles.names():
         raise _not_found()
     if conversation:
@@ -99,7 +99,7 @@ async def list_models(registry: RuntimeRegistry, settings: Settings) -> ModelLis
             return []  # a fleet that is down has nothing addressable now
         return [worker for worker in workers if worker.state in LIVE_STATES]
 
-    profiles = registry.get(settings.openai_runtime).profiles.names()
+    profiles = registry.get(settings.chat_runtime).profiles.names()
     cards = [_profile_card(name) for name in profiles]
     for workers in await asyncio.gather(*(live(runtime) for runtime in registry.all())):
         cards += [_worker_card(worker) for worker in workers]
@@ -111,7 +111,7 @@ async def model_card(registry: RuntimeRegistry, settings: Settings, model: str) 
     named = await _worker(registry, model)
     if named is not None:
         return _worker_card(named[1])
-    if model not in registry.get(settings.openai_runtime).profiles.names():
+    if model not in registry.get(settings.chat_runtime).profiles.names():
         raise _not_found()
     return _profile_card(model)
 

@@ -99,7 +99,7 @@ async def chat_completions(
         if target.single_use:
             await target.runtime.stop_worker(target.worker_id)
         raise
-    run = Run(target, accepted, timeout_s=gateway.settings.openai_timeout_s)
+    run = Run(target, accepted, timeout_s=gateway.settings.chat_timeout_s)
     worker = {WORKER_HEADER: f"{target.runtime.runtime_id}/{target.worker_id}"}
     if body.stream:
         include_usage = body.stream_options is not None and body.stream_options.include_usage

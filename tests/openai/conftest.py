@@ -1,6 +1,6 @@
 """A real gateway process (uvicorn on a loopback port) for the OpenAI facade's tests: on the
 embedded runtime, or on a fleet runtime with a real `yoi runtime` process on the real Redis
-(the facade's default runtime, `YOI_OPENAI_RUNTIME`, set to that fleet)."""
+(the facade's default runtime, `YOI_CHAT_RUNTIME`, set to that fleet)."""
 
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ def stack(
     logs = [tmp_path / "gateway.log"]
     if fleet:
         args += ["--redis-url", redis_url, "--fleet", FLEET]
-        extra["YOI_OPENAI_RUNTIME"] = FLEET
+        extra["YOI_CHAT_RUNTIME"] = FLEET
         member = [sys.executable, "-c", CLI, "runtime", "--redis-url", redis_url]
         logs.append(tmp_path / "member.log")
         procs.append(_start([*member, "--runtime-id", FLEET], _env(namespace), logs[-1]))
