@@ -25,30 +25,43 @@ CONVERSATION_HEADER = "X-Yoi-Conversation"
 WORKER_HEADER = "X-Yoi-Worker"
 """On every completion: `<runtime_id>/<worker_id>`, a `model` that continues that Worker."""
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": OpenAIError, "description": description}
-    for status, description in {
-        400: "`invalid_request_error`: the body is malformed",
-        401: "`invalid_api_key`: a valid bearer token is required",
-        404: "`model_not_found`: `model` names no profile, runtime or Worker",
-        409: "`worker_busy` (retry after `Retry-After`) or `worker_stopped`",
-        413: "`payload_too_large`",
-        502: "`provider_error`: the run failed",
-        503: "`runtime_unavailable`",
-        504: "`timeout`: the run did not finish in time (it is cancelled)",
-    }.items()
+_DESCRIPTIONS: dict[int | str, str] = {
+    400: "`invalid_request_error`: the body is malformed",
+    401: "`invalid_api_key`: a valid bearer token is required",
+    404: "`model_not_found`: `model` names no profile, runtime or Worker",
+    409: "`worker_busy` (retry after `Retry-After`) or `worker_stopped`",
+    413: "`payload_too_large`",
+    # Declared so that FastAPI does not add its own 422: `/v1` answers 400 instead.
+    "4XX": "any other client error, in OpenAI's shape",
+    500: "`internal_error`",
+    502: "`provider_error`: the run failed",
+    503: "`runtime_unavailable`",
+    504: "`timeout`: the run did not finish in time (it is cancelled)",
 }
-router = APIRouter(prefix="/v1", tags=["openai"], responses=_ERRORS)
 
 
-@router.get("/models")
+def _errors(*statuses: int | str) -> dict[int | str, dict[str, Any]]:
+    return {s: {"model": OpenAIError, "description": _DESCRIPTIONS[s]} for s in statuses}
+
+
+_COMPLETION = {
+    200: {
+        "content": {"application/json": {}, "text/event-stream": {}},
+        "description": "A `chat.completion`, or with `stream: true` its chunks as SSE `data:` "
+        "lines ending with `data: [DONE]`.",
+    }
+}
+router = APIRouter(prefix="/v1", tags=["openai"], responses=_errors(401, "4XX", 500))
+
+
+@router.get("/models", responses=_errors(503))
 async def list_models(gateway: GatewayDep, registry: RegistryDep) -> ModelList:
     """The profiles (a Worker per conversation key), then every live Worker as
     `<runtime_id>/<worker_id>`."""
     return await models.list_models(registry, gateway.settings)
 
 
-@router.get("/models/{model:path}")
+@router.get("/models/{model:path}", responses=_errors(404, 503))
 async def get_model(gateway: GatewayDep, registry: RegistryDep, model: str) -> ModelCard:
     return await models.model_card(registry, gateway.settings, model)
 
@@ -74,7 +87,11 @@ async def _unless_disconnected(request: Request, run: Run, model: str) -> ChatCo
     return answer[0]
 
 
-@router.post("/chat/completions", response_model=None)
+@router.post(
+    "/chat/completions",
+    response_model=None,
+    responses={**_COMPLETION, **_errors(400, 404, 409, 413, 502, 503, 504)},
+)
 async def chat_completions(
     request: Request,
     response: Response,
