@@ -11,13 +11,16 @@ from typing import Annotated, Any
 import anyio
 from fastapi import APIRouter, Header, Request, Response
 from sse_starlette import EventSourceResponse
+from starlette.responses import JSONResponse
 
 from gateway.deps import GatewayDep, RegistryDep
 from gateway.errors import ClientGone
 from gateway.openai import completions, models
+from gateway.openai import errors as openai_errors
 from gateway.openai.completions import Run
 from gateway.openai.stream import stream_response
 from gateway.routes._shared import send_input
+from shared.errors import YoiError
 from shared.models import SendInput, Strategy
 from shared.openai import ChatCompletion, ChatCompletionRequest, ModelCard, ModelList, OpenAIError
 
@@ -44,7 +47,7 @@ def _errors(*statuses: int | str) -> dict[int | str, dict[str, Any]]:
     return {s: {"model": OpenAIError, "description": _DESCRIPTIONS[s]} for s in statuses}
 
 
-_COMPLETION = {
+_COMPLETION: dict[int | str, dict[str, Any]] = {
     200: {
         "content": {"application/json": {}, "text/event-stream": {}},
         "description": "A `chat.completion`, or with `stream: true` its chunks as SSE `data:` "
@@ -69,10 +72,14 @@ async def get_model(gateway: GatewayDep, registry: RegistryDep, model: str) -> M
 async def _unless_disconnected(request: Request, run: Run, model: str) -> ChatCompletion:
     """`completions.complete`, cancelled (and so the run cancelled) when the client leaves."""
     answer: list[ChatCompletion] = []
+    failure: list[Exception] = []
     async with anyio.create_task_group() as group:
 
         async def work() -> None:
-            answer.append(await completions.complete(run, model))
+            try:
+                answer.append(await completions.complete(run, model))
+            except Exception as exc:  # raised below as itself, not inside an ExceptionGroup
+                failure.append(exc)
             group.cancel_scope.cancel()
 
         async def watch() -> None:
@@ -82,6 +89,8 @@ async def _unless_disconnected(request: Request, run: Run, model: str) -> ChatCo
 
         group.start_soon(work)
         group.start_soon(watch)
+    if failure:
+        raise failure[0]
     if not answer:
         raise ClientGone
     return answer[0]
@@ -99,7 +108,7 @@ async def chat_completions(
     registry: RegistryDep,
     body: ChatCompletionRequest,
     conversation: Annotated[str | None, Header(alias=CONVERSATION_HEADER, max_length=256)] = None,
-) -> ChatCompletion | EventSourceResponse:
+) -> ChatCompletion | EventSourceResponse | JSONResponse:
     """The last user message goes to the Worker `model` names; the answer comes back whole or,
     with `stream: true`, as chunks. See the README's "OpenAI-compatible API" for the rules."""
     text = completions.last_user_text(body)
@@ -123,4 +132,9 @@ async def chat_completions(
         heartbeat_s = gateway.settings.sse_heartbeat_s
         return stream_response(run, body.model, include_usage, heartbeat_s, headers=worker)
     response.headers.update(worker)
-    return await _unless_disconnected(request, run, body.model)
+    try:
+        return await _unless_disconnected(request, run, body.model)
+    except YoiError as exc:  # the run's failure: still say which Worker has its transcript
+        failed = openai_errors.from_yoi(exc)
+        failed.headers.update(worker)
+        return failed
