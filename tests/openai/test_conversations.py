@@ -71,7 +71,7 @@ async def test_redis_keeps_a_digest_with_a_ttl(namespace: str, redis_url: str) -
         key = store.keys.conversation(digest)
         assert await store.client.get(key) == found.worker_id
         assert 0 < await store.client.ttl(key) <= settings.retention_s
-        async for name in store.client.scan_iter(match=store.keys.match_all()):
+        async for name in store.client.scan_iter(match="{" + namespace + ":*"):
             assert "example" not in name
             if await store.client.type(name) == "string":
                 assert "example" not in (await store.client.get(name) or "")
