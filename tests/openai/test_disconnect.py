@@ -14,7 +14,7 @@ import pytest
 
 from tests.helpers import wait_until_sync
 from tests.openai.conftest import TOKEN, Stack
-from tests.openai.support import WORKER_HEADER, assert_openai_error, events
+from tests.openai.support import WORKER_HEADER, assert_openai_error, events, workers
 
 pytestmark = pytest.mark.slow
 
@@ -78,10 +78,17 @@ def test_a_plain_request_that_gives_up_cancels_its_run(stack: Stack) -> None:
     body = {"model": "assistant", "user": "hal", "messages": [{"role": "user", "content": LONG}]}
     with httpx.Client(base_url=stack.v1, headers=AUTH) as http, pytest.raises(httpx.ReadTimeout):
         http.post("/chat/completions", json=body, timeout=httpx.Timeout(30, read=1.0))
+    (worker,) = workers(stack)  # the key's Worker, made by the request that gave up
+    ref = f"{stack.runtime_id}/{worker['worker_id']}"
+
+    def finished() -> list[str]:
+        return [e["result"] for e in events(stack, ref) if e["type"] == "run_finished"]
+
+    wait_until_sync(lambda: bool(finished()), what="the abandoned run ended")
+    assert finished() == ["cancelled"]
     with openai.OpenAI(base_url=stack.v1, api_key=TOKEN, max_retries=0) as ai:
         after = ai.chat.completions.with_raw_response.create(
             model="assistant", user="hal", messages=[{"role": "user", "content": "still there?"}]
         )
-    ref = after.headers[WORKER_HEADER]
-    finished = [e for e in events(stack, ref) if e["type"] == "run_finished"]
-    assert [e["result"] for e in finished] == ["cancelled", "finished"]
+    assert after.headers[WORKER_HEADER] == ref  # the conversation goes on
+    assert finished() == ["cancelled", "finished"]
