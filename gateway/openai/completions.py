@@ -83,6 +83,7 @@ class Run:
     usage: CompletionUsage = field(default_factory=lambda: CompletionUsage.of(0, 0))
     result: RunResult | None = None
     error: str | None = None
+    released: bool = False
 
     @property
     def answer(self) -> str:
@@ -135,7 +136,11 @@ class Run:
     async def release(self, *, cancel: bool = True) -> None:
         """After the answer or when the client left: cancel the run if it has not finished (the
         input is the head of the queue, see the module docstring), stop a single-use Worker.
-        Shielded, so it completes even while the request is being cancelled."""
+        Shielded, so it completes even while the request is being cancelled. Once only: a
+        second cancel could hit the input queued after this one."""
+        if self.released:
+            return
+        self.released = True
         runtime, worker_id = self.target.runtime, self.target.worker_id
         with anyio.CancelScope(shield=True) as scope:
             scope.deadline = anyio.current_time() + RELEASE_TIMEOUT_S

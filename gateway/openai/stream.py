@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.types import Receive, Scope, Send
 
 from gateway.openai.completions import HostLost, Run, completion_id
 from shared.errors import YoiError
@@ -102,11 +103,28 @@ async def chunks(run: Run, model: str, include_usage: bool) -> AsyncIterator[Ser
     yield ServerSentEvent(data=DONE, sep=SEP)
 
 
+class ChunkStreamResponse(EventSourceResponse):
+    """Releases the run even when the client left before the first chunk was made (the
+    generator's own `finally` never runs then)."""
+
+    def __init__(
+        self, run: Run, model: str, include_usage: bool, heartbeat_s: float, headers: dict[str, str]
+    ) -> None:
+        content = chunks(run, model, include_usage)
+        super().__init__(content, ping=heartbeat_s, sep=SEP, headers=headers)
+        self.run = run
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.run.release()  # a no-op when the stream released it already
+
+
 def stream_response(
     run: Run, model: str, include_usage: bool, heartbeat_s: float, *, headers: dict[str, str]
 ) -> EventSourceResponse:
-    content = chunks(run, model, include_usage)
-    return EventSourceResponse(content, ping=heartbeat_s, sep=SEP, headers=headers)
+    return ChunkStreamResponse(run, model, include_usage, heartbeat_s, headers)
 
 
 __all__ = ["stream_response"]
