@@ -345,6 +345,7 @@ class Host:
                 reason="host_lost",
                 error_code="host_lost",
                 error_message="the runtime process hosting this run was lost",
+                error_retryable=True,  # the input itself did nothing wrong
             )
         else:
             outcome = await self._turn(worker_id, hosted, profile, taken)
@@ -397,6 +398,7 @@ class Host:
                 reason="turn_timeout",
                 error_code="timeout",
                 error_message="the answer took too long",
+                error_retryable=True,
             )
         except (LeaseLost, RuntimeUnavailable):
             raise
@@ -407,6 +409,7 @@ class Host:
                 reason=exc.code,
                 error_code=exc.code,
                 error_message=exc.message,
+                error_retryable=exc.retryable,
             )
         except Exception as exc:  # a provider bug must fail the run, not the host
             log.error("run of worker %s failed: %s", worker_id, type(exc).__name__)

@@ -18,7 +18,7 @@ from shared.ids import is_runtime_id
 from shared.logs import LOG_LEVELS, LogFormat, url_secrets
 
 EMBEDDED_RUNTIME_ID = "backend-internal"
-PROVIDERS = ("echo", "openai")
+PROVIDERS = ("echo", "chaos", "openai")
 MIN_EVENTS_MAXLEN = 10
 """The shortest event window allowed; readers rely on trimming never leaving fewer entries."""
 

@@ -1,6 +1,7 @@
 """LLM providers behind one boundary: `make_provider(name, settings)` picks the backend."""
 
 from runtime_worker.providers.base import ChatMessage, Provider, TextChunk, TurnRequest, UsageChunk
+from runtime_worker.providers.chaos import ChaosProvider
 from runtime_worker.providers.echo import EchoProvider
 from runtime_worker.providers.factory import make_provider
 
@@ -15,6 +16,7 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "ChaosProvider",
     "ChatMessage",
     "EchoProvider",
     "OpenAICompatProvider",

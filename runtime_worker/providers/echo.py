@@ -3,30 +3,18 @@
 The answer is `"You said: <last user text>"`, streamed one word (plus its trailing whitespace) at
 a time with `delay_ms` between pieces, then a `UsageChunk` (input: words in all prompt messages;
 output: number of pieces). `max_output_tokens` is ignored: the answer always holds the user's
-text verbatim.
-
-User texts starting with a hook drive failure tests:
-
-| prefix      | behaviour                                                              |
-| ----------- | ---------------------------------------------------------------------- |
-| `/fail-mid` | one piece, then `ProviderError` (not retryable)                        |
-| `/fail`     | `ProviderError` (not retryable) before any piece                       |
-| `/crash`    | `os._exit(70)`: the host process dies, as if the input killed it       |
-| `/slow`     | every pause is at least 200 ms                                         |
+text verbatim. Every text is just text here: the failure hooks live in the `chaos` provider,
+which nobody gets without asking for it by name.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 from collections.abc import AsyncIterator
 
 from runtime_worker.providers.base import Provider, StreamItem, TextChunk, TurnRequest, UsageChunk
 from shared.errors import ProviderError
-
-CRASH_EXIT_CODE = 70
-SLOW_DELAY_MS = 200
 
 _PIECE = re.compile(r"\S+\s*")
 
@@ -40,7 +28,7 @@ def split_pieces(answer: str) -> list[str]:
     return pieces
 
 
-def _last_user_text(request: TurnRequest) -> str:
+def last_user_text(request: TurnRequest) -> str:
     for message in reversed(request.messages):
         if message.role == "user":
             return message.content
@@ -48,7 +36,7 @@ def _last_user_text(request: TurnRequest) -> str:
 
 
 class EchoProvider(Provider):
-    """Echoes the last user message; see the module docstring for the test hooks."""
+    """Echoes the last user message, whatever it says."""
 
     name = "echo"
 
@@ -58,22 +46,20 @@ class EchoProvider(Provider):
         self.delay_ms = delay_ms
 
     async def stream(self, request: TurnRequest) -> AsyncIterator[StreamItem]:
-        text = _last_user_text(request)
-        hook = text.lstrip()
-        delay_ms = self.delay_ms
-        if hook.startswith("/crash"):
-            os._exit(CRASH_EXIT_CODE)
-        fail_mid = hook.startswith("/fail-mid")
-        if hook.startswith("/fail") and not fail_mid:
-            raise ProviderError("echo provider asked to fail", retryable=False)
-        if hook.startswith("/slow"):
-            delay_ms = max(delay_ms, SLOW_DELAY_MS)
+        async for item in self.echo(request, self.delay_ms):
+            yield item
 
+    async def echo(
+        self, request: TurnRequest, delay_ms: int, *, fail_after: int | None = None
+    ) -> AsyncIterator[StreamItem]:
+        """The echo answer; `fail_after` pieces (the chaos provider's `/fail-mid`) are followed
+        by a `ProviderError` instead of the rest."""
+        text = last_user_text(request)
         pieces = split_pieces(f"You said: {text}")
         for index, piece in enumerate(pieces):
             if index:
-                if fail_mid:
-                    raise ProviderError("echo provider asked to fail", retryable=False)
+                if fail_after is not None and index >= fail_after:
+                    raise ProviderError("chaos provider asked to fail", retryable=False)
                 # The pause is the product behaviour (YOI_ECHO_DELAY_MS); at 0 it still yields
                 # to the loop so a cancelled consumer stops between pieces.
                 await asyncio.sleep(delay_ms / 1000)

@@ -47,6 +47,7 @@ def _host_port(base_url: str) -> str:
 
 
 def _is_transient(error: openai.OpenAIError) -> bool:
+    """429, 5xx, connection errors and timeouts (`APITimeoutError` is a connection error)."""
     if isinstance(error, openai.APIStatusError):
         return error.status_code == 429 or error.status_code >= 500
     return isinstance(error, openai.APIConnectionError)
@@ -99,9 +100,10 @@ class OpenAICompatProvider(Provider):
                         yield item
                 return
             except openai.OpenAIError as error:
-                if started:
+                if started:  # replaying would repeat streamed text: final, but worth a resend
                     raise ProviderError(
-                        "provider stream failed after output started", retryable=False
+                        "provider stream failed after output started",
+                        retryable=_is_transient(error),
                     ) from None
                 if not _is_transient(error):
                     raise self._final_error(error, attempts=attempt + 1) from None
@@ -150,7 +152,9 @@ class OpenAICompatProvider(Provider):
                 f"provider returned HTTP {error.status_code}{suffix}", retryable=transient
             )
         if isinstance(error, openai.APITimeoutError):
-            return ProviderError(f"provider at {self._where} timed out{suffix}")
+            return ProviderError(f"provider at {self._where} timed out{suffix}", retryable=True)
         if isinstance(error, openai.APIConnectionError):
-            return ProviderError(f"could not connect to provider at {self._where}{suffix}")
+            return ProviderError(
+                f"could not connect to provider at {self._where}{suffix}", retryable=True
+            )
         return ProviderError("provider sent an error instead of an answer", retryable=False)

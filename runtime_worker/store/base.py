@@ -161,6 +161,7 @@ class RunOutcome:
     reason: str | None = None
     error_code: str | None = None
     error_message: str | None = None
+    error_retryable: bool = False  # the `error` event's `retryable`: trying again may succeed
     deltas: tuple[Event, ...] = ()
 
 

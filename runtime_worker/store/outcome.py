@@ -23,7 +23,10 @@ def final_events(
     if outcome.error_code:
         events.append(
             ErrorEvent(
-                **ids, code=outcome.error_code, message=outcome.error_message or outcome.error_code
+                **ids,
+                code=outcome.error_code,
+                message=outcome.error_message or outcome.error_code,
+                retryable=outcome.error_retryable,
             )
         )
     events.append(TextDone(**ids, text=outcome.text))

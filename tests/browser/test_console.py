@@ -222,10 +222,13 @@ def expect_failed_answer(page: Page, *, result: str, badge: str, code: str, word
     expect(page.get_by_test_id("send")).to_be_enabled()
 
 
-def test_provider_failure_is_marked_and_explained(page: Page, gateway: Gateway) -> None:
+def test_provider_failure_is_marked_and_explained(
+    page: Page, start_gateway: Callable[..., Gateway]
+) -> None:
+    gateway = start_gateway(env={"YOI_PROVIDER": "chaos"})
     open_console(page, gateway)
 
-    send(page, "/fail-mid " + message("broken", 8))  # the echo provider fails after one piece
+    send(page, "/fail-mid " + message("broken", 8))  # the chaos provider fails after one piece
 
     expect_failed_answer(
         page,

@@ -27,6 +27,7 @@ def stack() -> Iterator[Stack]:
         YOI_NAMESPACE="t" + uuid.uuid4().hex[:12],
         YOI_API_TOKEN=TOKEN,
         YOI_ECHO_DELAY_MS="200",
+        YOI_PROVIDER="chaos",  # answers like echo; `/fail` below is its hook
     )
     with yoi_up("--port", str(free_port()), env=env, expected_processes=2) as running:
         yield running
@@ -161,7 +162,7 @@ def test_busy_worker_exits_5_and_cancel_ends_the_answer(stack: Stack) -> None:
 
 
 def test_a_failed_answer_exits_1_with_the_reason(stack: Stack, bob: str) -> None:
-    done = stack.yoi("send", bob, "/fail please", "--token", TOKEN)  # the echo provider's hook
+    done = stack.yoi("send", bob, "/fail please", "--token", TOKEN)  # the chaos hook
     assert done.returncode == 1
     assert done.stderr.startswith("yoi: the answer failed: ")
     assert "provider_error" in done.stderr

@@ -114,11 +114,11 @@ async def test_kill_9_moves_workers_and_answers_every_input_once(
 
 
 async def test_sigstop_past_the_lease_is_fenced(fleet: Fleet, client: Runtime) -> None:
-    victim = fleet.start("m1")
+    victim = fleet.start("m1", provider="chaos")
     await wait_members(client, ["m1"])
     (worker_id,) = await create_workers(client, 1)
     await wait_hosted(client, [worker_id])
-    fleet.start("m2")
+    fleet.start("m2", provider="chaos")
     await wait_members(client, ["m1", "m2"])
 
     accepted = await client.send_input(

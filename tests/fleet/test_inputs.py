@@ -37,7 +37,7 @@ async def test_cancel_in_every_phase(fleet: Fleet, client: Runtime) -> None:
     assert first.cancelled and again.cancelled
     assert (await client.get_worker(worker_id)).state is WorkerState.PENDING
 
-    fleet.start("m1")
+    fleet.start("m1", provider="chaos")  # `/slow` below: the chaos provider's hook
     seen = await wait_finished(client, {worker_id: {queued.input_id}})
     events = seen[worker_id]
     (finished,) = of_type(events, RunFinished, queued.input_id)
@@ -74,7 +74,7 @@ async def test_cancel_in_every_phase(fleet: Fleet, client: Runtime) -> None:
 async def test_poison_input_is_dead_lettered(fleet: Fleet, client: Runtime) -> None:
     names = ["m1", "m2", "m3"]
     for name in names:
-        fleet.start(name, max_deliveries="2")
+        fleet.start(name, max_deliveries="2", provider="chaos")
     await wait_members(client, names)
     (worker_id,) = await create_workers(client, 1)
     await wait_hosted(client, [worker_id])

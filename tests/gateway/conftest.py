@@ -13,8 +13,10 @@ from tests.gateway.support import running_app, settings_for
 
 
 @pytest.fixture
-def settings(namespace: str) -> Settings:
-    return settings_for(namespace)
+def settings(namespace: str, request: pytest.FixtureRequest) -> Settings:
+    # Failure hooks (`/slow`, `/fail`) exist only in the chaos provider, chosen per test.
+    chaos = request.node.get_closest_marker("chaos") is not None
+    return settings_for(namespace, provider="chaos" if chaos else "echo")
 
 
 @pytest.fixture

@@ -126,6 +126,7 @@ async def test_worker_not_found_for_unknown_and_malformed_ids(client: httpx.Asyn
     assert_error(await client.post(f"{BI}/workers", json=parent), 404, "worker_not_found")
 
 
+@pytest.mark.chaos
 async def test_worker_busy_with_reject_one_202_one_409(client: httpx.AsyncClient) -> None:
     worker = f"{BI}/workers/{await create_worker(client)}"
     body = {"text": "/slow busy now", "strategy": "reject"}
@@ -248,7 +249,7 @@ def profiles_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "profiles"
     folder.mkdir()
     (folder / "hasty.toml").write_text(
-        'name = "hasty"\nprovider = "echo"\nturn_timeout_s = 0.05\n', encoding="utf-8"
+        'name = "hasty"\nprovider = "chaos"\nturn_timeout_s = 0.05\n', encoding="utf-8"
     )
     return folder
 

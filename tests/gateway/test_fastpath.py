@@ -48,6 +48,7 @@ async def same(clients: Clients, method: str, path: str, **kwargs: Any) -> httpx
     return got
 
 
+@pytest.mark.chaos
 async def test_inputs_answer_as_the_route(clients: Clients) -> None:
     worker = f"{BI}/workers/{await create_worker(clients[0])}"
     body = {"text": "/slow hello", "input_id": "fast-1"}

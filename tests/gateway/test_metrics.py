@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -27,6 +28,7 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return float(samples.get((name, tuple(sorted(labels.items()))), 0.0))
 
 
+@pytest.mark.chaos
 async def test_requests_inputs_runs_and_latency(client: httpx.AsyncClient) -> None:
     worker_id = await create_worker(client)
     worker = f"{BI}/workers/{worker_id}"
@@ -64,7 +66,7 @@ async def test_requests_inputs_runs_and_latency(client: httpx.AsyncClient) -> No
     total = value(
         samples, "yoi_run_latency_seconds_sum", runtime="backend-internal", result="finished"
     )
-    assert count == 1 and 0.2 < total < 10  # `/slow` pauses 200 ms between pieces
+    assert count == 1 and 0.2 < total < 10  # chaos `/slow` pauses 200 ms between pieces
     text = (await client.get("/metrics")).text
     assert worker_id not in text  # route templates, never concrete paths
 

@@ -103,6 +103,7 @@ async def test_long_poll_waits_for_the_next_event(client: httpx.AsyncClient) -> 
     assert page["events"][0]["type"] == "user_message"
 
 
+@pytest.mark.chaos
 async def test_cancel_answers_the_state_and_is_idempotent(client: httpx.AsyncClient) -> None:
     worker_id = await create_worker(client)
     worker = f"{BI}/workers/{worker_id}"

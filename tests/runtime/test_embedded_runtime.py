@@ -30,6 +30,7 @@ def _registry() -> ProfileRegistry:
         Profile(name="quick", turn_timeout_s=0.3, transcript_maxlen=6, prompt="assistant.md")
     )
     registry.add(Profile(name="broken", provider="no-such-provider"))
+    registry.add(Profile(name="chaos", provider="chaos"))  # failure hooks, chosen by name
     return registry
 
 
@@ -160,8 +161,17 @@ async def test_turn_timeout_gives_timed_out(runtime: Runtime) -> None:
     assert any(e.type == "error" and e.code == "timeout" for e in events)
 
 
-async def test_provider_error_fails_the_run_and_worker_goes_on(runtime: Runtime) -> None:
+@pytest.mark.parametrize("text", ["/crash", "/fail please", "/fail-mid now", "/slow down"])
+async def test_hook_texts_are_just_text_under_defaults(runtime: Runtime, text: str) -> None:
     wid = await _create(runtime)
+    accepted = await runtime.send_input(wid, SendInput(text=text))
+    events = await _until_finished(runtime, wid, accepted.input_id, accepted.cursor)
+    assert _finished(events)[0].result is RunResult.FINISHED
+    assert [e.text for e in events if e.type == "text_done"] == [f"You said: {text}"]
+
+
+async def test_provider_error_fails_the_run_and_worker_goes_on(runtime: Runtime) -> None:
+    wid = await _create(runtime, profile="chaos")
     bad = await runtime.send_input(wid, SendInput(text="/fail please"))
     events = await _until_finished(runtime, wid, bad.input_id)
     assert _finished(events)[0].result is RunResult.FAILED
