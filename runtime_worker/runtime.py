@@ -8,8 +8,10 @@ answer with the same wire models, so the gateway never cares which kind it talks
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from types import TracebackType
 from typing import Self
 
@@ -28,6 +30,7 @@ from shared.errors import (
 from shared.events import Event, EventPage
 from shared.ids import display_ref, is_worker_id, new_id
 from shared.models import (
+    ENDED_STATES,
     LIVE_STATES,
     CancelResult,
     Capabilities,
@@ -48,6 +51,8 @@ from shared.models import (
 )
 from shared.settings import EMBEDDED_RUNTIME_ID, Settings
 from shared.timeutil import now_s
+
+log = logging.getLogger("yoi.runtime")
 
 EMBEDDED_MEMBER_ID = "embedded"
 DEFAULT_PROFILE = "assistant"
@@ -90,11 +95,18 @@ class Runtime:
         runtime_id: str = EMBEDDED_RUNTIME_ID,
         profiles: ProfileRegistry | None = None,
         provider_factory: ProviderFactory | None = None,
+        path: Path | None = None,
+        store: Store | None = None,
     ) -> Runtime:
-        """A runtime living in this process: memory store, runs on this event loop."""
+        """A runtime living in this process, its runs on this event loop. Its store: `store`
+        when given, else a durable SQLite file at `path`, else memory (gone with the process)."""
         settings = settings or Settings()
         profiles = profiles or ProfileRegistry(settings.profiles_dir)
-        store = MemoryStore(settings)
+        if store is None and path is not None:
+            from runtime_worker.store.sqlite import SqliteStore
+
+            store = SqliteStore(path, settings)
+        store = store or MemoryStore(settings)
         host = Host(
             store,
             runtime_id=runtime_id,
@@ -121,6 +133,15 @@ class Runtime:
     async def start(self) -> None:
         if self.host is not None:
             await self.host.start()
+            # A durable store reopened: host its Workers again, so a run the last process was
+            # on when it died ends (attempt 2, or `host_lost`) instead of staying "running".
+            for record in await self.store.list_workers():
+                if record.state in ENDED_STATES:
+                    continue
+                try:
+                    await self.host.adopt(record.worker_id)
+                except InvalidInput:  # its profile is gone: the Worker stays, unhosted
+                    log.warning("worker %s not hosted: unknown profile", record.worker_id)
 
     async def aclose(self) -> None:
         """Stop the host (draining for the grace period) and close the store. Idempotent."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +22,13 @@ EMBEDDED_RUNTIME_ID = "backend-internal"
 PROVIDERS = ("echo", "chaos", "openai")
 MIN_EVENTS_MAXLEN = 10
 """The shortest event window allowed; readers rely on trimming never leaving fewer entries."""
+
+
+def default_data_dir() -> Path:
+    """The per-user data directory: `$XDG_DATA_HOME/yoi`, else `~/.local/share/yoi`."""
+    base = os.environ.get("XDG_DATA_HOME", "")
+    root = Path(base) if os.path.isabs(base) else Path.home() / ".local" / "share"
+    return root / "yoi"
 
 
 class Settings(BaseSettings):
@@ -66,6 +74,9 @@ class Settings(BaseSettings):
     # completion waits for its run to finish (then 504 `timeout`, the run cancelled)
     chat_runtime: str = Field(default=EMBEDDED_RUNTIME_ID, pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     chat_timeout_s: float = Field(default=600.0, gt=0, le=3600)
+    # Where the gateway's embedded runtime keeps its Workers; None (`YOI_DATA_DIR=` empty, or
+    # `--ephemeral`) keeps them in memory only.
+    data_dir: Path | None = Field(default_factory=default_data_dir)
 
     # LLM engine
     provider: str = "echo"
@@ -100,6 +111,11 @@ class Settings(BaseSettings):
                 f"unknown log level {value!r}; expected one of {', '.join(LOG_LEVELS)}"
             )
         return value.upper()
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _empty_is_ephemeral(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("provider")
     @classmethod

@@ -63,8 +63,9 @@ def check_window(after: Cursor, first: Cursor | None, last: Cursor, trimmed: boo
 class CursorClock:
     """Hands out strictly increasing stream ids, the way Redis does for `XADD *`."""
 
-    def __init__(self) -> None:
-        self._last = (0, 0)
+    def __init__(self, last: tuple[int, int] = (0, 0)) -> None:
+        # `last`: the newest id a reopened durable store holds, so ids keep increasing past it.
+        self._last = last
 
     def next(self) -> Cursor:
         ms = now_ms()

@@ -3,8 +3,12 @@ both take their stores from `BACKENDS`, so a new backend plugs into both with on
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from redis.asyncio import Redis
 
@@ -23,6 +27,20 @@ class Where:
 
 def _memory(settings: Settings, where: Where) -> Store:
     return MemoryStore(settings)
+
+
+def _sqlite_dir(where: Where) -> Path:
+    return Path(tempfile.gettempdir()) / f"yoi-contract-{where.namespace}"
+
+
+def _sqlite(settings: Settings, where: Where) -> Store:
+    from runtime_worker.store.sqlite import SqliteStore
+
+    return SqliteStore(_sqlite_dir(where) / f"{uuid.uuid4().hex}.sqlite3", settings)
+
+
+async def _drop_sqlite(where: Where) -> None:
+    shutil.rmtree(_sqlite_dir(where), ignore_errors=True)
 
 
 def _redis(settings: Settings, where: Where) -> Store:
@@ -69,6 +87,7 @@ class Backend:
 
 BACKENDS: dict[str, Backend] = {
     "memory": Backend(_memory),
+    "sqlite": Backend(_sqlite, _drop_sqlite),
     "redis": Backend(_redis, _drop_namespace),
     "fakeredis": Backend(_fakeredis),
 }

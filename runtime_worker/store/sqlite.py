@@ -1,0 +1,331 @@
+"""`SqliteStore`: the embedded runtime's durable store, one SQLite file.
+
+It is the `MemoryStore` with a file underneath, not a third copy of the Worker state machine:
+every operation runs the memory store's own logic (the one reference behaviour), then writes
+what that step changed (records, appended or trimmed log entries, the input queue, dedupe
+entries, scope claims) in one SQLite transaction before it answers. Reads are served from
+memory; opening the file loads it back. So memory and SQLite cannot drift, an acknowledged step
+is on disk, and a process killed mid-run reopens consistent: the interrupted input is still
+unacknowledged, and the host's recovery runs it as attempt 2 (or fails it with `host_lost`).
+
+Leases are not stored: a reopened store has no host, and the epoch (stored) goes on from where
+it was, so a write of the dead process's epoch could never be accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import sqlite3
+from collections import deque
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runtime_worker.store._redis_codec import (
+    parse_scope,
+    record_fields,
+    record_from_fields,
+    scope_json,
+)
+from runtime_worker.store._sqlite_file import Loaded, Op, SqliteFile
+from runtime_worker.store.base import (
+    CancelOutcome,
+    QueuedInput,
+    RunClaim,
+    RunOutcome,
+    Submission,
+    WorkerRecord,
+)
+from runtime_worker.store.cursor import CursorClock, format_cursor, parse_cursor
+from runtime_worker.store.memory import MemoryStore, _Log, _Worker
+from shared.errors import RuntimeUnavailable
+from shared.events import Event
+from shared.models import ScopeEntry, Strategy
+from shared.settings import Settings
+
+log = logging.getLogger("yoi.store")
+
+Cursor = tuple[int, int]
+_UPSERT_WORKER = (
+    "INSERT INTO workers VALUES (?, ?, ?, ?, ?) ON CONFLICT (worker_id) DO UPDATE SET "
+    "record = excluded.record, inputs = excluded.inputs, "
+    "events_trimmed = excluded.events_trimmed, transcript_trimmed = excluded.transcript_trimmed"
+)
+
+
+@dataclass
+class _Saved:
+    """What the file holds of one Worker, so a step writes only its difference."""
+
+    row: tuple[str, str, str, str] = ("", "", "", "")
+    events: tuple[Cursor, Cursor] = ((0, 0), (0, 0))  # (oldest, newest) stored cursor
+    transcript: tuple[Cursor, Cursor] = ((0, 0), (0, 0))
+    dedupe: set[str] = field(default_factory=set)
+
+
+class SqliteStore(MemoryStore):
+    def __init__(self, path: Path, settings: Settings | None = None) -> None:
+        super().__init__(settings)
+        self._file = SqliteFile(path)
+        # One writer thread: steps reach the file in the order they happened.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="yoi-sqlite")
+        self._saved: dict[str, _Saved] = {}
+        self._saved_claims: dict[str, tuple[str, str]] = {}
+        self._broken = False
+        self._closed = False
+        self._restore(self._file.load())
+
+    # -- loading -----------------------------------------------------------------------------
+
+    def _restore(self, loaded: Loaded) -> None:
+        logs: dict[str, dict[str, list[tuple[Cursor, str]]]] = {"events": {}, "transcript": {}}
+        for name, rows in (("events", loaded.events), ("transcript", loaded.transcript)):
+            for worker_id, ms, n, body in rows:
+                logs[name].setdefault(worker_id, []).append(((ms, n), body))
+        newest: Cursor = (0, 0)
+        for worker_id, record_json, inputs_json, events_trimmed, kept_trimmed in loaded.workers:
+            record = record_from_fields(json.loads(record_json))
+            record.host = None  # nobody holds a lease in a process that just started
+            events = _restored_log(
+                self._settings.events_maxlen, logs["events"].get(worker_id, []), events_trimmed
+            )
+            transcript = _restored_log(
+                record.transcript_maxlen, logs["transcript"].get(worker_id, []), kept_trimmed
+            )
+            inputs = deque(QueuedInput(**item) for item in json.loads(inputs_json))
+            self._workers[worker_id] = _Worker(record, events, transcript, inputs)
+            newest = max(
+                [newest, *events.ids[-1:], *transcript.ids[-1:]]
+                + [parse_cursor(item.entry_id) for item in inputs]
+            )
+        for worker_id, input_id, body in loaded.dedupe:
+            worker = self._workers.get(worker_id)
+            if worker is not None:
+                worker.input_ids[input_id] = Submission(**json.loads(body))
+        for worker_id, group, scope in loaded.claims:
+            self._claims[worker_id] = (group, parse_scope(scope))
+        self._clock = CursorClock(newest)
+        for worker_id in self._workers:
+            self._diff(worker_id)  # the file's contents become the saved baseline
+        self._diff_claims()
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def _diff(self, worker_id: str) -> list[Op]:
+        """The statements that bring the file's copy of this Worker up to memory's."""
+        worker = self._workers.get(worker_id)
+        saved = self._saved.get(worker_id)
+        if worker is None:
+            if saved is None:
+                return []
+            del self._saved[worker_id]
+            return [
+                (f"DELETE FROM {table} WHERE worker_id = ?", (worker_id,))
+                for table in ("workers", "events", "transcript", "dedupe")
+            ]
+        if saved is None:
+            saved = self._saved[worker_id] = _Saved()
+        ops: list[Op] = []
+        row = (
+            json.dumps(record_fields(worker.record), separators=(",", ":")),
+            json.dumps([dataclasses.asdict(item) for item in worker.inputs], separators=(",", ":")),
+            format_cursor(worker.events.trimmed_upto),
+            format_cursor(worker.transcript.trimmed_upto),
+        )
+        if row != saved.row:
+            saved.row = row
+            ops.append((_UPSERT_WORKER, (worker_id, *row)))
+        saved.events = _log_ops(ops, "events", worker_id, worker.events, saved.events)
+        saved.transcript = _log_ops(
+            ops, "transcript", worker_id, worker.transcript, saved.transcript
+        )
+        ops.extend(_dedupe_ops(worker_id, worker.input_ids, saved.dedupe))
+        return ops
+
+    def _diff_claims(self) -> list[Op]:
+        current = {w: (group, scope_json(scope)) for w, (group, scope) in self._claims.items()}
+        ops: list[Op] = [
+            ("DELETE FROM claims WHERE worker_id = ?", (w,))
+            for w in self._saved_claims.keys() - current.keys()
+        ]
+        ops += [
+            ("INSERT OR REPLACE INTO claims VALUES (?, ?, ?)", (w, *claim))
+            for w, claim in current.items()
+            if self._saved_claims.get(w) != claim
+        ]
+        self._saved_claims = current
+        return ops
+
+    async def _commit(self, *worker_ids: str, claims: bool = False) -> None:
+        """Write what this step changed, in one transaction, before the step answers."""
+        ops: list[Op] = []
+        for worker_id in worker_ids:
+            ops += self._diff(worker_id)
+        if len(self._saved) > len(self._workers):  # a Worker left memory (retention)
+            for worker_id in self._saved.keys() - self._workers.keys():
+                ops += self._diff(worker_id)
+        if claims:
+            ops += self._diff_claims()
+        if not ops:
+            return
+        if self._broken or self._closed:
+            raise RuntimeUnavailable("the embedded store cannot write")
+        try:
+            # The write goes on in its thread even if this task is cancelled meanwhile.
+            await asyncio.get_running_loop().run_in_executor(self._writer, self._file.write, ops)
+        except sqlite3.Error as exc:
+            # Memory is now ahead of the file: refuse every later step rather than diverge.
+            self._broken = True
+            log.error(
+                "the embedded store failed to write (%s): it refuses work", type(exc).__name__
+            )
+            raise RuntimeUnavailable("the embedded store cannot write") from None
+
+    # -- every step that changes state, persisted --------------------------------------------
+
+    async def create_worker(self, record: WorkerRecord) -> WorkerRecord:
+        try:
+            return await super().create_worker(record)
+        finally:
+            await self._commit(record.worker_id)
+
+    async def request_stop(self, worker_id: str) -> WorkerRecord:
+        try:
+            return await super().request_stop(worker_id)
+        finally:
+            await self._commit(worker_id)
+
+    async def claim_scope(
+        self, worker_id: str, scope: Sequence[ScopeEntry], delegated_from: str | None
+    ) -> None:
+        try:
+            await super().claim_scope(worker_id, scope, delegated_from)
+        finally:
+            await self._commit(claims=True)
+
+    async def release_scope(self, worker_id: str) -> None:
+        try:
+            await super().release_scope(worker_id)
+        finally:
+            await self._commit(claims=True)
+
+    async def submit_input(
+        self,
+        worker_id: str,
+        text: str,
+        input_id: str,
+        strategy: Strategy | None,
+        ts: float,
+        *,
+        default_strategies: Mapping[str, Strategy] | None = None,
+    ) -> Submission:
+        try:
+            return await super().submit_input(
+                worker_id, text, input_id, strategy, ts, default_strategies=default_strategies
+            )
+        finally:
+            await self._commit(worker_id)
+
+    async def cancel(self, worker_id: str) -> CancelOutcome:
+        try:
+            return await super().cancel(worker_id)
+        finally:
+            await self._commit(worker_id)
+
+    async def acquire(self, worker_id: str, member_id: str, ttl_ms: int) -> int | None:
+        try:
+            return await super().acquire(worker_id, member_id, ttl_ms)
+        finally:
+            await self._commit(worker_id)
+
+    async def release(self, worker_id: str, member_id: str, epoch: int) -> None:
+        try:
+            await super().release(worker_id, member_id, epoch)
+        finally:
+            await self._commit(worker_id)
+
+    async def begin_run(
+        self, worker_id: str, epoch: int, item: QueuedInput, run_id: str, ts: float
+    ) -> RunClaim | None:
+        try:
+            return await super().begin_run(worker_id, epoch, item, run_id, ts)
+        finally:
+            await self._commit(worker_id)
+
+    async def append_events(self, worker_id: str, epoch: int, events: Sequence[Event]) -> str:
+        try:
+            return await super().append_events(worker_id, epoch, events)
+        finally:
+            await self._commit(worker_id)
+
+    async def finish_run(
+        self, worker_id: str, epoch: int, item: QueuedInput, outcome: RunOutcome, ts: float
+    ) -> str:
+        try:
+            return await super().finish_run(worker_id, epoch, item, outcome, ts)
+        finally:
+            await self._commit(worker_id)
+
+    async def ping(self) -> None:
+        if self._broken or self._closed:
+            raise RuntimeUnavailable("the embedded store cannot write")
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.get_running_loop().run_in_executor(self._writer, self._file.close)
+        self._writer.shutdown(wait=False)
+
+
+def _restored_log(maxlen: int, rows: list[tuple[Cursor, str]], trimmed: str) -> _Log:
+    restored = _Log(maxlen, trimmed_upto=parse_cursor(trimmed))
+    for cursor, body in rows:
+        restored.append(cursor, body)
+    return restored
+
+
+def _log_ops(
+    ops: list[Op], table: str, worker_id: str, log_: _Log, saved: tuple[Cursor, Cursor]
+) -> tuple[Cursor, Cursor]:
+    """Insert the entries appended since `saved`, delete the ones trimmed; the new bounds."""
+    oldest, newest = saved
+    for (ms, n), body in log_.after(newest, len(log_.ids)):
+        ops.append((f"INSERT INTO {table} VALUES (?, ?, ?, ?)", (worker_id, ms, n, body)))
+    if not log_.ids:
+        return saved
+    if log_.ids[0] > oldest:
+        ms, n = log_.ids[0]
+        ops.append(
+            (
+                f"DELETE FROM {table} WHERE worker_id = ? AND (ms < ? OR (ms = ? AND n < ?))",
+                (worker_id, ms, ms, n),
+            )
+        )
+    return log_.ids[0], log_.ids[-1]
+
+
+def _dedupe_ops(worker_id: str, known: dict[str, Submission], saved: set[str]) -> list[Op]:
+    """New and evicted dedupe entries; cheap when nothing changed (the newest one is saved)."""
+    if len(known) == len(saved) and (not known or next(reversed(known)) in saved):
+        return []
+    ops: list[Op] = [
+        ("DELETE FROM dedupe WHERE worker_id = ? AND input_id = ?", (worker_id, input_id))
+        for input_id in saved - known.keys()
+    ]
+    for input_id, submission in known.items():
+        if input_id not in saved:
+            body = json.dumps(dataclasses.asdict(submission), separators=(",", ":"))
+            ops.append(
+                (
+                    "INSERT OR REPLACE INTO dedupe VALUES (?, ?, ?, ?)",
+                    (worker_id, input_id, submission.seq, body),
+                )
+            )
+    saved.clear()
+    saved.update(known)
+    return ops

@@ -1,0 +1,155 @@
+"""The SQLite store beyond the shared contract: what it wrote is what it reads back after a
+reopen, cursors go on increasing, and one process at a time holds the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from runtime_worker.store.base import RunOutcome, WorkerRecord
+from runtime_worker.store.sqlite import SqliteStore
+from shared.errors import LeaseLost, RuntimeUnavailable
+from shared.events import TextDelta
+from shared.ids import new_id
+from shared.models import RunResult, ScopeEntry, ScopeMode, Strategy
+from shared.settings import Settings
+from shared.timeutil import now_s
+
+SETTINGS = Settings(events_maxlen=12, data_dir=None)
+MEMBER = "embedded"
+
+
+def _record(**fields: object) -> WorkerRecord:
+    values: dict[str, object] = {
+        "worker_id": new_id(),
+        "display_name": "w",
+        "profile": "assistant",
+        "created_at": now_s(),
+        "transcript_maxlen": 4,
+        **fields,
+    }
+    return WorkerRecord(**values)  # type: ignore[arg-type]
+
+
+def _snapshot(store: SqliteStore) -> dict[str, object]:
+    """Every piece of state the memory logic keeps, leases aside (they are not durable)."""
+    workers = {}
+    for worker_id, worker in store._workers.items():
+        record = worker.record
+        workers[worker_id] = (
+            {**vars(record), "host": None, "usage": record.usage.model_dump()},
+            (worker.events.ids, worker.events.items, worker.events.trimmed_upto),
+            (worker.transcript.ids, worker.transcript.items, worker.transcript.trimmed_upto),
+            list(worker.inputs),
+            dict(worker.input_ids),
+        )
+    return {"workers": workers, "claims": dict(store._claims)}
+
+
+async def _busy_history(store: SqliteStore) -> tuple[str, str, int]:
+    """A Worker with finished, cancelled, trimmed and still queued inputs; one stopped Worker."""
+    writer = ScopeEntry(path="/repo", mode=ScopeMode.WRITE)
+    worker = _record(scope=[writer])
+    await store.claim_scope(worker.worker_id, [writer], None)
+    await store.create_worker(worker)
+    worker_id = worker.worker_id
+    epoch = await store.acquire(worker_id, MEMBER, 0)
+    assert epoch is not None
+    for n in range(4):
+        await store.submit_input(worker_id, f"in {n}", f"i{n}", Strategy.ENQUEUE, now_s())
+    await store.submit_input(worker_id, "again", "i0", Strategy.ENQUEUE, now_s())  # duplicate
+    for n in range(3):
+        item = await store.next_input(worker_id, MEMBER, epoch)
+        assert item is not None
+        claim = await store.begin_run(worker_id, epoch, item, new_id(), now_s())
+        assert claim is not None
+        ids = {"worker_id": worker_id, "ts": now_s(), "run_id": claim.run_id}
+        await store.append_events(
+            worker_id, epoch, [TextDelta(**ids, input_id=item.input_id, text="piece ")]
+        )
+        if n == 1:
+            await store.cancel(worker_id)
+        outcome = RunOutcome(RunResult.FINISHED, "piece ", input_tokens=2, output_tokens=1)
+        await store.finish_run(worker_id, epoch, item, outcome, now_s())
+    other = _record()
+    await store.create_worker(other)
+    await store.request_stop(other.worker_id)
+    return worker_id, other.worker_id, epoch
+
+
+async def test_a_reopened_store_holds_exactly_what_was_written(tmp_path: Path) -> None:
+    path = tmp_path / "yoi.sqlite3"
+    store = SqliteStore(path, SETTINGS)
+    worker_id, _, epoch = await _busy_history(store)
+    before = _snapshot(store)
+    events = await store.read_events(worker_id, None, 100)
+    transcript = await store.read_transcript(worker_id, 100, None)
+    await store.aclose()
+
+    reopened = SqliteStore(path, SETTINGS)
+    try:
+        assert _snapshot(reopened) == before
+        assert await reopened.read_events(worker_id, None, 100) == events
+        assert await reopened.read_transcript(worker_id, 100, None) == transcript
+        assert len(events) == SETTINGS.events_maxlen  # the window was trimmed, and stays so
+        # No lease survives: a new host takes the Worker under a higher epoch, the old is fenced.
+        new_epoch = await reopened.acquire(worker_id, MEMBER, 0)
+        assert new_epoch == epoch + 1
+        with pytest.raises(LeaseLost):
+            await reopened.append_events(worker_id, epoch, [])
+        # The input left queued is still there, and the dedupe entries still answer.
+        item = await reopened.next_input(worker_id, MEMBER, new_epoch)
+        assert item is not None and item.input_id == "i3"
+        again = await reopened.submit_input(worker_id, "x", "i1", Strategy.ENQUEUE, now_s())
+        assert again.duplicate
+    finally:
+        await reopened.aclose()
+
+
+async def test_cursors_keep_increasing_after_a_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "yoi.sqlite3"
+    store = SqliteStore(path, SETTINGS)
+    record = await store.create_worker(_record())
+    last = await store.last_cursor(record.worker_id)
+    await store.aclose()
+    reopened = SqliteStore(path, SETTINGS)
+    try:
+        await reopened.request_stop(record.worker_id)
+        newest = await reopened.last_cursor(record.worker_id)
+        assert tuple(map(int, newest.split("-"))) > tuple(map(int, last.split("-")))
+        assert [e.cursor for e in await reopened.read_events(record.worker_id, last, 10)] == [
+            newest
+        ]
+    finally:
+        await reopened.aclose()
+
+
+async def test_one_process_at_a_time_holds_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "yoi.sqlite3"
+    store = SqliteStore(path, SETTINGS)
+    try:
+        with pytest.raises(RuntimeUnavailable, match="in use by another process") as caught:
+            SqliteStore(path, SETTINGS)
+        assert str(tmp_path) not in caught.value.message
+    finally:
+        await store.aclose()
+    await SqliteStore(path, SETTINGS).aclose()  # free again once closed
+
+
+async def test_released_scope_claims_are_gone_after_a_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "yoi.sqlite3"
+    writer = [ScopeEntry(path="/data", mode=ScopeMode.WRITE)]
+    store = SqliteStore(path, SETTINGS)
+    kept, dropped = _record(scope=writer), _record()
+    await store.claim_scope(kept.worker_id, writer, None)
+    await store.claim_scope(
+        dropped.worker_id, [ScopeEntry(path="/tmp", mode=ScopeMode.WRITE)], None
+    )
+    await store.release_scope(dropped.worker_id)
+    await store.aclose()
+    reopened = SqliteStore(path, SETTINGS)
+    try:
+        assert set(reopened._claims) == {kept.worker_id}
+    finally:
+        await reopened.aclose()
