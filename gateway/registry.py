@@ -1,6 +1,7 @@
 """`RuntimeRegistry`: every runtime the gateway serves, looked up by `runtime_id`.
 
-The embedded `backend-internal` runtime always exists; one fleet runtime per id in
+The embedded `backend-internal` runtime always exists, durable in `settings.data_dir` (memory
+only when that is None); one fleet runtime per id in
 `settings.fleets` joins it when a Redis URL is configured. A fleet whose Redis is down stays
 registered: its calls raise `RuntimeUnavailable` (503) while the embedded runtime keeps working.
 """
@@ -8,6 +9,7 @@ registered: its calls raise `RuntimeUnavailable` (503) while the embedded runtim
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from runtime_worker.runtime import Runtime
 from shared.errors import RuntimeNotFound
@@ -15,6 +17,22 @@ from shared.ids import is_runtime_id
 from shared.settings import EMBEDDED_RUNTIME_ID, Settings
 
 log = logging.getLogger("yoi.gateway")
+
+EMBEDDED_STORE_FILE = f"{EMBEDDED_RUNTIME_ID}.sqlite3"
+
+
+def embedded_store_path(settings: Settings) -> Path | None:
+    """Where `backend-internal` keeps its Workers; None: in memory, gone with the process."""
+    return None if settings.data_dir is None else settings.data_dir / EMBEDDED_STORE_FILE
+
+
+def check_embedded_store(settings: Settings) -> None:
+    """Fail before serving (`RuntimeUnavailable`) when another gateway holds the data dir."""
+    path = embedded_store_path(settings)
+    if path is not None:
+        from runtime_worker.store.sqlite import check_free
+
+        check_free(path)
 
 
 class RuntimeRegistry:
@@ -29,7 +47,7 @@ class RuntimeRegistry:
     def from_settings(
         cls, settings: Settings, *, embedded: Runtime | None = None
     ) -> RuntimeRegistry:
-        runtimes = [embedded or Runtime.embedded(settings)]
+        runtimes = [embedded or Runtime.embedded(settings, path=embedded_store_path(settings))]
         if settings.redis_url is not None:
             runtimes += [Runtime.fleet(runtime_id, settings) for runtime_id in settings.fleets]
         elif settings.fleets:

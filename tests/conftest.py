@@ -17,6 +17,11 @@ import pytest
 from tests.helpers import free_port
 from tests.redis_server import answers, private_redis
 
+# Never write into the real home: every gateway this suite starts, in process or as a child
+# process (which inherits this), keeps its embedded Workers in memory unless a test sets
+# YOI_DATA_DIR to a directory of its own.
+os.environ["YOI_DATA_DIR"] = ""
+
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:

@@ -12,6 +12,7 @@ import typer
 
 from gateway.cli.errors import USAGE, CliFailure
 from gateway.cli.options import LogLevel, RedisUrl
+from shared.errors import YoiError
 from shared.logs import setup_logging_from
 from shared.settings import InvalidSettings, Settings, load_settings
 
@@ -33,16 +34,31 @@ def gateway(
         typer.Option(help="Fleet runtime id(s) to serve, comma-separated; repeatable."),
     ] = None,
     log_level: LogLevel = None,
+    ephemeral: Annotated[
+        bool, typer.Option("--ephemeral", help="Keep the embedded Workers in memory only.")
+    ] = False,
 ) -> None:
     """Run the HTTP gateway (with the embedded runtime, and fleet runtimes when Redis is set)."""
     from gateway.auth import UnsafeConfig
+    from gateway.registry import check_embedded_store
     from gateway.server import serve
 
     fleets = ",".join(fleet) if fleet else None
     settings = settings_from(
         host=host, port=port, redis_url=redis_url, fleets=fleets, log_level=log_level
     )
+    if ephemeral:
+        settings = settings.model_copy(update={"data_dir": None})
     setup_logging_from(settings)
+    try:
+        check_embedded_store(settings)
+    except YoiError as exc:
+        raise CliFailure(exc.message) from None
+    # For the person starting it (never logged): where the Companion's conversation lives.
+    if settings.data_dir is None:
+        typer.echo("embedded Workers: in memory only (gone when the gateway stops)")
+    else:
+        typer.echo(f"embedded Workers: kept in {settings.data_dir}")
     try:
         serve(settings)
     except UnsafeConfig as exc:

@@ -282,6 +282,11 @@ class SqliteStore(MemoryStore):
         self._writer.shutdown(wait=False)
 
 
+def check_free(path: Path) -> None:
+    """Raise `RuntimeUnavailable` now, before serving, when another process holds the file."""
+    SqliteFile(path).close()
+
+
 def _restored_log(maxlen: int, rows: list[tuple[Cursor, str]], trimmed: str) -> _Log:
     restored = _Log(maxlen, trimmed_upto=parse_cursor(trimmed))
     for cursor, body in rows:

@@ -66,9 +66,11 @@ def running_gateway(
     token: str | None = None,
     echo_delay_ms: int = 40,
     env: dict[str, str] | None = None,
+    port: int | None = None,
 ) -> Iterator[Gateway]:
-    """Starts the gateway, waits for `/readyz`, and stops it (terminate, then kill) on exit."""
-    port = free_port()
+    """Starts the gateway (on `port`, else a free one), waits for `/readyz`, and stops it
+    (terminate, then kill) on exit."""
+    port = port or free_port()
     environ = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
     environ["YOI_ECHO_DELAY_MS"] = str(echo_delay_ms)
     environ.update(env or {})

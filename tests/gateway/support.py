@@ -262,6 +262,7 @@ def settings_for(namespace: str, **overrides: Any) -> Settings:
         "workspace": "test-workspace",
         "sse_heartbeat_s": 15.0,
         "drain_grace_s": 0.0,
+        "data_dir": None,  # ephemeral unless a test asks for a data directory
     }
     values.update(overrides)
     return Settings(**values)
