@@ -58,6 +58,8 @@ const state = {
   boots: 0,
   bootTimer: 0,
   bootFailures: 0,
+  dropped: false, // the stream was lost since it last opened: the gateway may have restarted
+  reconciles: 0,
 };
 
 // ---------------------------------------------------------------------------- status and composer
@@ -210,6 +212,7 @@ async function boot() {
   if (state.bootFailures > 0) clearAlert();
   state.bootFailures = 0;
   state.failure = null;
+  state.dropped = false;
   applyDetail(detail);
   view.clear();
   runs.reset();
@@ -249,6 +252,34 @@ async function loadEarlier() {
   }
 }
 
+/**
+ * The stream reopened after a drop, perhaps to a gateway that restarted meanwhile. The same
+ * Worker replays every event after our cursor, so a run it still has streams on and one that
+ * ended shows its outcome. Two things a replay cannot fix reload from the server's own state
+ * (transcript, detail, in-flight answer): a different Companion (the old one is gone), and a
+ * console that shows an answer generating while the server has nothing running.
+ */
+async function reconcile() {
+  const generation = state.boots;
+  let detail;
+  try {
+    detail = await api.get(COMPANION);
+  } catch (error) {
+    if (isUnauthorized(error)) lock();
+    return; // the stream's own reconnecting goes on; the next open reconciles again
+  }
+  if (generation !== state.boots || state.locked) return;
+  state.reconciles += 1;
+  const moved = state.detail === null || detail.worker_id !== state.detail.worker_id;
+  const serverIdle = detail.state !== "running" && !detail.in_flight;
+  if (moved || (serverIdle && generating() && !state.sending)) {
+    boot();
+    return;
+  }
+  applyDetail(detail);
+  update();
+}
+
 // ------------------------------------------------------------------------------------ the stream
 
 function onMessage(message) {
@@ -264,6 +295,12 @@ const follower = new EventFollower({
   onState(connection) {
     state.phase = connection === "open" ? "ready" : "reconnecting";
     if (connection === "open" && state.streamAlert) clearAlert();
+    if (connection === "open" && state.dropped) {
+      state.dropped = false;
+      reconcile();
+    } else if (connection !== "open") {
+      state.dropped = true;
+    }
     update();
   },
   isFatal: (error) => error instanceof ApiError && FATAL_STREAM_CODES.has(error.code),
@@ -367,7 +404,10 @@ async function cancel() {
   state.cancelling = true;
   update();
   try {
-    await postCancel();
+    const answer = await postCancel();
+    // Nothing to cancel, or another Companion answered: the server's state wins over ours.
+    const other = state.detail !== null && answer?.worker_id !== state.detail.worker_id;
+    if (other || (answer?.cancelled === false && answer?.state !== "running")) boot();
   } catch (error) {
     if (isUnauthorized(error)) lock();
     else showError(error);
@@ -421,6 +461,7 @@ window.__yoi = Object.freeze({
     status: status()[0],
     cursor: follower.cursor,
     reconnects: follower.reconnects,
+    reconciles: state.reconciles,
     runs: runs.snapshot(),
   }),
 });
