@@ -22,7 +22,7 @@ from tests.browser.test_console import (
     wait_idle,
     wait_streaming,
 )
-from tests.helpers import free_port
+from tests.helpers import free_port, wait_until_sync
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -106,4 +106,30 @@ def test_run_that_ended_while_the_gateway_stopped_shows_its_outcome(
         expect(answer).to_have_attribute("data-result", "finished")
         wait_idle(page)
         assert answer_text(answer).count("drained-end") == 1
+        answer_after_restart_is_answered(page)
+
+
+def test_cancel_ends_in_the_state_the_server_has(page: Page, tmp_path: Path) -> None:
+    port, data_dir = free_port(), str(tmp_path / "data")
+    with gateway_on(port, tmp_path, data_dir, delay_ms=100) as first:
+        open_console(page, first)
+        send(page, message("cancelled", 40))
+        wait_streaming(page, 20)
+        # The stream stays away, so only the cancel's answer can tell the console the news.
+        page.route("**/events/stream**", lambda route: route.abort())
+        killed(first)
+
+    with gateway_on(port, tmp_path, data_dir, delay_ms=0) as second:
+        with second.client() as client:
+            wait_until_sync(
+                lambda: client.get("/api/companion").json()["state"] == "idle",
+                what="the rerun to finish on the server",
+            )
+        expect(page.get_by_test_id("cancel")).to_be_visible()  # the console still thinks so
+        page.get_by_test_id("cancel").click()
+        expect(page.get_by_test_id("cancel")).to_be_hidden()
+        expect(last_answer(page)).to_have_attribute("data-result", "finished")
+        assert snapshot(page)["runs"] == []  # reloaded from the transcript: nothing running
+        page.unroute("**/events/stream**")
+        wait_idle(page)  # the stream is back
         answer_after_restart_is_answered(page)
