@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
+import inspect
 import json
 import logging
 import sqlite3
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from runtime_worker.store._redis_codec import (
     parse_scope,
@@ -32,19 +35,11 @@ from runtime_worker.store._redis_codec import (
     scope_json,
 )
 from runtime_worker.store._sqlite_file import Loaded, Op, SqliteFile
-from runtime_worker.store.base import (
-    CancelOutcome,
-    QueuedInput,
-    RunClaim,
-    RunOutcome,
-    Submission,
-    WorkerRecord,
-)
+from runtime_worker.store.base import QueuedInput, Submission
 from runtime_worker.store.cursor import CursorClock, format_cursor, parse_cursor
 from runtime_worker.store.memory import MemoryStore, _Log, _Worker
 from shared.errors import RuntimeUnavailable
-from shared.events import Event
-from shared.models import ScopeEntry, Strategy
+from shared.models import ScopeEntry
 from shared.settings import Settings
 
 log = logging.getLogger("yoi.store")
@@ -67,6 +62,55 @@ class _Saved:
     dedupe: set[str] = field(default_factory=set)
 
 
+_READS = frozenset(
+    {
+        "doorbell",
+        "get_worker",
+        "get_worker_at",
+        "is_cancelled",
+        "last_cursor",
+        "list_workers",
+        "listing",
+        "members",
+        "next_input",
+        "pending_work",
+        "read_events",
+        "read_transcript",
+        "renew",  # lease deadlines only: leases are not durable
+        "ring",
+        "tail_events",
+        "wait_events",
+    }
+)
+"""The memory store's steps that change nothing durable; every other one is persisted."""
+
+T = TypeVar("T", bound="type[MemoryStore]")
+
+
+def _persisted(step: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(step)
+    async def persisted(self: SqliteStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await step(self, *args, **kwargs)
+        finally:  # a step that failed half-way (a stale claim reclaimed, say) is written too
+            await self._commit()
+
+    return persisted
+
+
+def _persist_every_step(cls: T) -> T:
+    """Wrap each of the memory store's state-changing steps (any the store gains later too,
+    unless named in `_READS`) so that it answers only once its changes are in the file."""
+    for name in dir(MemoryStore):
+        step = getattr(MemoryStore, name)
+        if name.startswith("_") or name in _READS or name in vars(cls):
+            continue
+        if inspect.iscoroutinefunction(step):
+            setattr(cls, name, _persisted(step))
+    return cls
+
+
+@_persist_every_step
 class SqliteStore(MemoryStore):
     def __init__(self, path: Path, settings: Settings | None = None) -> None:
         super().__init__(settings)
@@ -75,6 +119,8 @@ class SqliteStore(MemoryStore):
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="yoi-sqlite")
         self._saved: dict[str, _Saved] = {}
         self._saved_claims: dict[str, tuple[str, str]] = {}
+        self._claims_seen: dict[str, tuple[str, list[ScopeEntry]]] = {}
+        self._touched: set[str] = set()
         self._broken = False
         self._closed = False
         self._restore(self._file.load())
@@ -147,6 +193,9 @@ class SqliteStore(MemoryStore):
         return ops
 
     def _diff_claims(self) -> list[Op]:
+        if self._claims == self._claims_seen:
+            return []
+        self._claims_seen = {w: (group, list(scope)) for w, (group, scope) in self._claims.items()}
         current = {w: (group, scope_json(scope)) for w, (group, scope) in self._claims.items()}
         ops: list[Op] = [
             ("DELETE FROM claims WHERE worker_id = ?", (w,))
@@ -160,16 +209,21 @@ class SqliteStore(MemoryStore):
         self._saved_claims = current
         return ops
 
-    async def _commit(self, *worker_ids: str, claims: bool = False) -> None:
-        """Write what this step changed, in one transaction, before the step answers."""
+    def _get(self, worker_id: str) -> _Worker:
+        # Every step reaches its Workers through here: those are the ones it may have changed.
+        self._touched.add(worker_id)
+        return super()._get(worker_id)
+
+    async def _commit(self) -> None:
+        """Write what the step that just ran changed, in one transaction, before it answers."""
         ops: list[Op] = []
-        for worker_id in worker_ids:
+        touched, self._touched = self._touched, set()
+        for worker_id in touched:
             ops += self._diff(worker_id)
-        if len(self._saved) > len(self._workers):  # a Worker left memory (retention)
-            for worker_id in self._saved.keys() - self._workers.keys():
+        if len(self._saved) != len(self._workers):  # a Worker was created, or retired
+            for worker_id in self._saved.keys() ^ self._workers.keys():
                 ops += self._diff(worker_id)
-        if claims:
-            ops += self._diff_claims()
+        ops += self._diff_claims()
         if not ops:
             return
         if self._broken or self._closed:
@@ -184,91 +238,6 @@ class SqliteStore(MemoryStore):
                 "the embedded store failed to write (%s): it refuses work", type(exc).__name__
             )
             raise RuntimeUnavailable("the embedded store cannot write") from None
-
-    # -- every step that changes state, persisted --------------------------------------------
-
-    async def create_worker(self, record: WorkerRecord) -> WorkerRecord:
-        try:
-            return await super().create_worker(record)
-        finally:
-            await self._commit(record.worker_id)
-
-    async def request_stop(self, worker_id: str) -> WorkerRecord:
-        try:
-            return await super().request_stop(worker_id)
-        finally:
-            await self._commit(worker_id)
-
-    async def claim_scope(
-        self, worker_id: str, scope: Sequence[ScopeEntry], delegated_from: str | None
-    ) -> None:
-        try:
-            await super().claim_scope(worker_id, scope, delegated_from)
-        finally:
-            await self._commit(claims=True)
-
-    async def release_scope(self, worker_id: str) -> None:
-        try:
-            await super().release_scope(worker_id)
-        finally:
-            await self._commit(claims=True)
-
-    async def submit_input(
-        self,
-        worker_id: str,
-        text: str,
-        input_id: str,
-        strategy: Strategy | None,
-        ts: float,
-        *,
-        default_strategies: Mapping[str, Strategy] | None = None,
-    ) -> Submission:
-        try:
-            return await super().submit_input(
-                worker_id, text, input_id, strategy, ts, default_strategies=default_strategies
-            )
-        finally:
-            await self._commit(worker_id)
-
-    async def cancel(self, worker_id: str) -> CancelOutcome:
-        try:
-            return await super().cancel(worker_id)
-        finally:
-            await self._commit(worker_id)
-
-    async def acquire(self, worker_id: str, member_id: str, ttl_ms: int) -> int | None:
-        try:
-            return await super().acquire(worker_id, member_id, ttl_ms)
-        finally:
-            await self._commit(worker_id)
-
-    async def release(self, worker_id: str, member_id: str, epoch: int) -> None:
-        try:
-            await super().release(worker_id, member_id, epoch)
-        finally:
-            await self._commit(worker_id)
-
-    async def begin_run(
-        self, worker_id: str, epoch: int, item: QueuedInput, run_id: str, ts: float
-    ) -> RunClaim | None:
-        try:
-            return await super().begin_run(worker_id, epoch, item, run_id, ts)
-        finally:
-            await self._commit(worker_id)
-
-    async def append_events(self, worker_id: str, epoch: int, events: Sequence[Event]) -> str:
-        try:
-            return await super().append_events(worker_id, epoch, events)
-        finally:
-            await self._commit(worker_id)
-
-    async def finish_run(
-        self, worker_id: str, epoch: int, item: QueuedInput, outcome: RunOutcome, ts: float
-    ) -> str:
-        try:
-            return await super().finish_run(worker_id, epoch, item, outcome, ts)
-        finally:
-            await self._commit(worker_id)
 
     async def ping(self) -> None:
         if self._broken or self._closed:
