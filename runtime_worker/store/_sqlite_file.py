@@ -1,6 +1,6 @@
 """The SQLite file under `SqliteStore`: schema, exclusive open, load, and one transaction per step.
 
-One connection, used only from the store's single writer thread after the open. WAL with
+One connection, used by one event loop at a time (made in any thread). WAL with
 `synchronous=NORMAL`: a committed step survives the process being killed (`kill -9`); only a
 power loss may drop the last steps. `locking_mode=EXCLUSIVE` keeps the file locked while it is
 open, so a second process on the same data directory is refused instead of corrupting it.

@@ -4,7 +4,13 @@ It is the `MemoryStore` with a file underneath, not a third copy of the Worker s
 every operation runs the memory store's own logic (the one reference behaviour), then writes
 what that step changed (records, appended or trimmed log entries, the input queue, dedupe
 entries, scope claims) in one SQLite transaction before it answers. Reads are served from
-memory; opening the file loads it back. So memory and SQLite cannot drift, an acknowledged step
+memory; opening the file loads it back.
+
+The write happens on the event loop, right after the step, with no await in between: a step and
+its commit are as atomic as the memory step alone, so no reader (an SSE stream, say) ever sees
+an event the file lacks, and a cursor a client holds is never ahead of a reopened store. A
+commit appends to the WAL without an fsync (`synchronous=NORMAL`), a fraction of a millisecond;
+checkpoints are SQLite's own. So memory and SQLite cannot drift, an acknowledged step
 is on disk, and a process killed mid-run reopens consistent: the interrupted input is still
 unacknowledged, and the host's recovery runs it as attempt 2 (or fails it with `host_lost`).
 
@@ -14,7 +20,6 @@ it was, so a write of the dead process's epoch could never be accepted.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import functools
 import inspect
@@ -23,7 +28,6 @@ import logging
 import sqlite3
 from collections import deque
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -90,10 +94,11 @@ T = TypeVar("T", bound="type[MemoryStore]")
 def _persisted(step: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     @functools.wraps(step)
     async def persisted(self: SqliteStore, *args: Any, **kwargs: Any) -> Any:
+        self._usable()
         try:
             return await step(self, *args, **kwargs)
         finally:  # a step that failed half-way (a stale claim reclaimed, say) is written too
-            await self._commit()
+            self._commit()
 
     return persisted
 
@@ -115,8 +120,6 @@ class SqliteStore(MemoryStore):
     def __init__(self, path: Path, settings: Settings | None = None) -> None:
         super().__init__(settings)
         self._file = SqliteFile(path)
-        # One writer thread: steps reach the file in the order they happened.
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="yoi-sqlite")
         self._saved: dict[str, _Saved] = {}
         self._saved_claims: dict[str, tuple[str, str]] = {}
         self._claims_seen: dict[str, tuple[str, list[ScopeEntry]]] = {}
@@ -214,7 +217,11 @@ class SqliteStore(MemoryStore):
         self._touched.add(worker_id)
         return super()._get(worker_id)
 
-    async def _commit(self) -> None:
+    def _usable(self) -> None:
+        if self._broken or self._closed:
+            raise RuntimeUnavailable("the embedded store cannot write")
+
+    def _commit(self) -> None:
         """Write what the step that just ran changed, in one transaction, before it answers."""
         ops: list[Op] = []
         touched, self._touched = self._touched, set()
@@ -226,11 +233,9 @@ class SqliteStore(MemoryStore):
         ops += self._diff_claims()
         if not ops:
             return
-        if self._broken or self._closed:
-            raise RuntimeUnavailable("the embedded store cannot write")
+        self._usable()
         try:
-            # The write goes on in its thread even if this task is cancelled meanwhile.
-            await asyncio.get_running_loop().run_in_executor(self._writer, self._file.write, ops)
+            self._file.write(ops)
         except sqlite3.Error as exc:
             # Memory is now ahead of the file: refuse every later step rather than diverge.
             self._broken = True
@@ -240,15 +245,12 @@ class SqliteStore(MemoryStore):
             raise RuntimeUnavailable("the embedded store cannot write") from None
 
     async def ping(self) -> None:
-        if self._broken or self._closed:
-            raise RuntimeUnavailable("the embedded store cannot write")
+        self._usable()
 
     async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        await asyncio.get_running_loop().run_in_executor(self._writer, self._file.close)
-        self._writer.shutdown(wait=False)
+        if not self._closed:
+            self._closed = True
+            self._file.close()
 
 
 def check_free(path: Path) -> None:
