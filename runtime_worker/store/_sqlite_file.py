@@ -20,11 +20,7 @@ SCHEMA_VERSION = "1"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS workers (
-    worker_id TEXT PRIMARY KEY,
-    record TEXT NOT NULL,
-    inputs TEXT NOT NULL,
-    events_trimmed TEXT NOT NULL,
-    transcript_trimmed TEXT NOT NULL
+    worker_id TEXT PRIMARY KEY, record TEXT NOT NULL, extra TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
     worker_id TEXT NOT NULL, ms INTEGER NOT NULL, n INTEGER NOT NULL, body TEXT NOT NULL,
@@ -34,8 +30,13 @@ CREATE TABLE IF NOT EXISTS transcript (
     worker_id TEXT NOT NULL, ms INTEGER NOT NULL, n INTEGER NOT NULL, body TEXT NOT NULL,
     PRIMARY KEY (worker_id, ms, n)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS inputs (
+    worker_id TEXT NOT NULL, ms INTEGER NOT NULL, n INTEGER NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (worker_id, ms, n)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS dedupe (
-    worker_id TEXT NOT NULL, input_id TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL,
+    worker_id TEXT NOT NULL, input_id TEXT NOT NULL, generation TEXT NOT NULL,
+    seq INTEGER NOT NULL, body TEXT NOT NULL,
     PRIMARY KEY (worker_id, input_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS claims (
@@ -53,10 +54,11 @@ LogRow = tuple[str, int, int, str]
 class Loaded:
     """Everything in the file, each log ordered by cursor and dedupe entries by seq."""
 
-    workers: list[tuple[str, str, str, str, str]] = field(default_factory=list)
+    workers: list[tuple[str, str, str]] = field(default_factory=list)
     events: list[LogRow] = field(default_factory=list)
     transcript: list[LogRow] = field(default_factory=list)
-    dedupe: list[tuple[str, str, str]] = field(default_factory=list)
+    inputs: list[LogRow] = field(default_factory=list)
+    dedupe: list[tuple[str, str, str, str]] = field(default_factory=list)
     claims: list[tuple[str, str, str]] = field(default_factory=list)
 
 
@@ -95,13 +97,12 @@ class SqliteFile:
     def load(self) -> Loaded:
         db = self._db
         return Loaded(
-            workers=db.execute(
-                "SELECT worker_id, record, inputs, events_trimmed, transcript_trimmed FROM workers"
-            ).fetchall(),
+            workers=db.execute("SELECT worker_id, record, extra FROM workers").fetchall(),
             events=db.execute("SELECT * FROM events ORDER BY worker_id, ms, n").fetchall(),
             transcript=db.execute("SELECT * FROM transcript ORDER BY worker_id, ms, n").fetchall(),
+            inputs=db.execute("SELECT * FROM inputs ORDER BY worker_id, ms, n").fetchall(),
             dedupe=db.execute(
-                "SELECT worker_id, input_id, body FROM dedupe ORDER BY worker_id, seq"
+                "SELECT worker_id, input_id, generation, body FROM dedupe ORDER BY worker_id, seq"
             ).fetchall(),
             claims=db.execute("SELECT worker_id, grp, scope FROM claims").fetchall(),
         )

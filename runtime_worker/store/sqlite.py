@@ -20,10 +20,8 @@ it was, so a write of the dead process's epoch could never be accepted.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import inspect
-import json
 import logging
 import sqlite3
 from collections import deque
@@ -32,15 +30,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from runtime_worker.store._redis_codec import (
-    parse_scope,
-    record_fields,
-    record_from_fields,
-    scope_json,
+from runtime_worker.store._redis_codec import parse_scope, scope_json
+from runtime_worker.store._sqlite_codec import (
+    Cursor,
+    Dedupe,
+    Retirement,
+    dedupe_delta,
+    input_body,
+    newest_cursor,
+    restore_dedupe,
+    restore_worker,
+    worker_row,
 )
 from runtime_worker.store._sqlite_file import Loaded, Op, SqliteFile
-from runtime_worker.store.base import QueuedInput, Submission
-from runtime_worker.store.cursor import CursorClock, format_cursor, parse_cursor
+from runtime_worker.store.base import QueuedInput
+from runtime_worker.store.cursor import CursorClock, parse_cursor
 from runtime_worker.store.memory import MemoryStore, _Log, _Worker
 from shared.errors import RuntimeUnavailable
 from shared.models import ScopeEntry
@@ -48,11 +52,9 @@ from shared.settings import Settings
 
 log = logging.getLogger("yoi.store")
 
-Cursor = tuple[int, int]
 _UPSERT_WORKER = (
-    "INSERT INTO workers VALUES (?, ?, ?, ?, ?) ON CONFLICT (worker_id) DO UPDATE SET "
-    "record = excluded.record, inputs = excluded.inputs, "
-    "events_trimmed = excluded.events_trimmed, transcript_trimmed = excluded.transcript_trimmed"
+    "INSERT INTO workers VALUES (?, ?, ?) ON CONFLICT (worker_id) DO UPDATE SET "
+    "record = excluded.record, extra = excluded.extra"
 )
 
 
@@ -60,10 +62,12 @@ _UPSERT_WORKER = (
 class _Saved:
     """What the file holds of one Worker, so a step writes only its difference."""
 
-    row: tuple[str, str, str, str] = ("", "", "", "")
+    row: tuple[str, str] = ("", "")
     events: tuple[Cursor, Cursor] = ((0, 0), (0, 0))  # (oldest, newest) stored cursor
     transcript: tuple[Cursor, Cursor] = ((0, 0), (0, 0))
-    dedupe: set[str] = field(default_factory=set)
+    inputs: tuple[Cursor | None, Cursor] = (None, (0, 0))  # (oldest or None if empty, newest)
+    dedupe: Dedupe = field(default_factory=dict)
+    retirement: Retirement = field(default_factory=Retirement)
 
 
 _READS = frozenset(
@@ -135,26 +139,25 @@ class SqliteStore(MemoryStore):
         for name, rows in (("events", loaded.events), ("transcript", loaded.transcript)):
             for worker_id, ms, n, body in rows:
                 logs[name].setdefault(worker_id, []).append(((ms, n), body))
+        inputs: dict[str, list[str]] = {}
+        for worker_id, _, _, body in loaded.inputs:
+            inputs.setdefault(worker_id, []).append(body)
+        dedupe: dict[str, list[tuple[str, str, str]]] = {}
+        for worker_id, input_id, generation, body in loaded.dedupe:
+            dedupe.setdefault(worker_id, []).append((input_id, generation, body))
         newest: Cursor = (0, 0)
-        for worker_id, record_json, inputs_json, events_trimmed, kept_trimmed in loaded.workers:
-            record = record_from_fields(json.loads(record_json))
-            record.host = None  # nobody holds a lease in a process that just started
-            events = _restored_log(
-                self._settings.events_maxlen, logs["events"].get(worker_id, []), events_trimmed
+        for worker_id, record_json, extra_json in loaded.workers:
+            worker = restore_worker(
+                record_json,
+                extra_json,
+                self._settings.events_maxlen,
+                logs["events"].get(worker_id, []),
+                logs["transcript"].get(worker_id, []),
+                inputs.get(worker_id, []),
             )
-            transcript = _restored_log(
-                record.transcript_maxlen, logs["transcript"].get(worker_id, []), kept_trimmed
-            )
-            inputs = deque(QueuedInput(**item) for item in json.loads(inputs_json))
-            self._workers[worker_id] = _Worker(record, events, transcript, inputs)
-            newest = max(
-                [newest, *events.ids[-1:], *transcript.ids[-1:]]
-                + [parse_cursor(item.entry_id) for item in inputs]
-            )
-        for worker_id, input_id, body in loaded.dedupe:
-            worker = self._workers.get(worker_id)
-            if worker is not None:
-                worker.input_ids[input_id] = Submission(**json.loads(body))
+            restore_dedupe(worker, dedupe.get(worker_id, []))
+            self._workers[worker_id] = worker
+            newest = max(newest, newest_cursor(worker))
         for worker_id, group, scope in loaded.claims:
             self._claims[worker_id] = (group, parse_scope(scope))
         self._clock = CursorClock(newest)
@@ -174,17 +177,12 @@ class SqliteStore(MemoryStore):
             del self._saved[worker_id]
             return [
                 (f"DELETE FROM {table} WHERE worker_id = ?", (worker_id,))
-                for table in ("workers", "events", "transcript", "dedupe")
+                for table in ("workers", "events", "transcript", "inputs", "dedupe")
             ]
         if saved is None:
             saved = self._saved[worker_id] = _Saved()
         ops: list[Op] = []
-        row = (
-            json.dumps(record_fields(worker.record), separators=(",", ":")),
-            json.dumps([dataclasses.asdict(item) for item in worker.inputs], separators=(",", ":")),
-            format_cursor(worker.events.trimmed_upto),
-            format_cursor(worker.transcript.trimmed_upto),
-        )
+        row = worker_row(worker, saved.retirement)
         if row != saved.row:
             saved.row = row
             ops.append((_UPSERT_WORKER, (worker_id, *row)))
@@ -192,7 +190,19 @@ class SqliteStore(MemoryStore):
         saved.transcript = _log_ops(
             ops, "transcript", worker_id, worker.transcript, saved.transcript
         )
-        ops.extend(_dedupe_ops(worker_id, worker.input_ids, saved.dedupe))
+        saved.inputs = _queue_ops(ops, worker_id, worker.inputs, saved.inputs)
+        forget, write = dedupe_delta(worker, saved.dedupe)
+        ops += [
+            ("DELETE FROM dedupe WHERE worker_id = ? AND input_id = ?", (worker_id, input_id))
+            for input_id in forget
+        ]
+        ops += [
+            ("INSERT OR REPLACE INTO dedupe VALUES (?, ?, ?, ?, ?)", (worker_id, key, *entry))
+            for key, entry in write.items()
+        ]
+        for input_id in forget:
+            del saved.dedupe[input_id]
+        saved.dedupe.update(write)
         return ops
 
     def _diff_claims(self) -> list[Op]:
@@ -248,7 +258,12 @@ class SqliteStore(MemoryStore):
         self._usable()
 
     async def aclose(self) -> None:
-        if not self._closed:
+        if self._closed:
+            return
+        try:
+            if not self._broken:
+                self._commit()  # what reads changed (a stopped Worker's retention ran out)
+        finally:
             self._closed = True
             self._file.close()
 
@@ -258,11 +273,32 @@ def check_free(path: Path) -> None:
     SqliteFile(path).close()
 
 
-def _restored_log(maxlen: int, rows: list[tuple[Cursor, str]], trimmed: str) -> _Log:
-    restored = _Log(maxlen, trimmed_upto=parse_cursor(trimmed))
-    for cursor, body in rows:
-        restored.append(cursor, body)
-    return restored
+def _queue_ops(
+    ops: list[Op], worker_id: str, inputs: deque[QueuedInput], saved: tuple[Cursor | None, Cursor]
+) -> tuple[Cursor | None, Cursor]:
+    """Inputs are appended at the end and acknowledged from the front: insert the new ones,
+    delete the acknowledged ones; the new bounds."""
+    oldest, newest = saved
+    fresh: list[tuple[Cursor, QueuedInput]] = []
+    for item in reversed(inputs):
+        cursor = parse_cursor(item.entry_id)
+        if cursor <= newest:
+            break
+        fresh.append((cursor, item))
+    for (ms, n), item in reversed(fresh):
+        ops.append(("INSERT INTO inputs VALUES (?, ?, ?, ?)", (worker_id, ms, n, input_body(item))))
+    if fresh:
+        newest = fresh[0][0]
+    first = parse_cursor(inputs[0].entry_id) if inputs else None
+    if oldest is not None and (first is None or first > oldest):
+        bound = first or (newest[0], newest[1] + 1)
+        ops.append(
+            (
+                "DELETE FROM inputs WHERE worker_id = ? AND (ms < ? OR (ms = ? AND n < ?))",
+                (worker_id, bound[0], bound[0], bound[1]),
+            )
+        )
+    return first, newest
 
 
 def _log_ops(
@@ -283,25 +319,3 @@ def _log_ops(
             )
         )
     return log_.ids[0], log_.ids[-1]
-
-
-def _dedupe_ops(worker_id: str, known: dict[str, Submission], saved: set[str]) -> list[Op]:
-    """New and evicted dedupe entries; cheap when nothing changed (the newest one is saved)."""
-    if len(known) == len(saved) and (not known or next(reversed(known)) in saved):
-        return []
-    ops: list[Op] = [
-        ("DELETE FROM dedupe WHERE worker_id = ? AND input_id = ?", (worker_id, input_id))
-        for input_id in saved - known.keys()
-    ]
-    for input_id, submission in known.items():
-        if input_id not in saved:
-            body = json.dumps(dataclasses.asdict(submission), separators=(",", ":"))
-            ops.append(
-                (
-                    "INSERT OR REPLACE INTO dedupe VALUES (?, ?, ?, ?)",
-                    (worker_id, input_id, submission.seq, body),
-                )
-            )
-    saved.clear()
-    saved.update(known)
-    return ops
