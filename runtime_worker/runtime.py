@@ -1,7 +1,8 @@
 """`Runtime`: the one API to a runtime's Workers, whether embedded here or a fleet over Redis.
 
-An embedded Runtime owns its `Host` (runs happen in this process, on a `MemoryStore`); a fleet
-Runtime is a client over a `RedisStore` (runs happen in `yoi runtime` member processes). Both
+An embedded Runtime owns its `Host` (runs happen in this process, on a `MemoryStore`, or a
+`SqliteStore` when its Workers should outlive the process); a fleet Runtime is a client over a
+`RedisStore` (runs happen in `yoi runtime` member processes). Both
 answer with the same wire models, so the gateway never cares which kind it talks to.
 """
 

@@ -67,6 +67,7 @@ def running_gateway(
     echo_delay_ms: int = 40,
     env: dict[str, str] | None = None,
     port: int | None = None,
+    extra_args: list[str] | None = None,
 ) -> Iterator[Gateway]:
     """Starts the gateway (on `port`, else a free one), waits for `/readyz`, and stops it
     (terminate, then kill) on exit."""
@@ -79,7 +80,11 @@ def running_gateway(
     log_path = workdir / f"gateway-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            gateway_command(port), env=environ, cwd=workdir, stdout=log, stderr=subprocess.STDOUT
+            [*gateway_command(port), *(extra_args or [])],
+            env=environ,
+            cwd=workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     gateway = Gateway(f"http://127.0.0.1:{port}", token, log_path, process)
     try:
