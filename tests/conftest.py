@@ -6,6 +6,7 @@ a server; a test that must flush asks for `private_redis_url`, a server the suit
 
 from __future__ import annotations
 
+import atexit
 import os
 import socket
 import uuid
@@ -19,8 +20,11 @@ from tests.redis_server import answers, private_redis
 
 # Never write into the real home: every gateway this suite starts, in process or as a child
 # process (which inherits this), keeps its embedded Workers in memory unless a test sets
-# YOI_DATA_DIR to a directory of its own.
+# YOI_DATA_DIR to a directory of its own; a child started without YOI_* variables falls back
+# to a per-user data directory under this suite's own XDG_DATA_HOME, not the real one.
 os.environ["YOI_DATA_DIR"] = ""
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="yoi-tests-xdg-")
+atexit.register(shutil.rmtree, os.environ["XDG_DATA_HOME"], True)
 
 
 @pytest.fixture(scope="session")

@@ -1,18 +1,17 @@
 """`SqliteStore`: the embedded runtime's durable store, one SQLite file.
 
 It is the `MemoryStore` with a file underneath, not a third copy of the Worker state machine:
-every operation runs the memory store's own logic (the one reference behaviour), then writes
-what that step changed (records, appended or trimmed log entries, the input queue, dedupe
-entries, scope claims) in one SQLite transaction before it answers. Reads are served from
-memory; opening the file loads it back.
+every step runs the memory store's own logic (the one reference behaviour), then writes what
+that step changed (records, appended or trimmed log entries, queued inputs, dedupe entries,
+scope claims) in one SQLite transaction before it answers. Reads are served from memory;
+opening the file loads it back. So memory and SQLite cannot drift, an acknowledged step is on
+disk, and a process killed mid-run reopens consistent: the interrupted input is still
+unacknowledged, and the host's recovery runs it as attempt 2 (or fails it with `host_lost`).
 
-The write happens on the event loop, right after the step, with no await in between: a step and
+The write happens on the event loop right after the step, with no await in between: a step and
 its commit are as atomic as the memory step alone, so no reader (an SSE stream, say) ever sees
 an event the file lacks, and a cursor a client holds is never ahead of a reopened store. A
-commit appends to the WAL without an fsync (`synchronous=NORMAL`), a fraction of a millisecond;
-checkpoints are SQLite's own. So memory and SQLite cannot drift, an acknowledged step
-is on disk, and a process killed mid-run reopens consistent: the interrupted input is still
-unacknowledged, and the host's recovery runs it as attempt 2 (or fails it with `host_lost`).
+commit appends to the WAL without an fsync (`synchronous=NORMAL`): about 0.1 ms.
 
 Leases are not stored: a reopened store has no host, and the epoch (stored) goes on from where
 it was, so a write of the dead process's epoch could never be accepted.
