@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import atexit
 import os
+import shutil
 import socket
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
