@@ -15,10 +15,14 @@ from dataclasses import dataclass
 from runtime_worker.store._redis_codec import record_fields, record_from_fields
 from runtime_worker.store.base import QueuedInput, Submission
 from runtime_worker.store.cursor import format_cursor, parse_cursor
-from runtime_worker.store.memory import _Log, _Worker
+from runtime_worker.store.memory import MemoryStore, _Log, _Worker
+from shared.models import ScopeEntry
 from shared.timeutil import monotonic_s, now_s
 
 Cursor = tuple[int, int]
+MemoryWorker = _Worker
+MemoryLog = _Log
+Claims = dict[str, tuple[str, list[ScopeEntry]]]
 _COMPACT = (",", ":")
 Dedupe = dict[str, tuple[str, int, str]]
 """input_id → (generation, seq, body) of a Worker's dedupe memory."""
@@ -115,3 +119,9 @@ def restore_dedupe(worker: _Worker, rows: Iterable[tuple[str, str, str]]) -> Non
     """Rows of (input_id, generation, body), oldest first."""
     for input_id, _generation, body in rows:
         worker.input_ids[input_id] = Submission(**json.loads(body))
+
+
+def claims_of(store: MemoryStore) -> Claims:
+    """The memory store's scope claims (worker id → (delegation group, scope)), to read and,
+    when reopening, to fill."""
+    return store._claims

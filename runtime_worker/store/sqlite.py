@@ -31,9 +31,13 @@ from typing import Any, TypeVar
 
 from runtime_worker.store._redis_codec import parse_scope, scope_json
 from runtime_worker.store._sqlite_codec import (
+    Claims,
     Cursor,
     Dedupe,
+    MemoryLog,
+    MemoryWorker,
     Retirement,
+    claims_of,
     dedupe_delta,
     input_body,
     newest_cursor,
@@ -44,9 +48,8 @@ from runtime_worker.store._sqlite_codec import (
 from runtime_worker.store._sqlite_file import Loaded, Op, SqliteFile
 from runtime_worker.store.base import QueuedInput
 from runtime_worker.store.cursor import CursorClock, parse_cursor
-from runtime_worker.store.memory import MemoryStore, _Log, _Worker
+from runtime_worker.store.memory import MemoryStore
 from shared.errors import RuntimeUnavailable
-from shared.models import ScopeEntry
 from shared.settings import Settings
 
 log = logging.getLogger("yoi.store")
@@ -125,7 +128,7 @@ class SqliteStore(MemoryStore):
         self._file = SqliteFile(path)
         self._saved: dict[str, _Saved] = {}
         self._saved_claims: dict[str, tuple[str, str]] = {}
-        self._claims_seen: dict[str, tuple[str, list[ScopeEntry]]] = {}
+        self._claims_seen: Claims = {}
         self._touched: set[str] = set()
         self._broken = False
         self._closed = False
@@ -157,8 +160,9 @@ class SqliteStore(MemoryStore):
             restore_dedupe(worker, dedupe.get(worker_id, []))
             self._workers[worker_id] = worker
             newest = max(newest, newest_cursor(worker))
+        claims = claims_of(self)
         for worker_id, group, scope in loaded.claims:
-            self._claims[worker_id] = (group, parse_scope(scope))
+            claims[worker_id] = (group, parse_scope(scope))
         self._clock = CursorClock(newest)
         for worker_id in self._workers:
             self._diff(worker_id)  # the file's contents become the saved baseline
@@ -205,10 +209,11 @@ class SqliteStore(MemoryStore):
         return ops
 
     def _diff_claims(self) -> list[Op]:
-        if self._claims == self._claims_seen:
+        claims = claims_of(self)
+        if claims == self._claims_seen:
             return []
-        self._claims_seen = {w: (group, list(scope)) for w, (group, scope) in self._claims.items()}
-        current = {w: (group, scope_json(scope)) for w, (group, scope) in self._claims.items()}
+        self._claims_seen = {w: (group, list(scope)) for w, (group, scope) in claims.items()}
+        current = {w: (group, scope_json(scope)) for w, (group, scope) in claims.items()}
         ops: list[Op] = [
             ("DELETE FROM claims WHERE worker_id = ?", (w,))
             for w in self._saved_claims.keys() - current.keys()
@@ -221,7 +226,7 @@ class SqliteStore(MemoryStore):
         self._saved_claims = current
         return ops
 
-    def _get(self, worker_id: str) -> _Worker:
+    def _get(self, worker_id: str) -> MemoryWorker:
         # Every step reaches its Workers through here: those are the ones it may have changed.
         self._touched.add(worker_id)
         return super()._get(worker_id)
@@ -301,7 +306,7 @@ def _queue_ops(
 
 
 def _log_ops(
-    ops: list[Op], table: str, worker_id: str, log_: _Log, saved: tuple[Cursor, Cursor]
+    ops: list[Op], table: str, worker_id: str, log_: MemoryLog, saved: tuple[Cursor, Cursor]
 ) -> tuple[Cursor, Cursor]:
     """Insert the entries appended since `saved`, delete the ones trimmed; the new bounds."""
     oldest, newest = saved

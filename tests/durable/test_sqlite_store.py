@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from runtime_worker.store.base import RunOutcome, WorkerRecord
+from runtime_worker.store._sqlite_codec import claims_of
 from runtime_worker.store.sqlite import SqliteStore
 from shared.errors import LeaseLost, RuntimeUnavailable
 from shared.events import TextDelta
@@ -44,7 +45,7 @@ def _snapshot(store: SqliteStore) -> dict[str, object]:
             list(worker.inputs),
             dict(worker.input_ids),
         )
-    return {"workers": workers, "claims": dict(store._claims)}
+    return {"workers": workers, "claims": dict(claims_of(store))}
 
 
 async def _busy_history(store: SqliteStore) -> tuple[str, str, int]:
@@ -150,6 +151,6 @@ async def test_released_scope_claims_are_gone_after_a_reopen(tmp_path: Path) -> 
     await store.aclose()
     reopened = SqliteStore(path, SETTINGS)
     try:
-        assert set(reopened._claims) == {kept.worker_id}
+        assert set(claims_of(reopened)) == {kept.worker_id}
     finally:
         await reopened.aclose()
