@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime_worker.store.base import RunOutcome, WorkerRecord
 from runtime_worker.store._sqlite_codec import claims_of
+from runtime_worker.store.base import RunOutcome, WorkerRecord
 from runtime_worker.store.sqlite import SqliteStore
 from shared.errors import LeaseLost, RuntimeUnavailable
 from shared.events import TextDelta
