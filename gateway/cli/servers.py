@@ -54,11 +54,13 @@ def gateway(
         check_embedded_store(settings)
     except YoiError as exc:
         raise CliFailure(exc.message) from None
-    # For the person starting it (never logged): where the Companion's conversation lives.
-    if settings.data_dir is None:
-        typer.echo("embedded Workers: in memory only (gone when the gateway stops)")
-    else:
-        typer.echo(f"embedded Workers: kept in {settings.data_dir}")
+    # For the person starting it, never logged (a path is no log line's business): where the
+    # Companion's conversation lives. Not in JSON mode, whose output is only JSON lines.
+    if settings.log_format != "json":
+        if settings.data_dir is None:
+            typer.echo("embedded Workers: in memory only (gone when the gateway stops)")
+        else:
+            typer.echo(f"embedded Workers: kept in {settings.data_dir}")
     try:
         serve(settings)
     except UnsafeConfig as exc:
