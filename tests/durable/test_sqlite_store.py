@@ -9,13 +9,15 @@ import pytest
 
 from runtime_worker.store._sqlite_codec import claims_of
 from runtime_worker.store.base import RunOutcome, WorkerRecord
+from runtime_worker.store.bounds import DEDUPE_WINDOW
 from runtime_worker.store.sqlite import SqliteStore
-from shared.errors import LeaseLost, RuntimeUnavailable
+from shared.errors import LeaseLost, RuntimeUnavailable, WorkerNotFound
 from shared.events import TextDelta
 from shared.ids import new_id
-from shared.models import RunResult, ScopeEntry, ScopeMode, Strategy
+from shared.models import RunResult, ScopeEntry, ScopeMode, Strategy, WorkerState
 from shared.settings import Settings
 from shared.timeutil import now_s
+from tests.helpers import wait_until
 
 SETTINGS = Settings(events_maxlen=12, data_dir=None)
 MEMBER = "embedded"
@@ -40,10 +42,11 @@ def _snapshot(store: SqliteStore) -> dict[str, object]:
         record = worker.record
         workers[worker_id] = (
             {**vars(record), "host": None, "usage": record.usage.model_dump()},
-            (worker.events.ids, worker.events.items, worker.events.trimmed_upto),
-            (worker.transcript.ids, worker.transcript.items, worker.transcript.trimmed_upto),
+            (worker.events.ids, worker.events.items, worker.events.trimmed),
+            (worker.transcript.ids, worker.transcript.items, worker.transcript.trimmed),
             list(worker.inputs),
-            dict(worker.input_ids),
+            (dict(worker.input_ids.current), dict(worker.input_ids.old)),
+            worker.retire_at is None,  # a deadline: monotonic here, wall clock in the file
         )
     return {"workers": workers, "claims": dict(claims_of(store))}
 
@@ -53,18 +56,17 @@ async def _busy_history(store: SqliteStore) -> tuple[str, str, int]:
     writer = ScopeEntry(path="/repo", mode=ScopeMode.WRITE)
     worker = _record(scope=[writer])
     await store.claim_scope(worker.worker_id, [writer], None)
-    await store.create_worker(worker)
+    await store.create(worker)
     worker_id = worker.worker_id
     epoch = await store.acquire(worker_id, MEMBER, 0)
     assert epoch is not None
     for n in range(4):
         await store.submit_input(worker_id, f"in {n}", f"i{n}", Strategy.ENQUEUE, now_s())
-    await store.submit_input(worker_id, "again", "i0", Strategy.ENQUEUE, now_s())  # duplicate
+    await store.submit_input(worker_id, "in 0", "i0", Strategy.ENQUEUE, now_s())  # duplicate
     for n in range(3):
-        item = await store.next_input(worker_id, MEMBER, epoch)
-        assert item is not None
-        claim = await store.begin_run(worker_id, epoch, item, new_id(), now_s())
-        assert claim is not None
+        taken = await store.take_run(worker_id, MEMBER, epoch, new_id(), now_s(), 10)
+        assert taken is not None
+        item, claim = taken.item, taken.claim
         ids = {"worker_id": worker_id, "ts": now_s(), "run_id": claim.run_id}
         await store.append_events(
             worker_id, epoch, [TextDelta(**ids, input_id=item.input_id, text="piece ")]
@@ -72,9 +74,9 @@ async def _busy_history(store: SqliteStore) -> tuple[str, str, int]:
         if n == 1:
             await store.cancel(worker_id)
         outcome = RunOutcome(RunResult.FINISHED, "piece ", input_tokens=2, output_tokens=1)
-        await store.finish_run(worker_id, epoch, item, outcome, now_s())
+        await store.finish_run(worker_id, epoch, item, outcome, now_s(), run_id=claim.run_id)
     other = _record()
-    await store.create_worker(other)
+    await store.create(other)
     await store.request_stop(other.worker_id)
     return worker_id, other.worker_id, epoch
 
@@ -99,11 +101,11 @@ async def test_a_reopened_store_holds_exactly_what_was_written(tmp_path: Path) -
         assert new_epoch == epoch + 1
         with pytest.raises(LeaseLost):
             await reopened.append_events(worker_id, epoch, [])
-        # The input left queued is still there, and the dedupe entries still answer.
-        item = await reopened.next_input(worker_id, MEMBER, new_epoch)
-        assert item is not None and item.input_id == "i3"
-        again = await reopened.submit_input(worker_id, "x", "i1", Strategy.ENQUEUE, now_s())
+        # The dedupe entries still answer, and the input left queued is still there.
+        again = await reopened.submit_input(worker_id, "in 1", "i1", Strategy.ENQUEUE, now_s())
         assert again.duplicate
+        taken = await reopened.take_run(worker_id, MEMBER, new_epoch, new_id(), now_s(), 0)
+        assert taken is not None and taken.item.input_id == "i3"
     finally:
         await reopened.aclose()
 
@@ -111,7 +113,7 @@ async def test_a_reopened_store_holds_exactly_what_was_written(tmp_path: Path) -
 async def test_cursors_keep_increasing_after_a_reopen(tmp_path: Path) -> None:
     path = tmp_path / "yoi.sqlite3"
     store = SqliteStore(path, SETTINGS)
-    record = await store.create_worker(_record())
+    record = (await store.create(_record())).record
     last = await store.last_cursor(record.worker_id)
     await store.aclose()
     reopened = SqliteStore(path, SETTINGS)
@@ -154,3 +156,46 @@ async def test_released_scope_claims_are_gone_after_a_reopen(tmp_path: Path) -> 
         assert set(claims_of(reopened)) == {kept.worker_id}
     finally:
         await reopened.aclose()
+
+
+async def test_dedupe_generations_and_retention_survive_a_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "yoi.sqlite3"
+    settings = Settings(events_maxlen=12, retention_s=2, data_dir=None)
+    store = SqliteStore(path, settings)
+    worker = _record()
+    await store.create(worker)
+    await store.submit_input(worker.worker_id, "t", "oldest", Strategy.ENQUEUE, now_s())
+    for i in range(2 * DEDUPE_WINDOW):
+        await store.submit_input(worker.worker_id, "t", f"k{i}", Strategy.ENQUEUE, now_s())
+    stopped = _record()
+    await store.create(stopped)
+    await store.request_stop(stopped.worker_id)
+    await store.aclose()
+
+    reopened = SqliteStore(path, settings)
+    try:
+        recent = await reopened.submit_input(
+            worker.worker_id, "t", f"k{DEDUPE_WINDOW}", Strategy.ENQUEUE, now_s()
+        )
+        assert recent.duplicate  # within the last window: the same answer, after a reopen too
+        forgotten = await reopened.submit_input(
+            worker.worker_id, "t", "oldest", Strategy.ENQUEUE, now_s()
+        )
+        assert not forgotten.duplicate and forgotten.seq == 2 * DEDUPE_WINDOW + 2
+        assert (await reopened.get_worker(stopped.worker_id)).state is WorkerState.STOPPED
+
+        async def retired() -> bool:
+            try:
+                await reopened.get_worker(stopped.worker_id)
+            except WorkerNotFound:
+                return True
+            return False
+
+        await wait_until(retired, timeout_s=10, what="the stopped worker's retention to end")
+    finally:
+        await reopened.aclose()  # writes the retirement down
+    again = SqliteStore(path, settings)
+    try:
+        assert set(again._saved) == {worker.worker_id}  # what the file holds
+    finally:
+        await again.aclose()
