@@ -52,6 +52,7 @@ def _env(namespace: str, **extra: str) -> dict[str, str]:
         YOI_LEASE_TTL_MS="2000",
         YOI_SWEEP_INTERVAL_MS="300",
         YOI_DRAIN_GRACE_S="1",
+        YOI_DATA_DIR="",  # the embedded Workers in memory: each gateway starts empty
         PYTHONUNBUFFERED="1",
         **extra,
     )
