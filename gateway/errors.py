@@ -3,10 +3,11 @@
 Codes and their HTTP statuses are the SPEC table's, never anything else, so a client can switch
 on `code` alone. Decisions where the table is silent:
 
-- An unknown path or a method a path does not allow is the caller's mistake, so it answers
-  `invalid_input` with that code's status, 422 (the message names the method and route, the
-  `Allow` header lists the methods). `not_found` is no code of the table, and a 5xx for a typo
-  would count against the gateway's error rate.
+- An unknown path is 404 `not_found` and a method a path does not allow is 405
+  `method_not_allowed` (the `Allow` header lists the methods): codes of their own, added to the
+  table, so a client tells a typo in a route from an unknown runtime or Worker.
+- A body FastAPI cannot read (malformed JSON, JSON nested deeper than the decoder follows) is
+  422 `invalid_input`, never a 400 or a 500.
 - A malformed `runtime_id` or `worker_id` in a path names nothing: 404 `runtime_not_found` or
   `worker_not_found` (see `gateway.deps`).
 - `cursor_expired` adds `oldest_cursor` to the error object: where the reader may resume.
@@ -31,6 +32,8 @@ from shared.errors import (
     ErrorBody,
     ErrorEnvelope,
     InvalidInput,
+    MethodNotAllowed,
+    NotFound,
     PayloadTooLarge,
     Unauthorized,
     YoiError,
@@ -44,7 +47,8 @@ INTERNAL_MESSAGE = "the gateway failed to answer this request"
 
 _DESCRIPTIONS = {
     401: "`unauthorized`: a valid bearer token is required",
-    404: "`runtime_not_found` or `worker_not_found`",
+    404: "`runtime_not_found`, `worker_not_found`, or `not_found` (no such route)",
+    405: "`method_not_allowed`: the `Allow` header lists the path's methods",
     409: "`worker_busy`, `worker_stopped`, `scope_conflict` or `not_running`",
     410: "`cursor_expired`: the error carries `oldest_cursor`",
     413: "`payload_too_large`: the body or the text is too long",
@@ -140,13 +144,15 @@ async def _http_error(request: Request, exc: Exception) -> Response:
             )
         return response
     if exc.status_code == 404:
-        error: YoiError = InvalidInput(f"no such route: {route}")
+        error: YoiError = NotFound(f"no such route: {route}")
     elif exc.status_code == 405:
-        error = InvalidInput(f"method not allowed: {route}")
+        error = MethodNotAllowed(f"method not allowed: {route}")
     elif exc.status_code == 413:
         error = PayloadTooLarge("the request body is too large")
     elif exc.status_code == 401:
         error = Unauthorized("a valid bearer token is required")
+    elif isinstance(exc.__cause__, RecursionError):
+        error = InvalidInput("the JSON body is nested too deeply")
     else:
         error = InvalidInput("the request could not be read")
     headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() == "allow"}

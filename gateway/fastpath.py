@@ -164,7 +164,7 @@ def _json_body(scope: Scope, body: bytes, model: type[_Body]) -> _Body | None:
         return None
     try:
         return model.model_validate(json.loads(body))
-    except (ValueError, ValidationError):
+    except (ValueError, ValidationError, RecursionError):  # nested too deeply: the route says so
         return None
 
 

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
+
+
+def _code_enum(schema: dict[str, Any]) -> None:
+    """OpenAPI lists every code a client may switch on; parsing stays open to newer codes."""
+    schema["properties"]["code"]["enum"] = [*(cls.code for cls in ALL_ERRORS), "internal_error"]
 
 
 class ErrorBody(BaseModel):
+    model_config = ConfigDict(json_schema_extra=_code_enum)
+
     code: str
     message: str
     retryable: bool
@@ -56,6 +63,20 @@ class RuntimeNotFound(YoiError):
 class WorkerNotFound(YoiError):
     code = "worker_not_found"
     http_status = 404
+
+
+class NotFound(YoiError):
+    """No route at this path: a typo or an old client, told apart from an unknown id."""
+
+    code = "not_found"
+    http_status = 404
+
+
+class MethodNotAllowed(YoiError):
+    """The path exists but not with this method; the response's `Allow` header lists those."""
+
+    code = "method_not_allowed"
+    http_status = 405
 
 
 class WorkerBusy(YoiError):
@@ -147,6 +168,8 @@ ALL_ERRORS: tuple[type[YoiError], ...] = (
     Unauthorized,
     RuntimeNotFound,
     WorkerNotFound,
+    NotFound,
+    MethodNotAllowed,
     WorkerBusy,
     NotRunning,
     ScopeConflict,

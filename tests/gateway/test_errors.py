@@ -93,12 +93,47 @@ async def test_validation_errors_never_echo_the_input(client: httpx.AsyncClient)
 
 
 async def test_unknown_routes_and_methods_are_typed(client: httpx.AsyncClient) -> None:
-    error = assert_error(await client.get("/api/nothing/here"), 422, "invalid_input")
+    error = assert_error(await client.get("/api/nothing/here"), 404, "not_found")
     assert "no such route" in error["message"]
-    assert_error(await client.get("/not-the-api"), 422, "invalid_input")
+    assert_error(await client.get("/not-the-api"), 404, "not_found")
+    assert_error(await client.post(f"{BI}/nope", json={}), 404, "not_found")
+    assert_error(await client.get("/static/no-such-file.js"), 404, "not_found")
     wrong = await client.delete("/api/runtimes")
-    assert_error(wrong, 422, "invalid_input")
+    assert_error(wrong, 405, "method_not_allowed")
     assert wrong.headers["allow"] == "GET"
+    wrong = await client.get(f"{BI}/workers/{UNKNOWN_WORKER}/inputs")
+    assert_error(wrong, 405, "method_not_allowed")
+    assert wrong.headers["allow"] == "POST"
+
+
+def nested(key: str, depth: int) -> bytes:
+    """About 1,000 levels in 2 KB: `{"key": [[[...]]]}`."""
+    return f'{{"{key}": {"[" * depth}{"]" * depth}}}'.encode()
+
+
+@pytest.mark.parametrize("depth", [1000, 5000])
+async def test_deeply_nested_json_is_invalid_input_on_every_json_route(
+    client: httpx.AsyncClient, depth: int
+) -> None:
+    worker_id = await create_worker(client)
+    worker = f"{BI}/workers/{worker_id}"
+    routes = [
+        (f"{worker}/inputs", "text"),  # the fast path's routes and the FastAPI route behind them
+        (f"{BI}/workers", "display_name"),
+        ("/api/companion/messages", "text"),
+    ]
+    for path, key in routes:
+        for content_type in ("application/json", "application/merge-patch+json"):
+            response = await client.post(
+                path, content=nested(key, depth), headers={"content-type": content_type}
+            )
+            error = assert_error(response, 422, "invalid_input")
+            assert error["message"] == "the JSON body is nested too deeply", path
+    # Nothing changed: no input accepted, no Worker made.
+    events = (await client.get(f"{worker}/events")).json()["events"]
+    assert [e["type"] for e in events if e["type"] == "user_message"] == []
+    names = [w["display_name"] for w in (await client.get(f"{BI}/workers")).json()["workers"]]
+    assert names == ["w"]
 
 
 async def test_runtime_not_found_for_unknown_and_malformed_ids(client: httpx.AsyncClient) -> None:

@@ -56,6 +56,7 @@ async def test_inputs_answer_as_the_route(clients: Clients) -> None:
     assert first.status_code == 202
     await same(clients, "POST", f"{worker}/inputs", json=body)  # the same input id again
     await same(clients, "POST", f"{worker}/inputs", json={"text": "x", "strategy": "reject"})
+    deep = b'{"text": ' + b"[" * 1000 + b"]" * 1000 + b"}"
     for bad in (
         {"json": {"text": ""}},
         {"json": {"text": "x", "extra": 1}},
@@ -64,6 +65,7 @@ async def test_inputs_answer_as_the_route(clients: Clients) -> None:
         {"content": b"{not json", "headers": {"content-type": "application/json"}},
         {"content": b'{"text": "x"}', "headers": {"content-type": "text/plain"}},
         {"content": b"", "headers": {"content-type": "application/json"}},
+        {"content": deep, "headers": {"content-type": "application/json"}},
     ):
         assert (await same(clients, "POST", f"{worker}/inputs", **bad)).status_code == 422
     missing = f"{BI}/workers/01890a5d-ac96-774b-bcce-b302099a8057/inputs"
@@ -159,6 +161,7 @@ async def test_refused_creates_answer_as_the_route(clients: Clients) -> None:
         {"content": b"{not json", "headers": {"content-type": "application/json"}},
         {"content": b'{"display_name": "x"}', "headers": {"content-type": "text/plain"}},
         {"content": b"", "headers": {"content-type": "application/json"}},
+        {"content": b'{"display_name": ' + b"[" * 1000 + b"]" * 1000 + b"}"},
     ):
         assert (await same(clients, "POST", f"{BI}/workers", **bad)).status_code == 422
     unknown_profile = {"display_name": "x", "profile": "nope"}
