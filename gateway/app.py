@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         on_overflow=metrics.sse_slow_disconnects.inc,
     )
     metrics.sse_lag.set_function(hubs.max_lag)
-    metrics.sse_readers.set_function(lambda: len(hubs))
+    metrics.sse_readers.set_function(hubs.readers)
     gateway = Gateway(settings=settings, metrics=metrics, tickets=Tickets(settings), hubs=hubs)
 
     @asynccontextmanager

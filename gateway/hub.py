@@ -3,7 +3,9 @@
 A thousand browsers on one Worker must not mean a thousand Redis readers. The first connection
 to a Worker starts its `Hub`: one task following `Runtime.tail` (a blocking read per wake) and
 handing every page to each connection's bounded `Subscription`. The task stops as soon as the
-last connection leaves.
+last connection leaves: it is cancelled, and it is told to stop as well, so that a cancellation
+a library swallows (redis-py's write under `wait_for` on Python 3.11) still ends it after the
+call it is in; `Hubs.readers` counts tasks until they have really ended.
 
 Joining without gap or repeat: a connection registers with the hub first, learning the hub's
 cursor `h` at that instant (everything after `h` will reach its buffer), then catches up from its
@@ -107,6 +109,7 @@ class Hub:
         self.subscribers: set[Subscription] = set()
         self.started = asyncio.Event()
         self.joining = 0
+        self.stopping = False
         self.failure: YoiError | None = None
         self._on_events = on_events
         self._on_overflow = on_overflow
@@ -117,7 +120,7 @@ class Hub:
             first = await self.runtime.events(self.worker_id, after=NOW, limit=1)
             self.cursor = first.cursor
             self.started.set()
-            while True:
+            while not self.stopping:
                 # The hub's cursor is always its own last page's: one blocking read per wake.
                 page = await self.runtime.tail(
                     self.worker_id, after=self.cursor, limit=self.page_limit, wait_ms=HUB_WAIT_MS
@@ -164,6 +167,10 @@ class Hubs:
 
     def __len__(self) -> int:
         return len(self._hubs)
+
+    def readers(self) -> int:
+        """Reader tasks still running, including those told to stop that have not ended yet."""
+        return len(self._tasks)
 
     def subscribers(self) -> int:
         return sum(len(hub.subscribers) for hub in self._hubs.values())
@@ -217,6 +224,7 @@ class Hubs:
             return
         if self._hubs.get((hub.runtime.runtime_id, hub.worker_id)) is hub:
             del self._hubs[(hub.runtime.runtime_id, hub.worker_id)]
+        hub.stopping = True
         task = self._tasks.get(hub)
         if task is not None:
             task.cancel()

@@ -1,15 +1,19 @@
 """Blocking stream reads (event waits, member doorbells) and rings, each wait bounded.
 
-Waits run in slices shorter than the client's socket timeout, so a long wait never looks like
-a dead connection, and each slice has an asyncio deadline of its own for clients made without
-a socket timeout.
+Blocking reads go through a client of their own (`blocking_client`) made without a socket
+timeout: with one, redis-py writes every command under `asyncio.wait_for`, and on Python 3.11
+`wait_for` drops a cancellation that arrives just as the write completes. The cancelled reader
+then goes on blocking (and a follower loop goes on looping) with nobody left to read its answer:
+Redis keeps a blocked client per such reader. Without the socket timeout the write is a plain
+`drain()`, which a cancellation always interrupts, and every wait keeps a deadline of its own:
+waits run in slices under an asyncio timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
 
-from redis.asyncio import Redis
+from redis.asyncio import ConnectionPool, Redis
 
 from runtime_worker.store._scripts import answer
 from runtime_worker.store.cursor import format_cursor
@@ -23,6 +27,17 @@ BELL_LOOKBACK_MS = 10_000
 was starting is not missed."""
 
 Entries = list[tuple[str, dict[str, str]]]
+
+
+def blocking_client(client: Redis) -> Redis:
+    """A client for blocking reads: `client`'s server and options, without its socket timeout,
+    on a pool of its own (close it with `aclose(close_connection_pool=True)`)."""
+    pool = client.connection_pool
+    options = {**pool.connection_kwargs, "socket_timeout": None}
+    own = ConnectionPool(
+        connection_class=pool.connection_class, max_connections=pool.max_connections, **options
+    )
+    return Redis(connection_pool=own)
 
 
 async def block_read(client: Redis, key: str, after: str, count: int, timeout_ms: int) -> Entries:

@@ -24,7 +24,7 @@ from runtime_worker.store._redis_batch import (
     parse_placement,
     send_many,
 )
-from runtime_worker.store._redis_blocking import SOCKET_TIMEOUT_S
+from runtime_worker.store._redis_blocking import SOCKET_TIMEOUT_S, blocking_client
 from runtime_worker.store._redis_client import make_client
 from runtime_worker.store._redis_conversations import Conversations
 from runtime_worker.store._redis_members import Members
@@ -89,12 +89,13 @@ class RedisCore(FleetStore):
         self.keys = Keys(namespace, runtime_id)
         self._scripts = Scripts.register(client)
         self._pipeline = Pipeline(client)  # the hot scripts, batched under load
+        self._blocking = blocking_client(client)  # XREAD BLOCK that a cancellation always ends
         self._scopes = ScopeClaims(client, self.keys, self._scripts)
         # A member counts as alive while its heartbeats keep coming within a lease TTL.
         self._members = Members(
             client, self.keys, max(settings.lease_ttl_ms, 3 * settings.heartbeat_ms)
         )
-        self._wakeups = WakeUps(client, self.keys)
+        self._wakeups = WakeUps(client, self._blocking, self.keys)
         self._placement = PlacementHints(client, self.keys.placement())
         self._schedules = Schedules(client, self.keys)
         self._conversations = Conversations(self.keys, self._scripts)
@@ -116,9 +117,11 @@ class RedisCore(FleetStore):
 
     async def aclose(self) -> None:
         await self._pipeline.aclose()
-        if self._owns_client and not self._closed:
+        if not self._closed:
             self._closed = True
-            await self.client.aclose()
+            await self._blocking.aclose(close_connection_pool=True)
+            if self._owns_client:
+                await self.client.aclose()
 
     # -- helpers ---------------------------------------------------------------------------------
 

@@ -34,8 +34,9 @@ argument from `RedisStore.submit_input`, never spells it)."""
 class WakeUps:
     """The hint channels of one fleet runtime's members."""
 
-    def __init__(self, client: Redis, keys: Keys) -> None:
+    def __init__(self, client: Redis, blocking: Redis, keys: Keys) -> None:
         self._client = client
+        self._blocking = blocking  # doorbell reads: see `_redis_blocking.blocking_client`
         self._keys = keys
 
     async def ring(self, member_id: str, worker_id: str) -> None:
@@ -92,7 +93,7 @@ class WakeUps:
         last_id = "$"
         while True:
             try:
-                worker_ids, last_id = await doorbell(self._client, bell, last_id, BELL_WAIT_MS)
+                worker_ids, last_id = await doorbell(self._blocking, bell, last_id, BELL_WAIT_MS)
             except (*TRANSPORT_ERRORS, rex.ReadOnlyError):
                 await asyncio.sleep(RETRY_S)
                 continue

@@ -252,7 +252,7 @@ class RedisStore(RedisCore):
         nothing (the Worker may be gone), is read again through the script, which tells."""
         key = self._worker_keys(worker_id).events
         position = format_cursor(parse_cursor(after))
-        entries = await block_read(self.client, key, position, TRUSTED_PAGE, timeout_ms)
+        entries = await block_read(self._blocking, key, position, TRUSTED_PAGE, timeout_ms)
         if 0 < len(entries) < TRUSTED_PAGE:
             return [codec.event_from_entry(entry_id, raw["e"]) for entry_id, raw in entries[:limit]]
         return await self.read_events(worker_id, after, limit)
