@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
-from gateway import errors
+from gateway import errors, openapi
 from gateway.auth import AuthMiddleware, Tickets, api_token, check_bind
 from gateway.companion import Companion
 from gateway.fastpath import HotRoutes
@@ -85,11 +85,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Conversational Workers on embedded and fleet runtimes.",
         lifespan=lifespan,
         middleware=middleware,
+        docs_url=None,  # `gateway.openapi` serves /docs with its own assets, no CDN
         redoc_url=None,
         responses=errors.error_responses(500),
     )
     app.state.gateway = gateway
     errors.install(app)
+    openapi.install(app, settings)
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(packages=[("gateway", "static")]), name="static")

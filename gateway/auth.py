@@ -30,10 +30,8 @@ from gateway.openai import errors as openai_errors
 from shared.errors import Unauthorized
 from shared.settings import EMBEDDED_RUNTIME_ID, Settings
 
-OPEN_PATHS = frozenset(
-    {"/", "/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/openapi.json"}
-)
-OPEN_PREFIXES = ("/static/",)
+OPEN_PATHS = frozenset({"/", "/healthz", "/readyz", "/docs", "/openapi.json"})
+OPEN_PREFIXES = ("/static/", "/docs/assets/")
 _WORKER_STREAM = re.compile(r"^/api/runtimes/([^/]+)/workers/([^/]+)/events/stream$")
 _COMPANION_STREAM = "/api/companion/events/stream"
 _TICKET_CONTEXT = b"yoi-stream-ticket/v1"

@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import CLIENT_CLOSED_REQUEST, ClientGone, error_response
 from gateway.routes import events, workers
-from gateway.routes._shared import MAX_WAIT_MS, long_poll, send_input
+from gateway.routes._shared import AFTER_PATTERN, MAX_WAIT_MS, long_poll, send_input
 from gateway.state import Gateway
 from runtime_worker.runtime import MAX_PAGE, Runtime
 from shared.errors import YoiError
@@ -41,7 +41,7 @@ _Body = TypeVar("_Body", bound=BaseModel)
 _HOT = re.compile(r"^/api/runtimes/([^/]+)/workers/([^/]+)/(inputs|events)$")
 _CREATE = re.compile(r"^/api/runtimes/([^/]+)/workers$")
 _NUMBER = re.compile(r"^[0-9]{1,6}$")
-MAX_CURSOR_CHARS = 64  # the events route's `after` (Query max_length)
+_AFTER = re.compile(AFTER_PATTERN)  # the events route's `after` (Query pattern)
 DEFAULT_LIMIT = 100  # the events route's `limit` default
 
 
@@ -176,7 +176,7 @@ def _events_query(raw: bytes) -> dict[str, Any] | None:
     if len(given) != sum(1 for name, _ in pairs if name in given):
         return None
     after = given.get("after")
-    if after is not None and not 0 < len(after) <= MAX_CURSOR_CHARS:
+    if after is not None and not _AFTER.fullmatch(after):
         return None
     numbers = {"limit": DEFAULT_LIMIT, "wait_ms": 0}
     for name, value in given.items():

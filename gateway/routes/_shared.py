@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-from fastapi import Request
+from fastapi import Header, Query, Request
 
 from gateway.errors import ClientGone
 from gateway.sse import EventStreamResponse, follow
@@ -20,6 +20,30 @@ from shared.models import InputAccepted, SendInput
 T = TypeVar("T")
 
 MAX_WAIT_MS = 60_000
+CURSOR_PATTERN = r"^[0-9]{1,20}(-[0-9]{1,20})?$"
+"""What the stores parse as a cursor: stated in OpenAPI so no cursor the schema allows is a 422
+for its form (cursors stay opaque: clients pass back what they were given)."""
+AFTER_PATTERN = r"^(now|[0-9]{1,20}(-[0-9]{1,20})?)$"
+RESUME_PATTERN = r"^([0-9]{1,20}(-[0-9]{1,20})?)?$"  # a browser may send an empty Last-Event-ID
+
+AFTER = Query(
+    None,
+    max_length=64,
+    pattern=AFTER_PATTERN,
+    description="A cursor, or `now`; omitted: the oldest retained.",
+)
+BEFORE = Query(None, max_length=64, pattern=CURSOR_PATTERN, description="An entry's cursor.")
+LIMIT = Query(100, ge=1, le=1000)
+TRANSCRIPT_LIMIT = Query(50, ge=1, le=1000)
+WAIT_MS = Query(0, ge=0, le=MAX_WAIT_MS, description="Wait up to this long for a first event.")
+LAST_EVENT_ID = Header(
+    None,
+    alias="Last-Event-ID",
+    max_length=64,
+    pattern=RESUME_PATTERN,
+    description="Resume after this cursor (what a browser's `EventSource` sends); wins over "
+    "`after`.",
+)
 SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {
         "content": {"text/event-stream": {}},
@@ -85,10 +109,10 @@ async def long_poll(
 
 
 async def open_stream(
-    request: Request, gateway: Gateway, runtime: Runtime, worker_id: str, after: str | None
+    gateway: Gateway, runtime: Runtime, worker_id: str, after: str | None, last_event_id: str | None
 ) -> EventStreamResponse:
     """`Last-Event-ID` (a browser's automatic resume) wins over `?after=` (the first connect)."""
-    resume_from = request.headers.get("last-event-id") or after or None
+    resume_from = last_event_id or after or None
     hubs = gateway.hubs
     first = await runtime.events(worker_id, after=resume_from, limit=hubs.page_limit)
     subscription = hubs.subscription()

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 
 from gateway.deps import CompanionDep, GatewayDep, RegistryDep
 from gateway.errors import error_responses
-from gateway.routes._shared import MAX_WAIT_MS, SSE_RESPONSE, long_poll, open_stream, send_input
+from gateway.routes._shared import (
+    AFTER,
+    BEFORE,
+    LAST_EVENT_ID,
+    LIMIT,
+    SSE_RESPONSE,
+    TRANSCRIPT_LIMIT,
+    WAIT_MS,
+    long_poll,
+    open_stream,
+    send_input,
+)
 from gateway.sse import EventStreamResponse
 from shared.api import CompanionDetail, CompanionMessage, StreamTicket
 from shared.events import EventPage
@@ -14,27 +25,30 @@ from shared.models import CancelResult, InputAccepted, TranscriptPage
 
 router = APIRouter(prefix="/api/companion", tags=["companion"], responses=error_responses(401, 422))
 
-AFTER = Query(None, max_length=64, description="A cursor, or `now`; omitted: the oldest retained.")
 
-
-@router.get("")
+@router.get("", operation_id="get_companion")
 async def get_companion(gateway: GatewayDep, companion: CompanionDep) -> CompanionDetail:
     """The Companion's WorkerDetail (`display_ref` companion@backend-internal) and workspace."""
     detail = await companion.detail()
     return CompanionDetail(**detail.model_dump(), workspace=gateway.settings.workspace)
 
 
-@router.get("/transcript")
+@router.get("/transcript", operation_id="get_companion_transcript")
 async def transcript(
     registry: RegistryDep,
     companion: CompanionDep,
-    limit: int = Query(50, ge=1, le=1000),
-    before: str | None = Query(None, max_length=64),
+    limit: int = TRANSCRIPT_LIMIT,
+    before: str | None = BEFORE,
 ) -> TranscriptPage:
     return await registry.embedded.transcript(await companion.id(), limit=limit, before=before)
 
 
-@router.post("/messages", status_code=202, responses=error_responses(409, 413))
+@router.post(
+    "/messages",
+    status_code=202,
+    responses=error_responses(409, 413),
+    operation_id="send_companion_message",
+)
 async def post_message(
     gateway: GatewayDep, registry: RegistryDep, companion: CompanionDep, body: CompanionMessage
 ) -> InputAccepted:
@@ -42,20 +56,25 @@ async def post_message(
     return await send_input(gateway, registry.embedded, await companion.id(), body)
 
 
-@router.post("/cancel")
+@router.post("/cancel", operation_id="cancel_companion_run")
 async def cancel(registry: RegistryDep, companion: CompanionDep) -> CancelResult:
     return await registry.embedded.cancel(await companion.id())
 
 
-@router.get("/events", response_model_exclude_none=True, responses=error_responses(410))
+@router.get(
+    "/events",
+    response_model_exclude_none=True,
+    responses=error_responses(410),
+    operation_id="read_companion_events",
+)
 async def events(
     request: Request,
     gateway: GatewayDep,
     registry: RegistryDep,
     companion: CompanionDep,
     after: str | None = AFTER,
-    limit: int = Query(100, ge=1, le=1000),
-    wait_ms: int = Query(0, ge=0, le=MAX_WAIT_MS),
+    limit: int = LIMIT,
+    wait_ms: int = WAIT_MS,
 ) -> EventPage:
     worker_id = await companion.id()
     return await long_poll(
@@ -68,20 +87,21 @@ async def events(
     response_class=EventStreamResponse,
     status_code=200,
     responses={**SSE_RESPONSE, **error_responses(410)},
+    operation_id="stream_companion_events",
 )
 async def stream(
-    request: Request,
     gateway: GatewayDep,
     registry: RegistryDep,
     companion: CompanionDep,
     after: str | None = AFTER,
-    ticket: str | None = Query(None, description="A stream ticket instead of the bearer token."),
+    last_event_id: str | None = LAST_EVENT_ID,
 ) -> EventStreamResponse:
     """Server-Sent Events of the Companion; resumes from `Last-Event-ID` (else `after`)."""
-    return await open_stream(request, gateway, registry.embedded, await companion.id(), after)
+    worker_id = await companion.id()
+    return await open_stream(gateway, registry.embedded, worker_id, after, last_event_id)
 
 
-@router.post("/stream-ticket")
+@router.post("/stream-ticket", operation_id="create_companion_stream_ticket")
 async def stream_ticket(gateway: GatewayDep, companion: CompanionDep) -> StreamTicket:
     """A ticket for the Companion's event stream (`?ticket=`), valid `expires_in` seconds."""
     worker_id = await companion.id()

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 
 from gateway.deps import GatewayDep, RuntimeDep, WorkerIdDep
 from gateway.errors import error_responses
-from gateway.routes._shared import MAX_WAIT_MS, SSE_RESPONSE, long_poll, open_stream
+from gateway.routes._shared import (
+    AFTER,
+    LAST_EVENT_ID,
+    LIMIT,
+    SSE_RESPONSE,
+    WAIT_MS,
+    long_poll,
+    open_stream,
+)
 from gateway.sse import EventStreamResponse
 from shared.api import StreamTicket
 from shared.events import EventPage
@@ -17,18 +25,21 @@ router = APIRouter(
     responses=error_responses(401, 404, 422, 503),
 )
 
-AFTER = Query(None, max_length=64, description="A cursor, or `now`; omitted: the oldest retained.")
 
-
-@router.get("/events", response_model_exclude_none=True, responses=error_responses(410))
+@router.get(
+    "/events",
+    response_model_exclude_none=True,
+    responses=error_responses(410),
+    operation_id="read_events",
+)
 async def events(
     request: Request,
     gateway: GatewayDep,
     runtime: RuntimeDep,
     worker_id: WorkerIdDep,
     after: str | None = AFTER,
-    limit: int = Query(100, ge=1, le=1000),
-    wait_ms: int = Query(0, ge=0, le=MAX_WAIT_MS),
+    limit: int = LIMIT,
+    wait_ms: int = WAIT_MS,
 ) -> EventPage:
     """Events after a cursor; `cursor` is the last one returned (or `after` for an empty page).
     With `wait_ms`, waits up to that long for the first event."""
@@ -42,20 +53,20 @@ async def events(
     response_class=EventStreamResponse,
     status_code=200,
     responses={**SSE_RESPONSE, **error_responses(410)},
+    operation_id="stream_events",
 )
 async def stream(
-    request: Request,
     gateway: GatewayDep,
     runtime: RuntimeDep,
     worker_id: WorkerIdDep,
     after: str | None = AFTER,
-    ticket: str | None = Query(None, description="A stream ticket instead of the bearer token."),
+    last_event_id: str | None = LAST_EVENT_ID,
 ) -> EventStreamResponse:
     """Server-Sent Events; resumes from `Last-Event-ID` (else `after`)."""
-    return await open_stream(request, gateway, runtime, worker_id, after)
+    return await open_stream(gateway, runtime, worker_id, after, last_event_id)
 
 
-@router.post("/stream-ticket")
+@router.post("/stream-ticket", operation_id="create_stream_ticket")
 async def stream_ticket(
     gateway: GatewayDep, runtime: RuntimeDep, worker_id: WorkerIdDep
 ) -> StreamTicket:

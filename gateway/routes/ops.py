@@ -20,7 +20,7 @@ router = APIRouter(tags=["operations"])
 PROBE_TIMEOUT_S = 2.0
 
 
-@router.get("/healthz")
+@router.get("/healthz", operation_id="get_health")
 async def healthz() -> Health:
     """200 while the process serves: the gateway is alive (its runtimes may not be)."""
     return Health()
@@ -42,7 +42,11 @@ async def _probe(runtime: Runtime) -> RuntimeReadiness:
     return ready
 
 
-@router.get("/readyz", responses={503: {"model": NotReady, "description": "Not ready."}})
+@router.get(
+    "/readyz",
+    responses={503: {"model": NotReady, "description": "Not ready."}},
+    operation_id="get_readiness",
+)
 async def readyz(registry: RegistryDep) -> Response:
     """200 when the embedded runtime answers and every fleet's Redis answers with at least one
     alive member; else 503 `runtime_unavailable` naming which runtime is not ready and why."""
@@ -70,6 +74,7 @@ async def _usage(runtime: Runtime) -> Usage | None:
     "/metrics",
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}, **error_responses(401)},
+    operation_id="get_metrics",
 )
 async def metrics(gateway: GatewayDep, registry: RegistryDep) -> Response:
     """Prometheus text format; protected by the token when one is set."""

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from gateway.deps import GatewayDep, RegistryDep, RuntimeDep, WorkerIdDep
 from gateway.errors import error_responses
-from gateway.routes._shared import send_input
+from gateway.routes._shared import BEFORE, TRANSCRIPT_LIMIT, send_input
 from runtime_worker.runtime import Runtime
 from shared.api import AllWorkers, WorkerList
 from shared.errors import RuntimeUnavailable
@@ -28,7 +28,7 @@ WORKER = WORKERS + "/{worker_id}"
 INPUTS_ROUTE = WORKER + "/inputs"  # gateway.fastpath answers it too
 
 
-@router.get("/api/workers", responses=error_responses(503))
+@router.get("/api/workers", responses=error_responses(503), operation_id="list_all_workers")
 async def list_all_workers(registry: RegistryDep) -> AllWorkers:
     """Every Worker of every runtime; a runtime that does not answer is named in `unavailable`."""
 
@@ -49,23 +49,33 @@ async def list_all_workers(registry: RegistryDep) -> AllWorkers:
     return listing
 
 
-@router.get(WORKERS, responses=error_responses(404, 503))
+@router.get(WORKERS, responses=error_responses(404, 503), operation_id="list_workers")
 async def list_workers(runtime: RuntimeDep) -> WorkerList:
     return WorkerList(workers=await runtime.list_workers())
 
 
-@router.post(WORKERS, status_code=201, responses=error_responses(404, 409, 413, 503))
+@router.post(
+    WORKERS,
+    status_code=201,
+    responses=error_responses(404, 409, 413, 503),
+    operation_id="create_worker",
+)
 async def create_worker(runtime: RuntimeDep, body: CreateWorker) -> WorkerDetail:
     """`scope_conflict` (409) when a write scope overlaps a live Worker's."""
     return await runtime.create_worker(body)
 
 
-@router.get(WORKER, responses=error_responses(404, 503))
+@router.get(WORKER, responses=error_responses(404, 503), operation_id="get_worker")
 async def get_worker(runtime: RuntimeDep, worker_id: WorkerIdDep) -> WorkerDetail:
     return await runtime.get_worker(worker_id)
 
 
-@router.post(INPUTS_ROUTE, status_code=202, responses=error_responses(404, 409, 413, 503))
+@router.post(
+    INPUTS_ROUTE,
+    status_code=202,
+    responses=error_responses(404, 409, 413, 503),
+    operation_id="send_input",
+)
 async def post_input(
     gateway: GatewayDep, runtime: RuntimeDep, worker_id: WorkerIdDep, body: SendInput
 ) -> InputAccepted:
@@ -74,22 +84,24 @@ async def post_input(
     return await send_input(gateway, runtime, worker_id, body)
 
 
-@router.post(WORKER + "/cancel", responses=error_responses(404, 503))
+@router.post(WORKER + "/cancel", responses=error_responses(404, 503), operation_id="cancel_run")
 async def cancel(runtime: RuntimeDep, worker_id: WorkerIdDep) -> CancelResult:
     """Cancel the current run; idempotent (`cancelled: false` when nothing ran)."""
     return await runtime.cancel(worker_id)
 
 
-@router.post(WORKER + "/stop", responses=error_responses(404, 503))
+@router.post(WORKER + "/stop", responses=error_responses(404, 503), operation_id="stop_worker")
 async def stop(runtime: RuntimeDep, worker_id: WorkerIdDep) -> WorkerDetail:
     return await runtime.stop_worker(worker_id)
 
 
-@router.get(WORKER + "/transcript", responses=error_responses(404, 503))
+@router.get(
+    WORKER + "/transcript", responses=error_responses(404, 503), operation_id="get_transcript"
+)
 async def transcript(
     runtime: RuntimeDep,
     worker_id: WorkerIdDep,
-    limit: int = Query(50, ge=1, le=1000),
-    before: str | None = Query(None, max_length=64),
+    limit: int = TRANSCRIPT_LIMIT,
+    before: str | None = BEFORE,
 ) -> TranscriptPage:
     return await runtime.transcript(worker_id, limit=limit, before=before)
