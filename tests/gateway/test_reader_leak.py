@@ -15,22 +15,21 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from gateway.cli_redis import PrivateRedis, start_private
 from runtime_worker.store.redis import RedisStore
 from shared.ids import new_id
 from shared.settings import Settings
 from tests.fleet.support import FAST_ENV, Fleet
 from tests.helpers import free_port, wait_until
+from tests.redis_server import private_redis
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
@@ -41,22 +40,16 @@ STREAM_TIMEOUT_S = 30.0
 
 
 @pytest.fixture
-async def private_redis() -> AsyncIterator[PrivateRedis]:
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server must be on PATH (.ci/run installs one)"
-    private = await start_private(binary, dict(os.environ))
-    try:
-        yield private
-    finally:
-        await private.aclose()
+def own_redis_url() -> Iterator[str]:
+    """A redis-server of this test alone: only its own clients count."""
+    with private_redis() as url:
+        yield url
 
 
 @pytest.fixture
-def gateway_url(
-    private_redis: PrivateRedis, namespace: str, tmp_path: Path
-) -> Iterator[tuple[str, Fleet]]:
+def gateway_url(own_redis_url: str, namespace: str, tmp_path: Path) -> Iterator[tuple[str, Fleet]]:
     """A member process and a gateway process on the private Redis."""
-    fleet = Fleet(private_redis.url, namespace, tmp_path)
+    fleet = Fleet(own_redis_url, namespace, tmp_path)
     fleet.start("m1")
     port = free_port()
     env = {
@@ -67,7 +60,7 @@ def gateway_url(
         "YOI_LOG_LEVEL": "WARNING",
     }
     argv = [sys.executable, "-m", "gateway", "--port", str(port)]
-    argv += ["--redis-url", private_redis.url, "--fleet", "fleet"]
+    argv += ["--redis-url", own_redis_url, "--fleet", "fleet"]
     with (tmp_path / "gateway.log").open("wb") as log:
         gateway = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -119,10 +112,10 @@ async def hold_open(http: httpx.AsyncClient, worker_id: str, opened: asyncio.Eve
 
 
 async def test_streams_closed_after_run_finished_leave_no_blocked_reader(
-    private_redis: PrivateRedis, gateway_url: tuple[str, Fleet]
+    own_redis_url: str, gateway_url: tuple[str, Fleet]
 ) -> None:
     base, fleet = gateway_url
-    redis_client = aioredis.Redis.from_url(private_redis.url)
+    redis_client = aioredis.Redis.from_url(own_redis_url)
     limits = httpx.Limits(max_connections=WORKERS + KEPT_OPEN + 10)
     http = httpx.AsyncClient(base_url=base, timeout=STREAM_TIMEOUT_S, limits=limits)
     holders: list[asyncio.Task[None]] = []
