@@ -13,6 +13,11 @@ RUNTIME_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 WORKER_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
 DISPLAY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 INPUT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+CURSOR_FORM = r"[0-9]{1,20}(-[0-9]{1,20})?"
+"""A cursor as every store parses it (a stream id, `<ms>` or `<ms>-<n>`): the gateway states it
+in OpenAPI, so no cursor the schema allows is refused for its form. Cursors stay opaque to
+clients, who pass back what they were given."""
+CURSOR_PATTERN = f"^{CURSOR_FORM}$"
 
 RuntimeId = Annotated[str, StringConstraints(pattern=RUNTIME_ID_PATTERN)]
 WorkerId = Annotated[str, StringConstraints(pattern=WORKER_ID_PATTERN)]

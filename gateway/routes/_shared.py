@@ -15,16 +15,14 @@ from gateway.state import Gateway
 from runtime_worker.runtime import Runtime
 from shared.errors import YoiError
 from shared.events import EventPage
+from shared.ids import CURSOR_FORM, CURSOR_PATTERN
 from shared.models import InputAccepted, SendInput
 
 T = TypeVar("T")
 
 MAX_WAIT_MS = 60_000
-CURSOR_PATTERN = r"^[0-9]{1,20}(-[0-9]{1,20})?$"
-"""What the stores parse as a cursor: stated in OpenAPI so no cursor the schema allows is a 422
-for its form (cursors stay opaque: clients pass back what they were given)."""
-AFTER_PATTERN = r"^(now|[0-9]{1,20}(-[0-9]{1,20})?)$"
-RESUME_PATTERN = r"^([0-9]{1,20}(-[0-9]{1,20})?)?$"  # a browser may send an empty Last-Event-ID
+AFTER_PATTERN = f"^(now|{CURSOR_FORM})$"
+RESUME_PATTERN = f"^({CURSOR_FORM})?$"  # a browser may send an empty Last-Event-ID
 
 AFTER = Query(
     None,

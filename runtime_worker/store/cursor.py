@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 
 from shared.errors import CursorExpired, InvalidInput
+from shared.ids import CURSOR_PATTERN
 from shared.timeutil import now_ms
 
-_CURSOR_RE = re.compile(r"^(\d{1,20})(?:-(\d{1,20}))?$")
+_CURSOR_RE = re.compile(CURSOR_PATTERN)
 MAX_PART = 2**64 - 1
 """The largest value either half of a stream id may hold (Redis stores them as u64)."""
 
@@ -19,14 +20,14 @@ Cursor = tuple[int, int]
 
 
 def parse_cursor(value: str) -> Cursor:
-    """`"0"`, `"<ms>"` or `"<ms>-<n>"`; anything else is the caller's mistake (`InvalidInput`)."""
-    match = _CURSOR_RE.match(value)
-    if match is None:
+    """`"0"`, `"<ms>"` or `"<ms>-<n>"`; anything else is the caller's mistake (`InvalidInput`).
+
+    Every cursor of that form (what OpenAPI states) is a position: a half larger than any id
+    can hold is read as `MAX_PART`, which orders the same against every id a log can reach."""
+    if _CURSOR_RE.fullmatch(value) is None:  # `fullmatch`: no trailing newline slips past `$`
         raise InvalidInput("malformed cursor")
-    ms, seq = int(match.group(1)), int(match.group(2) or 0)
-    if ms > MAX_PART or seq > MAX_PART:
-        raise InvalidInput("malformed cursor")
-    return ms, seq
+    head, _, tail = value.partition("-")
+    return min(int(head), MAX_PART), min(int(tail or 0), MAX_PART)
 
 
 def format_cursor(cursor: Cursor) -> str:

@@ -528,6 +528,22 @@ async def test_a_cursor_ahead_of_the_end_is_invalid(store: Store) -> None:
     assert await store.read_events(record.worker_id, last, 10) == []
 
 
+async def test_a_cursor_half_beyond_u64_is_read_as_the_largest(store: Store) -> None:
+    """Every cursor OpenAPI allows (20 digits a half) is a position, never a malformed one."""
+    record, epoch = await _hosted(store)
+    await _submit(store, record.worker_id)
+    await _run_once(store, record.worker_id, epoch)
+    huge = "9" * 20  # above 2**64 - 1: no stream id holds it
+    events = await store.read_events(record.worker_id, None, 100)
+    assert await store.read_events(record.worker_id, f"0-{huge}", 100) == events
+    with pytest.raises(InvalidInput):  # past every id a log can reach: ahead of the end
+        await store.read_events(record.worker_id, huge, 10)
+    whole = await store.read_transcript(record.worker_id, 10, None)
+    assert await store.read_transcript(record.worker_id, 10, f"{huge}-{huge}") == whole
+    with pytest.raises(InvalidInput):
+        await store.read_events(record.worker_id, "1-2\n", 10)
+
+
 async def test_transcript_before_the_first_id_is_an_empty_page(store: Store) -> None:
     record, epoch = await _hosted(store)
     await _submit(store, record.worker_id)
