@@ -12,15 +12,13 @@ from fastapi import Depends, Request
 
 from gateway.companion import Companion
 from gateway.registry import RuntimeRegistry
+from gateway.requests import checked_worker_id, gateway_of, runtime_of
 from gateway.state import Gateway
 from runtime_worker.runtime import Runtime
-from shared.errors import WorkerNotFound
-from shared.ids import is_worker_id
 
 
 async def _gateway(request: Request) -> Gateway:
-    gateway: Gateway = request.app.state.gateway
-    return gateway
+    return gateway_of(request)
 
 
 GatewayDep = Annotated[Gateway, Depends(_gateway)]
@@ -33,19 +31,15 @@ async def _registry(gateway: GatewayDep) -> RuntimeRegistry:
 RegistryDep = Annotated[RuntimeRegistry, Depends(_registry)]
 
 
-async def _runtime(runtime_id: str, registry: RegistryDep) -> Runtime:
-    """The path's runtime; unknown or malformed ids are 404 `runtime_not_found`."""
-    return registry.get(runtime_id)
+async def _runtime(runtime_id: str, gateway: GatewayDep) -> Runtime:
+    return runtime_of(gateway, runtime_id)
 
 
 RuntimeDep = Annotated[Runtime, Depends(_runtime)]
 
 
 async def _worker_id(worker_id: str) -> str:
-    """A malformed id names no Worker: 404 `worker_not_found` rather than 422."""
-    if not is_worker_id(worker_id):
-        raise WorkerNotFound("malformed worker id")
-    return worker_id
+    return checked_worker_id(worker_id)
 
 
 WorkerIdDep = Annotated[str, Depends(_worker_id)]

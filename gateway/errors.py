@@ -19,6 +19,7 @@ on `code` alone. Decisions where the table is silent:
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -44,6 +45,7 @@ log = logging.getLogger("yoi.gateway")
 CLIENT_CLOSED_REQUEST = 499  # nginx's convention: logged and counted, read by nobody
 MAX_REPORTED_ERRORS = 5
 INTERNAL_MESSAGE = "the gateway failed to answer this request"
+TOO_DEEP_MESSAGE = "the JSON body is nested too deeply"
 
 _DESCRIPTIONS = {
     401: "`unauthorized`: a valid bearer token is required",
@@ -88,16 +90,20 @@ def internal_error_body() -> dict[str, Any]:
     return ErrorEnvelope(error=body).model_dump()
 
 
-def validation_message(exc: RequestValidationError) -> str:
-    """`body.text: Field required; query.limit: ...`: where and what, never the input itself."""
+def describe(errors: Sequence[Any], where: str = "") -> str:
+    """`body.text: Field required; query.limit: ...`: where and what, never the input itself.
+    `where` prefixes locations that do not name their part of the request themselves."""
     parts = []
-    errors = exc.errors()
     for error in errors[:MAX_REPORTED_ERRORS]:
-        where = ".".join(str(part) for part in error.get("loc", ())) or "request"
-        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+        loc = ".".join(str(part) for part in (where, *error.get("loc", ())) if part != "")
+        parts.append(f"{loc or 'request'}: {error.get('msg', 'invalid')}")
     if len(errors) > MAX_REPORTED_ERRORS:
         parts.append(f"and {len(errors) - MAX_REPORTED_ERRORS} more")
     return "; ".join(parts) or "the request is invalid"
+
+
+def validation_message(exc: RequestValidationError) -> str:
+    return describe(exc.errors())
 
 
 def _respond(request: Request, exc: YoiError, headers: dict[str, str] | None = None) -> Response:
@@ -152,19 +158,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     elif exc.status_code == 401:
         error = Unauthorized("a valid bearer token is required")
     elif isinstance(exc.__cause__, RecursionError):
-        error = InvalidInput("the JSON body is nested too deeply")
+        error = InvalidInput(TOO_DEEP_MESSAGE)
     else:
         error = InvalidInput("the request could not be read")
     headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() == "allow"}
     return _respond(request, error, headers or None)
 
 
-async def _client_gone(request: Request, exc: Exception) -> Response:
-    return Response(status_code=CLIENT_CLOSED_REQUEST)
-
-
 def install(app: FastAPI) -> None:
-    app.add_exception_handler(ClientGone, _client_gone)
     app.add_exception_handler(YoiError, _yoi_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

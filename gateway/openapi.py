@@ -7,7 +7,10 @@ FastAPI derives the schema from the routes and models; this adds what they canno
   the open paths (`auth.OPEN_PATHS`) declare no security;
 - the limits a runtime checks outside the models: an input's text needs a character that is not
   whitespace (what `str.strip` removes, spelled out so every regex dialect reads it alike) and is
-  at most `max_input_chars` long (longer: 413).
+  at most `max_input_chars` long (longer: 413);
+- what the hot routes read themselves (`gateway.requests`): `declare(query=…, body=…)` states
+  their query parameters and JSON body from the very models they validate with, as FastAPI
+  states its own parameters.
 
 Swagger UI's files come from the `fastapi-offline` package, mounted at `DOCS_ASSETS`; the page
 names only same-origin URLs and turns off Swagger UI's online validator.
@@ -22,6 +25,9 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, models_json_schema
+from pydantic_core import core_schema
 
 from gateway.auth import OPEN_PATHS, api_token
 from shared.settings import Settings
@@ -34,6 +40,8 @@ STREAM_SUFFIX = "/events/stream"
 _SPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 NOT_BLANK = f"[^{_SPACE}]"
 TEXT_BODIES = ("SendInput", "CompanionMessage")
+REF_TEMPLATE = "#/components/schemas/{model}"
+_DECLARED_BODIES: dict[str, type[BaseModel]] = {}
 
 SECURITY_SCHEMES: dict[str, Any] = {
     BEARER: {
@@ -48,6 +56,55 @@ SECURITY_SCHEMES: dict[str, Any] = {
         "description": "A stream ticket (`POST …/stream-ticket`), for one Worker's event stream.",
     },
 }
+
+
+class _Declared(GenerateJsonSchema):
+    """Schemas as FastAPI writes its parameters and bodies: a `null` default is left unsaid
+    (not required already says it)."""
+
+    def default_schema(self, schema: core_schema.WithDefaultSchema) -> JsonSchemaValue:
+        if "default" in schema and schema["default"] is None:
+            return self.generate_inner(schema["schema"])
+        return super().default_schema(schema)
+
+
+def declare(
+    *path: str, query: type[BaseModel] | None = None, body: type[BaseModel] | None = None
+) -> dict[str, Any]:
+    """`openapi_extra` for a route that reads its `path` parameters (strings), its `query` and
+    its JSON `body` itself (`gateway.requests`)."""
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": _path_schema(name)}
+        for name in path
+    ]
+    if query is not None:
+        schema = query.model_json_schema(schema_generator=_Declared)
+        required = set(schema.get("required", ()))
+        for name, field in schema["properties"].items():
+            parameter = {"name": name, "in": "query", "required": name in required}
+            if "description" in field:
+                parameter["description"] = field["description"]
+            parameters.append({**parameter, "schema": field})
+    extra: dict[str, Any] = {"parameters": parameters} if parameters else {}
+    if body is not None:
+        _DECLARED_BODIES[body.__name__] = body
+        ref = {"$ref": REF_TEMPLATE.format(model=body.__name__)}
+        extra["requestBody"] = {"content": {"application/json": {"schema": ref}}, "required": True}
+    return extra
+
+
+def _path_schema(name: str) -> dict[str, str]:
+    return {"title": name.replace("_", " ").title(), "type": "string"}
+
+
+def _declared_components() -> dict[str, Any]:
+    models = [(model, "validation") for model in _DECLARED_BODIES.values()]
+    _, definitions = models_json_schema(
+        models,  # type: ignore[arg-type]  # pydantic's Literal mode
+        ref_template=REF_TEMPLATE,
+        schema_generator=_Declared,
+    )
+    return dict(definitions.get("$defs", {}))
 
 
 def _security(path: str, token_required: bool) -> list[dict[str, list[str]]]:
@@ -72,6 +129,10 @@ def build_schema(app: FastAPI, settings: Settings) -> dict[str, Any]:
             operation["security"] = _security(path, token_required)
     components = schema.setdefault("components", {})
     components["securitySchemes"] = SECURITY_SCHEMES
+    schemas = components.setdefault("schemas", {})
+    for name, definition in _declared_components().items():
+        schemas.setdefault(name, definition)
+    components["schemas"] = dict(sorted(schemas.items()))
     for name in TEXT_BODIES:
         text = components["schemas"][name]["properties"]["text"]
         text["pattern"] = NOT_BLANK
@@ -107,4 +168,4 @@ def install(app: FastAPI, settings: Settings) -> None:
         )
 
 
-__all__ = ["DOCS_ASSETS", "NOT_BLANK", "build_schema", "install"]
+__all__ = ["DOCS_ASSETS", "NOT_BLANK", "build_schema", "declare", "install"]

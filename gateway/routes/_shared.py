@@ -8,32 +8,46 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from fastapi import Header, Query, Request
+from pydantic import BaseModel, Field
+from starlette.responses import Response
 
-from gateway.errors import ClientGone
+from gateway.errors import CLIENT_CLOSED_REQUEST, ClientGone
+from gateway.requests import json_response
 from gateway.sse import EventStreamResponse, follow
 from gateway.state import Gateway
-from runtime_worker.runtime import Runtime
+from runtime_worker.runtime import MAX_PAGE, MAX_WAIT_MS, Runtime
 from shared.errors import YoiError
-from shared.events import EventPage
 from shared.ids import CURSOR_FORM, CURSOR_PATTERN
 from shared.models import InputAccepted, SendInput
 
 T = TypeVar("T")
 
-MAX_WAIT_MS = 60_000
 AFTER_PATTERN = f"^(now|{CURSOR_FORM})$"
 RESUME_PATTERN = f"^({CURSOR_FORM})?$"  # a browser may send an empty Last-Event-ID
+MAX_CURSOR_CHARS = 64
+AFTER_DESCRIPTION = "A cursor, or `now`; omitted: the oldest retained."
 
 AFTER = Query(
-    None,
-    max_length=64,
-    pattern=AFTER_PATTERN,
-    description="A cursor, or `now`; omitted: the oldest retained.",
+    None, max_length=MAX_CURSOR_CHARS, pattern=AFTER_PATTERN, description=AFTER_DESCRIPTION
 )
-BEFORE = Query(None, max_length=64, pattern=CURSOR_PATTERN, description="An entry's cursor.")
-LIMIT = Query(100, ge=1, le=1000)
-TRANSCRIPT_LIMIT = Query(50, ge=1, le=1000)
-WAIT_MS = Query(0, ge=0, le=MAX_WAIT_MS, description="Wait up to this long for a first event.")
+BEFORE = Query(
+    None, max_length=MAX_CURSOR_CHARS, pattern=CURSOR_PATTERN, description="An entry's cursor."
+)
+TRANSCRIPT_LIMIT = Query(50, ge=1, le=MAX_PAGE)
+
+
+class EventsQuery(BaseModel):
+    """The events long poll's query, validated in one step (`gateway.requests.read_query`)."""
+
+    after: str | None = Field(
+        None, max_length=MAX_CURSOR_CHARS, pattern=AFTER_PATTERN, description=AFTER_DESCRIPTION
+    )
+    limit: int = Field(100, ge=1, le=MAX_PAGE)
+    wait_ms: int = Field(
+        0, ge=0, le=MAX_WAIT_MS, description="Wait up to this long for a first event."
+    )
+
+
 LAST_EVENT_ID = Header(
     None,
     alias="Last-Event-ID",
@@ -87,23 +101,22 @@ async def until_disconnected(request: Request, work: Awaitable[T]) -> T:
 
 
 async def long_poll(
-    request: Request,
-    gateway: Gateway,
-    runtime: Runtime,
-    worker_id: str,
-    *,
-    after: str | None,
-    limit: int,
-    wait_ms: int,
-) -> EventPage:
-    page = await runtime.events(worker_id, after=after, limit=limit)
-    if not page.events and wait_ms > 0:
+    request: Request, gateway: Gateway, runtime: Runtime, worker_id: str, query: EventsQuery
+) -> Response:
+    """The page written once, as the route declares it (`null` fields left out); a client
+    that left while waiting gets 499, read by nobody but the access log."""
+    limit = query.limit
+    page = await runtime.events(worker_id, after=query.after, limit=limit)
+    if not page.events and query.wait_ms > 0:
         # Nothing yet: wait, from the cursor just read (checked, so the wait need not check
         # it again), and only now watch for the client leaving.
-        work = runtime.tail(worker_id, after=page.cursor, limit=limit, wait_ms=wait_ms)
-        page = await until_disconnected(request, work)
+        work = runtime.tail(worker_id, after=page.cursor, limit=limit, wait_ms=query.wait_ms)
+        try:
+            page = await until_disconnected(request, work)
+        except ClientGone:
+            return Response(status_code=CLIENT_CLOSED_REQUEST)
     gateway.metrics.saw_events(runtime.runtime_id, page.events)
-    return page
+    return json_response(page, exclude_none=True)
 
 
 async def open_stream(

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from starlette.responses import Response
 
 from gateway.deps import CompanionDep, GatewayDep, RegistryDep
 from gateway.errors import error_responses
+from gateway.openapi import declare
+from gateway.requests import gateway_of, read_query
 from gateway.routes._shared import (
     AFTER,
     BEFORE,
     LAST_EVENT_ID,
-    LIMIT,
     SSE_RESPONSE,
     TRANSCRIPT_LIMIT,
-    WAIT_MS,
+    EventsQuery,
     long_poll,
     open_stream,
     send_input,
@@ -63,23 +65,15 @@ async def cancel(registry: RegistryDep, companion: CompanionDep) -> CancelResult
 
 @router.get(
     "/events",
-    response_model_exclude_none=True,
+    response_model=EventPage,
     responses=error_responses(410),
     operation_id="read_companion_events",
+    openapi_extra=declare(query=EventsQuery),
 )
-async def events(
-    request: Request,
-    gateway: GatewayDep,
-    registry: RegistryDep,
-    companion: CompanionDep,
-    after: str | None = AFTER,
-    limit: int = LIMIT,
-    wait_ms: int = WAIT_MS,
-) -> EventPage:
+async def events(request: Request, registry: RegistryDep, companion: CompanionDep) -> Response:
+    query = read_query(request, EventsQuery)
     worker_id = await companion.id()
-    return await long_poll(
-        request, gateway, registry.embedded, worker_id, after=after, limit=limit, wait_ms=wait_ms
-    )
+    return await long_poll(request, gateway_of(request), registry.embedded, worker_id, query)
 
 
 @router.get(

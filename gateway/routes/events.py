@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from starlette.responses import Response
 
 from gateway.deps import GatewayDep, RuntimeDep, WorkerIdDep
 from gateway.errors import error_responses
+from gateway.openapi import declare
+from gateway.requests import checked_worker_id, gateway_of, read_query, runtime_of
 from gateway.routes._shared import (
     AFTER,
     LAST_EVENT_ID,
-    LIMIT,
     SSE_RESPONSE,
-    WAIT_MS,
+    EventsQuery,
     long_poll,
     open_stream,
 )
@@ -28,24 +30,19 @@ router = APIRouter(
 
 @router.get(
     "/events",
-    response_model_exclude_none=True,
+    response_model=EventPage,
     responses=error_responses(410),
     operation_id="read_events",
+    openapi_extra=declare("runtime_id", "worker_id", query=EventsQuery),
 )
-async def events(
-    request: Request,
-    gateway: GatewayDep,
-    runtime: RuntimeDep,
-    worker_id: WorkerIdDep,
-    after: str | None = AFTER,
-    limit: int = LIMIT,
-    wait_ms: int = WAIT_MS,
-) -> EventPage:
+async def events(request: Request) -> Response:
     """Events after a cursor; `cursor` is the last one returned (or `after` for an empty page).
     With `wait_ms`, waits up to that long for the first event."""
-    return await long_poll(
-        request, gateway, runtime, worker_id, after=after, limit=limit, wait_ms=wait_ms
-    )
+    gateway = gateway_of(request)
+    runtime = runtime_of(gateway, request.path_params["runtime_id"])
+    worker_id = checked_worker_id(request.path_params["worker_id"])
+    query = read_query(request, EventsQuery)
+    return await long_poll(request, gateway, runtime, worker_id, query)
 
 
 @router.get(

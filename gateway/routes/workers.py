@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from starlette.responses import Response
 
-from gateway.deps import GatewayDep, RegistryDep, RuntimeDep, WorkerIdDep
+from gateway.deps import RegistryDep, RuntimeDep, WorkerIdDep
 from gateway.errors import error_responses
+from gateway.openapi import declare
+from gateway.requests import checked_worker_id, gateway_of, json_response, read_json, runtime_of
 from gateway.routes._shared import BEFORE, TRANSCRIPT_LIMIT, send_input
 from runtime_worker.runtime import Runtime
 from shared.api import AllWorkers, WorkerList
@@ -25,7 +28,6 @@ from shared.models import (
 router = APIRouter(tags=["workers"], responses=error_responses(401, 422))
 WORKERS = "/api/runtimes/{runtime_id}/workers"
 WORKER = WORKERS + "/{worker_id}"
-INPUTS_ROUTE = WORKER + "/inputs"  # gateway.fastpath answers it too
 
 
 @router.get("/api/workers", responses=error_responses(503), operation_id="list_all_workers")
@@ -57,12 +59,16 @@ async def list_workers(runtime: RuntimeDep) -> WorkerList:
 @router.post(
     WORKERS,
     status_code=201,
+    response_model=WorkerDetail,
     responses=error_responses(404, 409, 413, 503),
     operation_id="create_worker",
+    openapi_extra=declare("runtime_id", body=CreateWorker),
 )
-async def create_worker(runtime: RuntimeDep, body: CreateWorker) -> WorkerDetail:
+async def create_worker(request: Request) -> Response:
     """`scope_conflict` (409) when a write scope overlaps a live Worker's."""
-    return await runtime.create_worker(body)
+    runtime = runtime_of(gateway_of(request), request.path_params["runtime_id"])
+    body = await read_json(request, CreateWorker)
+    return json_response(await runtime.create_worker(body), 201)
 
 
 @router.get(WORKER, responses=error_responses(404, 503), operation_id="get_worker")
@@ -71,17 +77,21 @@ async def get_worker(runtime: RuntimeDep, worker_id: WorkerIdDep) -> WorkerDetai
 
 
 @router.post(
-    INPUTS_ROUTE,
+    WORKER + "/inputs",
     status_code=202,
+    response_model=InputAccepted,
     responses=error_responses(404, 409, 413, 503),
     operation_id="send_input",
+    openapi_extra=declare("runtime_id", "worker_id", body=SendInput),
 )
-async def post_input(
-    gateway: GatewayDep, runtime: RuntimeDep, worker_id: WorkerIdDep, body: SendInput
-) -> InputAccepted:
+async def post_input(request: Request) -> Response:
     """Accept an input; `after=cursor` on the events follows its run. The same `input_id` again
     answers the same body and starts nothing. Busy with strategy `reject`: 409 `worker_busy`."""
-    return await send_input(gateway, runtime, worker_id, body)
+    gateway = gateway_of(request)
+    runtime = runtime_of(gateway, request.path_params["runtime_id"])
+    worker_id = checked_worker_id(request.path_params["worker_id"])
+    body = await read_json(request, SendInput)
+    return json_response(await send_input(gateway, runtime, worker_id, body), 202)
 
 
 @router.post(WORKER + "/cancel", responses=error_responses(404, 503), operation_id="cancel_run")

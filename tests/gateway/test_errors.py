@@ -118,7 +118,8 @@ async def test_deeply_nested_json_is_invalid_input_on_every_json_route(
     worker_id = await create_worker(client)
     worker = f"{BI}/workers/{worker_id}"
     routes = [
-        (f"{worker}/inputs", "text"),  # the fast path's routes and the FastAPI route behind them
+        (f"{worker}/inputs", "text"),  # two routes that read their body themselves, and one
+        # whose body FastAPI reads
         (f"{BI}/workers", "display_name"),
         ("/api/companion/messages", "text"),
     ]
