@@ -1,18 +1,21 @@
 """What the hot routes (inputs, the events long poll, create) read and write, without FastAPI's
 per-request machinery: they take the `Request`, validate its body or query in one pydantic
-step, and write their response once. FastAPI's own body and query handling (a JSON decode and
-a validation per parameter, then the response model's validation and `jsonable_encoder`) costs
-several times what these requests do; `gateway.openapi` declares what they read, so the schema
-is the same either way.
+step, and write their response once; a `RequestRoute` makes such an endpoint its own handler.
+FastAPI's own handling (a JSON decode and a validation per parameter, solving dependencies,
+then the response model's validation and `jsonable_encoder`) costs several times what these
+requests do. `gateway.openapi.declare` states what they read, so the schema is the same.
 
 The other routes keep FastAPI's parameters: for them the cost does not matter.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from email.message import Message
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from fastapi import APIRouter
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 from starlette.requests import Request
@@ -25,6 +28,40 @@ from shared.errors import InvalidInput, WorkerNotFound
 from shared.ids import is_worker_id
 
 Model = TypeVar("Model", bound=BaseModel)
+Endpoint = Callable[[Request], Coroutine[Any, Any, Response]]
+
+
+class RequestRoute(APIRoute):
+    """A route whose endpoint takes the `Request` and answers its `Response` itself, so it is
+    its own handler: FastAPI's (solving an empty set of dependencies, then a response model's
+    validation) is left out. OpenAPI declares it as any route (`gateway.openapi.declare`)."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        d = self.dependant
+        if d.path_params or d.query_params or d.header_params or d.cookie_params:
+            raise TypeError(f"{path}: a RequestRoute reads its parameters itself")
+        if d.body_params or d.dependencies or self.body_field is not None:
+            raise TypeError(f"{path}: a RequestRoute has no body parameter nor dependencies")
+
+    def get_route_handler(self) -> Endpoint:
+        endpoint: Endpoint = self.endpoint
+        return endpoint
+
+
+def request_route(
+    router: APIRouter, path: str, method: str, **options: Any
+) -> Callable[[Endpoint], Endpoint]:
+    """`@router.post(path, **options)` for an endpoint that is its own handler."""
+
+    def register(endpoint: Endpoint) -> Endpoint:
+        router.add_api_route(
+            path, endpoint, methods=[method], route_class_override=RequestRoute, **options
+        )
+        return endpoint
+
+    return register
+
 
 JSON = "application/json"
 

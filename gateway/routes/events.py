@@ -8,7 +8,13 @@ from starlette.responses import Response
 from gateway.deps import GatewayDep, RuntimeDep, WorkerIdDep
 from gateway.errors import error_responses
 from gateway.openapi import declare
-from gateway.requests import checked_worker_id, gateway_of, read_query, runtime_of
+from gateway.requests import (
+    checked_worker_id,
+    gateway_of,
+    read_query,
+    request_route,
+    runtime_of,
+)
 from gateway.routes._shared import (
     AFTER,
     LAST_EVENT_ID,
@@ -28,8 +34,10 @@ router = APIRouter(
 )
 
 
-@router.get(
+@request_route(
+    router,
     "/events",
+    "GET",
     response_model=EventPage,
     responses=error_responses(410),
     operation_id="read_events",

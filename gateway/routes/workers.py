@@ -10,7 +10,14 @@ from starlette.responses import Response
 from gateway.deps import RegistryDep, RuntimeDep, WorkerIdDep
 from gateway.errors import error_responses
 from gateway.openapi import declare
-from gateway.requests import checked_worker_id, gateway_of, json_response, read_json, runtime_of
+from gateway.requests import (
+    checked_worker_id,
+    gateway_of,
+    json_response,
+    read_json,
+    request_route,
+    runtime_of,
+)
 from gateway.routes._shared import BEFORE, TRANSCRIPT_LIMIT, send_input
 from runtime_worker.runtime import Runtime
 from shared.api import AllWorkers, WorkerList
@@ -56,8 +63,10 @@ async def list_workers(runtime: RuntimeDep) -> WorkerList:
     return WorkerList(workers=await runtime.list_workers())
 
 
-@router.post(
+@request_route(
+    router,
     WORKERS,
+    "POST",
     status_code=201,
     response_model=WorkerDetail,
     responses=error_responses(404, 409, 413, 503),
@@ -76,8 +85,10 @@ async def get_worker(runtime: RuntimeDep, worker_id: WorkerIdDep) -> WorkerDetai
     return await runtime.get_worker(worker_id)
 
 
-@router.post(
+@request_route(
+    router,
     WORKER + "/inputs",
+    "POST",
     status_code=202,
     response_model=InputAccepted,
     responses=error_responses(404, 409, 413, 503),
