@@ -11,7 +11,7 @@ from fastapi import Header, Query, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from gateway.errors import CLIENT_CLOSED_REQUEST, ClientGone
+from gateway.errors import ClientGone
 from gateway.requests import json_response
 from gateway.sse import EventStreamResponse, follow
 from gateway.state import Gateway
@@ -103,18 +103,14 @@ async def until_disconnected(request: Request, work: Awaitable[T]) -> T:
 async def long_poll(
     request: Request, gateway: Gateway, runtime: Runtime, worker_id: str, query: EventsQuery
 ) -> Response:
-    """The page written once, as the route declares it (`null` fields left out); a client
-    that left while waiting gets 499, read by nobody but the access log."""
+    """The page written once, as the route declares it (`null` fields left out)."""
     limit = query.limit
     page = await runtime.events(worker_id, after=query.after, limit=limit)
     if not page.events and query.wait_ms > 0:
         # Nothing yet: wait, from the cursor just read (checked, so the wait need not check
         # it again), and only now watch for the client leaving.
         work = runtime.tail(worker_id, after=page.cursor, limit=limit, wait_ms=query.wait_ms)
-        try:
-            page = await until_disconnected(request, work)
-        except ClientGone:
-            return Response(status_code=CLIENT_CLOSED_REQUEST)
+        page = await until_disconnected(request, work)
     gateway.metrics.saw_events(runtime.runtime_id, page.events)
     return json_response(page, exclude_none=True)
 
