@@ -57,14 +57,14 @@ _COMPLETION: dict[int | str, dict[str, Any]] = {
 router = APIRouter(prefix="/v1", tags=["openai"], responses=_errors(401, "4XX", 500))
 
 
-@router.get("/models", responses=_errors(503))
+@router.get("/models", responses=_errors(503), operation_id="list_models")
 async def list_models(gateway: GatewayDep, registry: RegistryDep) -> ModelList:
     """The profiles (a Worker per conversation key), then every live Worker as
     `<runtime_id>/<worker_id>`."""
     return await models.list_models(registry, gateway.settings)
 
 
-@router.get("/models/{model:path}", responses=_errors(404, 503))
+@router.get("/models/{model:path}", responses=_errors(404, 503), operation_id="get_model")
 async def get_model(gateway: GatewayDep, registry: RegistryDep, model: str) -> ModelCard:
     return await models.model_card(registry, gateway.settings, model)
 
@@ -99,6 +99,7 @@ async def _unless_disconnected(request: Request, run: Run, model: str) -> ChatCo
 @router.post(
     "/chat/completions",
     response_model=None,
+    operation_id="create_chat_completion",
     responses={**_COMPLETION, **_errors(400, 404, 409, 413, 502, 503, 504)},
 )
 async def chat_completions(
