@@ -93,7 +93,11 @@ class RedisCore(FleetStore):
         self._scopes = ScopeClaims(client, self.keys, self._scripts)
         # A member counts as alive while its heartbeats keep coming within a lease TTL.
         self._members = Members(
-            client, self.keys, max(settings.lease_ttl_ms, 3 * settings.heartbeat_ms)
+            client,
+            self.keys,
+            self._scripts,
+            max(settings.lease_ttl_ms, 3 * settings.heartbeat_ms),
+            settings.heartbeat_ms,
         )
         self._wakeups = WakeUps(client, self._blocking, self.keys)
         self._placement = PlacementHints(client, self.keys.placement())

@@ -63,6 +63,8 @@ class Scripts:
     read_events: AsyncScript
     claim_scope: AsyncScript
     bind_conversation: AsyncScript
+    beat: AsyncScript
+    members: AsyncScript
 
     @classmethod
     def register(cls, client: Redis) -> Scripts:

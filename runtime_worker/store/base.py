@@ -136,6 +136,15 @@ class RunClaim:
     attempt: int
     cancelled: bool
     cursor: str
+    crashes: int = 0
+    """Hosts this input's own run killed (see `RunAlone`): the host dead-letters the input once
+    it reaches `YOI_MAX_DELIVERIES`. Redis restarts, lapsed leases and hand-backs never count."""
+
+
+class RunAlone(Exception):
+    """`take_run`'s answer instead of starting an input whose previous host was lost while it
+    ran other turns too (any of them may have killed it): take it again with `solo=True`,
+    starting no other turn until it ends, so that a crash then is the input's own."""
 
 
 @dataclass(frozen=True)
@@ -298,19 +307,33 @@ class HostSide(ABC):
         """Extend the leases this member holds; False for each one it lost."""
 
     @abstractmethod
-    async def release_many(self, leases: Mapping[str, int], member_id: str) -> None:
+    async def release_many(
+        self, leases: Mapping[str, int], member_id: str, *, idle_only: bool = False
+    ) -> set[str]:
         """Give leases back at once (worker id → epoch; graceful stop), so another member can
-        take over; leases no longer held under that epoch are left alone."""
+        take over; leases no longer held under that epoch are left alone. `idle_only`
+        (rebalancing): only Workers with no unfinished input, checked with the lease in one
+        step. Answers the Workers given back."""
 
     @abstractmethod
     async def take_run(
-        self, worker_id: str, member_id: str, epoch: int, run_id: str, ts: float, history: int
+        self,
+        worker_id: str,
+        member_id: str,
+        epoch: int,
+        run_id: str,
+        ts: float,
+        history: int,
+        *,
+        solo: bool = False,
     ) -> TakenRun | None:
         """The oldest unacknowledged input (claimed from a previous host if need be) started as
         (an attempt of) its run, with the newest `history` transcript entries; None when nothing
         is left to run. Redeliveries of finished runs are acknowledged and skipped. Starting
         bumps the attempt count when this seq was started before, sets state `running`, writes
-        the transcript's user entry (first attempt only) and the `run_started` event."""
+        the transcript's user entry (first attempt only) and the `run_started` event. Refused
+        (`LeaseLost`) unless `member_id` holds the lease now. Raises `RunAlone` for a suspect
+        input unless `solo` (the caller starts no other turn while this one runs)."""
 
     @abstractmethod
     async def append_events(self, worker_id: str, epoch: int, events: Sequence[Event]) -> str:

@@ -257,27 +257,28 @@ class MemoryStore(MemoryConversations, Store):
         now = monotonic_s()
         for worker_id, epoch in leases.items():
             worker = self._find(worker_id)
-            ok = (
-                worker is not None
-                and (worker.lease_member, worker.record.epoch) == (member_id, epoch)
-                and worker.lease_held(now)
-            )
-            if ok and worker is not None:
+            result[worker_id] = worker is not None and worker.holds(member_id, epoch, now)
+            if worker is not None and result[worker_id]:
                 worker.hold_lease(member_id, ttl_ms, now)
-            result[worker_id] = ok
         return result
 
-    async def release_many(self, leases: Mapping[str, int], member_id: str) -> None:
-        for worker_id, epoch in leases.items():
-            worker = self._find(worker_id)
-            if worker and worker.lease_member == member_id and worker.record.epoch == epoch:
-                worker.lease_member = None
-                worker.record.host = None
+    async def release_many(
+        self, leases: Mapping[str, int], member_id: str, *, idle_only: bool = False
+    ) -> set[str]:
+        found = {w: (self._find(w), epoch) for w, epoch in leases.items()}
+        return {
+            w
+            for w, (worker, epoch) in found.items()
+            if worker is not None and worker.release(member_id, epoch, idle_only=idle_only)
+        }
 
     async def take_run(
-        self, worker_id: str, member_id: str, epoch: int, run_id: str, ts: float, history: int
-    ) -> TakenRun | None:
+        self, worker_id: str, member_id: str, epoch: int, run_id: str, ts: float, history: int,
+        *, solo: bool = False,
+    ) -> TakenRun | None:  # fmt: skip
         worker = self._fenced(worker_id, epoch)
+        if not worker.holds(member_id, epoch, monotonic_s()):
+            raise LeaseLost(f"worker {worker_id}: {member_id} does not hold the lease")
         while worker.inputs:
             item = worker.inputs[0]
             if item.seq > worker.record.done_seq:

@@ -32,6 +32,7 @@ from runtime_worker.store._scripts import (
 )
 from runtime_worker.store.base import (
     QueuedInput,
+    RunAlone,
     RunClaim,
     RunOutcome,
     TakenRun,
@@ -118,15 +119,20 @@ class RedisStore(RedisCore):
         return result
 
     @translate_errors
-    async def release_many(self, leases: Mapping[str, int], member_id: str) -> None:
+    async def release_many(
+        self, leases: Mapping[str, int], member_id: str, *, idle_only: bool = False
+    ) -> set[str]:
         calls: list[Call] = []
+        valid: list[str] = []
+        idle = int(idle_only)
         for worker_id, epoch in leases.items():
             keys = keys_or_none(self.keys, worker_id)
             if keys is not None:
-                calls.append(
-                    ((keys.record, keys.lease), argv("release", member=member_id, epoch=epoch))
-                )
-        await evalsha_many(self.client, self._scripts.release, calls)
+                valid.append(worker_id)
+                args = argv("release", member=member_id, epoch=epoch, idle_only=idle)
+                calls.append(((keys.record, keys.lease), args))
+        replies = await evalsha_many(self.client, self._scripts.release, calls)
+        return {worker_id for worker_id, ok in zip(valid, replies, strict=True) if ok == 1}
 
     @translate_errors
     async def pending_work(self, worker_ids: Sequence[str]) -> set[str]:
@@ -143,27 +149,44 @@ class RedisStore(RedisCore):
 
     @translate_errors
     async def take_run(
-        self, worker_id: str, member_id: str, epoch: int, run_id: str, ts: float, history: int
+        self,
+        worker_id: str,
+        member_id: str,
+        epoch: int,
+        run_id: str,
+        ts: float,
+        history: int,
+        *,
+        solo: bool = False,
     ) -> TakenRun | None:
         keys = self._worker_keys(worker_id)
         started, user = codec.take_templates(worker_id, run_id, ts)
-        args = argv(
-            "take_run",
-            member=member_id,
-            epoch=epoch,
-            run_id=run_id,
-            history=max(history, 0),
-            events_maxlen=self._maxlen,
+        named: dict[str, Any] = {
+            "member": member_id,
+            "epoch": epoch,
+            "run_id": run_id,
+            "history": max(history, 0),
+            "events_maxlen": self._maxlen,
             **self._state_hole(worker_id),
             **{f"started_{n}": part for n, part in enumerate(started, start=1)},
             **{f"user_{n}": part for n, part in enumerate(user, start=1)},
-        )
-        reply = await self._pipeline.run(self._scripts.take_run, keys.all(), args)
-        found = check(reply, worker_id)
+            "judged": 0,
+            "lost": "",
+            "solo": int(solo),
+            "max_crashes": self.settings.max_deliveries,
+        }
+        args = argv("take_run", **named)
+        found = check(await self._pipeline.run(self._scripts.take_run, keys.all(), args), worker_id)
+        if found and found[0] == "judge":  # another member's attempt: was that host lost?
+            lost = await self._members.lost(str(found[1]))
+            args = argv("take_run", **{**named, "judged": 1, "lost": found[1] if lost else ""})
+            found = check(await self._scripts.take_run(keys.all(), args), worker_id)
         if not found:
             return None
-        entry_id, raw, attempt, cancelled, cursor, history_json = found
-        claim = RunClaim(run_id, int(attempt), bool(cancelled), cursor)
+        if found[0] == "suspect":
+            raise RunAlone(worker_id)
+        entry_id, raw, attempt, cancelled, cursor, history_json, crashes = found
+        claim = RunClaim(run_id, int(attempt), bool(cancelled), cursor, int(crashes))
         return TakenRun(codec.parse_input(entry_id, raw), claim, codec.history(history_json))
 
     @translate_errors
