@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,7 @@ class MemberView:
 
     info: MemberInfo
     silent_ms: int
+    boot: str = ""
 
 
 class Members:
@@ -39,12 +41,21 @@ class Members:
         self._keys = keys
         self._scripts = scripts
         self._clock_keys = [keys.members(), keys.member_clock()]
+        # This process's incarnation: a member restarted under the same id is another host.
+        self.boot = secrets.token_hex(4)
         self.alive_ms = alive_ms
         # The fleet clock counts a silence of the whole fleet as at most two heartbeats.
         self._gap_ms = 2 * heartbeat_ms
 
     async def heartbeat(self, member_id: str, capacity: int, hosted: int) -> None:
-        args = argv("beat", member=member_id, capacity=capacity, hosted=hosted, gap_ms=self._gap_ms)
+        args = argv(
+            "beat",
+            member=member_id,
+            boot=self.boot,
+            capacity=capacity,
+            hosted=hosted,
+            gap_ms=self._gap_ms,
+        )
         await answer(self._scripts.beat(self._clock_keys, args))
 
     async def forget(self, member_id: str) -> None:
@@ -70,22 +81,28 @@ class Members:
                 hosted=int(data["hosted"]),
                 alive=silent_ms <= self.alive_ms,
             )
-            found.append(MemberView(info, silent_ms))
+            found.append(MemberView(info, silent_ms, str(data.get("boot", ""))))
         if forgotten:
             await answer(self._client.hdel(self._keys.members(), *forgotten))
         return found
 
-    async def lost(self, member_id: str) -> bool:
-        """Whether a member has stopped heartbeating (on the fleet clock): gone from the
-        registry, or silent past `alive_ms` with no heartbeat while this waits. A member that
-        beat within two heartbeats, or beats again meanwhile (it had only lost Redis, or a
-        lease), is not lost. A takeover comes a lease TTL after the host's last renewal, when a
-        dead host has been silent for most of `alive_ms`, so the wait is short."""
+    def host_tag(self, member_id: str) -> str:
+        """What an attempt records as its host: the member and this process's incarnation."""
+        return f"{member_id} {self.boot}"
+
+    async def lost(self, host_tag: str) -> bool:
+        """Whether the host of `host_tag` has stopped heartbeating (on the fleet clock): its
+        member is gone from the registry, beats from another process now (restarted under the
+        same id), or is silent past `alive_ms` with no heartbeat while this waits. A member
+        that beat within two heartbeats, or beats again meanwhile (it had only lost Redis, or
+        a lease), is not lost. A takeover comes a lease TTL after the host's last renewal, when
+        a dead host has been silent for most of `alive_ms`, so the wait is short."""
+        member_id, _, boot = host_tag.rpartition(" ")
         previous: int | None = None
         poll_s = max(self._gap_ms / 8000, 0.02)
         for _ in range(int(self.alive_ms / 1000 / poll_s) + 2):
             view = next((v for v in await self.views() if v.info.member_id == member_id), None)
-            if view is None or view.silent_ms > self.alive_ms:
+            if view is None or view.boot != boot or view.silent_ms > self.alive_ms:
                 return True
             beat_since = previous is not None and view.silent_ms < previous
             if view.silent_ms <= self._gap_ms or beat_since:

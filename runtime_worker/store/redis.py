@@ -170,6 +170,7 @@ class RedisStore(RedisCore):
             **self._state_hole(worker_id),
             **{f"started_{n}": part for n, part in enumerate(started, start=1)},
             **{f"user_{n}": part for n, part in enumerate(user, start=1)},
+            "host_tag": self._members.host_tag(member_id),
             "judged": 0,
             "lost": "",
             "solo": int(solo),

@@ -209,8 +209,11 @@ class Model:
 
     # -- a host's run ----------------------------------------------------------------------------
 
-    def take(self, w: Worker, epoch: int, run_id: str, history: int) -> Taken | None:
+    def take(self, w: Worker, member: str, epoch: int, run_id: str, history: int) -> Taken | None:
+        """Refused unless `member` holds the lease now (a lapsed one is not held)."""
         w.fence(epoch)
+        if w.holder != member or w.short_lease:
+            raise Refused("lease_lost")
         if not w.inputs:
             return None
         item = w.inputs[0]

@@ -259,7 +259,7 @@ class WorkerLife(RuleBasedStateMachine):
             return
         run_id, ts = new_id(), self.tick()
         answers = self.both(
-            lambda: self.model.take(w, epoch, run_id, history),
+            lambda: self.model.take(w, member, epoch, run_id, history),
             lambda: self.store.take_run(w.worker_id, member, epoch, run_id, ts, history),
         )
         if answers is None:

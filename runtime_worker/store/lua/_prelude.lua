@@ -126,13 +126,13 @@ end
 -- run_started event.
 --
 -- Dead letters count crashes of the input's own run only. Every attempt records its host
--- (`run_host`, cleared by a graceful release) and whether it ran alone on it (`run_solo`).
+-- (`run_host`: member id and process incarnation, cleared by a graceful release) and whether it ran alone on it (`run_solo`).
 -- Another member taking the input again asks once whether that host was lost (it stopped
 -- heartbeating, on the fleet clock): if not (Redis was away, its lease lapsed, it handed the
 -- Worker back) nothing counts. If it was, a crash counts only when the attempt ran alone;
 -- otherwise any of the turns it ran may have killed it, so the input becomes a suspect and its
 -- next attempts run alone (`terms.solo`), where a crash is its own.
--- `terms`: member, judged ('1' when the caller judged), lost (the host judged lost, or ''),
+-- `terms`: host_tag (this host), judged ('1' when the caller judged), lost (the host judged lost, or ''),
 -- solo ('1': the caller runs no other turn meanwhile), max_crashes.
 local function start_run(keys, seq, entry_id, run_id, input_id, user, started, state, maxlen,
     terms)
@@ -150,7 +150,7 @@ local function start_run(keys, seq, entry_id, run_id, input_id, user, started, s
     attempt = tonumber(rec[3]) + 1
     crashes, suspect = tonumber(rec[9]) or 0, tonumber(rec[10]) or 0
     local previous = rec[7] or ''
-    if previous ~= '' and previous ~= terms.member then
+    if previous ~= '' and previous ~= terms.host_tag then
       if terms.judged ~= '1' then
         return 'judge', previous
       end
@@ -168,7 +168,7 @@ local function start_run(keys, seq, entry_id, run_id, input_id, user, started, s
     end
   end
   redis.call('HSET', w, 'run_seq', seq, 'run_attempt', attempt, 'run_id', run_id,
-    'run_input_id', input_id, 'run_host', terms.member, 'run_solo', terms.solo,
+    'run_input_id', input_id, 'run_host', terms.host_tag, 'run_solo', terms.solo,
     'crashes', crashes, 'suspect', suspect)
   if first then
     redis.call('XADD', tr, 'MAXLEN', rec[6], '*', 't', user())

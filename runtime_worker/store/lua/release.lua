@@ -19,7 +19,8 @@ end
 if holder then
   redis.call('DEL', lease)
 end
-if redis.call('HGET', w, 'run_host') == A.member then
+local run_host = redis.call('HGET', w, 'run_host') or ''
+if string.sub(run_host, 1, #A.member + 1) == A.member .. ' ' then -- '<member> <boot>'
   redis.call('HSET', w, 'run_host', '')
 end
 redis.call('HDEL', w, 'host')
