@@ -365,7 +365,7 @@ class Host:
                 error_code="dead_letter",
                 error_message=f"the input's run killed its host {claim.crashes} times: set aside",
             )
-        elif claim.attempt > 1 and profile.on_host_lost == "fail":
+        elif claim.host_lost and profile.on_host_lost == "fail":
             outcome = RunOutcome(
                 RunResult.FAILED,
                 "",

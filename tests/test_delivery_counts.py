@@ -64,7 +64,7 @@ async def test_a_retake_from_a_live_host_counts_nothing(backend: Backend) -> Non
     await store.heartbeat("m1", 10, 0)  # m1 is alive
     again = await _take(store, wid, "m2", epoch2)  # no RunAlone: not a suspect
     assert again.item.seq == first.item.seq
-    assert (again.claim.attempt, again.claim.crashes) == (2, 0)
+    assert (again.claim.attempt, again.claim.crashes, again.claim.host_lost) == (2, 0, False)
 
 
 async def test_a_lost_host_makes_a_suspect_and_only_solo_crashes_count(
@@ -80,7 +80,7 @@ async def test_a_lost_host_makes_a_suspect_and_only_solo_crashes_count(
     with pytest.raises(RunAlone):
         await _take(store, wid, "m2", epoch)
     solo = await _take(store, wid, "m2", epoch, solo=True)
-    assert (solo.claim.attempt, solo.claim.crashes) == (2, 0)
+    assert (solo.claim.attempt, solo.claim.crashes, solo.claim.host_lost) == (2, 0, True)
     # m2 dies while running it alone: that crash is the input's own.
     epoch = await _takeover(store, wid, "m3")
     with pytest.raises(RunAlone):  # still a suspect: alone again

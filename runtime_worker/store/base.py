@@ -139,6 +139,9 @@ class RunClaim:
     crashes: int = 0
     """Hosts this input's own run killed (see `RunAlone`): the host dead-letters the input once
     it reaches `YOI_MAX_DELIVERIES`. Redis restarts, lapsed leases and hand-backs never count."""
+    host_lost: bool = False
+    """A previous host of this input was lost while running it (not only away from Redis, or
+    handed back): what a profile with `on_host_lost = "fail"` fails the run for."""
 
 
 class RunAlone(Exception):

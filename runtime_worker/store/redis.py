@@ -186,8 +186,8 @@ class RedisStore(RedisCore):
             return None
         if found[0] == "suspect":
             raise RunAlone(worker_id)
-        entry_id, raw, attempt, cancelled, cursor, history_json, crashes = found
-        claim = RunClaim(run_id, int(attempt), bool(cancelled), cursor, int(crashes))
+        entry_id, raw, attempt, cancelled, cursor, history_json, crashes, lost = found
+        claim = RunClaim(run_id, int(attempt), bool(cancelled), cursor, int(crashes), lost == 1)
         return TakenRun(codec.parse_input(entry_id, raw), claim, codec.history(history_json))
 
     @translate_errors

@@ -119,8 +119,8 @@ end
 
 -- Start (an attempt of) the run of the input `seq` of entry `entry_id` (keys in WorkerKeys
 -- order). nil when its run finished already (a redelivery: acknowledged). Else the attempt,
--- whether the input is cancelled (0/1), the run_started cursor and the crashes counted against
--- the input; or the string 'judge' and the previous attempt's host (the caller tells whether
+-- whether the input is cancelled (0/1), the run_started cursor, the crashes counted against
+-- the input and whether a host of it was lost (1: a suspect); or the string 'judge' and the previous attempt's host (the caller tells whether
 -- that host was lost, see `terms`), or 'suspect' (take it again running it alone).
 -- `user()` makes the transcript's user entry (first attempt only), `started(attempt)` the
 -- run_started event.
@@ -182,7 +182,7 @@ local function start_run(keys, seq, entry_id, run_id, input_id, user, started, s
   if seq <= tonumber(rec[5]) then
     cancelled = 1
   end
-  return attempt, cancelled, cursor, crashes
+  return attempt, cancelled, cursor, crashes, suspect
 end
 
 -- A stopped Worker's keys expire after the retention period. The lease keeps its own short TTL

@@ -2,8 +2,9 @@
 -- finished runs, plus the newest transcript entries the turn sends as history.
 -- Reply: {'ok'} (nothing to run), a bad_entry failure (an entry submit.lua did not write),
 -- {'ok', 'judge', host} or {'ok', 'suspect'} (see start_run: take again with those terms), or
--- {'ok', entry id, input json, attempt, cancelled, cursor, history, crashes}: history is one
--- JSON array of the newest transcript entries, newest first (one string parses faster than many).
+-- {'ok', entry id, input json, attempt, cancelled, cursor, history, crashes, host lost}:
+-- history is one JSON array of the newest transcript entries, newest first (one string parses
+-- faster than many).
 local A = args({
   'member', 'epoch', 'run_id', 'history', 'state_prefix', 'state_suffix', 'events_maxlen',
   'host_tag', 'judged', 'lost', 'solo', 'max_crashes', -- start_run's terms
@@ -43,7 +44,7 @@ for _ = 0, redis.call('XLEN', inputs) do
   end
   local id, text = cjson.encode(input.input_id), cjson.encode(input.text)
   local ts = cjson.encode(input.ts)
-  local attempt, cancelled, cursor, crashes = start_run(
+  local attempt, cancelled, cursor, crashes, lost = start_run(
     KEYS, tonumber(string.format('%d', input.seq)), entry_id, A.run_id, input.input_id,
     function() return A.user_1 .. text .. A.user_2 .. ts .. A.user_3 .. id .. A.user_4 end,
     function(n) return A.started_1 .. id .. A.started_2 .. n .. A.started_3 end,
@@ -66,7 +67,7 @@ for _ = 0, redis.call('XLEN', inputs) do
       end
     end
     return {'ok', entry_id, raw, attempt, cancelled, cursor, '[' .. table.concat(history, ',') .. ']',
-      crashes}
+      crashes, lost}
   end
 end
 return {'ok'}
