@@ -120,20 +120,20 @@ end
 -- Start (an attempt of) the run of the input `seq` of entry `entry_id` (keys in WorkerKeys
 -- order). nil when its run finished already (a redelivery: acknowledged). Else the attempt,
 -- whether the input is cancelled (0/1), the run_started cursor, the crashes counted against
--- the input and whether a host of it was lost (1: a suspect); or the string 'judge' and the previous attempt's host (the caller tells whether
--- that host was lost, see `terms`), or 'suspect' (take it again running it alone).
--- `user()` makes the transcript's user entry (first attempt only), `started(attempt)` the
--- run_started event.
+-- the input and whether a host of it was lost (1: a suspect); or the string 'judge' and the
+-- previous attempt's host (the caller tells whether that host was lost, see `terms`), or
+-- 'suspect' (take it again, running it alone). `user()` makes the transcript's user entry
+-- (first attempt only), `started(attempt)` the run_started event.
 --
 -- Dead letters count crashes of the input's own run only. Every attempt records its host
--- (`run_host`: member id and process incarnation, cleared by a graceful release) and whether it ran alone on it (`run_solo`).
--- Another member taking the input again asks once whether that host was lost (it stopped
--- heartbeating, on the fleet clock): if not (Redis was away, its lease lapsed, it handed the
--- Worker back) nothing counts. If it was, a crash counts only when the attempt ran alone;
--- otherwise any of the turns it ran may have killed it, so the input becomes a suspect and its
--- next attempts run alone (`terms.solo`), where a crash is its own.
--- `terms`: host_tag (this host), judged ('1' when the caller judged), lost (the host judged lost, or ''),
--- solo ('1': the caller runs no other turn meanwhile), max_crashes.
+-- (`run_host`: member id and process incarnation, cleared by a graceful release) and whether
+-- it ran alone on it (`run_solo`). Another host taking the input again asks once whether that
+-- host was lost (it stopped heartbeating, on the fleet clock): if not (Redis was away, its
+-- lease lapsed, it handed the Worker back) nothing counts. If it was, a crash counts only when
+-- the attempt ran alone; otherwise any of the turns it ran may have killed it, so the input
+-- becomes a suspect and its next attempts run alone (`terms.solo`), where a crash is its own.
+-- `terms`: host_tag (this host), judged ('1' when the caller judged), lost (the host judged
+-- lost, or ''), solo ('1': the caller runs no other turn meanwhile), max_crashes.
 local function start_run(keys, seq, entry_id, run_id, input_id, user, started, state, maxlen,
     terms)
   local w, inputs, ev, tr = keys[1], keys[2], keys[3], keys[4]

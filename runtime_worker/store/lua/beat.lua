@@ -7,6 +7,6 @@ local A = args({'member', 'boot', 'capacity', 'hosted', 'gap_ms'}) -- boot: the 
 local members, clock = KEYS[1], KEYS[2]
 local fleet_ms = fleet_now(clock, tonumber(A.gap_ms))
 redis.call('HSET', clock, 'real_ms', redis_ms(), 'fleet_ms', fleet_ms)
-redis.call('HSET', members, A.member, cjson.encode({
-  v = 1, boot = A.boot, capacity = tonumber(A.capacity), hosted = tonumber(A.hosted), seen_ms = fleet_ms}))
+redis.call('HSET', members, A.member, cjson.encode({v = 1, boot = A.boot,
+  capacity = tonumber(A.capacity), hosted = tonumber(A.hosted), seen_ms = fleet_ms}))
 return fleet_ms

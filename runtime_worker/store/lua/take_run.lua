@@ -66,8 +66,8 @@ for _ = 0, redis.call('XLEN', inputs) do
         end
       end
     end
-    return {'ok', entry_id, raw, attempt, cancelled, cursor, '[' .. table.concat(history, ',') .. ']',
-      crashes, lost}
+    local joined = '[' .. table.concat(history, ',') .. ']'
+    return {'ok', entry_id, raw, attempt, cancelled, cursor, joined, crashes, lost}
   end
 end
 return {'ok'}
