@@ -265,12 +265,8 @@ class MemoryStore(MemoryConversations, Store):
     async def release_many(
         self, leases: Mapping[str, int], member_id: str, *, idle_only: bool = False
     ) -> set[str]:
-        found = {w: (self._find(w), epoch) for w, epoch in leases.items()}
-        return {
-            w
-            for w, (worker, epoch) in found.items()
-            if worker is not None and worker.release(member_id, epoch, idle_only=idle_only)
-        }
+        found = [(w, self._find(w), epoch) for w, epoch in leases.items()]
+        return {w for w, k, e in found if k and k.release(member_id, e, idle_only=idle_only)}
 
     async def take_run(
         self, worker_id: str, member_id: str, epoch: int, run_id: str, ts: float, history: int,

@@ -111,7 +111,7 @@ async def test_a_poison_input_is_dead_lettered_and_no_innocent_one(
     crashes (those it ran alone) count, so it alone is dead-lettered."""
     names = itertools.count(1)
     async with _fleet(redis_url, namespace, tmp_path) as (fleet, client):
-        env = {"echo_delay_ms": "100", "max_deliveries": "2", "provider": "echo"}
+        env = {"echo_delay_ms": "100", "max_deliveries": "2", "provider": "chaos"}
         for _ in range(2):
             fleet.start(f"m{next(names)}", **env)
         await wait_members(client, ["m1", "m2"])
