@@ -210,6 +210,17 @@ class WorkerLife(RuleBasedStateMachine):
         assert got == expected
         if got is not None:
             self.epochs[(w.worker_id, member)] = got
+        if got is not None and short:
+            # The model's short lease has lapsed already: wait until the store's has too (a
+            # renewal of a lapsed lease is refused and changes nothing; of a live one, it keeps
+            # the 1 ms).
+            leases = {w.worker_id: got}
+
+            async def lapsed() -> bool:
+                renewed = await self.store.renew(member, leases, SHORT_TTL_MS)
+                return not renewed[w.worker_id]
+
+            self.run(wait_until(lapsed, timeout_s=5, what="the short lease to lapse"))
 
     @rule(pick=picks, member=members)
     def takeover(self, pick: int, member: str) -> None:
