@@ -38,7 +38,7 @@ def connect(target: Target) -> Iterator[Client]:
     except Unauthorized:
         raise unauthorized() from None
     except ConnectionFailed as exc:
-        if "in time" in exc.message:
+        if exc.timed_out:
             raise CliFailure(
                 f"the gateway at {redact_url(target.gateway)} did not answer in time"
             ) from None

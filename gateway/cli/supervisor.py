@@ -21,7 +21,6 @@ import sys
 import time
 from typing import Any
 
-import httpx
 import typer
 
 from gateway.auth import is_loopback
@@ -30,6 +29,7 @@ from gateway.cli.errors import FAILED, OK, UNREACHABLE, CliFailure
 from gateway.cli.private_redis import PrivateRedis, answers, find_binary, start_private, where
 from gateway.cli.procs import Child, ChildSpec, spawn, stop
 from gateway.cli.restarts import RestartBudget
+from gateway.client import AsyncClient, ConnectionFailed, RuntimeUnavailable
 from shared.settings import Settings
 
 log = logging.getLogger("yoi.up")  # stdout carries the lines for people; stderr the log
@@ -265,16 +265,16 @@ def _check_port(host: str, port: int) -> None:
 
 async def _wait_ready(url: str, token: str | None) -> int | None:
     """None once `/readyz` answers 200; FAILED (with a message) at the deadline."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
     deadline = time.monotonic() + READY_TIMEOUT_S
     delay = 0.02
-    async with httpx.AsyncClient(headers=headers, timeout=2.0) as client:
+    probe = AsyncClient(url, token or "", timeout_s=2.0, retries=0, retry_wait_s=0)
+    async with probe as client:
         while time.monotonic() < deadline:
             try:
-                if (await client.get(url + "readyz")).status_code == 200:
-                    return None
-            except httpx.TransportError:
-                pass  # not listening yet
+                await client.ready()
+                return None
+            except (ConnectionFailed, RuntimeUnavailable):
+                pass  # not listening yet, or its runtimes not ready yet
             await asyncio.sleep(delay)  # backoff between readiness probes
             delay = min(delay * 2, 0.25)
     log.error("the gateway was not ready within %gs; stopping", READY_TIMEOUT_S)

@@ -23,6 +23,10 @@ class ConnectionFailed(YoiError):
     http_status = 503
     retryable_default = True
 
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out  # connected, but no answer came within the timeout
+
 
 class UnexpectedResponse(YoiError):
     """The gateway answered something that is not its API (a proxy's page, a newer shape)."""
@@ -87,7 +91,7 @@ def unreachable(gateway: str, exc: Exception) -> ConnectionFailed:
     """The gateway's address (its credentials redacted) and what happened, never the token."""
     timed_out = isinstance(exc, httpx.TimeoutException)
     what = "did not answer in time" if timed_out else "cannot be reached"
-    return ConnectionFailed(f"the gateway at {redact_url(gateway)} {what}")
+    return ConnectionFailed(f"the gateway at {redact_url(gateway)} {what}", timed_out=timed_out)
 
 
 def not_sent(exc: httpx.TransportError) -> bool:

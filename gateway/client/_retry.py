@@ -24,13 +24,14 @@ class Retrying:
     gateway: str
     call: Call[Any]
     max_wait_s: float
+    retries: int = RETRIES
     failures: int = 0
     waited_s: float = 0.0
 
     def broke(self, exc: httpx.TransportError) -> float:
         """The wait before sending again; raises `ConnectionFailed` when it should not."""
         self.failures += 1
-        if self.failures > RETRIES or not (self.call.idempotent or not_sent(exc)):
+        if self.failures > self.retries or not (self.call.idempotent or not_sent(exc)):
             raise unreachable(self.gateway, exc) from exc
         return BACKOFF_FIRST_S * 2.0**self.failures
 
