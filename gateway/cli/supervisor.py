@@ -149,7 +149,9 @@ class Supervisor:
             runtime_id,
         ]
         member = [*CHILD_ARGV, "runtime", "--runtime-id", runtime_id]
-        out = sys.stderr.fileno()  # children log to stderr; stdout carries only our own lines
+        # Children log to stderr (ours); their stdout (what `yoi gateway` prints for a person,
+        # which this supervisor prints itself) is dropped: ours carries only our own lines.
+        out = asyncio.subprocess.DEVNULL
         specs = [ChildSpec("the gateway", tuple(gateway), env, stdout=out)]
         specs += [
             ChildSpec(f"runtime process {index}", tuple(member), env, stdout=out)
