@@ -1,5 +1,6 @@
-"""A few plain HTTP calls to a gateway for the `yoi up` process tests: create a fleet Worker,
-send it an input, read its events and transcript, find the runtime process that hosts it."""
+"""A few plain HTTP calls to a gateway for the `yoi up` process tests: create a fleet Worker (or
+find the Companion), send it an input, read its events and transcript, find the runtime process
+that hosts it."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from tests.helpers import wait_until_sync
 class Gateway:
     def __init__(self, base: str) -> None:
         self.http = httpx.Client(base_url=base, timeout=10)
+        self.runtime_of: dict[str, str] = {}  # worker ids not in it are of the fleet runtime
 
     def close(self) -> None:
         self.http.close()
@@ -24,7 +26,16 @@ class Gateway:
         assert answer.status_code == 201, answer.text
         return str(answer.json()["worker_id"])
 
-    def path(self, worker_id: str, runtime_id: str = "fleet") -> str:
+    def companion(self) -> str:
+        """The Companion's worker id (on backend-internal, created on first use)."""
+        answer = self.http.get("/api/companion")
+        assert answer.status_code == 200, answer.text
+        worker_id = str(answer.json()["worker_id"])
+        self.runtime_of[worker_id] = "backend-internal"
+        return worker_id
+
+    def path(self, worker_id: str) -> str:
+        runtime_id = self.runtime_of.get(worker_id, "fleet")
         return f"/api/runtimes/{runtime_id}/workers/{worker_id}"
 
     def send(self, worker_id: str, text: str, input_id: str) -> str:
@@ -69,8 +80,8 @@ class Gateway:
         assert host, detail
         return int(host.rsplit("-", 2)[1])
 
-    def transcript_texts(self, worker_id: str, runtime_id: str = "fleet") -> list[str]:
-        answer = self.http.get(self.path(worker_id, runtime_id) + "/transcript")
+    def transcript_texts(self, worker_id: str) -> list[str]:
+        answer = self.http.get(self.path(worker_id) + "/transcript")
         assert answer.status_code == 200, answer.text
         return [entry["text"] for entry in answer.json()["entries"]]
 
