@@ -124,7 +124,7 @@ async def start_private(
     for _ in range(PORT_ATTEMPTS):  # a free port may be taken between probe and bind: retry
         port = _free_port()
         spec = ChildSpec(
-            "redis-server",
+            "the private redis-server",
             tuple(_argv(binary, port, workdir, persist=persist)),
             env,
             own_session=True,

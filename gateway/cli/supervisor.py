@@ -3,10 +3,10 @@
 Starts Redis (a private one unless a URL is configured, persistent in the data directory), the
 gateway with the fleet runtime, and N runtime processes; waits until the gateway is ready;
 prints the console address. A runtime process that dies is started again after a backoff (its
-Workers move to the others meanwhile, as in any fleet); one that dies more often than its
-restart budget allows, or the gateway dying, stops everything. A signal (SIGINT from Ctrl-C or
-`kill -INT`, SIGTERM, SIGHUP) stops every child with a deadline. Redis stops last, so members
-can hand their Workers back while it is still there.
+Workers move to the others meanwhile, as in any fleet). One that dies more often than its
+restart budget allows, the gateway dying, or the private Redis dying stops everything. A
+signal (SIGINT from Ctrl-C or `kill -INT`, SIGTERM, SIGHUP) stops every child with a deadline.
+Redis stops last, so members can hand their Workers back while it is still there.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ READY_TIMEOUT_S = 60.0
 STOP_MARGIN_S = 5.0  # on top of the members' drain grace
 CHILD_ARGV = [sys.executable, "-m", "gateway.cli"]
 GATEWAY = 0  # index of the gateway in `Supervisor.children`; runtime processes follow
+REDIS = -1  # what `_next_death` answers for the private redis-server
 
 
 def console_url(host: str, port: int) -> str:
@@ -174,12 +175,13 @@ class Supervisor:
             if died is None:
                 assert ready is not None
                 return ready.result()
-            if died == GATEWAY:
-                gateway = self.children[GATEWAY]
+            if died in (GATEWAY, REDIS):
+                child = self.children[GATEWAY] if died == GATEWAY else self._redis_child()
                 log.error(
-                    "the gateway (pid %d) exited unexpectedly with code %s; stopping everything",
-                    gateway.pid,
-                    gateway.process.returncode,
+                    "%s (pid %d) exited unexpectedly with code %s; stopping everything",
+                    child.name,
+                    child.pid,
+                    child.process.returncode,
                 )
                 return FAILED
             if not await self._restart(died):
@@ -192,6 +194,8 @@ class Supervisor:
             for index, child in enumerate(self.children)
         }
         waits[asyncio.ensure_future(self.stop_requested.wait())] = None
+        if self.redis is not None:
+            waits[asyncio.ensure_future(self.redis.child.process.wait())] = REDIS
         try:
             pending: set[asyncio.Future[Any]] = set(waits)
             if ready is not None:
@@ -203,6 +207,10 @@ class Supervisor:
             await asyncio.gather(*waits, return_exceptions=True)  # reap what was cancelled
         deaths = [waits[future] for future in done if waits.get(future) is not None]
         return min((index for index in deaths if index is not None), default=None)
+
+    def _redis_child(self) -> Child:
+        assert self.redis is not None
+        return self.redis.child
 
     async def _restart(self, index: int) -> bool:
         """Start runtime process `index` again after its backoff; False when its budget is

@@ -1,6 +1,6 @@
 """`yoi up` supervises: a runtime process killed with SIGKILL is started again and the input it
-was answering is answered exactly once; one that keeps dying past its restart budget, or the
-gateway dying, stops everything with a message saying which and why."""
+was answering is answered exactly once; one that keeps dying past its restart budget, the
+gateway dying or the private Redis dying stops everything with a message saying which and why."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from gateway.cli.restarts import BACKOFF_FIRST_S, BACKOFF_MAX_S, RestartBudget
-from tests.cli.fleet_http import Gateway, children_running
+from tests.cli.fleet_http import Gateway, argv_of, children_running
 from tests.cli.support import ProcId, alive, assert_all_gone, clean_env, descendants, yoi_up
 from tests.helpers import free_port
 
@@ -106,6 +106,21 @@ def test_the_gateway_dying_stops_everything() -> None:
         )
         assert_all_gone(stack.tree)
         assert not any(alive(p) for p in members)
+
+
+def test_the_private_redis_dying_stops_everything() -> None:
+    env = clean_env(YOI_NAMESPACE="t" + uuid.uuid4().hex[:12])
+    with yoi_up(
+        "--port", str(free_port()), "--processes", "1", env=env, expected_processes=1
+    ) as stack:
+        (redis_server,) = [p for p in stack.tree if "redis-server" in argv_of(p[0])[0]]
+        os.kill(redis_server[0], signal.SIGKILL)
+        assert stack.proc.wait(timeout=30) == 1
+        stack.err.wait_for(
+            rf"yoi.up: the private redis-server \(pid {redis_server[0]}\) exited unexpectedly "
+            "with code -9; stopping everything"
+        )
+        assert_all_gone(stack.tree)
 
 
 def test_the_restart_budget_backs_off_and_forgets_old_restarts() -> None:
