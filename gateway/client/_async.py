@@ -1,4 +1,6 @@
-"""`AsyncClient`: the gateway's API from asyncio code, one `httpx.AsyncClient` per instance."""
+"""`AsyncClient`: the gateway's API from asyncio code, one `httpx.AsyncClient` per instance.
+Routes are described once (`_calls`), retries (`_retry`) and resuming (`_stream`) decided once;
+this module only carries them over the wire."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""`Client`: the gateway's API from synchronous code, one `httpx.Client` per instance."""
+"""`Client`: the gateway's API from synchronous code, one `httpx.Client` per instance.
+Routes are described once (`_calls`), retries (`_retry`) and resuming (`_stream`) decided once;
+this module only carries them over the wire."""
 
 from __future__ import annotations
 
