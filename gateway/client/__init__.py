@@ -11,6 +11,7 @@ from gateway.client._sync import AnswerStream, Client
 from shared.errors import (
     CapacityExhausted,
     CursorExpired,
+    InputIdConflict,
     InvalidInput,
     NotRunning,
     PayloadTooLarge,
@@ -37,6 +38,7 @@ __all__ = [
     "Client",
     "ConnectionFailed",
     "CursorExpired",
+    "InputIdConflict",
     "InvalidInput",
     "NotRunning",
     "PayloadTooLarge",

@@ -11,9 +11,11 @@ from email.utils import parsedate_to_datetime
 import httpx
 from pydantic import ValidationError
 
-from shared.errors import ERROR_BY_CODE, CursorExpired, ErrorEnvelope, YoiError
+from shared.errors import ALL_ERRORS, CursorExpired, ErrorEnvelope, YoiError
 from shared.logs import redact_url
 from shared.timeutil import now_s
+
+ERROR_BY_CODE: dict[str, type[YoiError]] = {cls.code: cls for cls in ALL_ERRORS}
 
 
 class ConnectionFailed(YoiError):

@@ -18,6 +18,7 @@ from gateway.client import (
     Client,
     ConnectionFailed,
     CursorExpired,
+    InputIdConflict,
     InvalidInput,
     PayloadTooLarge,
     RateLimited,
@@ -66,7 +67,9 @@ def test_unauthorized_not_found_and_connection_failed(gateway: Gateway, client: 
 def test_busy_stopped_too_large_and_invalid(client: Client) -> None:
     worker = client.create_worker("fleet", "erin")
     long_text = " ".join(f"w{i}" for i in range(100))  # 100 pieces at 20 ms: 2 s of answer
-    client.send("fleet", worker.worker_id, long_text)
+    client.send("fleet", worker.worker_id, long_text, input_id="erin-1")
+    with pytest.raises(InputIdConflict):  # the same key with another text: the first stands
+        client.send("fleet", worker.worker_id, "another text", input_id="erin-1")
     with pytest.raises(WorkerBusy) as busy:
         client.send("fleet", worker.worker_id, "me too", strategy="reject")
     assert (busy.value.code, busy.value.retryable) == ("worker_busy", True)

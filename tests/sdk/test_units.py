@@ -3,12 +3,16 @@ backoff and when it gives up, and building calls (bad input refused before sendi
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
 from gateway.client import ConnectionFailed, CursorExpired, InvalidInput, RuntimeUnavailable
 from gateway.client import _calls as calls
+from gateway.client._errors import error_from
 from gateway.client._stream import BACKOFF_MAX_S, STREAM_RETRIES, Answer, Resume
+from shared.errors import ALL_ERRORS
 from shared.events import RunFinished, RunStarted, StateChanged, TextDelta, TextDone, UsageEvent
 from shared.ids import new_id
 from shared.models import RunResult, WorkerState
@@ -62,3 +66,14 @@ def test_calls_validate_before_sending() -> None:
     with pytest.raises(InvalidInput) as caught:
         calls.send(calls.COMPANION, "", None, None)
     assert caught.value.message.startswith("invalid text: ")
+
+
+def test_every_wire_code_raises_its_class() -> None:
+    for cls in ALL_ERRORS:
+        body = {"error": {"code": cls.code, "message": "m", "retryable": not cls.retryable_default}}
+        if cls is CursorExpired:
+            body["error"]["oldest_cursor"] = "7-0"
+        error = error_from(cls.http_status, {}, json.dumps(body).encode())
+        assert type(error) is cls
+        assert error.retryable is (not cls.retryable_default)  # as the gateway said
+        assert not isinstance(error, CursorExpired) or error.oldest_cursor == "7-0"
