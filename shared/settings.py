@@ -107,11 +107,6 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("data_dir", mode="before")
-    @classmethod
-    def _empty_is_ephemeral(cls, value: object) -> object:
-        return None if value == "" else value
-
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:

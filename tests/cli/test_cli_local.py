@@ -92,7 +92,7 @@ def test_gateway_alone_serves_the_embedded_runtime() -> None:
     assert "Application shutdown complete" in proc.stderr.read()
     assert proc.stdout is not None  # the suite runs with YOI_DATA_DIR= (empty)
     assert proc.stdout.readline() == (
-        "Data: none (embedded Workers in memory only, gone when the gateway stops)\n"
+        "embedded Workers: in memory only (gone when the gateway stops)\n"
     )
 
 
@@ -101,7 +101,7 @@ def test_gateway_prints_its_data_dir(tmp_path: Path) -> None:
     proc = start("gateway", "--port", str(port), "--data-dir", str(tmp_path), env=clean_env())
     try:
         assert proc.stdout is not None
-        assert proc.stdout.readline() == f"Data: {tmp_path}\n"
+        assert proc.stdout.readline() == f"embedded Workers: kept in {tmp_path}\n"
         wait_ready(f"http://127.0.0.1:{port}", timeout_s=30)
     finally:
         finish(proc, signal.SIGTERM)

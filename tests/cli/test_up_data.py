@@ -1,6 +1,7 @@
-"""`yoi up` keeps what its private Redis holds in the data directory (an append-only file):
-fleet Workers, transcripts and accepted inputs survive a restart, even one after the gateway
-was killed mid-answer; one `yoi up` per data directory; `--ephemeral` keeps nothing."""
+"""`yoi up` keeps what it holds in the data directory: its private Redis's append-only file (fleet
+Workers, transcripts, accepted inputs) and the gateway's embedded store (the Companion). Both
+survive a restart, even one after the gateway was killed mid-answer; one `yoi up` per data
+directory; `--ephemeral` keeps nothing."""
 
 from __future__ import annotations
 
@@ -38,11 +39,14 @@ def test_fleet_workers_and_transcripts_survive_a_restart(tmp_path: Path) -> None
         gateway = Gateway(stack.gateway)
         try:
             bob = gateway.create("bob")
+            companion = gateway.companion()
             gateway.send(bob, "remember this line", "first")
-            assert [e["result"] for e in gateway.wait_for(bob, "first", "run_finished")] == [
-                "finished"
-            ]
+            gateway.send(companion, "remember me too", "c-first")
+            for worker_id, input_id in ((bob, "first"), (companion, "c-first")):
+                finished = gateway.wait_for(worker_id, input_id, "run_finished")
+                assert [e["result"] for e in finished] == ["finished"]
             before = gateway.transcript_texts(bob)
+            companion_before = gateway.transcript_texts(companion)
         finally:
             gateway.close()
         assert stack.stop(signal.SIGINT) == 0
@@ -55,6 +59,9 @@ def test_fleet_workers_and_transcripts_survive_a_restart(tmp_path: Path) -> None
             assert [w["worker_id"] for w in listed] == [bob]
             assert gateway.transcript_texts(bob) == before
             assert any("remember this line" in text for text in before)
+            assert gateway.companion() == companion  # the same Worker, its conversation kept
+            assert gateway.transcript_texts(companion) == companion_before
+            assert any("remember me too" in text for text in companion_before)
             gateway.send(bob, "and this one", "second")  # the same Worker goes on
             assert [e["result"] for e in gateway.wait_for(bob, "second", "run_finished")] == [
                 "finished"
@@ -71,9 +78,12 @@ def test_gateway_killed_mid_answer_then_restart_answers_it_once(tmp_path: Path) 
         gateway = Gateway(stack.gateway)
         try:
             bob = gateway.create("bob")
+            companion = gateway.companion()
             gateway.send(bob, LONG_TEXT, "in-flight")
             gateway.send(bob, "queued behind it", "queued")  # accepted, not started
+            gateway.send(companion, LONG_TEXT, "c-in-flight")  # runs inside the gateway
             gateway.wait_for(bob, "in-flight", "text_delta")
+            gateway.wait_for(companion, "c-in-flight", "text_delta")
             ((pid, _),) = children_running(stack.proc.pid, "gateway")
             os.kill(pid, signal.SIGKILL)
             assert stack.proc.wait(timeout=30) == 1
@@ -87,6 +97,9 @@ def test_gateway_killed_mid_answer_then_restart_answers_it_once(tmp_path: Path) 
             for input_id in ("in-flight", "queued"):
                 finished = gateway.wait_for(bob, input_id, "run_finished")
                 assert [e["result"] for e in finished] == ["finished"], input_id
+            assert gateway.companion() == companion
+            finished = gateway.wait_for(companion, "c-in-flight", "run_finished")
+            assert len(finished) == 1  # attempt 2 (or host_lost, per the profile): one outcome
             texts = gateway.transcript_texts(bob)
             # Each asked once and answered once (the echo answer repeats the text).
             assert sum("piece29" in text for text in texts) == 2
