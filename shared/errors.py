@@ -32,6 +32,8 @@ class YoiError(Exception):
     code: ClassVar[str] = "internal_error"
     http_status: ClassVar[int] = 500
     retryable_default: ClassVar[bool] = False
+    # Seconds the server asked to wait (`Retry-After` of a 429/503), as a client received it.
+    retry_after_s: float | None = None
 
     def __init__(self, message: str, *, retryable: bool | None = None, **details: str) -> None:
         super().__init__(message)

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     schedule_poll_s: float = Field(default=0.25, gt=0, le=5)
     # `yoi up` only: how many runtime processes its supervisor starts (YOI_PROCESSES, --processes)
     processes: int = Field(default=2, ge=1, le=64)
+    # `yoi up` only: a runtime process that dies is started again, at most `restart_limit` times
+    # within `restart_window_s` (more means it cannot run: everything stops).
+    restart_limit: int = Field(default=5, ge=0, le=1000)
+    restart_window_s: float = Field(default=60.0, gt=0)
 
     # Gateway
     host: str = "127.0.0.1"
