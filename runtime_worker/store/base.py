@@ -26,6 +26,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from shared.errors import UnsupportedOperation
 from shared.events import Event
 from shared.models import (
     MemberInfo,
@@ -290,6 +291,11 @@ class Readers(ABC):
     async def ping(self) -> None:
         """Raise `RuntimeUnavailable` when the backing service does not answer."""
         return None
+
+    async def drain_member(self, member_id: str) -> bool:
+        """Tell a member to hand its Workers back and take no new ones; False when no such
+        member is registered. Only fleets have members to drain."""
+        raise UnsupportedOperation("this runtime has no members to drain")
 
 
 class HostSide(ABC):
