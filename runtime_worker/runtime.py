@@ -22,6 +22,7 @@ from runtime_worker.profiles import ProfileRegistry
 from runtime_worker.store import open_fleet_store
 from runtime_worker.store.base import NOW_CURSOR, Store, WorkerRecord
 from runtime_worker.store.memory import MemoryStore
+from runtime_worker.store.outcome import total_usage
 from shared.errors import (
     CursorExpired,
     InvalidInput,
@@ -217,16 +218,8 @@ class Runtime:
         )
 
     async def usage(self) -> Usage:
-        """Totals over every Worker: tokens, runs by result, and the last error seen."""
-        total = Usage()
-        for record in await self.store.list_workers():
-            total.input_tokens += record.usage.input_tokens
-            total.output_tokens += record.usage.output_tokens
-            total.runs += record.usage.runs
-            for result, count in record.usage.runs_by_result.items():
-                total.runs_by_result[result] = total.runs_by_result.get(result, 0) + count
-            total.last_error = record.usage.last_error or total.last_error
-        return total
+        """Totals over every Worker: tokens, runs by result, errors, and the last error seen."""
+        return total_usage(await self.store.list_workers())
 
     # -- workers ---------------------------------------------------------------------------------
 

@@ -70,6 +70,10 @@ class Usage(BaseModel):
     output_tokens: int = 0
     runs: int = 0
     runs_by_result: dict[str, int] = Field(default_factory=dict)
+    errors_by_code: dict[str, int] = Field(
+        default_factory=dict,
+        description="Runs ended by an error, by its code (`provider_error`, `dead_letter`…).",
+    )
     last_error: str | None = None
 
 

@@ -45,6 +45,8 @@ def record_fields(record: WorkerRecord) -> dict[str, str]:
         fields["last_error"] = record.usage.last_error
     for result, count in record.usage.runs_by_result.items():
         fields[f"runs_{result}"] = str(count)
+    for code, count in record.usage.errors_by_code.items():
+        fields[f"errors_{code}"] = str(count)
     return fields
 
 
@@ -54,11 +56,17 @@ def record_from_fields(fields: Mapping[str, str]) -> WorkerRecord:
         for name, value in fields.items()
         if name.startswith("runs_")
     }
+    errors_by_code = {
+        name.removeprefix("errors_"): int(value)
+        for name, value in fields.items()
+        if name.startswith("errors_")
+    }
     usage = Usage(
         input_tokens=int(fields.get("input_tokens", 0)),
         output_tokens=int(fields.get("output_tokens", 0)),
         runs=int(fields.get("runs", 0)),
         runs_by_result=runs_by_result,
+        errors_by_code=errors_by_code,
         last_error=fields.get("last_error"),
     )
     record = WorkerRecord(
