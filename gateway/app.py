@@ -1,8 +1,9 @@
 """`create_app(settings)`: the gateway as an ASGI app, with its clients made in the lifespan.
 
 Middleware, outermost first: access log and metrics (and the last-resort typed 500), CORS (only
-when origins are configured), auth (token or stream ticket), body size limit. The hot routes
-(inputs, the events long poll, create) are cheap themselves: see `gateway.requests`.
+when origins are configured), auth (token or stream ticket), the per-caller rate limit (only
+when `YOI_RATE_LIMIT_PER_S` is set), body size limit. The hot routes (inputs, the events long
+poll, create) are cheap themselves: see `gateway.requests`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from gateway.companion import Companion
 from gateway.hub import Hubs
 from gateway.metrics import Metrics
 from gateway.middleware import AccessLogMiddleware, BodyLimitMiddleware
+from gateway.ratelimit import RateLimiter, RateLimitMiddleware
 from gateway.registry import RuntimeRegistry
 from gateway.routes import ROUTERS
 from gateway.state import Gateway
@@ -75,6 +77,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tickets=gateway.tickets,
             companion_id=gateway.companion_id,
         ),
+    ]
+    if settings.rate_limit_per_s is not None:  # after auth: a caller is a token that passed
+        limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+        middleware.append(Middleware(RateLimitMiddleware, limiter=limiter))
+    middleware += [
         Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
     ]
     app = FastAPI(

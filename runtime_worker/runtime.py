@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Self
 
 from runtime_worker import conversations
+from runtime_worker.admission import Admission
 from runtime_worker.host import Host, ProviderFactory
 from runtime_worker.profiles import ProfileRegistry
 from runtime_worker.store import open_fleet_store
@@ -79,8 +80,10 @@ class Runtime:
         settings: Settings,
         profiles: ProfileRegistry | None = None,
         host: Host | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self.runtime_id = runtime_id
+        self.admission = admission  # a fleet's clients refuse work no member can run
         self.kind = kind
         self.store = store
         self.settings = settings
@@ -127,10 +130,12 @@ class Runtime:
         )
 
     @classmethod
-    def fleet(cls, runtime_id: str, settings: Settings) -> Runtime:
-        """A client of a fleet runtime over Redis; its runs happen in `yoi runtime` members."""
+    def fleet(cls, runtime_id: str, settings: Settings, *, admission: bool = False) -> Runtime:
+        """A client of a fleet runtime over Redis; its runs happen in `yoi runtime` members.
+        With `admission` (the gateway's), it refuses work no member can run (503)."""
         store = open_fleet_store(settings, runtime_id)
-        return cls(runtime_id, store, kind=RuntimeKind.FLEET, settings=settings)
+        admits = Admission(store, settings) if admission else None
+        return cls(runtime_id, store, kind=RuntimeKind.FLEET, settings=settings, admission=admits)
 
     async def start(self) -> None:
         if self.host is not None:
@@ -300,6 +305,8 @@ class Runtime:
     ) -> WorkerDetail:
         """`worker_id`: an id the caller generated (and bound, see `conversation_worker`)."""
         profile = self.profiles.get(request.profile or DEFAULT_PROFILE)
+        if self.admission is not None:
+            await self.admission.admit_worker()
         if request.delegated_from is not None:
             await self._record(request.delegated_from)
         worker_id = worker_id or new_id()
@@ -354,6 +361,8 @@ class Runtime:
             )
         if not is_worker_id(worker_id):
             raise InvalidInput("malformed worker id")
+        if self.admission is not None:
+            await self.admission.admit_input(worker_id)
         # One store step: it checks the Worker, resolves its profile's default strategy and
         # wakes the Worker's host.
         submission = await self.store.submit_input(
@@ -363,6 +372,7 @@ class Runtime:
             request.strategy,
             now_s(),
             default_strategies=self.profiles.default_strategies(),
+            max_queued=self.settings.max_queued_inputs,
         )
         return InputAccepted(input_id=submission.input_id, cursor=submission.cursor)
 

@@ -315,6 +315,7 @@ class RedisCore(FleetStore):
         ts: float,
         *,
         default_strategies: Mapping[str, Strategy] | None = None,
+        max_queued: int | None = None,
     ) -> Submission:
         keys = self._worker_keys(worker_id)
         ts = round(ts, 3)  # whole milliseconds: take_run.lua re-encodes it exactly
@@ -338,6 +339,7 @@ class RedisCore(FleetStore):
             worker_id=worker_id,
             digest=text_digest(text),
             interrupt_suffix=INTERRUPT_SUFFIX,
+            max_queued=max_queued or 0,
         )
         seq, cursor, duplicate, host, *hinted = check(
             await self._pipeline.run(self._scripts.submit, keys.all(), args), worker_id

@@ -198,15 +198,17 @@ class InputPath(ABC):
         ts: float,
         *,
         default_strategies: Mapping[str, Strategy] | None = None,
+        max_queued: int | None = None,
     ) -> Submission:
         """One atomic step: the Worker exists (`WorkerNotFound`); strategy None means its
         profile's default, looked up in `default_strategies` (profile name → strategy; a profile
         missing there is `InvalidInput`); the Worker is live (`WorkerStopped`); a known
         `input_id` answers its first Submission with `duplicate=True` when the text is the same
         and `InputIdConflict` when it is not; `reject` refuses a busy Worker (`WorkerBusy`);
-        `interrupt` cancels everything unfinished; then the input is appended to the input
-        stream (`ts` kept to the millisecond), its `user_message` event written and its host
-        woken."""
+        `max_queued` unfinished inputs refuse any new one (`RateLimited`; a known `input_id`
+        still answers); `interrupt` cancels everything unfinished; then the input is appended
+        to the input stream (`ts` kept to the millisecond), its `user_message` event written
+        and its host woken."""
 
     @abstractmethod
     async def cancel(self, worker_id: str) -> CancelOutcome:

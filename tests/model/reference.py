@@ -149,7 +149,13 @@ class Model:
     # -- the input path --------------------------------------------------------------------------
 
     def submit(
-        self, w: Worker, input_id: str, text: str, strategy: Strategy | None, ts: float
+        self,
+        w: Worker,
+        input_id: str,
+        text: str,
+        strategy: Strategy | None,
+        ts: float,
+        max_queued: int | None = None,
     ) -> tuple[int, int, bool]:
         """(seq, index of the event the answer's cursor names or -1, duplicate)."""
         if strategy is None:
@@ -163,6 +169,8 @@ class Model:
             return known.seq, known.cursor_of, True
         if strategy is Strategy.REJECT and w.queue_depth > 0:
             raise Refused("worker_busy")
+        if max_queued is not None and w.queue_depth >= max_queued:
+            raise Refused("rate_limited")  # the queue bound: checked after dedupe and busy
         if strategy is Strategy.INTERRUPT:
             w.cancel_upto = w.next_seq
         w.next_seq += 1
