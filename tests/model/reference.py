@@ -95,6 +95,7 @@ class Worker:
             "output_tokens": 0,
             "runs": 0,
             "runs_by_result": {},
+            "errors_by_code": {},
             "last_error": None,
         }
     )
@@ -276,6 +277,7 @@ class Model:
         usage["runs_by_result"][result.value] = usage["runs_by_result"].get(result.value, 0) + 1
         if error:
             usage["last_error"] = error
+            usage["errors_by_code"][error] = usage["errors_by_code"].get(error, 0) + 1
         w.done_seq = taken.item.seq
         w.run_id = w.run_input_id = None
         w.run_event = None
