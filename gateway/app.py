@@ -27,6 +27,7 @@ from gateway.registry import RuntimeRegistry
 from gateway.routes import ROUTERS
 from gateway.state import Gateway
 from runtime_worker.runtime import MAX_PAGE, VERSION
+from shared import tracing
 from shared.settings import Settings
 
 STREAM_HEADERS = ["Authorization", "Content-Type", "Last-Event-ID"]
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        tracing.configure("yoi-gateway")  # only when OTEL_* asks for traces
         registry = RuntimeRegistry.from_settings(settings)
         await registry.start()
         gateway.registry = registry
@@ -93,6 +95,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,  # `gateway.openapi` serves /docs with its own assets, no CDN
         redoc_url=None,
         responses=errors.error_responses(500),
+        # FastAPI's own OpenTelemetry spans record the URL with its query (a stream's `?ticket=`)
+        # and its logs record validation failures: off. shared.tracing makes the spans we want.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.gateway = gateway
     errors.install(app)

@@ -24,6 +24,7 @@ from runtime_worker.store import open_fleet_store
 from runtime_worker.store.base import NOW_CURSOR, Store, WorkerRecord
 from runtime_worker.store.memory import MemoryStore
 from runtime_worker.store.outcome import total_usage
+from shared import tracing
 from shared.errors import (
     CursorExpired,
     InvalidInput,
@@ -373,6 +374,7 @@ class Runtime:
             now_s(),
             default_strategies=self.profiles.default_strategies(),
             max_queued=self.settings.max_queued_inputs,
+            trace=tracing.carrier(),
         )
         return InputAccepted(input_id=submission.input_id, cursor=submission.cursor)
 

@@ -100,10 +100,15 @@ def parse_scope(raw: str) -> list[ScopeEntry]:
 # -- stream entries --------------------------------------------------------------------------------
 
 
-def input_entry_tail(input_id: str, text: str, ts: float) -> str:
-    """The input entry's JSON after `{"v":1,"seq":<n>,` (the script knows the seq)."""
-    body = json.dumps({"input_id": input_id, "text": text, "ts": ts}, separators=(",", ":"))
-    return body[1:]
+def input_entry_tail(
+    input_id: str, text: str, ts: float, trace: Mapping[str, str] | None = None
+) -> str:
+    """The input entry's JSON after `{"v":1,"seq":<n>,` (the script knows the seq); `tc`, the
+    sender's trace context (W3C headers), only when there is one."""
+    fields: dict[str, object] = {"input_id": input_id, "text": text, "ts": ts}
+    if trace:
+        fields["tc"] = dict(trace)
+    return json.dumps(fields, separators=(",", ":"))[1:]
 
 
 def parse_input(entry_id: str, raw: str) -> QueuedInput:
@@ -114,6 +119,7 @@ def parse_input(entry_id: str, raw: str) -> QueuedInput:
         input_id=str(data["input_id"]),
         text=str(data["text"]),
         ts=float(data["ts"]),
+        trace={str(k): str(v) for k, v in (data.get("tc") or {}).items()},
     )
 
 

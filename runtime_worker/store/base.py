@@ -99,6 +99,7 @@ class QueuedInput:
     input_id: str
     text: str
     ts: float
+    trace: Mapping[str, str] = field(default_factory=dict)  # the sender's trace context
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,7 @@ class InputPath(ABC):
         *,
         default_strategies: Mapping[str, Strategy] | None = None,
         max_queued: int | None = None,
+        trace: Mapping[str, str] | None = None,
     ) -> Submission:
         """One atomic step: the Worker exists (`WorkerNotFound`); strategy None means its
         profile's default, looked up in `default_strategies` (profile name → strategy; a profile
@@ -207,8 +209,8 @@ class InputPath(ABC):
         and `InputIdConflict` when it is not; `reject` refuses a busy Worker (`WorkerBusy`);
         `max_queued` unfinished inputs refuse any new one (`RateLimited`; a known `input_id`
         still answers); `interrupt` cancels everything unfinished; then the input is appended
-        to the input stream (`ts` kept to the millisecond), its `user_message` event written
-        and its host woken."""
+        to the input stream (`ts` kept to the millisecond, `trace` with it), its
+        `user_message` event written and its host woken."""
 
     @abstractmethod
     async def cancel(self, worker_id: str) -> CancelOutcome:

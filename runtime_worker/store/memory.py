@@ -184,6 +184,7 @@ class MemoryStore(MemoryConversations, Store):
         *,
         default_strategies: Mapping[str, Strategy] | None = None,
         max_queued: int | None = None,
+        trace: Mapping[str, str] | None = None,
     ) -> Submission:
         worker = self._get(worker_id)
         record = worker.record
@@ -214,6 +215,7 @@ class MemoryStore(MemoryConversations, Store):
             input_id=input_id,
             text=text,
             ts=ts,
+            trace=dict(trace or {}),
         )
         worker.inputs.append(item)
         self._emit(worker, UserMessage(worker_id=worker_id, ts=ts, input_id=input_id, text=text))
