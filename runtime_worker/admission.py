@@ -5,8 +5,9 @@ input needs its Worker's host alive, or a member with room to take the Worker. W
 there the caller waits up to `Settings.capacity_wait_s` (members restarting come back within
 it), then gets 503 `capacity_exhausted` with `Retry-After`, and nothing was written.
 
-The members' view is cached for a fraction of the heartbeat interval, so the hot input path pays
-no Redis round trip when the fleet has room; a Worker's record is read only when it has none.
+The members' view is cached for half the heartbeat interval, so the hot input path pays no Redis
+round trip when the fleet has room (a member that left within that time may still count); when
+the cache says there is none, the Worker's record and the members are read afresh.
 """
 
 from __future__ import annotations
@@ -55,8 +56,9 @@ class Admission:
         return self._members
 
     async def admit_worker(self) -> None:
-        """Return when a member has room for a new Worker; else `CapacityExhausted`."""
-        await self._wait(lambda members: has_room(members), "no runtime process has room")
+        """Return when a member has room for a new Worker; else `CapacityExhausted`. Creating
+        is rare and costs round trips anyway: it reads the members afresh, never the cache."""
+        await self._wait(has_room, "no runtime process has room")
 
     async def admit_input(self, worker_id: str) -> None:
         """Return when the Worker's host is alive or a member has room to take it."""
@@ -70,11 +72,10 @@ class Admission:
         await self._wait(runnable, "no runtime process can run this worker")
 
     async def _wait(self, ready: Callable[[Sequence[MemberInfo]], bool], why: str) -> None:
+        """Until `ready` holds for the members as read afresh, up to the bounded wait."""
         deadline = self._clock() + self._wait_s
-        fresh = False
-        while not ready(await self._view(fresh=fresh)):
+        while not ready(await self._view(fresh=True)):
             if self._clock() >= deadline:
                 retry_after_s = self._retry_after_s
                 raise CapacityExhausted(f"{why}: try again later", retry_after_s=retry_after_s)
             await asyncio.sleep(POLL_S)
-            fresh = True

@@ -10,6 +10,8 @@ import httpx
 import pytest
 
 from runtime_worker.member import Member
+from runtime_worker.runtime import Runtime
+from shared.models import CreateWorker
 from shared.settings import Settings
 from tests.gateway.support import events_until, finished, running_app, settings_for
 from tests.helpers import wait_until
@@ -113,18 +115,21 @@ async def test_per_caller_request_rate_429(namespace: str) -> None:
 
 
 async def test_no_member_503_and_nothing_is_written(namespace: str, redis_url: str) -> None:
-    settings = fleet_settings(namespace, redis_url, capacity_wait_s=0.3)
+    settings = fleet_settings(namespace, redis_url, capacity_wait_s=1.0)
     async with running_app(settings) as (_app, client):
         refused = await create(client, "fleet", "nobody-runs-me")
         assert_retry_later(refused, 503, "capacity_exhausted")
         listed = (await client.get("/api/runtimes/fleet/workers")).json()["workers"]
         assert listed == []
 
-        member = await start_member(settings, "m1")
-        made = await create(client, "fleet", "hosted")
-        assert made.status_code == 201, made.text
-        worker = f"/api/runtimes/fleet/workers/{made.json()['worker_id']}"
-        await member.stop()  # hands the Worker back: no member is left to run an input
+        # A Worker made by a program through the library (which does not ask for a member),
+        # while no runtime process is there to run an input sent to it.
+        library = Runtime.fleet("fleet", settings)
+        try:
+            made = await library.create_worker(CreateWorker(display_name="unhosted"))
+        finally:
+            await library.aclose()
+        worker = f"/api/runtimes/fleet/workers/{made.worker_id}"
 
         before = (await client.get(worker)).json()
         sent = await client.post(f"{worker}/inputs", json={"text": "who would answer this?"})
@@ -133,7 +138,7 @@ async def test_no_member_503_and_nothing_is_written(namespace: str, redis_url: s
         assert after["cursor"] == before["cursor"]  # no user_message was written
         assert after["diagnostics"]["queue_depth"] == 0
 
-        member = await start_member(settings, "m2")
+        member = await start_member(settings, "m1")
         try:
             sent = await client.post(f"{worker}/inputs", json={"text": "answered now"})
             assert sent.status_code == 202, sent.text
