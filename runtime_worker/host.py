@@ -26,6 +26,7 @@ from runtime_worker.providers.base import (
     UsageChunk,
 )
 from runtime_worker.store.base import QueuedInput, RunAlone, RunOutcome, Store, TakenRun
+from shared import tracing
 from shared.errors import LeaseLost, RuntimeUnavailable, WorkerNotFound, YoiError
 from shared.events import TextDelta
 from shared.ids import new_id
@@ -348,7 +349,23 @@ class Host:
                 except RunAlone:
                     solo = True
                     continue
-                return taken is not None and await self._run(worker_id, hosted, profile, taken)
+                return taken is not None and await self._traced(worker_id, hosted, profile, taken)
+
+    async def _traced(
+        self, worker_id: str, hosted: _Hosted, profile: Profile, taken: TakenRun
+    ) -> bool:
+        """`_run` in the input's trace (shared.tracing): its wait in the queue, then the run."""
+        item, claim = taken.item, taken.claim
+        ids: tracing.Attributes = {
+            "yoi.worker_id": worker_id,
+            "yoi.input_id": item.input_id,
+            "yoi.run_id": claim.run_id,
+            "yoi.attempt": claim.attempt,
+        }
+        with tracing.span("yoi.queue_wait", parent=item.trace, start_s=item.ts, attributes=ids):
+            pass  # from the input's acceptance to this take
+        with tracing.span("yoi.run", parent=item.trace, attributes=ids):
+            return await self._run(worker_id, hosted, profile, taken)
 
     async def _run(
         self, worker_id: str, hosted: _Hosted, profile: Profile, taken: TakenRun
@@ -415,8 +432,10 @@ class Host:
         flusher = _Flusher(self, worker_id, hosted, item, taken.claim.run_id)
         try:
             provider = self._provider(profile)
+            called = {"yoi.provider": provider.name, "yoi.model": profile.model}
             async with asyncio.timeout(profile.turn_timeout_s or self.settings.turn_timeout_s):
-                usage = await flusher.pump(provider, request)
+                with tracing.span("yoi.provider_call", attributes=called):
+                    usage = await flusher.pump(provider, request)
             tail = flusher.tail()  # written with the final events, in the same step
         except TimeoutError:
             return RunOutcome(

@@ -106,6 +106,7 @@ class Member:
         self._renewed_at = monotonic_s()
         self._sweep_due = True
         self._taking = False
+        self._draining = False  # told to drain: takes nothing, hands idle Workers back
         self._stopping = False
         self._stopped = asyncio.Event()
         self._redis_back = asyncio.Event()
@@ -219,9 +220,15 @@ class Member:
     # -- one step each (the loops run these; tests call them directly) ---------------------------
 
     async def beat(self) -> None:
-        """Heartbeat, and refresh the view of alive members."""
+        """Heartbeat, and refresh the view of alive members. A member told to drain (`yoi
+        drain`) stops taking Workers and hands back each one as it turns idle."""
+        if not self._draining and await self.store.member_draining(self.member_id):
+            log.info("member %s drains: handing its workers back", self.member_id)
+            self._draining, self._taking = True, False
         await self.store.heartbeat(self.member_id, self.settings.capacity, self.host.hosted_count)
         await self._refresh_members()
+        if self._draining and not self._stopping and self.host.hosted_count:
+            await self._announce(await self._release_idle())
 
     async def _refresh_members(self) -> None:
         self._note_members(await self.store.member_views())

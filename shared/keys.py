@@ -127,6 +127,10 @@ class Keys:
         ages are read on, which stands still while no member reaches Redis."""
         return self._tag() + ":clock"
 
+    def drains(self) -> str:
+        """HASH member id → when an operator told it to drain (ms); the member honours it."""
+        return self._tag() + ":drains"
+
     def bell(self, member_id: str) -> str:
         """STREAM of wake-up hints for one member; its own tag, so members spread over slots."""
         if not is_member_key_part(member_id):

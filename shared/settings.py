@@ -70,6 +70,15 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     max_input_chars: int = Field(default=32_000, ge=1)
+    # Backpressure: inputs accepted and unfinished per Worker (429 past it, checked in the
+    # store's atomic submit); an optional request rate per API token (429); how long a create or
+    # send waits for a fleet member with room before 503 `capacity_exhausted` (`admission`
+    # false: fleets accept work with no member, queued in Redis until one comes).
+    max_queued_inputs: int = Field(default=1000, ge=1)
+    rate_limit_per_s: float | None = Field(default=None, gt=0)
+    rate_limit_burst: int = Field(default=20, ge=1)
+    capacity_wait_s: float = Field(default=2.0, ge=0, le=60)
+    admission: bool = True
     workspace: str = "workspace"
     sse_heartbeat_s: float = Field(default=15.0, gt=0)
     sse_buffer_events: int = Field(default=1000, ge=10)

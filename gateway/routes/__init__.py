@@ -1,6 +1,6 @@
 """One router per resource; `gateway.app` includes them all."""
 
-from gateway.routes import companion, console, events, openai, ops, runtimes, workers
+from gateway.routes import companion, console, events, fleet, openai, ops, runtimes, workers
 
 ROUTERS = (
     runtimes.router,
@@ -9,6 +9,7 @@ ROUTERS = (
     companion.router,
     openai.router,
     ops.router,
+    fleet.router,
     console.router,
 )
 

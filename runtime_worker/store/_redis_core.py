@@ -315,6 +315,8 @@ class RedisCore(FleetStore):
         ts: float,
         *,
         default_strategies: Mapping[str, Strategy] | None = None,
+        max_queued: int | None = None,
+        trace: Mapping[str, str] | None = None,
     ) -> Submission:
         keys = self._worker_keys(worker_id)
         ts = round(ts, 3)  # whole milliseconds: take_run.lua re-encodes it exactly
@@ -329,7 +331,7 @@ class RedisCore(FleetStore):
             defaults,
             input_id=input_id,
             strategy="" if strategy is None else strategy.value,
-            entry_tail=codec.input_entry_tail(input_id, text, ts),
+            entry_tail=codec.input_entry_tail(input_id, text, ts, trace),
             user_message=dump_event(event),
             events_maxlen=self._maxlen,
             dedupe_window=DEDUPE_WINDOW,
@@ -338,6 +340,7 @@ class RedisCore(FleetStore):
             worker_id=worker_id,
             digest=text_digest(text),
             interrupt_suffix=INTERRUPT_SUFFIX,
+            max_queued=max_queued or 0,
         )
         seq, cursor, duplicate, host, *hinted = check(
             await self._pipeline.run(self._scripts.submit, keys.all(), args), worker_id

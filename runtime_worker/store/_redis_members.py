@@ -1,5 +1,6 @@
 """Members of one fleet runtime (diagnostics and placement): one hash, member id → JSON
-`{"v":1,"capacity":n,"hosted":n,"seen_ms":t}` written by each member's heartbeat.
+`{"v":1,"capacity":n,"hosted":n,"seen_ms":t}` written by each member's heartbeat, and the drain
+flags operators set (`yoi drain`), cleared when the member leaves.
 
 `seen_ms` is read on the fleet clock (lua/beat.lua): Redis's TIME, standing still while no
 member reaches Redis. Ages are only ever computed inside Redis, so a member whose own clock is
@@ -18,6 +19,7 @@ from redis.asyncio import Redis
 from runtime_worker.store._scripts import Scripts, answer, argv
 from shared.keys import Keys
 from shared.models import MemberInfo
+from shared.timeutil import now_ms
 
 FORGET_AFTER_MS = 600_000
 """A member silent this long is dropped from the hash on the next read."""
@@ -60,6 +62,17 @@ class Members:
 
     async def forget(self, member_id: str) -> None:
         await answer(self._client.hdel(self._keys.members(), member_id))
+        await answer(self._client.hdel(self._keys.drains(), member_id))
+
+    async def drain(self, member_id: str) -> bool:
+        """Flag a registered member to drain; False when no such member is registered."""
+        if not await answer(self._client.hexists(self._keys.members(), member_id)):
+            return False
+        await answer(self._client.hsetnx(self._keys.drains(), member_id, str(now_ms())))
+        return True
+
+    async def draining(self, member_id: str) -> bool:
+        return bool(await answer(self._client.hexists(self._keys.drains(), member_id)))
 
     async def views(self) -> list[MemberView]:
         """Every member not yet forgotten, each with how long it has been silent."""
@@ -68,6 +81,7 @@ class Members:
         )
         now, flat = int(reply[0]), reply[1]
         raw = dict(zip(flat[::2], flat[1::2], strict=True))
+        drains: dict[str, str] = await answer(self._client.hgetall(self._keys.drains()))
         found, forgotten = [], []
         for member_id, value in sorted(raw.items()):
             data = json.loads(value)
@@ -80,10 +94,13 @@ class Members:
                 capacity=int(data["capacity"]),
                 hosted=int(data["hosted"]),
                 alive=silent_ms <= self.alive_ms,
+                draining=member_id in drains,
+                heartbeat_age_ms=max(0, silent_ms),
             )
             found.append(MemberView(info, silent_ms, str(data.get("boot", ""))))
         if forgotten:
             await answer(self._client.hdel(self._keys.members(), *forgotten))
+            await answer(self._client.hdel(self._keys.drains(), *forgotten))
         return found
 
     def host_tag(self, member_id: str) -> str:

@@ -24,6 +24,7 @@ from shared.errors import (
     InputIdConflict,
     InvalidInput,
     LeaseLost,
+    RateLimited,
     RuntimeUnavailable,
     WorkerBusy,
     WorkerNotFound,
@@ -177,6 +178,8 @@ def check(reply: Any, worker_id: str = "") -> list[Any]:
         raise WorkerStopped(f"worker {worker_id} is {detail}")
     if status == "worker_busy":
         raise WorkerBusy(f"worker {worker_id} is busy")
+    if status == "rate_limited":
+        raise RateLimited(f"worker {worker_id} has {detail} inputs queued")
     if status == "lease_lost":
         raise LeaseLost(f"worker {worker_id} is at epoch {detail} now")
     if status == "input_id_conflict":

@@ -26,6 +26,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from shared.errors import UnsupportedOperation
 from shared.events import Event
 from shared.models import (
     MemberInfo,
@@ -98,6 +99,7 @@ class QueuedInput:
     input_id: str
     text: str
     ts: float
+    trace: Mapping[str, str] = field(default_factory=dict)  # the sender's trace context
 
 
 @dataclass(frozen=True)
@@ -197,15 +199,18 @@ class InputPath(ABC):
         ts: float,
         *,
         default_strategies: Mapping[str, Strategy] | None = None,
+        max_queued: int | None = None,
+        trace: Mapping[str, str] | None = None,
     ) -> Submission:
         """One atomic step: the Worker exists (`WorkerNotFound`); strategy None means its
         profile's default, looked up in `default_strategies` (profile name → strategy; a profile
         missing there is `InvalidInput`); the Worker is live (`WorkerStopped`); a known
         `input_id` answers its first Submission with `duplicate=True` when the text is the same
         and `InputIdConflict` when it is not; `reject` refuses a busy Worker (`WorkerBusy`);
-        `interrupt` cancels everything unfinished; then the input is appended to the input
-        stream (`ts` kept to the millisecond), its `user_message` event written and its host
-        woken."""
+        `max_queued` unfinished inputs refuse any new one (`RateLimited`; a known `input_id`
+        still answers); `interrupt` cancels everything unfinished; then the input is appended
+        to the input stream (`ts` kept to the millisecond, `trace` with it), its
+        `user_message` event written and its host woken."""
 
     @abstractmethod
     async def cancel(self, worker_id: str) -> CancelOutcome:
@@ -290,6 +295,11 @@ class Readers(ABC):
     async def ping(self) -> None:
         """Raise `RuntimeUnavailable` when the backing service does not answer."""
         return None
+
+    async def drain_member(self, member_id: str) -> bool:
+        """Tell a member to hand its Workers back and take no new ones; False when no such
+        member is registered. Only fleets have members to drain."""
+        raise UnsupportedOperation("this runtime has no members to drain")
 
 
 class HostSide(ABC):

@@ -27,6 +27,10 @@ class FleetStore(Store):
         """A member leaving gracefully."""
 
     @abstractmethod
+    async def member_draining(self, member_id: str) -> bool:
+        """Whether an operator told this member to drain (`drain_member`)."""
+
+    @abstractmethod
     async def member_views(self) -> list[MemberView]:
         """`members`, each with how long it has been silent (placement times deaths by it)."""
 

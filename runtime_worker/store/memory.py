@@ -34,6 +34,7 @@ from shared.errors import (
     InputIdConflict,
     InvalidInput,
     LeaseLost,
+    RateLimited,
     WorkerBusy,
     WorkerNotFound,
     WorkerStopped,
@@ -182,6 +183,8 @@ class MemoryStore(MemoryConversations, Store):
         ts: float,
         *,
         default_strategies: Mapping[str, Strategy] | None = None,
+        max_queued: int | None = None,
+        trace: Mapping[str, str] | None = None,
     ) -> Submission:
         worker = self._get(worker_id)
         record = worker.record
@@ -200,6 +203,8 @@ class MemoryStore(MemoryConversations, Store):
             return Submission(input_id, known.cursor, known.seq, duplicate=True, host=record.host)
         if strategy is Strategy.REJECT and record.queue_depth > 0:
             raise WorkerBusy(f"worker {worker_id} is busy")
+        if max_queued is not None and record.queue_depth >= max_queued:
+            raise RateLimited(f"worker {worker_id} has {max_queued} inputs queued")
         if strategy is Strategy.INTERRUPT:
             record.cancel_upto = record.next_seq
         record.next_seq += 1
@@ -210,6 +215,7 @@ class MemoryStore(MemoryConversations, Store):
             input_id=input_id,
             text=text,
             ts=ts,
+            trace=dict(trace or {}),
         )
         worker.inputs.append(item)
         self._emit(worker, UserMessage(worker_id=worker_id, ts=ts, input_id=input_id, text=text))

@@ -330,6 +330,14 @@ class RedisStore(RedisCore):
         await self._members.forget(member_id)
 
     @translate_errors
+    async def drain_member(self, member_id: str) -> bool:
+        return await self._members.drain(member_id)
+
+    @translate_errors
+    async def member_draining(self, member_id: str) -> bool:
+        return await self._members.draining(member_id)
+
+    @translate_errors
     async def members(self) -> list[MemberInfo]:
         return await self._members.list()
 

@@ -39,6 +39,7 @@ EXAMPLES = int(os.environ.get("YOI_MODEL_EXAMPLES", "60"))
 STEPS = int(os.environ.get("YOI_MODEL_STEPS", "40"))
 EVENTS_MAXLEN = 12  # the fewest allowed is 10: a long example trims often
 DEFAULTS = {"assistant": Strategy.REJECT, "companion": Strategy.ENQUEUE}
+MAX_QUEUED = 3  # small, so that examples reach the bound (YOI_MAX_QUEUED_INPUTS)
 MEMBERS = ("m1", "m2")
 LONG_TTL_MS = 60_000
 SHORT_TTL_MS = 1  # a lease lost at once: the next acquire by anyone takes over
@@ -155,9 +156,15 @@ class WorkerLife(RuleBasedStateMachine):
             input_id = new_id()
         ts = self.tick()
         answers = self.both(
-            lambda: self.model.submit(w, input_id, text, strategy, ts),
+            lambda: self.model.submit(w, input_id, text, strategy, ts, MAX_QUEUED),
             lambda: self.store.submit_input(
-                w.worker_id, text, input_id, strategy, ts, default_strategies=DEFAULTS
+                w.worker_id,
+                text,
+                input_id,
+                strategy,
+                ts,
+                default_strategies=DEFAULTS,
+                max_queued=MAX_QUEUED,
             ),
         )
         if answers is None:

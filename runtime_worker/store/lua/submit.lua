@@ -10,7 +10,8 @@ local A = args({
   'dedupe_window', -- input ids per generation of the input id hashes
   'bell_prefix', 'bell_suffix', -- the host's doorbell name around its member id
   'worker_id', 'digest', -- the text's
-  'interrupt_suffix'}) -- marks a hint whose input interrupts the running one
+  'interrupt_suffix', -- marks a hint whose input interrupts the running one
+  'max_queued'}) -- unfinished inputs past which a new one is refused; 0: no bound
 local w, inputs, ev, ids, ids_old = KEYS[1], KEYS[2], KEYS[3], KEYS[5], KEYS[6]
 local input_id, strategy = A.input_id, A.strategy
 local rec = redis.call('HMGET', w, 'state', 'next_seq', 'done_seq', 'host', 'profile')
@@ -44,6 +45,10 @@ end
 local next_seq, done_seq = tonumber(rec[2]), tonumber(rec[3])
 if strategy == 'reject' and next_seq > done_seq then
   return fail('worker_busy')
+end
+local max_queued = tonumber(A.max_queued)
+if max_queued > 0 and next_seq - done_seq >= max_queued then
+  return fail('rate_limited', max_queued)
 end
 if strategy == 'interrupt' then
   redis.call('HSET', w, 'cancel_upto', next_seq)
