@@ -8,15 +8,15 @@ from typing import Annotated
 
 import typer
 
-from gateway.cli.client import GatewayClient, target_of
+from gateway.cli.client import connect, target_of
 from gateway.cli.errors import FAILED, NOT_FOUND, USAGE, CliFailure
 from gateway.cli.options import Json, Ref
 from gateway.cli.refs import resolve
 from gateway.cli.render import age, json_line, safe, table
-from shared.api import MemberList, RuntimeList
+from gateway.client import Client
 from shared.ids import is_runtime_id
 from shared.keys import is_member_key_part
-from shared.models import MemberInfo, RuntimeKind, WorkerDetail
+from shared.models import MemberInfo, RuntimeKind
 
 DRAIN_POLL_S = 0.25
 
@@ -33,19 +33,18 @@ def _heartbeat(member: MemberInfo) -> str:
     return f"{member.heartbeat_age_ms / 1000:.1f}s ago"
 
 
-def _fleet_members(client: GatewayClient, runtime_id: str | None) -> list[tuple[str, MemberInfo]]:
+def _fleet_members(client: Client, runtime_id: str | None) -> list[tuple[str, MemberInfo]]:
     """(runtime id, member) of every fleet runtime, or of the one named."""
     if runtime_id is not None:
         if not is_runtime_id(runtime_id):
             raise CliFailure(f"{runtime_id!r} is not a runtime id", USAGE)
         runtime_ids = [runtime_id]
     else:
-        listing = client.get("/api/runtimes", RuntimeList)
-        runtime_ids = [r.runtime_id for r in listing.runtimes if r.kind is RuntimeKind.FLEET]
+        listed = client.list_runtimes()
+        runtime_ids = [r.runtime_id for r in listed if r.kind is RuntimeKind.FLEET]
     found: list[tuple[str, MemberInfo]] = []
     for rid in runtime_ids:
-        members = client.get(f"/api/runtimes/{rid}/members", MemberList).members
-        found.extend((rid, member) for member in members)
+        found.extend((rid, member) for member in client.members(rid))
     return found
 
 
@@ -55,7 +54,7 @@ def members(
     as_json: Json = False,
 ) -> None:
     """List the runtime processes (members) of the fleet runtimes."""
-    with GatewayClient(target_of(ctx)) as client:
+    with connect(target_of(ctx)) as client:
         found = _fleet_members(client, runtime_id)
     if as_json:
         for rid, member in found:
@@ -82,21 +81,21 @@ def drain(
     """Drain a member: it hands its Workers back (each once idle) and takes no new ones."""
     if not is_member_key_part(member_id):
         raise CliFailure(f"{member_id!r} is not a member id (`yoi members` lists them)", USAGE)
-    with GatewayClient(target_of(ctx)) as client:
+    with connect(target_of(ctx)) as client:
         owners = [rid for rid, m in _fleet_members(client, runtime_id) if m.member_id == member_id]
         if not owners:
             raise CliFailure(f"no member {member_id} (`yoi members` lists them)", NOT_FOUND)
         rid = owners[0]
-        drained = client.post(f"/api/runtimes/{rid}/members/{member_id}/drain", MemberInfo)
+        drained = client.drain_member(rid, member_id)
         typer.echo(safe(f"member {member_id} of {rid} drains ({drained.hosted} workers hosted)"))
         if wait_s > 0:
             _wait_empty(client, rid, member_id, wait_s)
 
 
-def _wait_empty(client: GatewayClient, runtime_id: str, member_id: str, wait_s: float) -> None:
+def _wait_empty(client: Client, runtime_id: str, member_id: str, wait_s: float) -> None:
     deadline = time.monotonic() + wait_s
     while True:
-        listed = client.get(f"/api/runtimes/{runtime_id}/members", MemberList).members
+        listed = client.members(runtime_id)
         member = next((m for m in listed if m.member_id == member_id), None)
         if member is None or member.hosted == 0:
             typer.echo(safe(f"member {member_id} hosts no workers"))
@@ -110,9 +109,9 @@ def _wait_empty(client: GatewayClient, runtime_id: str, member_id: str, wait_s: 
 
 def worker(ctx: typer.Context, ref: Ref, as_json: Json = False) -> None:
     """Show one Worker: state, host, epoch, queue depth and usage."""
-    with GatewayClient(target_of(ctx)) as client:
+    with connect(target_of(ctx)) as client:
         found = resolve(client, ref)
-        detail = client.get(found.path, WorkerDetail)
+        detail = client.get_worker(found.runtime_id, found.worker_id)
     if as_json:
         typer.echo(json_line(detail))
         return

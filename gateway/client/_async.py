@@ -16,12 +16,13 @@ from gateway.client._calls import COMPANION, Call, worker_path
 from gateway.client._retry import RETRIES, RETRY_WAIT_S, Retrying
 from gateway.client._sse import SseParser, event_of
 from gateway.client._stream import STREAM_READ_TIMEOUT_S, Answer, Resume
-from shared.api import AllWorkers, CompanionDetail, Health, Readiness, StreamTicket
+from shared.api import AllWorkers, CompanionDetail, FleetOverview, Health, Readiness, StreamTicket
 from shared.errors import YoiError
 from shared.events import Event, EventPage
 from shared.models import (
     CancelResult,
     InputAccepted,
+    MemberInfo,
     RuntimeDetail,
     RuntimeSummary,
     ScopeEntry,
@@ -245,6 +246,17 @@ class AsyncClient:
 
     async def ready(self) -> Readiness:
         return await self.call(calls.ready())
+
+    async def fleet(self) -> FleetOverview:
+        """Every runtime with readiness and members, and every Worker's row (the dashboard's)."""
+        return await self.call(calls.fleet())
+
+    async def members(self, runtime_id: str) -> list[MemberInfo]:
+        return await self.call(calls.members(runtime_id))
+
+    async def drain_member(self, runtime_id: str, member_id: str) -> MemberInfo:
+        """The member hands its Workers back (each once idle) and takes no new ones."""
+        return await self.call(calls.drain_member(runtime_id, member_id))
 
     async def metrics(self) -> str:
         return await self.call(calls.metrics())

@@ -16,7 +16,9 @@ from gateway.client._errors import UnexpectedResponse, error_from
 from shared.api import (
     AllWorkers,
     CompanionDetail,
+    FleetOverview,
     Health,
+    MemberList,
     Readiness,
     RuntimeList,
     StreamTicket,
@@ -28,6 +30,7 @@ from shared.models import (
     CancelResult,
     CreateWorker,
     InputAccepted,
+    MemberInfo,
     RuntimeDetail,
     RuntimeSummary,
     ScopeEntry,
@@ -212,6 +215,20 @@ def health() -> Call[Health]:
 def ready() -> Call[Readiness]:
     """Readiness; not ready is the typed 503 (`RuntimeUnavailable`) naming which and why."""
     return Call("GET", "/readyz", _model(Readiness))
+
+
+def fleet() -> Call[FleetOverview]:
+    return Call("GET", "/api/fleet", _model(FleetOverview))
+
+
+def members(runtime_id: str) -> Call[list[MemberInfo]]:
+    path = f"{runtime_path(runtime_id)}/members"
+    return Call("GET", path, lambda raw: MemberList.model_validate_json(raw).members)
+
+
+def drain_member(runtime_id: str, member_id: str) -> Call[MemberInfo]:
+    path = f"{runtime_path(runtime_id)}/members/{quote(member_id, safe='')}/drain"
+    return Call("POST", path, _model(MemberInfo))
 
 
 def metrics() -> Call[str]:

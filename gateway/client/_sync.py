@@ -16,12 +16,13 @@ from gateway.client._calls import COMPANION, Call, worker_path
 from gateway.client._retry import RETRIES, RETRY_WAIT_S, Retrying
 from gateway.client._sse import SseParser, event_of
 from gateway.client._stream import STREAM_READ_TIMEOUT_S, Answer, Resume
-from shared.api import AllWorkers, CompanionDetail, Health, Readiness, StreamTicket
+from shared.api import AllWorkers, CompanionDetail, FleetOverview, Health, Readiness, StreamTicket
 from shared.errors import YoiError
 from shared.events import Event, EventPage
 from shared.models import (
     CancelResult,
     InputAccepted,
+    MemberInfo,
     RuntimeDetail,
     RuntimeSummary,
     ScopeEntry,
@@ -240,6 +241,17 @@ class Client:
 
     def ready(self) -> Readiness:
         return self.call(calls.ready())
+
+    def fleet(self) -> FleetOverview:
+        """Every runtime with readiness and members, and every Worker's row (the dashboard's)."""
+        return self.call(calls.fleet())
+
+    def members(self, runtime_id: str) -> list[MemberInfo]:
+        return self.call(calls.members(runtime_id))
+
+    def drain_member(self, runtime_id: str, member_id: str) -> MemberInfo:
+        """The member hands its Workers back (each once idle) and takes no new ones."""
+        return self.call(calls.drain_member(runtime_id, member_id))
 
     def metrics(self) -> str:
         return self.call(calls.metrics())
