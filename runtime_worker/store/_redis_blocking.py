@@ -15,6 +15,7 @@ import asyncio
 
 from redis.asyncio import ConnectionPool, Redis
 
+from runtime_worker.store._redis_client import Client
 from runtime_worker.store._scripts import answer
 from runtime_worker.store.cursor import format_cursor
 from shared.timeutil import monotonic_s, now_ms
@@ -40,7 +41,7 @@ def blocking_client(client: Redis) -> Redis:
     return Redis(connection_pool=own)
 
 
-async def block_read(client: Redis, key: str, after: str, count: int, timeout_ms: int) -> Entries:
+async def block_read(client: Client, key: str, after: str, count: int, timeout_ms: int) -> Entries:
     """XREAD after `after`, waiting up to `timeout_ms` (not at all when it is 0 or less)."""
     deadline = monotonic_s() + max(timeout_ms, 0) / 1000
     while True:
@@ -55,12 +56,12 @@ async def block_read(client: Redis, key: str, after: str, count: int, timeout_ms
             return []
 
 
-async def ring(client: Redis, bell: str, worker_id: str) -> None:
+async def ring(client: Client, bell: str, worker_id: str) -> None:
     await answer(client.xadd(bell, {"w": worker_id}, maxlen=BELL_MAXLEN, approximate=True))
 
 
 async def doorbell(
-    client: Redis, bell: str, last_id: str, timeout_ms: int
+    client: Client, bell: str, last_id: str, timeout_ms: int
 ) -> tuple[list[str], str]:
     """Worker ids rung after `last_id` (deduplicated, in order) and the id to read on from."""
     if last_id in ("$", ""):

@@ -2,9 +2,11 @@
 
 `submit.lua` publishes a new input's hint on the host's channel (named as its doorbell stream)
 and counts the listeners; when none heard it, `RedisStore` rings the doorbell stream instead,
-as it does for cancels and stops. `listen` merges the two for one member, so a host reads one
-stream of `WakeUp`s. Correctness never depends on them: the host's sweep (`pending_work`) finds
-whatever a lost hint missed.
+as it does for cancels and stops. On a Redis Cluster nothing is published: redis-py's asyncio
+cluster client has no pub/sub (sharded or not), and a PUBLISH there is broadcast to every node
+for nobody, so every hint goes to the doorbell stream (one XADD on the bell's own node).
+`listen` merges the two for one member, so a host reads one stream of `WakeUp`s. Correctness
+never depends on them: the host's sweep (`pending_work`) finds whatever a lost hint missed.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from redis import exceptions as rex
 from redis.asyncio import Redis
 
 from runtime_worker.store._redis_blocking import doorbell, ring
+from runtime_worker.store._redis_client import Client
 from runtime_worker.store._scripts import TRANSPORT_ERRORS
 from runtime_worker.store.base import WakeUp
 from shared.keys import Keys
@@ -34,10 +37,15 @@ argument from `RedisStore.submit_input`, never spells it)."""
 class WakeUps:
     """The hint channels of one fleet runtime's members."""
 
-    def __init__(self, client: Redis, blocking: Redis, keys: Keys) -> None:
+    def __init__(self, client: Client, blocking: Client, keys: Keys) -> None:
         self._client = client
         self._blocking = blocking  # doorbell reads: see `_redis_blocking.blocking_client`
         self._keys = keys
+
+    @property
+    def publishes(self) -> bool:
+        """Whether new inputs' hints are published (one server) or all rung (a cluster)."""
+        return isinstance(self._client, Redis)
 
     async def ring(self, member_id: str, worker_id: str) -> None:
         """Only a hint: when it cannot be delivered the member's sweep finds the news."""
@@ -50,10 +58,9 @@ class WakeUps:
         """Pushed hints and doorbell rings for `member_id`, merged; never raises for Redis
         being away (each reader retries on its own). Close it to stop both readers."""
         queue: asyncio.Queue[WakeUp] = asyncio.Queue()
-        readers = {
-            asyncio.create_task(self._pushed(member_id, queue), name="yoi-hints"),
-            asyncio.create_task(self._rung(member_id, queue), name="yoi-doorbell"),
-        }
+        readers = {asyncio.create_task(self._rung(member_id, queue), name="yoi-doorbell")}
+        if self.publishes:
+            readers.add(asyncio.create_task(self._pushed(member_id, queue), name="yoi-hints"))
         getting: asyncio.Task[WakeUp] | None = None
         try:
             while True:
@@ -72,6 +79,7 @@ class WakeUps:
 
     async def _pushed(self, member_id: str, queue: asyncio.Queue[WakeUp]) -> None:
         channel = self._keys.bell(member_id)
+        assert isinstance(self._client, Redis)  # `publishes`
         while True:
             pubsub = self._client.pubsub(ignore_subscribe_messages=True)
             try:

@@ -10,7 +10,8 @@ local A = args({
   'dedupe_window', -- input ids per generation of the input id hashes
   'bell_prefix', 'bell_suffix', -- the host's doorbell name around its member id
   'worker_id', 'digest', -- the text's
-  'interrupt_suffix'}) -- marks a hint whose input interrupts the running one
+  'interrupt_suffix', -- marks a hint whose input interrupts the running one
+  'publish'}) -- '1': publish the hint; '0' (a cluster): the caller rings the doorbell
 local w, inputs, ev, ids, ids_old = KEYS[1], KEYS[2], KEYS[3], KEYS[5], KEYS[6]
 local input_id, strategy = A.input_id, A.strategy
 local rec = redis.call('HMGET', w, 'state', 'next_seq', 'done_seq', 'host', 'profile')
@@ -75,7 +76,7 @@ local hinted = 0
 if host ~= '' then
   if next_seq > done_seq and strategy ~= 'interrupt' then
     hinted = 1
-  else
+  elseif A.publish == '1' then
     local hint = A.worker_id
     if strategy == 'interrupt' then
       hint = hint .. A.interrupt_suffix

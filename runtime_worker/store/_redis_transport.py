@@ -1,0 +1,151 @@
+"""Batches of packed commands on the wire, to one server or to the nodes of a Redis Cluster.
+
+A batch is written at once per connection and its replies read in order: a pipeline without
+redis-py's per-command cost. Each command travels with the key that routes it. On one server the
+whole batch goes on one pooled connection; on a cluster it is cut by node (each key's slot's
+primary), the parts sent side by side, and a reply that says the slot moved (`MOVED`: the slot
+map is read again; `ASK`: that one command goes to the importing node after `ASKING`) or that
+the slot is busy (`TRYAGAIN`) is sent again, a bounded number of times. What still fails is left
+in its place for the caller (mapped to a retryable `RuntimeUnavailable` by `translate_errors`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Sequence
+from typing import Any
+
+from redis import exceptions as rex
+from redis.asyncio import ConnectionPool, Redis, RedisCluster
+
+from runtime_worker.store._redis_client import Client
+
+CHUNK = 1000
+"""Commands per write: one write and one round trip each, and a bounded reply to hold."""
+REDIRECT_ROUNDS = 4
+"""Sends of one command at most while slots move: a migration or failover in progress ends
+within a few rounds, or the caller gets a retryable error."""
+TRYAGAIN_DELAY_S = 0.05
+
+Routed = tuple[str, bytes]
+"""A packed command and the key that routes it on a cluster."""
+
+
+def _takes_command_name() -> bool:
+    parameter = inspect.signature(ConnectionPool.get_connection).parameters.get("command_name")
+    return parameter is not None and parameter.default is inspect.Parameter.empty
+
+
+_NAMED_GET = _takes_command_name()  # redis-py < 5.3 wants a command name; later ones warn
+
+
+async def _send_on(pool: ConnectionPool, commands: Sequence[bytes]) -> list[Any]:
+    """The replies of commands sent on one pooled connection, chunk by chunk. An error reply is
+    returned in its place; losing the connection (or being cancelled) mid-batch discards the
+    connection, so no reply is ever read by the wrong caller."""
+    replies: list[Any] = []
+    for start in range(0, len(commands), CHUNK):
+        chunk = commands[start : start + CHUNK]
+        conn = await (pool.get_connection("PIPELINE") if _NAMED_GET else pool.get_connection())
+        try:
+            await conn.send_packed_command(b"".join(chunk))
+            for _ in chunk:
+                try:
+                    replies.append(await conn.read_response())
+                except rex.ResponseError as exc:  # read whole: the connection stays in step
+                    replies.append(exc)
+        except BaseException:
+            await conn.disconnect()
+            raise
+        finally:
+            await pool.release(conn)
+    return replies
+
+
+class Transport:
+    """How a store's batches reach Redis; `client` is the redis-py client for everything else
+    (its commands route themselves)."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.cluster = isinstance(client, RedisCluster)
+        self._pools: dict[str, ConnectionPool] = {}  # cluster: one pool per node, by name
+        self._stale = False
+
+    async def send(self, commands: Sequence[Routed]) -> list[Any]:
+        """The replies of `commands`, in order, an error reply in its place."""
+        client = self.client
+        if isinstance(client, Redis):
+            return await _send_on(client.connection_pool, [data for _, data in commands])
+        await client.initialize()
+        if self._stale:
+            self._stale = False
+            await client.nodes_manager.initialize()
+        replies: list[Any] = [None] * len(commands)
+        todo = list(range(len(commands)))
+        for round_ in range(REDIRECT_ROUNDS):
+            groups: dict[str, list[int]] = {}
+            for index in todo:
+                slot = client.keyslot(commands[index][0])
+                node = client.nodes_manager.get_node_from_slot(slot)
+                groups.setdefault(node.name, []).append(index)
+            parts = await asyncio.gather(
+                *(
+                    self._node_send(name, [commands[i][1] for i in idx])
+                    for name, idx in groups.items()
+                )
+            )
+            todo, moved = [], False
+            for indexes, got in zip(groups.values(), parts, strict=True):
+                for index, reply in zip(indexes, got, strict=True):
+                    replies[index] = reply
+                    if isinstance(reply, rex.MovedError):
+                        moved = True
+                        todo.append(index)
+                    elif isinstance(reply, rex.AskError):
+                        name = f"{reply.host}:{reply.port}"
+                        asking = b"*1\r\n$6\r\nASKING\r\n"
+                        _, replies[index] = await self._node_send(
+                            name, [asking, commands[index][1]]
+                        )
+                    elif isinstance(reply, rex.TryAgainError):
+                        todo.append(index)
+            if not todo or round_ == REDIRECT_ROUNDS - 1:
+                break
+            if moved:  # the slot map changed (resharding, failover): read it again
+                await client.nodes_manager.initialize()
+            else:
+                await asyncio.sleep(TRYAGAIN_DELAY_S)  # backoff: a slot being migrated
+        return replies
+
+    async def _node_send(self, name: str, commands: Sequence[bytes]) -> list[Any]:
+        try:
+            return await _send_on(self._pool(name), commands)
+        except (rex.ConnectionError, rex.TimeoutError, OSError):
+            self._stale = True  # the node may have failed over: read the slot map next time
+            raise
+
+    def _pool(self, name: str) -> ConnectionPool:
+        pool = self._pools.get(name)
+        if pool is None:
+            assert isinstance(self.client, RedisCluster)
+            node = self.client.get_node(node_name=name)
+            if node is None:  # an ASK to a node the map does not list yet
+                host, _, port = name.rpartition(":")
+                template = self.client.get_default_node()
+                kwargs = {**template.connection_kwargs, "host": host, "port": int(port)}
+                connection_class = template.connection_class
+            else:
+                kwargs, connection_class = dict(node.connection_kwargs), node.connection_class
+            pool = self._pools[name] = ConnectionPool(connection_class=connection_class, **kwargs)
+        return pool
+
+    async def load(self, text: str) -> str:
+        """Load a script where it runs: the server, or every primary of the cluster."""
+        sha: str = await self.client.script_load(text)
+        return sha
+
+    async def aclose(self) -> None:
+        pools, self._pools = list(self._pools.values()), {}
+        await asyncio.gather(*(pool.aclose() for pool in pools), return_exceptions=True)
