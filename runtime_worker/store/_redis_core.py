@@ -91,6 +91,7 @@ class RedisCore(FleetStore):
         self.keys = Keys(namespace, runtime_id)
         self._scripts = Scripts.register(client)
         self._transport = Transport(client)  # batches, cut by node on a cluster
+        self.cluster = self._transport.cluster
         self._pipeline = Pipeline(self._transport, self.call_timeout_s)  # hot scripts, batched
         # XREAD BLOCK that a cancellation always ends: its own client where the given one has a
         # socket timeout; a cluster client (made without one) reads itself.
