@@ -7,7 +7,9 @@ Never the shared server: whatever a test restarts, kills or partitions is its ow
 from __future__ import annotations
 
 import asyncio
+import random
 import shutil
+import socket
 import subprocess
 import threading
 from collections.abc import Sequence
@@ -69,8 +71,15 @@ class RedisServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         argv = [server_binary(), "--port", str(self.port), "--bind", "127.0.0.1"]
         argv += ["--save", "", "--appendonly", "no", "--dir", str(self.workdir), *self.args]
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until_sync(self.answers, timeout_s=START_TIMEOUT_S, what=f"redis-server {self.port}")
+        with (self.workdir / "server.log").open("ab") as log:
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        wait_until_sync(self._up, timeout_s=START_TIMEOUT_S, what=f"redis-server {self.port}")
+
+    def _up(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            log = (self.workdir / "server.log").read_text(errors="replace")[-2000:]
+            raise AssertionError(f"redis-server exited with {self.proc.returncode}:\n{log}")
+        return self.answers()
 
     def stop(self) -> None:
         """SIGTERM: a clean shutdown (an AOF, when configured, is kept)."""
@@ -83,6 +92,25 @@ class RedisServer:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
+
+
+def free_cluster_port() -> int:
+    """A port whose cluster bus port (+10000) is free too, both below 65536 (ephemeral ports
+    are mostly too high for that)."""
+    for _ in range(200):
+        port = random.randint(20_000, 30_000)
+        if all(_bindable(p) for p in (port, port + 10_000)):
+            return port
+    raise AssertionError("no free port pair for a cluster node")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def cluster_info(url: str) -> dict[str, str]:
@@ -115,7 +143,7 @@ class RedisCluster:
         for index in range(self.primaries * (1 + self.replicas)):
             args = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
             args += ["--cluster-node-timeout", "2000", "--appendonly", "yes"]
-            server = RedisServer(self.workdir / f"node{index}", args)
+            server = RedisServer(self.workdir / f"node{index}", args, free_cluster_port())
             self.servers.append(server)
             server.start()
         cli = shutil.which("redis-cli")
