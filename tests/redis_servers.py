@@ -230,7 +230,7 @@ class TcpProxy:
         self._conns.add(task)
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
-        except OSError:
+        except (OSError, asyncio.CancelledError):  # no upstream, or the proxy stopping
             writer.close()
             self._conns.discard(task)
             return
