@@ -1,0 +1,148 @@
+"""Cluster mode on a real Redis Cluster: found from the server, slots that move under a running
+store (MOVED, ASK), and scheduled work that needs a Redis of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+
+from runtime_worker.member import Member
+from runtime_worker.runtime import Runtime
+from runtime_worker.schedule import Scheduler, schedule_input
+from runtime_worker.store._redis_client import is_cluster
+from runtime_worker.store.redis import RedisStore
+from shared.errors import UnsupportedOperation
+from shared.models import CreateWorker, RuntimeKind
+from shared.settings import Settings
+from tests.fleet.support import HEARTBEAT_MS, LEASE_TTL_MS, store_of, wait_finished, wait_hosted
+from tests.fleet.test_cluster import delete_cluster_namespace
+from tests.redis_servers import RedisCluster
+
+pytestmark = [pytest.mark.slow, pytest.mark.redis]
+
+
+def test_the_mode_comes_from_the_server_unless_forced(
+    redis_cluster: RedisCluster, redis_url: str
+) -> None:
+    assert is_cluster(redis_cluster.url, "auto", 2.0)
+    assert not is_cluster(redis_url, "auto", 2.0)
+    assert not is_cluster(redis_cluster.url, "off", 2.0)
+    assert is_cluster(redis_url, "on", 2.0)
+    # Nothing answers: one server is assumed (and said); `on` starts a member regardless.
+    assert not is_cluster("redis://127.0.0.1:1/0", "auto", 0.5)
+
+
+@pytest.fixture
+async def cluster_store(redis_cluster: RedisCluster, namespace: str) -> AsyncIterator[RedisStore]:
+    settings = Settings(namespace=namespace)
+    store = RedisStore.from_url(
+        redis_cluster.url, namespace=namespace, runtime_id="fleet", settings=settings
+    )
+    assert store.cluster
+    yield store
+    await store.aclose()
+    delete_cluster_namespace(redis_cluster.url, namespace)
+
+
+def node_of(admin: redis.RedisCluster, slot: int) -> redis.cluster.ClusterNode:
+    node = admin.nodes_manager.get_node_from_slot(slot)
+    assert node is not None
+    return node
+
+
+def node_id(node: redis.cluster.ClusterNode, admin: redis.RedisCluster) -> str:
+    return str(admin.cluster_myid(node))
+
+
+async def test_a_slot_moved_under_the_store_is_followed(
+    redis_cluster: RedisCluster, cluster_store: RedisStore
+) -> None:
+    """Resharding as `redis-cli --cluster reshard` does it, one slot, under a store whose slot
+    map is then stale: ASK while the slot migrates, MOVED once it has moved."""
+    rt = Runtime("fleet", cluster_store, kind=RuntimeKind.FLEET, settings=cluster_store.settings)
+    first = await rt.create_worker(CreateWorker(display_name="moving"))
+    second = await rt.create_worker(CreateWorker(display_name="staying"))
+    keys = cluster_store.keys.worker(first.worker_id).all()
+    admin = redis.RedisCluster.from_url(redis_cluster.url, decode_responses=True)
+    try:
+        slot = admin.keyslot(keys[0])
+        source = node_of(admin, slot)
+        target = next(n for n in admin.get_primaries() if n.name != source.name)
+        source_id, target_id = node_id(source, admin), node_id(target, admin)
+        target.redis_connection.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", source_id)
+        source.redis_connection.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", target_id)
+        in_slot = source.redis_connection.execute_command("CLUSTER GETKEYSINSLOT", slot, 100)
+        assert set(keys) & set(in_slot)
+        source.redis_connection.execute_command(
+            "MIGRATE", target.host, target.port, "", 0, 5000, "KEYS", *in_slot
+        )
+        # Migrating: the source answers ASK for keys it no longer has.
+        found = await cluster_store.get_worker_at(first.worker_id)
+        assert found.record.worker_id == first.worker_id
+        for node in admin.get_primaries():
+            node.redis_connection.execute_command("CLUSTER SETSLOT", slot, "NODE", target_id)
+        # Moved: the store's map still names the source, which answers MOVED.
+        found = await cluster_store.get_worker_at(first.worker_id)
+        assert found.record.display_name == "moving"
+        rows = await cluster_store.listing()
+        assert {r.worker_id for r in rows} == {first.worker_id, second.worker_id}
+        moved_to = cluster_store._transport.client  # the map it follows now
+        assert isinstance(moved_to, redis.asyncio.RedisCluster)
+        assert moved_to.nodes_manager.get_node_from_slot(slot).name == target.name
+    finally:
+        admin.close()
+
+
+async def test_scheduled_work_on_a_cluster_is_refused_without_its_own_redis(
+    redis_cluster: RedisCluster, cluster_store: RedisStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings(redis_url=redis_cluster.url, namespace=cluster_store.keys.namespace)
+    send_at = datetime.now(UTC) + timedelta(seconds=1)
+    with pytest.raises(UnsupportedOperation, match="YOI_SCHEDULER_REDIS_URL"):
+        await schedule_input(settings, "fleet", "w1", "later", send_at=send_at)
+    with caplog.at_level(logging.ERROR, logger="yoi.schedule"):
+        await asyncio.wait_for(Scheduler(settings, cluster_store).run(), 5)  # returns at once
+    assert "YOI_SCHEDULER_REDIS_URL" in caplog.text
+
+
+async def test_scheduled_work_on_a_cluster_runs_on_its_own_redis(
+    redis_cluster: RedisCluster, redis_url: str, namespace: str
+) -> None:
+    settings = Settings(
+        redis_url=redis_cluster.url,
+        scheduler_redis_url=redis_url,
+        namespace=namespace,
+        member_id="m1",
+        lease_ttl_ms=LEASE_TTL_MS,
+        heartbeat_ms=HEARTBEAT_MS,
+        schedule_poll_s=0.1,
+    )
+    member = Member(settings)
+    client = Runtime.fleet("fleet", settings)
+    await member.start()
+    try:
+        assert store_of(client).cluster
+        detail = await client.create_worker(CreateWorker(display_name="later"))
+        await wait_hosted(client, [detail.worker_id])
+        send_at = datetime.now(UTC) + timedelta(seconds=0.5)
+        input_id = await schedule_input(
+            settings, "fleet", detail.worker_id, "a scheduled hello", send_at=send_at
+        )
+        await wait_finished(client, {detail.worker_id: {input_id}}, timeout_s=15)
+        assert member.failed is None
+    finally:
+        await member.stop(0)
+        await client.aclose()
+        delete_cluster_namespace(redis_cluster.url, namespace)
+        single = redis.Redis.from_url(redis_url)
+        try:  # arq's keys on the single node, this test's only
+            for pattern in (f"arq:*{{{namespace}:*", f"{{{namespace}:*"):
+                for key in single.scan_iter(match=pattern):
+                    single.delete(key)
+        finally:
+            single.close()
