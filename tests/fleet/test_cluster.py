@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ import redis
 
 from runtime_worker.runtime import Runtime
 from tests.browser.gateway_process import Gateway, running_gateway
+from tests.cli.support import clean_env, yoi
 from tests.fleet.support import (
     LEASE_TTL_MS,
     Fleet,
@@ -204,3 +206,31 @@ async def test_sse_resumes_from_last_event_id(
     assert streamed == stored[start : start + len(streamed)], "a gap or a repeat on resume"
     text = "".join(m.json()["text"] for m in first + resumed if m.event == "text_delta")
     assert words in text
+
+
+async def test_tail_straight_from_the_cluster_with_yoi_and_redis_cli(
+    http: httpx.AsyncClient, cluster_client: Runtime, redis_cluster: RedisCluster, namespace: str
+) -> None:
+    await wait_members(cluster_client, ["m1", "m2"])
+    (worker_id,) = await create(http, 1)
+    answer = await send(http, worker_id, "hello cluster")
+    input_id = answer.json()["input_id"]
+    await wait_finished(cluster_client, {worker_id: {input_id}})
+    cursors = [e.cursor for e in await all_events(cluster_client, worker_id)]
+    args = ["tail", worker_id, "--redis-url", redis_cluster.url, "--namespace", namespace]
+    # Processes of their own, off the event loop (the gateway and members stay served).
+    tailed = await asyncio.to_thread(yoi, *args, "--runtime-id", "fleet", env=clean_env())
+    assert tailed.returncode == 0, tailed.stderr
+    assert [line.split()[0] for line in tailed.stdout.splitlines()] == cursors
+    # What the README tells an operator: `redis-cli -c` from any node follows the slot.
+    key = store_of(cluster_client).keys.events(worker_id)
+    for server in redis_cluster.servers:
+        read = await asyncio.to_thread(
+            subprocess.run,
+            ["redis-cli", "-c", "-p", str(server.port), "XRANGE", key, "-", "+"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+        assert all(cursor in read.stdout for cursor in cursors)
