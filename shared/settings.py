@@ -152,7 +152,8 @@ class Settings(BaseSettings):
 
     def secret_values(self) -> list[str]:
         """Every configured value that must never appear in a log line (for the log filter)."""
-        found = url_secrets(self.redis_url) + url_secrets(self.openai_base_url)
+        found = url_secrets(self.redis_url) + url_secrets(self.scheduler_redis_url)
+        found += url_secrets(self.openai_base_url)
         for secret in (self.api_token, self.openai_api_key):
             if secret is not None:
                 found.append(secret.get_secret_value())
