@@ -50,23 +50,27 @@ def evalsha(sha: str, keys: Sequence[str], args: Sequence[Arg]) -> Routed:
     )
 
 
-async def send_many(transport: Transport, commands: Sequence[Routed]) -> list[Any]:
+async def send_many(
+    transport: Transport, commands: Sequence[Routed], *, replicated: bool = False
+) -> list[Any]:
     """The replies of many commands (each from `packed` or `evalsha`), batched per connection
-    (per node, on a cluster); an error reply is returned in its place."""
-    return await transport.send(commands)
+    (per node, on a cluster); an error reply is returned in its place. `replicated`: see
+    `Transport.send`."""
+    return await transport.send(commands, replicated=replicated)
 
 
 async def evalsha_many(
-    transport: Transport, script: AsyncScript, calls: Sequence[Call]
+    transport: Transport, script: AsyncScript, calls: Sequence[Call], *, replicated: bool = False
 ) -> list[Any]:
     """Run `script` once per call, batched; the replies in call order. A script Redis lost
     (restart, SCRIPT FLUSH, a promoted replica) is loaded and the calls it refused run again;
     any other error reply raises (after the whole batch ran, as a pipeline does)."""
-    replies = await send_many(transport, _evalsha(script.sha, calls))
+    replies = await send_many(transport, _evalsha(script.sha, calls), replicated=replicated)
     missing = [i for i, reply in enumerate(replies) if isinstance(reply, rex.NoScriptError)]
     if missing:
         script.sha = await transport.load(str(script.script))
-        again = await send_many(transport, _evalsha(script.sha, [calls[i] for i in missing]))
+        retry = _evalsha(script.sha, [calls[i] for i in missing])
+        again = await send_many(transport, retry, replicated=replicated)
         for index, reply in zip(missing, again, strict=True):
             replies[index] = reply
     for reply in replies:

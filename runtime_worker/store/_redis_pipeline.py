@@ -94,13 +94,17 @@ class Pipeline:
     async def _send(self, calls: Sequence[_Script]) -> list[Any]:
         """The replies (an error reply in its place) of the calls, as one batch."""
         transport = self.transport
-        replies = await send_many(transport, [evalsha(s.sha, k, a) for s, k, a in calls])
+        # Replicated: on a cluster with replicas an accepted input or a written event survives
+        # a failover (one WAIT per node and batch).
+        packed = [evalsha(s.sha, k, a) for s, k, a in calls]
+        replies = await send_many(transport, packed, replicated=True)
         lost = [i for i, reply in enumerate(replies) if isinstance(reply, rex.NoScriptError)]
         if lost:  # Redis restarted, flushed its scripts or failed over: load them, run again
             for script in {calls[i][0] for i in lost}:
                 script.sha = await transport.load(str(script.script))
             again = [evalsha(calls[i][0].sha, calls[i][1], calls[i][2]) for i in lost]
-            for index, reply in zip(lost, await send_many(transport, again), strict=True):
+            again_replies = await send_many(transport, again, replicated=True)
+            for index, reply in zip(lost, again_replies, strict=True):
                 replies[index] = reply
         return replies
 

@@ -27,6 +27,10 @@ REDIRECT_ROUNDS = 4
 """Sends of one command at most while slots move: a migration or failover in progress ends
 within a few rounds, or the caller gets a retryable error."""
 TRYAGAIN_DELAY_S = 0.05
+REPLICA_WAIT_MS = 500
+"""How long a replicated write waits for a replica's acknowledgement (`WAIT 1`)."""
+_WAIT = b"*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n$3\r\n500\r\n"  # WAIT 1 REPLICA_WAIT_MS
+_NOT_REPLICATED = "NOREPLICAS no replica acknowledged the write in time"
 
 Routed = tuple[str, bytes]
 """A packed command and the key that routes it on a cluster."""
@@ -73,8 +77,11 @@ class Transport:
         self._pools: dict[str, ConnectionPool] = {}  # cluster: one pool per node, by name
         self._stale = False
 
-    async def send(self, commands: Sequence[Routed]) -> list[Any]:
-        """The replies of `commands`, in order, an error reply in its place."""
+    async def send(self, commands: Sequence[Routed], *, replicated: bool = False) -> list[Any]:
+        """The replies of `commands`, in order, an error reply in its place. `replicated`: on
+        a cluster node that has replicas, the writes count only once a replica acknowledged
+        them (`WAIT 1`), so a failover does not lose them; unacknowledged, each reply of that
+        node is a retryable NOREPLICAS error (the write itself may survive, or not)."""
         client = self.client
         if isinstance(client, Redis):
             return await _send_on(client.connection_pool, [data for _, data in commands])
@@ -85,14 +92,10 @@ class Transport:
         replies: list[Any] = [None] * len(commands)
         todo = list(range(len(commands)))
         for round_ in range(REDIRECT_ROUNDS):
-            groups: dict[str, list[int]] = {}
-            for index in todo:
-                slot = client.keyslot(commands[index][0])
-                node = client.nodes_manager.get_node_from_slot(slot)
-                groups.setdefault(node.name, []).append(index)
+            groups, waits = self._by_node(client, commands, todo, replicated)
             parts = await asyncio.gather(
                 *(
-                    self._node_send(name, [commands[i][1] for i in idx])
+                    self._node_send(name, [commands[i][1] for i in idx], wait=name in waits)
                     for name, idx in groups.items()
                 )
             )
@@ -104,11 +107,7 @@ class Transport:
                         moved = True
                         todo.append(index)
                     elif isinstance(reply, rex.AskError):
-                        name = f"{reply.host}:{reply.port}"
-                        asking = b"*1\r\n$6\r\nASKING\r\n"
-                        _, replies[index] = await self._node_send(
-                            name, [asking, commands[index][1]]
-                        )
+                        replies[index] = await self._ask(reply, commands[index][1])
                     elif isinstance(reply, rex.TryAgainError):
                         todo.append(index)
             if not todo or round_ == REDIRECT_ROUNDS - 1:
@@ -119,9 +118,44 @@ class Transport:
                 await asyncio.sleep(TRYAGAIN_DELAY_S)  # backoff: a slot being migrated
         return replies
 
-    async def _node_send(self, name: str, commands: Sequence[bytes]) -> list[Any]:
+    @staticmethod
+    def _by_node(
+        client: RedisCluster, commands: Sequence[Routed], todo: Sequence[int], replicated: bool
+    ) -> tuple[dict[str, list[int]], set[str]]:
+        """Command indexes by the node of their slot's primary, and the nodes among those whose
+        slot has replicas (where a replicated write waits for one)."""
+        groups: dict[str, list[int]] = {}
+        waits: set[str] = set()
+        for index in todo:
+            slot = client.keyslot(commands[index][0])
+            node = client.nodes_manager.get_node_from_slot(slot)
+            groups.setdefault(node.name, []).append(index)
+            if replicated and len(client.nodes_manager.slots_cache.get(slot, ())) > 1:
+                waits.add(node.name)
+        return groups, waits
+
+    async def _ask(self, redirect: rex.AskError, command: bytes) -> Any:
+        """One command sent where a slot being migrated has its key now, after ASKING."""
+        asking = b"*1\r\n$6\r\nASKING\r\n"
+        _, reply = await self._node_send(f"{redirect.host}:{redirect.port}", [asking, command])
+        return reply
+
+    async def _node_send(
+        self, name: str, commands: Sequence[bytes], *, wait: bool = False
+    ) -> list[Any]:
         try:
-            return await _send_on(self._pool(name), commands)
+            if not wait:
+                return await _send_on(self._pool(name), commands)
+            # WAIT vouches for the writes of its own connection: one per chunk, in the chunk.
+            replies: list[Any] = []
+            for start in range(0, len(commands), CHUNK - 1):
+                *got, acked = await _send_on(
+                    self._pool(name), [*commands[start : start + CHUNK - 1], _WAIT]
+                )
+                if not (isinstance(acked, int) and acked >= 1):
+                    got = [rex.ResponseError(_NOT_REPLICATED) for _ in got]
+                replies += got
+            return replies
         except (rex.ConnectionError, rex.TimeoutError, OSError):
             self._stale = True  # the node may have failed over: read the slot map next time
             raise
