@@ -153,6 +153,8 @@ class RedisCluster:
         try:
             subprocess.run(create, check=True, capture_output=True, timeout=60)
             self.wait_ok()
+            if self.replicas:
+                self.wait_replicas()
         except BaseException:
             self.stop()
             raise
@@ -170,6 +172,57 @@ class RedisCluster:
             )
 
         wait_until_sync(healthy, timeout_s=timeout_s, what="cluster_state:ok on every node")
+
+    def wait_replicas(self, timeout_s: float = 30.0) -> None:
+        """Until every node sees every replica as one, and each replica is in sync: a replica
+        can be promoted only then."""
+        expected = self.primaries * self.replicas
+
+        def synced() -> bool:
+            for server in self.servers:
+                client = redis.Redis.from_url(server.url, socket_timeout=1, decode_responses=True)
+                try:
+                    nodes = client.cluster("NODES")
+                    role = client.info("replication")
+                finally:
+                    client.close()
+                replicas = [n for n in nodes.values() if "slave" in n["flags"]]
+                if len(replicas) != expected:
+                    return False
+                if role["role"] == "slave" and role.get("master_link_status") != "up":
+                    return False
+            return True
+
+        wait_until_sync(synced, timeout_s=timeout_s, what="every replica attached and in sync")
+
+    def nodes(self, via: RedisServer | None = None) -> dict[str, dict[str, str]]:
+        """CLUSTER NODES as one live node sees it: address → node id, flags, master id."""
+        server = via or next(s for s in self.servers if s.proc and s.proc.poll() is None)
+        client = redis.Redis.from_url(server.url, socket_timeout=1, decode_responses=True)
+        try:
+            raw = client.cluster("NODES")
+        finally:
+            client.close()
+        return {
+            address: {key: str(node[key]) for key in ("node_id", "flags", "master_id")}
+            for address, node in raw.items()
+        }
+
+    def replica_of(self, primary: RedisServer) -> RedisServer:
+        nodes = self.nodes()
+        primary_id = nodes[primary.address]["node_id"]
+        address = next(a for a, n in nodes.items() if n["master_id"] == primary_id)
+        return next(s for s in self.servers if s.address == address)
+
+    def wait_promoted(self, replica: RedisServer, timeout_s: float = 30.0) -> None:
+        """Until `replica` is a primary, as every live node sees it, and the cluster is ok."""
+
+        def promoted() -> bool:
+            live = [s for s in self.servers if s.proc is not None and s.proc.poll() is None]
+            return all("master" in self.nodes(s)[replica.address]["flags"] for s in live)
+
+        wait_until_sync(promoted, timeout_s=timeout_s, what=f"{replica.address} promoted")
+        self.wait_ok(timeout_s)
 
     def stop(self) -> None:
         for server in self.servers:

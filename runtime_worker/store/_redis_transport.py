@@ -93,12 +93,7 @@ class Transport:
         todo = list(range(len(commands)))
         for round_ in range(REDIRECT_ROUNDS):
             groups, waits = self._by_node(client, commands, todo, replicated)
-            parts = await asyncio.gather(
-                *(
-                    self._node_send(name, [commands[i][1] for i in idx], wait=name in waits)
-                    for name, idx in groups.items()
-                )
-            )
+            parts = await self._round(groups, waits, commands)
             todo, moved = [], False
             for indexes, got in zip(groups.values(), parts, strict=True):
                 for index, reply in zip(indexes, got, strict=True):
@@ -116,6 +111,27 @@ class Transport:
                 await client.nodes_manager.initialize()
             else:
                 await asyncio.sleep(TRYAGAIN_DELAY_S)  # backoff: a slot being migrated
+        return replies
+
+    async def _round(
+        self, groups: dict[str, list[int]], waits: set[str], commands: Sequence[Routed]
+    ) -> list[list[Any]]:
+        """Each node's part sent side by side; a node that fails fails its own commands only
+        (its error in their place), the others' replies stand."""
+        parts = await asyncio.gather(
+            *(
+                self._node_send(name, [commands[i][1] for i in idx], wait=name in waits)
+                for name, idx in groups.items()
+            ),
+            return_exceptions=True,
+        )
+        replies: list[list[Any]] = []
+        for indexes, got in zip(groups.values(), parts, strict=True):
+            if isinstance(got, BaseException):
+                if not isinstance(got, Exception):
+                    raise got  # cancelled: the whole call is
+                got = [got] * len(indexes)
+            replies.append(got)
         return replies
 
     @staticmethod
