@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import free_port
+from tests.redis_cluster import RedisCluster
 from tests.redis_server import answers, private_redis
-from tests.redis_servers import RedisCluster
 
 # Never write into the real home: every gateway this suite starts, in process or as a child
 # process (which inherits this), keeps its embedded Workers in memory unless a test sets

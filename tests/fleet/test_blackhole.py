@@ -28,7 +28,8 @@ from tests.fleet.support import (
 )
 from tests.gateway.sse_parser import Message, SseParser
 from tests.helpers import wait_until
-from tests.redis_servers import RedisServer, TcpProxy
+from tests.redis_cluster import TcpProxy
+from tests.redis_server import RedisServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 

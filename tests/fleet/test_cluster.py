@@ -33,7 +33,7 @@ from tests.fleet.support import (
 )
 from tests.gateway.sse_parser import Message, SseParser
 from tests.helpers import wait_until
-from tests.redis_servers import RedisCluster
+from tests.redis_cluster import RedisCluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 

@@ -29,7 +29,8 @@ from tests.fleet.support import (
     wait_members,
 )
 from tests.helpers import wait_until
-from tests.redis_servers import RedisCluster, RedisServer
+from tests.redis_cluster import RedisCluster
+from tests.redis_server import RedisServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 

@@ -21,7 +21,7 @@ from shared.models import CreateWorker, RuntimeKind
 from shared.settings import Settings
 from tests.fleet.support import HEARTBEAT_MS, LEASE_TTL_MS, store_of, wait_finished, wait_hosted
 from tests.fleet.test_cluster import delete_cluster_namespace
-from tests.redis_servers import RedisCluster
+from tests.redis_cluster import RedisCluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 

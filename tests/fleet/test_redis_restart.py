@@ -24,7 +24,7 @@ from tests.fleet.support import (
     wait_members,
 )
 from tests.helpers import wait_until
-from tests.redis_servers import RedisServer
+from tests.redis_server import RedisServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 

