@@ -75,7 +75,7 @@ async def test_calls_queued_behind_a_stuck_batch_fail_within_their_own_deadline(
     # Later calls too: a read, a batched read, a blocking read (its wait plus the deadline).
     assert await timed_failure(store.get_worker(record.worker_id)) < DEADLINE_S + MARGIN_S
     assert await timed_failure(store.listing()) < DEADLINE_S + MARGIN_S
-    waited = await timed_failure(store.wait_events(record.worker_id, "0-0", 10, 300))
+    waited = await timed_failure(store.tail_events(record.worker_id, "0-0", 10, 300))
     assert waited < DEADLINE_S + 0.3 + MARGIN_S
 
     proxy.forward()
