@@ -142,12 +142,12 @@ async def test_blackholed_redis_answers_every_request_in_time_and_loses_nothing(
             await wait_until(showing, timeout_s=10, what="the stream showing an answer")
             proxy.blackhole()
             down_at = time.monotonic()
-            retries: dict[str, str] = {}  # input id → worker: sent during the outage
+            retries: dict[str, tuple[str, str]] = {}  # input id → worker, text: sent in the outage
             answered = Counter[int]()
             while time.monotonic() - down_at < OUTAGE_S:
                 k = len(retries)
                 worker_id = worker_ids[k % len(worker_ids)]
-                retries[f"outage-{k}"] = worker_id
+                retries[f"outage-{k}"] = (worker_id, f"outage {k}")
                 body = {"text": f"outage {k}", "input_id": f"outage-{k}", "strategy": "enqueue"}
                 answers = await asyncio.gather(
                     timed(http, "POST", f"{FLEET}/workers/{worker_id}/inputs", json=body),
@@ -167,8 +167,8 @@ async def test_blackholed_redis_answers_every_request_in_time_and_loses_nothing(
             # A 503 is "outcome unknown": the client retries with the same input id, and each
             # input runs once whichever try got through.
             async def resent() -> bool:
-                for input_id, worker_id in list(retries.items()):
-                    body = {"text": "outage", "input_id": input_id, "strategy": "enqueue"}
+                for input_id, (worker_id, text) in list(retries.items()):  # the same request
+                    body = {"text": text, "input_id": input_id, "strategy": "enqueue"}
                     sent = await http.post(f"{FLEET}/workers/{worker_id}/inputs", json=body)
                     if sent.status_code != 202:
                         return False
