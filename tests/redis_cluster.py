@@ -1,7 +1,8 @@
 """A real Redis Cluster of private servers (`tests.redis_server.RedisServer`), and a TCP proxy
 the test controls (forward, or blackhole without refusing).
 
-Never the shared server: whatever a test restarts, kills or partitions is its own.
+Never the shared server: whatever a test restarts, kills or partitions is its own. The
+benchmarks start their cluster with this launcher too (bench/redis_cluster.py), without AOF.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import subprocess
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -44,22 +46,24 @@ def cluster_info(url: str) -> dict[str, str]:
     """CLUSTER INFO of one node; empty when it does not answer."""
     client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=1)
     try:
-        info = client.cluster("INFO")
+        info: dict[str, Any] = client.cluster("INFO")  # type: ignore[assignment]
     except (redis.ConnectionError, redis.TimeoutError):
         return {}
     finally:
         client.close()
-    return {str(key): str(value) for key, value in dict(info).items()}
+    return {str(key): str(value) for key, value in info.items()}
 
 
 @dataclass
 class RedisCluster:
     """`primaries * (1 + replicas)` cluster-enabled servers joined by `redis-cli --cluster
-    create`; `url` names one primary, as a user's `redis://` URL would."""
+    create`; `url` names one primary, as a user's `redis://` URL would. `persistent`: each
+    node keeps an AOF (a killed node restarts with its data)."""
 
     workdir: Path
     primaries: int = 3
     replicas: int = 0
+    persistent: bool = True
     servers: list[RedisServer] = field(default_factory=list)
 
     @property
@@ -69,7 +73,8 @@ class RedisCluster:
     def start(self) -> None:
         for index in range(self.primaries * (1 + self.replicas)):
             args = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
-            args += ["--cluster-node-timeout", "2000", "--appendonly", "yes"]
+            args += ["--cluster-node-timeout", "2000"]
+            args += ["--appendonly", "yes" if self.persistent else "no"]
             server = RedisServer(self.workdir / f"node{index}", args, free_cluster_port())
             self.servers.append(server)
             server.start()
@@ -109,8 +114,8 @@ class RedisCluster:
             for server in self.servers:
                 client = redis.Redis.from_url(server.url, socket_timeout=1, decode_responses=True)
                 try:
-                    nodes = client.cluster("NODES")
-                    role = client.info("replication")
+                    nodes: dict[str, Any] = client.cluster("NODES")  # type: ignore[assignment]
+                    role: dict[str, Any] = client.info("replication")  # type: ignore[assignment]
                 finally:
                     client.close()
                 replicas = [n for n in nodes.values() if "slave" in n["flags"]]
@@ -127,7 +132,7 @@ class RedisCluster:
         server = via or next(s for s in self.servers if s.proc and s.proc.poll() is None)
         client = redis.Redis.from_url(server.url, socket_timeout=1, decode_responses=True)
         try:
-            raw = client.cluster("NODES")
+            raw: dict[str, Any] = client.cluster("NODES")  # type: ignore[assignment]
         finally:
             client.close()
         return {
