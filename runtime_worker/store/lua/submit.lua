@@ -71,7 +71,8 @@ end
 redis.call('HSET', ids, input_id, seq .. ' ' .. cursor .. ' ' .. A.digest)
 -- The host's hint: none for a Worker busy already (its host's drain takes this input after the
 -- one it runs) unless this input interrupts that one; else published on the host's channel
--- (named as its doorbell), counting the listeners: none heard it, the caller rings the stream.
+-- (named as its doorbell), counting the listeners: none heard it (or nothing is published, on a
+-- Redis Cluster), the caller rings the stream.
 local hinted = 0
 if host ~= '' then
   if next_seq > done_seq and strategy ~= 'interrupt' then
