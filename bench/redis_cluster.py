@@ -22,7 +22,9 @@ def private_cluster(log_dir: Path, primaries: int = PRIMARIES) -> Iterator[Redis
     yield the cluster, and kill its nodes however the block ends."""
     if shutil.which("redis-cli") is None or shutil.which("redis-server") is None:
         raise RuntimeError("redis-server and redis-cli must be on PATH for --cluster")
-    cluster = RedisCluster(log_dir / "cluster", primaries=primaries, persistent=False)
+    workdir = log_dir / "cluster"
+    shutil.rmtree(workdir, ignore_errors=True)  # a node that knows an old cluster cannot join
+    cluster = RedisCluster(workdir, primaries=primaries, persistent=False)
     try:
         cluster.start()
         yield cluster

@@ -105,7 +105,9 @@ class RedisCore(FleetStore):
             max(settings.lease_ttl_ms, 3 * settings.heartbeat_ms),
             settings.heartbeat_ms,
         )
-        self._wakeups = WakeUps(client, self._blocking, self.keys)
+        self._wakeups = WakeUps(
+            client, self._blocking, self.keys, self._pipeline, self._scripts.ring
+        )
         self._placement = PlacementHints(client, self.keys.placement())
         self._schedules = Schedules(client, self.keys)
         self._conversations = Conversations(self.keys, self._scripts)
@@ -136,7 +138,7 @@ class RedisCore(FleetStore):
         await self._transport.aclose()
         if not self._closed:
             self._closed = True
-            if self._blocking is not self.client:
+            if isinstance(self._blocking, Redis) and self._blocking is not self.client:
                 await self._blocking.aclose(close_connection_pool=True)
             if self._owns_client:
                 await self.client.aclose()

@@ -118,6 +118,14 @@ class Transport:
     ) -> list[list[Any]]:
         """Each node's part sent side by side; a node that fails fails its own commands only
         (its error in their place), the others' replies stand."""
+        if len(groups) == 1:  # one node (a lone call, mostly): no task to make for it
+            ((name, indexes),) = groups.items()
+            try:
+                return [
+                    await self._node_send(name, [commands[i][1] for i in indexes], wait=bool(waits))
+                ]
+            except Exception as exc:
+                return [[exc] * len(indexes)]
         parts = await asyncio.gather(
             *(
                 self._node_send(name, [commands[i][1] for i in idx], wait=name in waits)

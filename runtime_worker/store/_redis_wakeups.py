@@ -4,7 +4,7 @@
 and counts the listeners; when none heard it, `RedisStore` rings the doorbell stream instead,
 as it does for cancels and stops. On a Redis Cluster nothing is published: redis-py's asyncio
 cluster client has no pub/sub (sharded or not), and a PUBLISH there is broadcast to every node
-for nobody, so every hint goes to the doorbell stream (one XADD on the bell's own node).
+for nobody, so every hint goes to the doorbell stream (`ring.lua`, batched with the hot scripts).
 `listen` merges the two for one member, so a host reads one stream of `WakeUp`s. Correctness
 never depends on them: the host's sweep (`pending_work`) finds whatever a lost hint missed.
 """
@@ -18,10 +18,12 @@ from collections.abc import AsyncIterator
 
 from redis import exceptions as rex
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 
-from runtime_worker.store._redis_blocking import doorbell, ring
+from runtime_worker.store._redis_blocking import BELL_MAXLEN, doorbell
 from runtime_worker.store._redis_client import Client
-from runtime_worker.store._scripts import TRANSPORT_ERRORS
+from runtime_worker.store._redis_pipeline import Pipeline
+from runtime_worker.store._scripts import TRANSPORT_ERRORS, argv, check
 from runtime_worker.store.base import WakeUp
 from shared.keys import Keys
 
@@ -37,10 +39,14 @@ argument from `RedisStore.submit_input`, never spells it)."""
 class WakeUps:
     """The hint channels of one fleet runtime's members."""
 
-    def __init__(self, client: Client, blocking: Client, keys: Keys) -> None:
+    def __init__(
+        self, client: Client, blocking: Client, keys: Keys, pipeline: Pipeline, ring: AsyncScript
+    ) -> None:
         self._client = client
         self._blocking = blocking  # doorbell reads: see `_redis_blocking.blocking_client`
         self._keys = keys
+        self._pipeline = pipeline  # rings go batched with the hot scripts
+        self._ring = ring
 
     @property
     def publishes(self) -> bool:
@@ -50,7 +56,8 @@ class WakeUps:
     async def ring(self, member_id: str, worker_id: str) -> None:
         """Only a hint: when it cannot be delivered the member's sweep finds the news."""
         try:
-            await ring(self._client, self._keys.bell(member_id), worker_id)
+            args = argv("ring", worker_id=worker_id, maxlen=BELL_MAXLEN)
+            check(await self._pipeline.run(self._ring, [self._keys.bell(member_id)], args))
         except (ValueError, rex.RedisError, OSError) as exc:
             log.warning("hint for member %s dropped (%s)", member_id, type(exc).__name__)
 

@@ -70,6 +70,7 @@ class Scripts:
     bind_conversation: AsyncScript
     beat: AsyncScript
     members: AsyncScript
+    ring: AsyncScript
 
     @classmethod
     def register(cls, client: Client) -> Scripts:

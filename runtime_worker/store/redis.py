@@ -19,7 +19,9 @@ from runtime_worker.store._redis_batch import (
     Call,
     evalsha_many,
     hmget_many,
+    packed,
     parse_acquisition,
+    send_many,
 )
 from runtime_worker.store._redis_blocking import block_read
 from runtime_worker.store._redis_core import RedisCore, field_of, keys_or_none
@@ -245,7 +247,12 @@ class RedisStore(RedisCore):
 
     @translate_errors
     async def is_cancelled(self, worker_id: str, seq: int) -> bool:
-        upto = await answer(self.client.hget(self._worker_keys(worker_id).record, "cancel_upto"))
+        # Through the batch path: on a cluster, one packed command to the record's node.
+        (upto,) = await send_many(
+            self._transport, [packed("HGET", self._worker_keys(worker_id).record, "cancel_upto")]
+        )
+        if isinstance(upto, Exception):
+            raise upto
         if upto is None:
             raise WorkerNotFound(f"no worker {worker_id}")
         return seq <= int(upto)
