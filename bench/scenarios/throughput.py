@@ -103,9 +103,9 @@ def _arq_round(ctx: Context, redis: PrivateRedis, duration_s: float) -> dict[str
 
 
 def _yoi_round(
-    ctx: Context, redis: HasUrl, duration_s: float, prefix: str = "yoi"
+    ctx: Context, redis: HasUrl, duration_s: float, prefix: str = "yoi", round_: int = 1
 ) -> dict[str, float]:
-    with yoi_stack(redis, ctx.log_dir / prefix, runtimes=2) as stack:
+    with yoi_stack(redis, ctx.log_dir / f"{prefix}-{round_}", runtimes=2) as stack:
         worker_ids = asyncio.run(_setup_workers(stack.port))
         paths = [inputs_path(w) for w in worker_ids]
         return _completed_rate(stack.port, paths, duration_s, _yoi_runs(stack.base_url), prefix)
@@ -161,10 +161,11 @@ def run_cluster(ctx: Context, result: ScenarioResult) -> None:
         _wrk_ceiling(ctx, result, duration_s)
         for index in range(rounds):
             with recorded(result, f"one redis round {index + 1}"):
-                measured["yoi"].append(_yoi_round(ctx, redis, duration_s, "yoi"))
+                measured["yoi"].append(_yoi_round(ctx, redis, duration_s, "yoi", index + 1))
             redis.flush()
             with recorded(result, f"cluster round {index + 1}"):
-                measured["cluster"].append(_yoi_round(ctx, cluster, duration_s, "cluster"))
+                got = _yoi_round(ctx, cluster, duration_s, "cluster", index + 1)
+                measured["cluster"].append(got)
             flush_cluster(cluster)
         shape = cluster_shape(cluster)
     result.ceiling.update(best_round(measured["yoi"], "yoi_runs_per_s"))
