@@ -4,6 +4,7 @@ store (MOVED, ASK), and scheduled work that needs a Redis of its own."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -15,10 +16,13 @@ from runtime_worker.member import Member
 from runtime_worker.runtime import Runtime
 from runtime_worker.schedule import Scheduler, schedule_input
 from runtime_worker.store._redis_client import is_cluster
+from runtime_worker.store.base import WakeUp, WorkerRecord
 from runtime_worker.store.redis import RedisStore
 from shared.errors import UnsupportedOperation
-from shared.models import CreateWorker, RuntimeKind
+from shared.ids import new_id
+from shared.models import CreateWorker, RuntimeKind, Strategy
 from shared.settings import Settings
+from shared.timeutil import now_s
 from tests.fleet.support import HEARTBEAT_MS, LEASE_TTL_MS, store_of, wait_finished, wait_hosted
 from tests.fleet.test_cluster import delete_cluster_namespace
 from tests.redis_cluster import RedisCluster
@@ -146,3 +150,42 @@ async def test_scheduled_work_on_a_cluster_runs_on_its_own_redis(
                     single.delete(key)
         finally:
             single.close()
+
+
+def publishes(cluster: RedisCluster) -> int:
+    """PUBLISH calls every node of the cluster has served (INFO commandstats)."""
+    total = 0
+    for server in cluster.servers:
+        with redis.Redis(host="127.0.0.1", port=server.port) as conn:
+            stats = conn.info("commandstats")
+        total += int(stats.get("cmdstat_publish", {}).get("calls", 0))
+    return total
+
+
+async def test_on_a_cluster_an_input_is_hinted_through_the_doorbell(
+    cluster_store: RedisStore, redis_cluster: RedisCluster
+) -> None:
+    """Nothing is published on a cluster: the store rings the host's doorbell stream (in the
+    member's own slot, another node than the Worker's, mostly) and the host hears it there."""
+    published = publishes(redis_cluster)
+    member = "m-bell"
+    record = WorkerRecord(
+        worker_id=new_id(), display_name="w", profile="companion", created_at=now_s()
+    )
+    await cluster_store.create(record)
+    assert await cluster_store.acquire(record.worker_id, member, 60_000)
+    bell = cluster_store.keys.bell(member)
+    wakes = cluster_store.wake_ups(member)
+    async with contextlib.aclosing(wakes):
+        listening = asyncio.ensure_future(anext(wakes))
+        sub = await cluster_store.submit_input(
+            record.worker_id,
+            "q",
+            new_id(),
+            Strategy.ENQUEUE,
+            now_s(),
+        )
+        assert sub.host == member and not sub.duplicate
+        assert await asyncio.wait_for(listening, 5) == WakeUp(record.worker_id, cancels=True)
+    assert await cluster_store.client.xlen(bell) == 1  # one ring, for the one input
+    assert publishes(redis_cluster) == published
