@@ -168,9 +168,9 @@ class RedisCore(FleetStore):
 
     @translate_errors
     async def create(self, record: WorkerRecord) -> RecordAt:
-        """One round trip: the script writing the record and first event, then the index entry
-        and the placement hint that has a member take the new Worker within milliseconds (a
-        hint lost with Redis is left to the members' sweep)."""
+        """One round trip (two on a cluster): the script writing the record and first event,
+        then the index entry and the placement hint that has a member take the new Worker
+        within milliseconds (a hint lost with Redis is left to the members' sweep)."""
         record = dataclasses.replace(record, state=WorkerState.PENDING)
         worker_id = record.worker_id
         keys = self._worker_keys(worker_id).all()
@@ -184,7 +184,11 @@ class RedisCore(FleetStore):
             "XADD", self.keys.placement(), "MAXLEN", "~", PLACEMENT_MAXLEN, "*", "w", worker_id
         )
         created = evalsha(self._scripts.create.sha, keys, args)
-        reply, *rest = await send_many(self._transport, [created, index, hint], replicated=True)
+        # A cluster runs a batch's parts side by side on their nodes, in no order: there the
+        # record goes first, or a sweep could drop an index entry whose record is not written
+        # yet (`_unindex`) and lose the Worker from the index for good.
+        first = [created] if self.cluster else [created, index, hint]
+        reply, *rest = await send_many(self._transport, first, replicated=True)
         if isinstance(reply, rex.NoScriptError):  # Redis lost its scripts: load, then again
             reply = await self._scripts.create(keys, args)
             (cursor,) = check(reply, worker_id)
@@ -195,6 +199,8 @@ class RedisCore(FleetStore):
             raise reply
         else:
             (cursor,) = check(reply, worker_id)
+            if self.cluster:
+                rest = await send_many(self._transport, [index, hint])
         for other in rest:
             if isinstance(other, Exception):
                 raise other

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import redis
+import redis.asyncio
 
 from runtime_worker.member import Member
 from runtime_worker.runtime import Runtime
@@ -189,3 +191,43 @@ async def test_on_a_cluster_an_input_is_hinted_through_the_doorbell(
         assert await asyncio.wait_for(listening, 5) == WakeUp(record.worker_id, cancels=True)
     assert await cluster_store.client.xlen(bell) == 1  # one ring, for the one input
     assert publishes(redis_cluster) == published
+
+
+async def test_a_sweep_while_the_records_node_lags_loses_no_worker_from_the_index(
+    cluster_store: RedisStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sweep drops index entries without a record (retention expired them). On a cluster the
+    index entry and the record live on different nodes: were the entry written while the
+    record's node is slow, a sweep in between would drop a live Worker from the index for good."""
+    transport = cluster_store._transport
+    client = transport.client
+    assert isinstance(client, redis.asyncio.RedisCluster)
+    await client.initialize()
+
+    def node(key: str) -> str:
+        return str(client.nodes_manager.get_node_from_slot(client.keyslot(key)).name)
+
+    worker_id = new_id()
+    while node(cluster_store.keys.record(worker_id)) == node(cluster_store.keys.workers()):
+        worker_id = new_id()  # the record on another node than the index
+    slow = node(cluster_store.keys.record(worker_id))
+    sent = transport._node_send
+    swept = asyncio.Event()
+
+    async def slow_node(name: str, commands: Sequence[bytes], *, wait: bool = False) -> list[Any]:
+        if name == slow and any(b"EVALSHA" in c for c in commands):
+            await swept.wait()  # the record's node answers only after a sweep ran
+        return await sent(name, commands, wait=wait)
+
+    monkeypatch.setattr(transport, "_node_send", slow_node)
+    record = WorkerRecord(
+        worker_id=worker_id, display_name="w", profile="companion", created_at=now_s()
+    )
+    creating = asyncio.ensure_future(cluster_store.create(record))
+    # settle-ok: the record's node lags (the behaviour under test); whatever else the create
+    # sends meanwhile lands on the other nodes within this time.
+    await asyncio.sleep(0.2)
+    await cluster_store.placements()  # the sweep: drops index entries whose record is missing
+    swept.set()
+    await creating
+    assert worker_id in {w.worker_id for w in await cluster_store.listing()}
