@@ -324,6 +324,10 @@ class Runtime:
         try:
             # A fleet store hints its members in the same step: one takes the Worker at once.
             created = await self.store.create(record)
+        except RuntimeUnavailable:
+            # Redis is away and the create may have landed: the claim stays (a claim whose
+            # Worker never appears is reclaimed once stale), and the caller gets its 503 now.
+            raise
         except BaseException:
             await self.store.release_scope(worker_id)
             raise

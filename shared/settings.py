@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AliasChoices,
@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None, validation_alias=AliasChoices("YOI_REDIS_URL", "REDIS_URL", "redis_url")
     )
+    # `auto`: a Redis Cluster when the server says so (`INFO cluster`); `on` / `off` force it.
+    redis_cluster: Literal["auto", "on", "off"] = "auto"
+    # Every Redis call on a request path answers within this (a typed 503 past it).
+    redis_call_timeout_s: float = Field(default=2.0, gt=0, le=60)
+    # arq's own Redis (one node): required for scheduled work when the fleet runs on a cluster.
+    scheduler_redis_url: str | None = None
     namespace: str = Field(default="yoi", pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")
     fleets: Annotated[list[str], NoDecode] = Field(default_factory=list)
     runtime_id: str = "fleet"
@@ -155,7 +161,8 @@ class Settings(BaseSettings):
 
     def secret_values(self) -> list[str]:
         """Every configured value that must never appear in a log line (for the log filter)."""
-        found = url_secrets(self.redis_url) + url_secrets(self.openai_base_url)
+        found = url_secrets(self.redis_url) + url_secrets(self.scheduler_redis_url)
+        found += url_secrets(self.openai_base_url)
         for secret in (self.api_token, self.openai_api_key):
             if secret is not None:
                 found.append(secret.get_secret_value())

@@ -20,6 +20,7 @@ from redis.crc import key_slot
 
 from runtime_worker.store import _redis_codec as codec
 from runtime_worker.store import _redis_core, _redis_pipeline
+from runtime_worker.store._redis_transport import Routed, Transport
 from runtime_worker.store._scripts import (
     ScriptError,
     Scripts,
@@ -653,9 +654,9 @@ async def test_concurrent_scripts_go_in_batches_and_survive_a_script_flush(
     sizes: list[int] = []
     real = _redis_pipeline.send_many
 
-    async def counted(client: Redis, commands: Sequence[bytes]) -> list[Any]:
+    async def counted(transport: Transport, commands: Sequence[Routed], **kw: bool) -> list[Any]:
         sizes.append(len(commands))
-        return await real(client, commands)
+        return await real(transport, commands, **kw)
 
     monkeypatch.setattr(_redis_pipeline, "send_many", counted)
     await answer(store.client.script_flush())  # a private server: nobody else's cache

@@ -14,8 +14,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-
+from runtime_worker.store._redis_client import Client
 from runtime_worker.store._scripts import Scripts, answer, argv
 from shared.keys import Keys
 from shared.models import MemberInfo
@@ -37,7 +36,7 @@ class MemberView:
 
 class Members:
     def __init__(
-        self, client: Redis, keys: Keys, scripts: Scripts, alive_ms: int, heartbeat_ms: int
+        self, client: Client, keys: Keys, scripts: Scripts, alive_ms: int, heartbeat_ms: int
     ) -> None:
         self._client = client
         self._keys = keys

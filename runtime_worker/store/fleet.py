@@ -15,6 +15,8 @@ from runtime_worker.store.base import Store
 
 class FleetStore(Store):
     runtime_id: str
+    cluster: bool
+    """Whether the fleet runs on a Redis Cluster (arq then needs a Redis of its own)."""
 
     # -- membership ------------------------------------------------------------------------------
 

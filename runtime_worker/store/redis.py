@@ -19,7 +19,9 @@ from runtime_worker.store._redis_batch import (
     Call,
     evalsha_many,
     hmget_many,
+    packed,
     parse_acquisition,
+    send_many,
 )
 from runtime_worker.store._redis_blocking import block_read
 from runtime_worker.store._redis_core import RedisCore, field_of, keys_or_none
@@ -52,8 +54,8 @@ TRUSTED_PAGE = MIN_EVENTS_MAXLEN  # the fewest events trimming ever leaves: see 
 
 
 class RedisStore(RedisCore):
-    """Give it a client with `decode_responses=True` and socket timeouts (as `from_url` makes);
-    `aclose` closes the client only when the store made it."""
+    """Give it a client (one server or a cluster) with `decode_responses=True` (as `from_url`
+    makes); `aclose` closes the client only when the store made it."""
 
     # -- leases and host-side writes -------------------------------------------------------------
 
@@ -61,7 +63,11 @@ class RedisStore(RedisCore):
     async def acquire(self, worker_id: str, member_id: str, ttl_ms: int) -> int | None:
         keys = self._worker_keys(worker_id)
         args = self._acquire_args(worker_id, member_id, ttl_ms)
-        reply = await self._scripts.acquire(keys.all(), args)
+        # Replicated (a replica's WAIT on a cluster with replicas): a lease and epoch a failover
+        # could lose would let two members host one Worker.
+        (reply,) = await evalsha_many(
+            self._transport, self._scripts.acquire, [(keys.all(), args)], replicated=True
+        )
         epoch = check(reply, worker_id)[0]
         return int(epoch) or None
 
@@ -78,7 +84,9 @@ class RedisStore(RedisCore):
             if keys is not None:
                 args = self._acquire_args(worker_id, member_id, ttl_ms)
                 calls.append((worker_id, (keys.all(), args)))
-        replies = await evalsha_many(self.client, self._scripts.acquire, [c for _, c in calls])
+        replies = await evalsha_many(
+            self._transport, self._scripts.acquire, [c for _, c in calls], replicated=True
+        )
         answers: dict[str, Acquisition] = {}
         for (worker_id, _), reply in zip(calls, replies, strict=True):
             acquisition = parse_acquisition(reply)
@@ -114,7 +122,7 @@ class RedisStore(RedisCore):
                 )
         if not calls:
             return result
-        replies = await evalsha_many(self.client, self._scripts.renew, calls)
+        replies = await evalsha_many(self._transport, self._scripts.renew, calls)
         result.update({wid: bool(ok) for wid, ok in zip(valid, replies, strict=True)})
         return result
 
@@ -131,7 +139,7 @@ class RedisStore(RedisCore):
                 valid.append(worker_id)
                 args = argv("release", member=member_id, epoch=epoch, idle_only=idle)
                 calls.append(((keys.record, keys.lease), args))
-        replies = await evalsha_many(self.client, self._scripts.release, calls)
+        replies = await evalsha_many(self._transport, self._scripts.release, calls)
         return {worker_id for worker_id, ok in zip(valid, replies, strict=True) if ok == 1}
 
     @translate_errors
@@ -140,7 +148,7 @@ class RedisStore(RedisCore):
         one round trip per thousand and starts nothing."""
         valid = [w for w in worker_ids if keys_or_none(self.keys, w) is not None]
         keys = [self.keys.record(worker_id) for worker_id in valid]
-        rows = await hmget_many(self.client, keys, ("next_seq", "done_seq"))
+        rows = await hmget_many(self._transport, keys, ("next_seq", "done_seq"))
         return {
             worker_id
             for worker_id, (next_seq, done_seq) in zip(valid, rows, strict=True)
@@ -239,7 +247,12 @@ class RedisStore(RedisCore):
 
     @translate_errors
     async def is_cancelled(self, worker_id: str, seq: int) -> bool:
-        upto = await answer(self.client.hget(self._worker_keys(worker_id).record, "cancel_upto"))
+        # Through the batch path: on a cluster, one packed command to the record's node.
+        (upto,) = await send_many(
+            self._transport, [packed("HGET", self._worker_keys(worker_id).record, "cancel_upto")]
+        )
+        if isinstance(upto, Exception):
+            raise upto
         if upto is None:
             raise WorkerNotFound(f"no worker {worker_id}")
         return seq <= int(upto)

@@ -508,11 +508,12 @@ class WorkerLife(RuleBasedStateMachine):
 
 
 @pytest.mark.parametrize("backend", sorted(BACKENDS))
-def test_every_store_lives_the_model(backend: str, redis_url: str) -> None:
+def test_every_store_lives_the_model(backend: str, request: pytest.FixtureRequest) -> None:
+    url = request.getfixturevalue(BACKENDS[backend].url_fixture)
     machine = type(
         f"WorkerLife_{backend}",
         (WorkerLife,),
-        {"backend": BACKENDS[backend], "redis_url": redis_url},
+        {"backend": BACKENDS[backend], "redis_url": url},
     )
     config = settings(
         max_examples=EXAMPLES,
