@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bench.harness import Scenario
-from bench.scenarios import failover, fanout, latency, scale, throughput, tokens
+from bench.scenarios import failover, fanout, hotpath, latency, scale, throughput, tokens
 
 SCENARIOS: dict[str, Scenario] = {
     "latency": latency.run,
@@ -12,6 +12,7 @@ SCENARIOS: dict[str, Scenario] = {
     "fanout": fanout.run,
     "failover": failover.run,
     "tokens": tokens.run,
+    "hotpath": hotpath.run,
 }
 
 __all__ = ["SCENARIOS"]
