@@ -67,6 +67,7 @@ class Metrics:
             ["route", "method"],
             registry=r,
         )
+        self._http_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.inputs_accepted = Counter(
             "yoi_inputs_accepted", "Inputs accepted (202).", ["runtime"], registry=r
         )
@@ -147,9 +148,20 @@ class Metrics:
     # -- HTTP ------------------------------------------------------------------------------------
 
     def request(self, route: str, method: str, status: int, duration_s: float | None) -> None:
-        self.http_requests.labels(route, method, str(status)).inc()
+        # The children looked up once per label set: `labels()` checks and joins its arguments
+        # under a lock on every call, a cost paid per request. The label sets are the ones
+        # prometheus_client keeps itself, so this holds no more than it does.
+        key = (route, method, status)
+        children = self._http_children.get(key)
+        if children is None:
+            children = (
+                self.http_requests.labels(route, method, str(status)),
+                self.http_duration.labels(route, method),
+            )
+            self._http_children[key] = children
+        children[0].inc()
         if duration_s is not None:
-            self.http_duration.labels(route, method).observe(duration_s)
+            children[1].observe(duration_s)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

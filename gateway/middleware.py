@@ -57,8 +57,10 @@ class AccessLogMiddleware:
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                headers = dict(message.get("headers", []))
-                streaming = headers.get(b"content-type", b"").startswith(b"text/event-stream")
+                streaming = any(
+                    name == b"content-type" and value.startswith(b"text/event-stream")
+                    for name, value in message.get("headers", ())
+                )
             await send(message)
 
         try:

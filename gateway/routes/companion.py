@@ -25,7 +25,9 @@ from shared.api import CompanionDetail, CompanionMessage, StreamTicket
 from shared.events import EventPage
 from shared.models import CancelResult, InputAccepted, TranscriptPage
 
-router = APIRouter(prefix="/api/companion", tags=["companion"], responses=error_responses(401, 422))
+router = APIRouter(
+    prefix="/api/companion", tags=["companion"], responses=error_responses(500, 401, 422)
+)
 
 
 @router.get("", operation_id="get_companion")

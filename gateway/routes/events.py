@@ -30,7 +30,7 @@ from shared.events import EventPage
 router = APIRouter(
     prefix="/api/runtimes/{runtime_id}/workers/{worker_id}",
     tags=["events"],
-    responses=error_responses(401, 404, 422, 503),
+    responses=error_responses(500, 401, 404, 422, 503),
 )
 
 

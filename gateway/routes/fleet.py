@@ -14,7 +14,7 @@ from shared.api import FleetOverview, FleetRuntime, MemberList
 from shared.errors import RuntimeUnavailable
 from shared.models import MemberInfo, WorkerRow
 
-router = APIRouter(tags=["fleet"], responses=error_responses(401))
+router = APIRouter(tags=["fleet"], responses=error_responses(500, 401))
 
 PROBE_TIMEOUT_S = 2.0
 

@@ -54,7 +54,7 @@ _COMPLETION: dict[int | str, dict[str, Any]] = {
         "lines ending with `data: [DONE]`.",
     }
 }
-router = APIRouter(prefix="/v1", tags=["openai"], responses=_errors(401, "4XX", 500))
+router = APIRouter(prefix="/v1", tags=["openai"], responses=_errors(500, 401, "4XX"))
 
 
 @router.get("/models", responses=_errors(503), operation_id="list_models")

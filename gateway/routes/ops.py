@@ -16,7 +16,7 @@ from shared.api import Health, NotReady, Readiness, RuntimeReadiness
 from shared.errors import ErrorBody, RuntimeUnavailable
 from shared.models import RuntimeKind
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], responses=error_responses(500))
 
 PROBE_TIMEOUT_S = 2.0
 

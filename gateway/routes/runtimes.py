@@ -11,7 +11,7 @@ from gateway.errors import error_responses
 from shared.api import RuntimeList
 from shared.models import RuntimeDetail
 
-router = APIRouter(prefix="/api/runtimes", tags=["runtimes"], responses=error_responses(401))
+router = APIRouter(prefix="/api/runtimes", tags=["runtimes"], responses=error_responses(500, 401))
 
 
 @router.get("", responses=error_responses(422), operation_id="list_runtimes")

@@ -32,7 +32,7 @@ from shared.models import (
     WorkerSummary,
 )
 
-router = APIRouter(tags=["workers"], responses=error_responses(401, 422))
+router = APIRouter(tags=["workers"], responses=error_responses(500, 401, 422))
 WORKERS = "/api/runtimes/{runtime_id}/workers"
 WORKER = WORKERS + "/{worker_id}"
 

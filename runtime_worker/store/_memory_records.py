@@ -153,6 +153,10 @@ class ScopeClaims:
                 raise ScopeConflict(
                     "a delegated worker may only hold a subset of its parent's scope"
                 )
+        if not scope:
+            # Nothing to overlap, and nothing a child could inherit (a subset of nothing is
+            # empty): no claim to judge or keep, so creating scopeless Workers stays O(1).
+            return
         for other, (other_group, other_scope) in list(self._claims.items()):
             if other_group == group or not scopes.conflicts(scope, other_scope):
                 continue
