@@ -43,7 +43,7 @@ async def _runtime_view(runtime: Runtime) -> tuple[FleetRuntime, list[WorkerRow]
     return card, None
 
 
-@router.get("/api/fleet", responses=error_responses(422))
+@router.get("/api/fleet", operation_id="fleet_overview", responses=error_responses(422))
 async def fleet_overview(registry: RegistryDep) -> FleetOverview:
     """Every runtime with readiness and members, and every Worker with host, epoch, queue
     depth and usage: the fleet dashboard's one poll."""
@@ -57,7 +57,11 @@ async def fleet_overview(registry: RegistryDep) -> FleetOverview:
     return overview
 
 
-@router.get("/api/runtimes/{runtime_id}/members", responses=error_responses(404, 422, 503))
+@router.get(
+    "/api/runtimes/{runtime_id}/members",
+    operation_id="list_members",
+    responses=error_responses(404, 422, 503),
+)
 async def list_members(runtime: RuntimeDep) -> MemberList:
     """The runtime's members: capacity, hosted count, heartbeat age, alive and draining."""
     return MemberList(members=await runtime.members())
@@ -65,6 +69,7 @@ async def list_members(runtime: RuntimeDep) -> MemberList:
 
 @router.post(
     "/api/runtimes/{runtime_id}/members/{member_id}/drain",
+    operation_id="drain_member",
     responses=error_responses(404, 422, 501, 503),
 )
 async def drain_member(runtime: RuntimeDep, member_id: str) -> MemberInfo:
