@@ -18,8 +18,8 @@ import pytest
 from redis.asyncio import Redis
 from redis.crc import key_slot
 
+from runtime_worker.store import _redis_batch, _redis_core, _redis_pipeline
 from runtime_worker.store import _redis_codec as codec
-from runtime_worker.store import _redis_core, _redis_pipeline
 from runtime_worker.store._redis_transport import Routed, Transport
 from runtime_worker.store._scripts import (
     ScriptError,
@@ -652,7 +652,7 @@ async def test_concurrent_scripts_go_in_batches_and_survive_a_script_flush(
     store = flushable.store()
     workers = [await _hosted(store) for _ in range(8)]
     sizes: list[int] = []
-    real = _redis_pipeline.send_many
+    real = _redis_batch.send_many  # what _redis_pipeline imported
 
     async def counted(transport: Transport, commands: Sequence[Routed], **kw: bool) -> list[Any]:
         sizes.append(len(commands))

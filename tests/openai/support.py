@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import httpx
+from typing import Any, Protocol
 
 from tests.openai.conftest import Stack
 
@@ -53,7 +51,19 @@ def events(stack: Stack, ref: str) -> list[dict[str, Any]]:
     return found
 
 
-def assert_openai_error(response: httpx.Response, status: int, code: str | None) -> dict[str, Any]:
+class _Response(Protocol):
+    """What an httpx response and the one an `openai` error carries both offer."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def text(self) -> str: ...
+
+    def json(self) -> Any: ...
+
+
+def assert_openai_error(response: _Response, status: int, code: str | None) -> dict[str, Any]:
     """The body is exactly OpenAI's error shape, with this status and code."""
     assert response.status_code == status, response.text
     body = response.json()
