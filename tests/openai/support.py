@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
 from tests.openai.conftest import Stack
@@ -73,3 +74,11 @@ def assert_openai_error(response: _Response, status: int, code: str | None) -> d
     assert isinstance(body["error"]["message"], str) and body["error"]["message"]
     error: dict[str, Any] = body["error"]
     return error
+
+
+def sse_data(lines: Iterable[str]) -> Iterator[str]:
+    """The `data:` payloads of an OpenAI-style stream's lines, `[DONE]` included, lazily: the
+    caller keeps the line iterator (dropping an httpx one closes the connection)."""
+    for line in lines:
+        if line.startswith("data: "):
+            yield line.removeprefix("data: ")
