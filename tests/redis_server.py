@@ -20,6 +20,8 @@ import redis
 from tests.helpers import free_port, wait_until_sync
 
 START_TIMEOUT_S = 15.0
+AOF = ("--appendonly", "yes", "--appendfsync", "always")
+"""Flags for a server that keeps every write across a restart."""
 
 
 def answers(url: str) -> bool:
