@@ -55,9 +55,9 @@ class RedisServer:
 
     workdir: Path
     args: Sequence[str] = ()
-    user: tuple[str, str] | None = None  # an ACL user (name, password), put in the URL too
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    user: tuple[str, str] | None = None  # an ACL user (name, password), put in the URL too
 
     @property
     def url(self) -> str:

@@ -570,7 +570,9 @@ async def test_a_pushed_hint_wakes_without_a_ring(backend: Backend) -> None:
         listening = asyncio.ensure_future(anext(wakes))
 
         async def subscribed() -> bool:
-            channels = await store.client.pubsub_numsub(store.keys.bell(MEMBER))
+            client = store.client
+            assert isinstance(client, Redis)  # this test's backends are single-node
+            channels = await client.pubsub_numsub(store.keys.bell(MEMBER))
             return bool(channels and channels[0][1])
 
         await wait_until(subscribed, timeout_s=5, what="the member's hint subscription")

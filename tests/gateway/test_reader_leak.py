@@ -42,8 +42,8 @@ STREAM_TIMEOUT_S = 30.0
 @pytest.fixture
 def own_redis_url() -> Iterator[str]:
     """A redis-server of this test alone: only its own clients count."""
-    with private_redis() as server:
-        yield server.url
+    with private_redis() as url:
+        yield url
 
 
 @pytest.fixture
