@@ -31,6 +31,17 @@ os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="yoi-tests-xdg-")
 atexit.register(shutil.rmtree, os.environ["XDG_DATA_HOME"], True)
 
 
+# A test that uses one of these fixtures needs a real redis-server (the shared one or its own).
+REAL_REDIS_FIXTURES = frozenset({"redis_url", "private_redis_url"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`-m "not redis"` leaves out every test whose fixtures reach a real Redis, marked or not."""
+    for item in items:
+        if REAL_REDIS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.redis)
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """`YOI_TEST_REDIS_URL`, else 127.0.0.1:6379 when it answers, else a private redis-server.

@@ -1,17 +1,15 @@
-"""Test helpers: wait on a condition with a deadline instead of sleeping."""
+"""Test helpers: wait on a condition with a deadline instead of sleeping; a free port (the
+bench's, so one copy serves both)."""
 
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Awaitable, Callable
 
+from bench.procs import free_port
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["free_port", "wait_until", "wait_until_sync"]
 
 
 def wait_until_sync(

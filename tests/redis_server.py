@@ -20,6 +20,8 @@ import redis
 from tests.helpers import free_port, wait_until_sync
 
 START_TIMEOUT_S = 15.0
+AOF = ("--appendonly", "yes", "--appendfsync", "always")
+"""Flags for a server that keeps every write across a restart."""
 
 
 def answers(url: str) -> bool:
@@ -55,10 +57,12 @@ class RedisServer:
     args: Sequence[str] = ()
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    user: tuple[str, str] | None = None  # an ACL user (name, password), put in the URL too
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f"{self.user[0]}:{self.user[1]}@" if self.user else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     @property
     def address(self) -> str:
@@ -71,6 +75,8 @@ class RedisServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         argv = [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1"]
         argv += ["--save", "", "--appendonly", "no", "--dir", str(self.workdir), *self.args]
+        if self.user is not None:
+            argv += ["--user", self.user[0], "on", f">{self.user[1]}", "~*", "&*", "+@all"]
         with (self.workdir / "server.log").open("ab") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         wait_until_sync(self._up, timeout_s=START_TIMEOUT_S, what=f"redis-server {self.port}")

@@ -151,7 +151,7 @@ async def test_heartbeat_ages_stand_still_while_the_fleet_is_away(backend: Backe
     clock = store.keys.member_clock()
     real_ms = int(await store.client.hget(clock, "real_ms"))  # type: ignore[misc]
     # As if Redis had been away for a minute since m1's heartbeat.
-    await store.client.hset(clock, "real_ms", real_ms - 60_000)  # type: ignore[misc]
+    await store.client.hset(clock, "real_ms", str(real_ms - 60_000))  # type: ignore[misc]
     (view,) = await store.member_views()
     assert view.silent_ms <= 2 * 50 + 50
     assert view.info.alive

@@ -58,6 +58,7 @@ async def test_fail_mid_hook_raises_after_one_piece() -> None:
     assert caught.value.retryable is False
 
 
+@pytest.mark.slow  # a child Python process
 def test_crash_hook_exits_the_process_with_70() -> None:
     script = (
         "import asyncio\n"

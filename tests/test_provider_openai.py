@@ -13,13 +13,13 @@ from pydantic import SecretStr
 
 from runtime_worker.providers import (
     ChatMessage,
-    OpenAICompatProvider,
     TextChunk,
     TurnRequest,
     UsageChunk,
     make_provider,
 )
 from runtime_worker.providers.base import Provider, StreamItem
+from runtime_worker.providers.openai_compat import OpenAICompatProvider
 from shared.errors import ProviderError
 from shared.settings import Settings
 from tests.fake_openai_server import DEFAULT_CHUNKS, Behaviour, FakeOpenAIServer

@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator
 import pytest
 from pydantic import SecretStr
 
-from runtime_worker.providers import ChatMessage, OpenAICompatProvider, TurnRequest
+from runtime_worker.providers import ChatMessage, TurnRequest
+from runtime_worker.providers.openai_compat import OpenAICompatProvider
 from runtime_worker.runtime import Runtime
 from shared.errors import ProviderError
 from shared.events import ErrorEvent, Event

@@ -18,8 +18,8 @@ import pytest
 from redis.asyncio import Redis
 from redis.crc import key_slot
 
+from runtime_worker.store import _redis_batch, _redis_core, _redis_pipeline
 from runtime_worker.store import _redis_codec as codec
-from runtime_worker.store import _redis_core, _redis_pipeline
 from runtime_worker.store._redis_transport import Routed, Transport
 from runtime_worker.store._scripts import (
     ScriptError,
@@ -570,7 +570,9 @@ async def test_a_pushed_hint_wakes_without_a_ring(backend: Backend) -> None:
         listening = asyncio.ensure_future(anext(wakes))
 
         async def subscribed() -> bool:
-            channels = await store.client.pubsub_numsub(store.keys.bell(MEMBER))
+            client = store.client
+            assert isinstance(client, Redis)  # this test's backends are single-node
+            channels = await client.pubsub_numsub(store.keys.bell(MEMBER))
             return bool(channels and channels[0][1])
 
         await wait_until(subscribed, timeout_s=5, what="the member's hint subscription")
@@ -652,7 +654,7 @@ async def test_concurrent_scripts_go_in_batches_and_survive_a_script_flush(
     store = flushable.store()
     workers = [await _hosted(store) for _ in range(8)]
     sizes: list[int] = []
-    real = _redis_pipeline.send_many
+    real = _redis_batch.send_many  # what _redis_pipeline imported
 
     async def counted(transport: Transport, commands: Sequence[Routed], **kw: bool) -> list[Any]:
         sizes.append(len(commands))

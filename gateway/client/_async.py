@@ -5,7 +5,7 @@ this module only carries them over the wire."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from types import TracebackType
 from typing import Self, TypeVar
 
@@ -91,7 +91,7 @@ class AsyncClient:
             except YoiError as error:
                 await asyncio.sleep(retrying.refused(error))  # the wait the server asked for
 
-    async def _follow(self, path: str, after: str | None) -> AsyncIterator[Event]:
+    async def _follow(self, path: str, after: str | None) -> AsyncGenerator[Event, None]:
         """Every event after `after`, live, resuming by itself after a dropped connection."""
         resume = Resume(self.gateway, after)
         params = {} if after is None else {"after": after}
@@ -191,7 +191,7 @@ class AsyncClient:
 
     def stream(
         self, runtime_id: str, worker_id: str, *, after: str | None = None
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """The Worker's events after `after` (`"now"`: only new ones), live, until closed."""
         return self._follow(calls.stream_path(worker_path(runtime_id, worker_id)), after)
 
@@ -236,7 +236,7 @@ class AsyncClient:
     async def companion_stream_ticket(self) -> StreamTicket:
         return await self.call(calls.stream_ticket(COMPANION))
 
-    def companion_stream(self, *, after: str | None = None) -> AsyncIterator[Event]:
+    def companion_stream(self, *, after: str | None = None) -> AsyncGenerator[Event, None]:
         return self._follow(calls.stream_path(COMPANION), after)
 
     # -- operations --------------------------------------------------------------------------

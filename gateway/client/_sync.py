@@ -5,7 +5,7 @@ this module only carries them over the wire."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from types import TracebackType
 from typing import Self, TypeVar
 
@@ -92,7 +92,7 @@ class Client:
             except YoiError as error:
                 time.sleep(retrying.refused(error))  # the wait the server asked for
 
-    def _follow(self, path: str, after: str | None) -> Iterator[Event]:
+    def _follow(self, path: str, after: str | None) -> Generator[Event, None, None]:
         """Every event after `after`, live, resuming by itself after a dropped connection."""
         resume = Resume(self.gateway, after)
         params = {} if after is None else {"after": after}
@@ -188,7 +188,7 @@ class Client:
 
     def stream(
         self, runtime_id: str, worker_id: str, *, after: str | None = None
-    ) -> Iterator[Event]:
+    ) -> Generator[Event, None, None]:
         """The Worker's events after `after` (`"now"`: only new ones), live, until closed."""
         return self._follow(calls.stream_path(worker_path(runtime_id, worker_id)), after)
 
@@ -231,7 +231,7 @@ class Client:
     def companion_stream_ticket(self) -> StreamTicket:
         return self.call(calls.stream_ticket(COMPANION))
 
-    def companion_stream(self, *, after: str | None = None) -> Iterator[Event]:
+    def companion_stream(self, *, after: str | None = None) -> Generator[Event, None, None]:
         return self._follow(calls.stream_path(COMPANION), after)
 
     # -- operations --------------------------------------------------------------------------

@@ -7,9 +7,11 @@ import asyncio
 import os
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -20,7 +22,8 @@ from pathlib import Path
 import httpx
 
 from tests.fake_openai_server import FakeOpenAIServer
-from tests.helpers import free_port, wait_until_sync
+from tests.helpers import wait_until_sync
+from tests.redis_server import RedisServer
 
 YOI = [sys.executable, "-m", "gateway.cli"]
 COMMAND_TIMEOUT_S = 30.0
@@ -296,34 +299,13 @@ class Stream:
 def redis_with_user(user: str, password: str) -> Iterator[int]:
     """A private redis-server (never the shared one) with an ACL user, for a URL that carries a
     password; yields its port."""
-    import shutil
-    import tempfile
-
-    import redis
-
-    binary = shutil.which("redis-server")
-    assert binary is not None, "redis-server must be on PATH"
-    port = free_port()
-    workdir = tempfile.mkdtemp(prefix="yoi-redis-")
-    acl = ["--user", user, "on", f">{password}", "~*", "&*", "+@all"]
-    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", workdir, "--save", ""]
-    proc = subprocess.Popen([*argv, *acl], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = redis.Redis(port=port, username=user, password=password, socket_timeout=1)
-
-    def answers() -> bool:
-        try:
-            return bool(client.ping())
-        except (redis.ConnectionError, redis.TimeoutError):
-            return False
-
+    server = RedisServer(Path(tempfile.mkdtemp(prefix="yoi-redis-")), user=(user, password))
     try:
-        wait_until_sync(answers, timeout_s=10, what="the private redis-server")
-        yield port
+        server.start()
+        yield server.port
     finally:
-        client.close()
-        proc.terminate()
-        proc.wait(timeout=10)
-        shutil.rmtree(workdir, ignore_errors=True)
+        server.stop()
+        shutil.rmtree(server.workdir, ignore_errors=True)
 
 
 @contextmanager

@@ -93,7 +93,7 @@ async def test_interrupted_run_fails_with_host_lost_when_the_profile_says_so(
         (final,) = [e for e in events if isinstance(e, RunFinished)]
         assert (final.result, final.reason) == (RunResult.FAILED, "host_lost")
         errors = [e for e in events if e.type == "error"]
-        assert [(e.code, e.retryable) for e in errors] == [("host_lost", True)]  # type: ignore[union-attr]
+        assert [(e.code, e.retryable) for e in errors] == [("host_lost", True)]
         assert (await runtime.get_worker(worker_id)).state is WorkerState.IDLE
     finally:
         await runtime.aclose()

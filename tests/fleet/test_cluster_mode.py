@@ -56,13 +56,13 @@ async def cluster_store(redis_cluster: RedisCluster, namespace: str) -> AsyncIte
 
 
 def node_of(admin: redis.RedisCluster, slot: int) -> redis.cluster.ClusterNode:
-    node = admin.nodes_manager.get_node_from_slot(slot)
+    node: redis.cluster.ClusterNode | None = admin.nodes_manager.get_node_from_slot(slot)
     assert node is not None
     return node
 
 
 def node_id(node: redis.cluster.ClusterNode, admin: redis.RedisCluster) -> str:
-    return str(admin.cluster_myid(node))
+    return str(admin.cluster_myid(node))  # type: ignore[type-var]  # redis-py types a node here too narrowly
 
 
 async def test_a_slot_moved_under_the_store_is_followed(

@@ -8,13 +8,13 @@ import asyncio
 import contextlib
 import itertools
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from runtime_worker.runtime import Runtime
-from shared.events import RunFinished, RunStarted
+from shared.events import Event, RunFinished, RunStarted
 from shared.models import SendInput, Strategy
 from tests.fleet.conftest import delete_namespace
 from tests.fleet.support import (
@@ -30,8 +30,8 @@ from tests.fleet.support import (
     wait_hosted,
     wait_members,
 )
-from tests.fleet.test_redis_restart import PrivateRedis
 from tests.helpers import wait_until
+from tests.redis_server import AOF, RedisServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
@@ -41,10 +41,10 @@ LONG = " ".join(f"word{n}" for n in range(40))  # 40 words: 4 s at 100 ms a word
 
 
 @pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
     data = tmp_path / "redis"
     data.mkdir()
-    server = PrivateRedis(data)
+    server = RedisServer(data, AOF)
     server.start()
     yield server
     server.stop()
@@ -64,12 +64,12 @@ async def _fleet(url: str, namespace: str, workdir: Path) -> AsyncIterator[tuple
         fleet.stop_all()
 
 
-def _results(events: list[object], input_id: str) -> list[str]:
+def _results(events: Sequence[Event], input_id: str) -> list[str]:
     return [e.result for e in of_type(events, RunFinished, input_id)]
 
 
 async def test_redis_restarted_four_times_dead_letters_no_healthy_input(
-    private_redis: PrivateRedis, namespace: str, tmp_path: Path
+    private_redis: RedisServer, namespace: str, tmp_path: Path
 ) -> None:
     async with _fleet(private_redis.url, namespace, tmp_path) as (fleet, client):
         for name in ("m1", "m2"):
@@ -113,7 +113,7 @@ async def test_a_poison_input_is_dead_lettered_and_no_innocent_one(
     async with _fleet(redis_url, namespace, tmp_path) as (fleet, client):
         env = {"echo_delay_ms": "100", "max_deliveries": "2", "provider": "chaos"}
         for _ in range(2):
-            fleet.start(f"m{next(names)}", **env)
+            fleet.start(f"m{next(names)}", capacity=1000, raw_env=None, **env)
         await wait_members(client, ["m1", "m2"])
         innocent = await create_workers(client, 10, "innocent")
         (poison_worker,) = await create_workers(client, 1, "poison")
@@ -133,7 +133,7 @@ async def test_a_poison_input_is_dead_lettered_and_no_innocent_one(
                         crashes += 1
                         alive_names.discard(member_id)
                         name = f"m{next(names)}"
-                        fleet.start(name, **env)
+                        fleet.start(name, capacity=1000, raw_env=None, **env)
                         alive_names.add(name)
                 await asyncio.sleep(0.1)  # settle-ok: a supervisor's poll
 

@@ -24,7 +24,7 @@ from tests.fleet.support import (
     wait_members,
 )
 from tests.helpers import wait_until
-from tests.redis_server import RedisServer
+from tests.redis_server import AOF, RedisServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
@@ -33,7 +33,7 @@ CALL_DEADLINE_S = 3.0
 
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis", ["--appendonly", "yes", "--appendfsync", "always"])
+    server = RedisServer(tmp_path / "redis", AOF)
     server.start()
     yield server
     server.stop()

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import httpx
+from collections.abc import Iterable, Iterator
+from typing import Any, Protocol
 
 from tests.openai.conftest import Stack
 
@@ -53,7 +52,19 @@ def events(stack: Stack, ref: str) -> list[dict[str, Any]]:
     return found
 
 
-def assert_openai_error(response: httpx.Response, status: int, code: str | None) -> dict[str, Any]:
+class _Response(Protocol):
+    """What an httpx response and the one an `openai` error carries both offer."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def text(self) -> str: ...
+
+    def json(self) -> Any: ...
+
+
+def assert_openai_error(response: _Response, status: int, code: str | None) -> dict[str, Any]:
     """The body is exactly OpenAI's error shape, with this status and code."""
     assert response.status_code == status, response.text
     body = response.json()
@@ -63,3 +74,11 @@ def assert_openai_error(response: httpx.Response, status: int, code: str | None)
     assert isinstance(body["error"]["message"], str) and body["error"]["message"]
     error: dict[str, Any] = body["error"]
     return error
+
+
+def sse_data(lines: Iterable[str]) -> Iterator[str]:
+    """The `data:` payloads of an OpenAI-style stream's lines, `[DONE]` included, lazily: the
+    caller keeps the line iterator (dropping an httpx one closes the connection)."""
+    for line in lines:
+        if line.startswith("data: "):
+            yield line.removeprefix("data: ")

@@ -14,7 +14,7 @@ import pytest
 
 from tests.helpers import wait_until_sync
 from tests.openai.conftest import TOKEN, Stack
-from tests.openai.support import WORKER_HEADER, assert_openai_error, events, workers
+from tests.openai.support import WORKER_HEADER, assert_openai_error, events, sse_data, workers
 
 pytestmark = pytest.mark.slow
 
@@ -33,9 +33,9 @@ def run_result(stack: Stack, ref: str, input_id: str) -> str | None:
 def first_text_chunk(lines: Iterator[str]) -> dict[str, Any]:
     """Reads on from `lines`, which the caller keeps: a dropped httpx line iterator closes the
     connection (that is a disconnect, and would cancel the run)."""
-    for line in lines:
-        if line.startswith("data: ") and line != "data: [DONE]":
-            chunk: dict[str, Any] = json.loads(line.removeprefix("data: "))
+    for data in sse_data(lines):
+        if data != "[DONE]":
+            chunk: dict[str, Any] = json.loads(data)
             if chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
                 return chunk
     raise AssertionError("the stream ended without text")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.helpers import wait_until_sync
 from tests.openai.conftest import TOKEN, Stack
@@ -111,7 +112,7 @@ def test_other_keys_and_no_key(stack: Stack) -> None:
 
     def stopped() -> bool:
         states = {w["worker_id"]: w["state"] for w in workers(stack)}
-        return states[single] == "stopped"
+        return bool(states[single] == "stopped")
 
     wait_until_sync(stopped, what="the single-use Worker stopped")
 
@@ -139,7 +140,7 @@ def test_worker_references_and_the_model_list(stack: Stack) -> None:
 
 
 def test_errors_are_in_openai_shape(stack: Stack) -> None:
-    message = [{"role": "user", "content": "never sent"}]
+    message: list[ChatCompletionMessageParam] = [{"role": "user", "content": "never sent"}]
     with client(stack, token="wrong-token") as bad, client(stack) as ai:
         with pytest.raises(openai.AuthenticationError) as unauthorized:
             bad.chat.completions.create(model="assistant", messages=message)

@@ -11,7 +11,7 @@ import pytest
 
 from gateway.registry import RuntimeRegistry
 from tests.gateway.support import events_until, running_app, settings_for
-from tests.openai.support import assert_openai_error
+from tests.openai.support import assert_openai_error, sse_data
 
 LONG = " ".join(f"word{i}" for i in range(300))
 
@@ -49,11 +49,7 @@ async def test_a_streamed_run_past_the_deadline_ends_with_an_error_chunk(
 ) -> None:
     response = await client.post("/v1/chat/completions", json=ask(LONG, user="jon", stream=True))
     assert response.status_code == 200
-    data = [
-        line.removeprefix("data: ")
-        for line in response.text.splitlines()
-        if line.startswith("data: ")
-    ]
+    data = list(sse_data(response.text.splitlines()))
     assert data[-1] == "[DONE]"
     assert '"code":"timeout"' in data[-2] and '"error"' in data[-2]
 

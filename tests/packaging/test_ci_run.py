@@ -8,8 +8,12 @@ import socket
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import free_port
 from tests.packaging.support import ROOT
+
+pytestmark = pytest.mark.slow  # .ci/run starts a redis-server
 
 # Stands in for ./run: reports what it was handed, exits with a code .ci/run must pass on.
 STUB = """#!/usr/bin/env bash

@@ -17,7 +17,7 @@ from shared.errors import (
     WorkerNotFound,
     WorkerStopped,
 )
-from shared.events import Event
+from shared.events import Event, RunFinished
 from shared.ids import new_id
 from shared.models import CreateWorker, RunResult, ScopeEntry, SendInput, Strategy, WorkerState
 from shared.settings import Settings
@@ -60,8 +60,8 @@ async def _until_finished(
                 return seen
 
 
-def _finished(events: list[Event]) -> list[Event]:
-    return [e for e in events if e.type == "run_finished"]
+def _finished(events: list[Event]) -> list[RunFinished]:
+    return [e for e in events if isinstance(e, RunFinished)]
 
 
 async def test_answer_streams_in_pieces_and_lands_in_transcript(runtime: Runtime) -> None:

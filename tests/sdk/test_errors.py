@@ -32,6 +32,7 @@ from gateway.client import (
     WorkerStopped,
 )
 from gateway.client._errors import retry_after_s
+from gateway.client._retry import RETRY_WAIT_S
 from shared.ids import new_id
 from shared.models import WorkerState
 from tests.helpers import free_port, wait_until_sync
@@ -169,12 +170,14 @@ def test_retry_after_is_waited_out_then_the_answer_returned() -> None:
 
 
 def raised(
-    answers: list[tuple[int, dict[str, str], bytes]], expected: type[E], **options: float
+    answers: list[tuple[int, dict[str, str], bytes]],
+    expected: type[E],
+    retry_wait_s: float = RETRY_WAIT_S,
 ) -> tuple[E, int]:
     """The error `health()` raises against a stub answering `answers`, and the requests made."""
     with (
         stub(answers) as (url, times),
-        Client(url, **options) as client,
+        Client(url, retry_wait_s=retry_wait_s) as client,
         pytest.raises(expected) as caught,
     ):
         client.health()
@@ -185,7 +188,8 @@ def test_a_retry_after_past_the_budget_raises_with_it() -> None:
     too_long = [(503, {"Retry-After": "100"}, envelope("runtime_unavailable", True))]
     error, requests = raised(too_long, RuntimeUnavailable, retry_wait_s=30)
     assert error.retry_after_s == 100 and requests == 1
-    no_header = [(429, {}, envelope("rate_limited", True))]  # no Retry-After: not retried
+    # No Retry-After: not retried.
+    no_header: list[tuple[int, dict[str, str], bytes]] = [(429, {}, envelope("rate_limited", True))]
     assert raised(no_header, RateLimited)[1] == 1
 
 
