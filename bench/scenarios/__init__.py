@@ -4,7 +4,7 @@ variant (`python -m bench --cluster`: `Context.cluster` is set)."""
 from __future__ import annotations
 
 from bench.harness import Scenario
-from bench.scenarios import failover, fanout, latency, scale, throughput, tokens
+from bench.scenarios import failover, fanout, latency, llm, scale, throughput, tokens
 
 SCENARIOS: dict[str, Scenario] = {
     "latency": latency.run,
@@ -13,6 +13,7 @@ SCENARIOS: dict[str, Scenario] = {
     "fanout": fanout.run,
     "failover": failover.run,
     "tokens": tokens.run,
+    "llm": llm.run,
 }
 
 CLUSTER_SCENARIOS = ("throughput", "failover")

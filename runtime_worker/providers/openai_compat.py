@@ -66,7 +66,7 @@ def _retry_after_s(error: openai.OpenAIError) -> float | None:
     return delay_s if delay_s >= 0 else None
 
 
-def _server_reason(error: openai.APIStatusError, secret: str) -> str:
+def _server_reason(error: openai.APIError, secret: str) -> str:
     """The server's own error message, short, with anything secret-shaped (the key, bearer
     tokens, URLs, file paths) masked: operators need the reason, never the credential."""
     body = error.body
@@ -197,4 +197,7 @@ class OpenAICompatProvider(Provider):
             return ProviderError(
                 f"could not connect to provider at {self._where}{suffix}", retryable=True
             )
-        return ProviderError("provider sent an error instead of an answer", retryable=False)
+        reason = _server_reason(error, self._secret) if isinstance(error, openai.APIError) else ""
+        return ProviderError(
+            f"provider sent an error instead of an answer{reason}", retryable=False
+        )
