@@ -20,8 +20,10 @@ from bench.scenarios import CLUSTER_SCENARIOS, SCENARIOS
 
 # Scenarios that drive load with wrk; checked before any scenario spends time.
 WRK_SCENARIOS = frozenset({"throughput"})
-# Scenarios that need the llama-server build and the model, provisioned before any scenario.
+# Scenarios that need things built or installed outside the repo, provisioned before any starts:
+# the llama-server build and the model; the LangGraph Agent Server's own venv.
 LLAMA_SCENARIOS = frozenset({"llm"})
+AGENT_SERVER_SCENARIOS = frozenset({"agent_server"})
 EXIT_MISSING_TOOL = 3
 
 
@@ -57,6 +59,16 @@ def _provision_llama() -> str | None:
     return None
 
 
+def _provision_agent_server() -> str | None:
+    from bench.agent_server_env import agent_server_python
+
+    try:
+        agent_server_python()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        return f"the agent_server scenario needs langgraph-api in its own venv: {exc}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args_in = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
@@ -80,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: {missing}", file=sys.stderr)
         return EXIT_MISSING_TOOL
     if LLAMA_SCENARIOS & set(names) and (missing := _provision_llama()) is not None:
+        print(f"bench: {missing}", file=sys.stderr)
+        return EXIT_MISSING_TOOL
+    if AGENT_SERVER_SCENARIOS & set(names) and (missing := _provision_agent_server()) is not None:
         print(f"bench: {missing}", file=sys.stderr)
         return EXIT_MISSING_TOOL
     stem = "latest-cluster" if args.cluster else "latest"
