@@ -4,8 +4,8 @@ provider at no delay. Both are driven by the same raw HTTP/SSE client.
 
 Measured on each: first token (a stream opened before the input, and the one request that
 starts the run and streams it: LangGraph's `…/runs/stream`, Yoi's `/v1/chat/completions`),
-runs per second with 32 clients each running one answer after another, and server CPU per run. Targets, as ratios: Yoi's first token >= 100x lower
-and its runs/s >= 10x.
+runs per second with 32 clients each running one answer after another, and server CPU per run.
+Targets, as ratios: Yoi's first token >= 100x lower and its runs/s >= 10x.
 """
 
 from __future__ import annotations
