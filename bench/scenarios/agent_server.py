@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from typing import Any
 from bench.agent_server_env import agent_server_python
 from bench.harness import Context, recorded
 from bench.procs import ManagedProcess, cpu_seconds, free_port, http_ok, wait_until
-from bench.rawhttp import Connection, Pool, SseStream
+from bench.rawhttp import Connection, Pool, SseEvent, SseStream
 from bench.redis_server import private_redis
 from bench.results import ScenarioResult
 from bench.stats import ratio, summarize_ms
@@ -52,13 +52,14 @@ def _run_body(stream_mode: bool) -> dict[str, Any]:
     return body
 
 
-async def _read_until(stream: SseStream, first: str, until: str) -> float:
+async def _read_until(events: AsyncIterator[SseEvent], first: str, until: str) -> float:
     """Read events; the perf_counter time the first `first` event came. Stops at an event
     named `until`, right after that first event when `until` is "first", or when the server
-    ends the stream when it is "end"."""
+    ends the stream when it is "end". A stream read over several answers must keep one
+    `events()` iterator: its de-chunking state lives there."""
     seen = 0.0
     async with asyncio.timeout(ANSWER_TIMEOUT_S):
-        async for message in stream.events():
+        async for message in events:
             if not seen and message.event.startswith(first):
                 seen = time.perf_counter()
                 if until == "first":
@@ -77,7 +78,7 @@ async def _lg_first_joined(port: int, conn: Connection, thread_id: str) -> float
     try:
         started = time.perf_counter()
         run = await conn.json("POST", f"/threads/{thread_id}/runs", _run_body(True))
-        first = await _read_until(stream, "custom", "first")
+        first = await _read_until(stream.events(), "custom", "first")
         # the run must end before the next one starts (one answer at a time)
         await conn.json("GET", f"/threads/{thread_id}/runs/{run['run_id']}/join")
     finally:
@@ -92,7 +93,7 @@ async def _lg_one_request(port: int, thread_id: str) -> float:
     started = time.perf_counter()
     await stream.open()
     try:
-        first = await _read_until(stream, "custom", "end")
+        first = await _read_until(stream.events(), "custom", "end")
     finally:
         await stream.close()
     return first - started
@@ -146,17 +147,19 @@ class _YoiClient:
         self.port, self.worker_id = port, worker_id
         self.conn = Connection("127.0.0.1", port)
         self.stream: SseStream | None = None
+        self.events: AsyncIterator[SseEvent] | None = None
 
     async def open(self) -> None:
         cursor = str((await worker_detail(self.conn, self.worker_id))["cursor"])
         self.stream = SseStream("127.0.0.1", self.port, stream_path(self.worker_id, cursor))
         await self.stream.open()
+        self.events = self.stream.events()
 
     async def first_token_s(self) -> float:
-        assert self.stream is not None
+        assert self.events is not None
         started = time.perf_counter()
         await self.conn.json("POST", inputs_path(self.worker_id), {"text": TEXT})
-        first = await _read_until(self.stream, "text_delta", "run_finished")
+        first = await _read_until(self.events, "text_delta", "run_finished")
         return first - started
 
     async def one_request_s(self) -> float:
