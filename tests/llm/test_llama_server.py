@@ -169,6 +169,7 @@ async def test_server_down_is_a_retryable_provider_error(
         (error,) = _of(events, "error")
         assert finished.result is RunResult.FAILED
         assert error.code == "provider_error"
+        assert error.retryable is True  # the server may come back: sending again may work
         assert API_KEY not in error.message and "/v1" not in error.message
 
 
@@ -216,6 +217,7 @@ async def test_a_run_cut_off_mid_answer_fails_and_records_its_tokens(
     (error,) = _of(events, "error")
     assert finished.result is RunResult.FAILED
     assert error.code == "provider_error"
+    assert error.retryable is False  # text had streamed: a replay would duplicate it
     streamed = "".join(e.text for e in _of(events, "text_delta"))
     assert streamed  # output had started, so the failure is final, not retried
     assert proxy.requests == 1

@@ -20,6 +20,7 @@ from tests.helpers import wait_until
 async def runtime() -> AsyncIterator[Runtime]:
     registry = ProfileRegistry()
     registry.add(Profile(name="quick", turn_timeout_s=0.3))
+    registry.add(Profile(name="chaos", provider="chaos"))  # failure hooks, chosen by name
     settings = Settings(echo_delay_ms=15, flush_interval_ms=5)
     async with Runtime.embedded(settings, profiles=registry) as rt:
         yield rt
@@ -66,7 +67,8 @@ async def test_cancelled_run_records_its_streamed_tokens(runtime: Runtime) -> No
 
 
 async def test_failed_mid_stream_run_records_its_tokens(runtime: Runtime) -> None:
-    wid = (await runtime.create_worker(CreateWorker(display_name="f"))).worker_id
+    worker = CreateWorker(display_name="f", profile="chaos")
+    wid = (await runtime.create_worker(worker)).worker_id
     accepted = await runtime.send_input(wid, SendInput(text="/fail-mid now"))
     events = await _finish(runtime, wid, accepted.input_id, accepted.cursor)
     assert _result(events) is RunResult.FAILED
