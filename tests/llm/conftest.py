@@ -6,6 +6,7 @@ It never skips: without the cached build the suite fails with the command that m
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -19,6 +20,17 @@ from shared.settings import Settings
 
 PROFILE = "llm"
 MakeRuntime = Callable[..., AbstractAsyncContextManager[Runtime]]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`./run tests` sets YOI_LLM_TESTS=off until the build is cached: deselect (not skip)
+    them, whatever `-m` the caller passed; ./run has already said so."""
+    if os.environ.get("YOI_LLM_TESTS") != "off":
+        return
+    dropped = [item for item in items if item.get_closest_marker("llm") is not None]
+    if dropped:
+        items[:] = [item for item in items if item.get_closest_marker("llm") is None]
+        config.hook.pytest_deselected(items=dropped)
 
 
 @pytest.fixture(scope="session")
