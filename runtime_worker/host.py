@@ -402,7 +402,10 @@ class Host:
     ) -> RunOutcome:
         item = taken.item
         hosted.seq, hosted.cancel_requested, hosted.text = item.seq, False, []
-        turn = asyncio.create_task(self._stream(worker_id, hosted, profile, taken), name="yoi-turn")
+        flusher = _Flusher(self, worker_id, hosted, item, taken.claim.run_id)
+        turn = asyncio.create_task(
+            self._stream(worker_id, hosted, profile, taken, flusher), name="yoi-turn"
+        )
         hosted.turn = turn
         # The take saw every cancel made before it; a hint since (handled while no turn was
         # registered) may be a cancel that raced the start.
@@ -413,23 +416,29 @@ class Host:
             return await asyncio.shield(turn)
         except asyncio.CancelledError:
             if hosted.cancel_requested and turn.cancelled():
-                return RunOutcome(RunResult.CANCELLED, "".join(hosted.text), reason="cancelled")
+                spent = flusher.counted()
+                return RunOutcome(
+                    RunResult.CANCELLED,
+                    "".join(hosted.text),
+                    input_tokens=spent.input_tokens,
+                    output_tokens=spent.output_tokens,
+                    reason="cancelled",
+                )
             turn.cancel()  # the host itself is stopping: leave the input for the next host
             raise
         finally:
             hosted.turn = None
 
     async def _stream(
-        self, worker_id: str, hosted: _Hosted, profile: Profile, taken: TakenRun
+        self, worker_id: str, hosted: _Hosted, profile: Profile, taken: TakenRun, flusher: _Flusher
     ) -> RunOutcome:
-        item = taken.item
         request = TurnRequest(
             messages=self._messages(worker_id, hosted, profile, taken),
             model=profile.model,
             max_output_tokens=profile.max_output_tokens,
+            temperature=profile.temperature,
         )
         usage = UsageChunk(0, 0)
-        flusher = _Flusher(self, worker_id, hosted, item, taken.claim.run_id)
         try:
             provider = self._provider(profile)
             called = {"yoi.provider": provider.name, "yoi.model": profile.model}
@@ -441,6 +450,7 @@ class Host:
             return RunOutcome(
                 RunResult.TIMED_OUT,
                 "".join(hosted.text),
+                *_tokens(flusher.counted()),
                 reason="turn_timeout",
                 error_code="timeout",
                 error_message="the answer took too long",
@@ -452,6 +462,7 @@ class Host:
             return RunOutcome(
                 RunResult.FAILED,
                 "".join(hosted.text),
+                *_tokens(flusher.counted()),
                 reason=exc.code,
                 error_code=exc.code,
                 error_message=exc.message,
@@ -462,6 +473,7 @@ class Host:
             return RunOutcome(
                 RunResult.FAILED,
                 "".join(hosted.text),
+                *_tokens(flusher.counted()),
                 reason="internal_error",
                 error_code="provider_error",
                 error_message="the provider failed",
@@ -510,6 +522,11 @@ class Host:
         return make_provider(name, self.settings, model=profile.model or None)
 
 
+def _tokens(usage: UsageChunk) -> tuple[int, int]:
+    """`RunOutcome`'s positional token fields, in order."""
+    return usage.input_tokens, usage.output_tokens
+
+
 class _Flusher:
     """Coalesces text chunks into `text_delta` events: the first chunk goes out at once, later
     ones at most every `flush_interval_ms`, so a token stream costs a few writes, not one each."""
@@ -521,10 +538,16 @@ class _Flusher:
         self.item, self.run_id = item, run_id
         self.pending: list[str] = []
         self.interval = host.settings.flush_interval_ms / 1000
+        self.usage = UsageChunk(0, 0)  # the provider's last running total
+        self.uncounted = 0  # text chunks seen since that total
+
+    def counted(self) -> UsageChunk:
+        """What the turn has cost so far, so a cancelled or failed run is billed too: the
+        provider's last total plus one output token per text chunk it has not counted yet."""
+        return UsageChunk(self.usage.input_tokens, self.usage.output_tokens + self.uncounted)
 
     async def pump(self, provider: Provider, request: TurnRequest) -> UsageChunk:
         queue: asyncio.Queue[object] = asyncio.Queue()
-        usage = UsageChunk(0, 0)
 
         async def produce() -> None:
             try:
@@ -546,8 +569,9 @@ class _Flusher:
                     break
                 if isinstance(chunk, TextChunk) and chunk.text:
                     self.pending.append(chunk.text)
+                    self.uncounted += 1
                 elif isinstance(chunk, UsageChunk):
-                    usage = chunk
+                    self.usage, self.uncounted = chunk, 0
                 if self.pending and monotonic_s() >= next_flush:
                     await self.flush()
                     next_flush = monotonic_s() + self.interval
@@ -556,7 +580,7 @@ class _Flusher:
             producer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await producer
-        return usage
+        return self.counted()
 
     async def flush(self) -> None:
         await self.host.store.append_events(self.worker_id, self.hosted.epoch, self.tail())

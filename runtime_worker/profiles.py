@@ -31,6 +31,8 @@ class Profile(BaseModel):
     reply_language: str = "the language the person writes in"
     prompt: str = Field(default="assistant.md", pattern=r"^[A-Za-z0-9_.-]+\.md$")
     max_output_tokens: int = Field(default=1024, ge=1)
+    # None leaves sampling to the provider; 0 asks for greedy (reproducible) answers.
+    temperature: float | None = Field(default=None, ge=0, le=2)
     turn_timeout_s: float | None = Field(default=None, gt=0)
     transcript_maxlen: int = Field(default=500, ge=2)
     history_entries: int = Field(default=40, ge=0)

@@ -28,10 +28,13 @@ class Behaviour:
     disconnect_after: int | None = None  # abort the socket after this many content chunks
     chunk_delay_s: float = 0.0
     error_message: str = "fake failure"
+    retry_after: str | None = None  # the `Retry-After` header of an error answer
 
     @classmethod
-    def fail(cls, status: int, message: str = "fake failure") -> Behaviour:
-        return cls(status=status, error_message=message)
+    def fail(
+        cls, status: int, message: str = "fake failure", retry_after: str | None = None
+    ) -> Behaviour:
+        return cls(status=status, error_message=message, retry_after=retry_after)
 
     @classmethod
     def disconnect(cls, after: int) -> Behaviour:
@@ -113,7 +116,8 @@ class FakeOpenAIServer:
             if request.method != "POST" or not request.path.endswith("/chat/completions"):
                 await _send_json(writer, 404, _error_body("no such route"))
             elif behaviour.status != 200:
-                await _send_json(writer, behaviour.status, _error_body(behaviour.error_message))
+                body = _error_body(behaviour.error_message)
+                await _send_json(writer, behaviour.status, body, behaviour.retry_after)
             else:
                 await _stream_answer(writer, request, behaviour)
         finally:
@@ -147,10 +151,16 @@ def _error_body(message: str) -> dict[str, Any]:
     return {"error": {"message": message, "type": "fake_error", "param": None, "code": None}}
 
 
-async def _send_json(writer: asyncio.StreamWriter, status: int, payload: dict[str, Any]) -> None:
+async def _send_json(
+    writer: asyncio.StreamWriter,
+    status: int,
+    payload: dict[str, Any],
+    retry_after: str | None = None,
+) -> None:
     data = json.dumps(payload).encode()
+    extra = f"retry-after: {retry_after}\r\n" if retry_after is not None else ""
     writer.write(
-        f"HTTP/1.1 {status} Fake\r\ncontent-type: application/json\r\n"
+        f"HTTP/1.1 {status} Fake\r\ncontent-type: application/json\r\n{extra}"
         f"content-length: {len(data)}\r\nconnection: close\r\n\r\n".encode()
         + data
     )

@@ -114,7 +114,7 @@ async def test_5xx_until_retries_run_out(server: FakeOpenAIServer, make: MakePro
     server.script(*[Behaviour.fail(500)] * 4)
     with pytest.raises(ProviderError) as caught:
         await _collect(make(max_retries=3))
-    assert caught.value.message == "provider returned HTTP 500 after 4 attempts"
+    assert caught.value.message == "provider returned HTTP 500 after 4 attempts: fake failure"
     assert caught.value.retryable is True
     assert len(server.requests) == 4
 
@@ -123,7 +123,7 @@ async def test_other_4xx_fails_at_once(server: FakeOpenAIServer, make: MakeProvi
     server.script(Behaviour.fail(400, "bad model"))
     with pytest.raises(ProviderError) as caught:
         await _collect(make())
-    assert caught.value.message == "provider returned HTTP 400"
+    assert caught.value.message == "provider returned HTTP 400: bad model"
     assert caught.value.retryable is False
     assert len(server.requests) == 1
 
@@ -261,3 +261,53 @@ async def test_no_key_sends_a_placeholder(server: FakeOpenAIServer) -> None:
         await provider.aclose()
     assert server.requests[0].headers["authorization"] == "Bearer not-needed"
     assert server.requests[0].body["model"] == settings.openai_model
+
+
+async def test_temperature_reaches_the_server_only_when_set(
+    server: FakeOpenAIServer, make: MakeProvider
+) -> None:
+    provider = make()
+    greedy = TurnRequest(messages=MESSAGES, model="m", max_output_tokens=7, temperature=0.0)
+    await _collect(provider, greedy)
+    await _collect(provider, _request())
+    assert server.requests[0].body["temperature"] == 0
+    assert server.requests[0].body["max_tokens"] == 7
+    assert "temperature" not in server.requests[1].body
+
+
+async def test_retry_after_is_waited_before_the_retry(
+    server: FakeOpenAIServer, make: MakeProvider
+) -> None:
+    server.script(Behaviour.fail(429, "slow down", retry_after="0.4"))
+    provider = make(backoff_base_s=0.0)
+    started = time.monotonic()
+    items = await _collect(provider)
+    waited_s = time.monotonic() - started
+    assert _text(items) == "".join(DEFAULT_CHUNKS)
+    assert len(server.requests) == 2
+    assert waited_s >= 0.4  # with backoff 0 only the server's Retry-After explains the wait
+
+
+async def test_a_retry_after_too_long_fails_retryable_at_once(
+    server: FakeOpenAIServer, make: MakeProvider
+) -> None:
+    server.script(Behaviour.fail(503, "overloaded", retry_after="3600"))
+    with pytest.raises(ProviderError) as caught:
+        await _collect(make())
+    assert len(server.requests) == 1
+    assert caught.value.retryable is True
+    assert "HTTP 503" in caught.value.message
+
+
+async def test_the_servers_reason_is_shown_with_secrets_masked(
+    server: FakeOpenAIServer, make: MakeProvider
+) -> None:
+    reason = f"context too long for model (key {API_KEY}, see /srv/models/a.gguf)"
+    server.script(Behaviour.fail(400, reason))
+    with pytest.raises(ProviderError) as caught:
+        await _collect(make())
+    message = caught.value.message
+    assert "HTTP 400: context too long for model" in message
+    assert API_KEY not in message
+    assert "/srv/models" not in message
+    assert caught.value.retryable is False

@@ -4,7 +4,17 @@ variant (`python -m bench --cluster`: `Context.cluster` is set)."""
 from __future__ import annotations
 
 from bench.harness import Scenario
-from bench.scenarios import failover, fanout, hotpath, latency, scale, throughput, tokens
+from bench.scenarios import (
+    agent_server,
+    failover,
+    fanout,
+    hotpath,
+    latency,
+    llm,
+    scale,
+    throughput,
+    tokens,
+)
 
 SCENARIOS: dict[str, Scenario] = {
     "latency": latency.run,
@@ -14,6 +24,8 @@ SCENARIOS: dict[str, Scenario] = {
     "failover": failover.run,
     "tokens": tokens.run,
     "hotpath": hotpath.run,
+    "llm": llm.run,
+    "agent_server": agent_server.run,
 }
 
 CLUSTER_SCENARIOS = ("throughput", "failover")

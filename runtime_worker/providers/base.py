@@ -25,6 +25,7 @@ class TurnRequest:
     messages: list[ChatMessage]
     model: str
     max_output_tokens: int
+    temperature: float | None = None
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,9 @@ class Provider(ABC):
 
     @abstractmethod
     def stream(self, request: TurnRequest) -> AsyncIterator[StreamItem]:
-        """Yield the answer's text chunks, then at most one `UsageChunk`."""
+        """Yield the answer's text chunks and `UsageChunk`s, each a running total (the last
+        counts). A turn cut short (cancel, failure, timeout) is billed by what was seen: the
+        host counts one output token per text chunk beyond the last usage total."""
 
     async def aclose(self) -> None:  # noqa: B027 - most providers hold nothing to close
         """Release HTTP clients. Idempotent."""

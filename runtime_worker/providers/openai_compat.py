@@ -1,15 +1,17 @@
 """The OpenAI-compatible streaming provider: OpenAI, vLLM, Ollama, llama.cpp server, LM Studio.
 
 Built on the `openai` SDK with its own retries off: this module retries 429, 5xx and connection
-errors with exponential backoff and jitter, but only until the first text chunk has been yielded;
-after that a failure is final, since replaying would duplicate text the caller already streamed.
-Error messages name the status or the host:port, never the key or the URL path.
+errors with exponential backoff and jitter (or after the server's own `Retry-After`), but only
+until the first text chunk has been yielded; after that a failure is final, since replaying would
+duplicate text the caller already streamed. Error messages name the status or the host:port and
+the server's reason with anything secret-shaped masked, never the key or the URL path.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import re
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from urllib.parse import urlsplit
@@ -46,6 +48,39 @@ def _host_port(base_url: str) -> str:
     return f"{host}:{parts.port}" if parts.port else host
 
 
+MAX_RETRY_AFTER_S = 60.0
+"""A server asking for a longer pause is not waited on: the turn fails retryable instead."""
+MAX_REASON_CHARS = 200
+_SECRET_SHAPES = re.compile(r"(?i)(bearer\s+\S+|sk-[\w-]{8,}|\w+://\S+|(?<!\w)/[\w.-]+/\S*)")
+
+
+def _retry_after_s(error: openai.OpenAIError) -> float | None:
+    """The server's `Retry-After` (seconds) on a 429/503, when it gave one we can honour."""
+    if not isinstance(error, openai.APIStatusError):
+        return None
+    raw = error.response.headers.get("retry-after", "")
+    try:
+        delay_s = float(raw)
+    except ValueError:
+        return None  # absent, or an HTTP date: fall back to our own backoff
+    return delay_s if delay_s >= 0 else None
+
+
+def _server_reason(error: openai.APIError, secret: str) -> str:
+    """The server's own error message, short, with anything secret-shaped (the key, bearer
+    tokens, URLs, file paths) masked: operators need the reason, never the credential."""
+    body = error.body
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        body = body["error"]
+    message = body.get("message") if isinstance(body, dict) else None
+    if not isinstance(message, str) or not message.strip():
+        return ""
+    if secret:
+        message = message.replace(secret, "***")
+    message = _SECRET_SHAPES.sub("***", " ".join(message.split()))
+    return f": {message[:MAX_REASON_CHARS]}"
+
+
 def _is_transient(error: openai.OpenAIError) -> bool:
     """429, 5xx, connection errors and timeouts (`APITimeoutError` is a connection error)."""
     if isinstance(error, openai.APIStatusError):
@@ -75,6 +110,7 @@ class OpenAICompatProvider(Provider):
         self.max_retries = max_retries
         self.backoff_base_s = backoff_base_s
         self._where = _host_port(base_url)
+        self._secret = api_key or ""
         self._client = openai.AsyncOpenAI(
             base_url=base_url,
             api_key=api_key or PLACEHOLDER_API_KEY,
@@ -107,9 +143,11 @@ class OpenAICompatProvider(Provider):
                     ) from None
                 if not _is_transient(error):
                     raise self._final_error(error, attempts=attempt + 1) from None
-                if attempt >= self.max_retries:
+                asked_s = _retry_after_s(error)
+                if attempt >= self.max_retries or (asked_s or 0) > MAX_RETRY_AFTER_S:
                     raise self._final_error(error, attempts=attempt + 1) from None
-            await asyncio.sleep(self._backoff_s(attempt))
+                pause_s = self._backoff_s(attempt) if asked_s is None else asked_s
+            await asyncio.sleep(pause_s)
             attempt += 1
 
     async def _attempt(self, request: TurnRequest) -> AsyncGenerator[StreamItem, None]:
@@ -125,6 +163,7 @@ class OpenAICompatProvider(Provider):
             stream_options={"include_usage": True},
             # `max_tokens`, not `max_completion_tokens`: every compatible server understands it.
             max_tokens=limit if limit > 0 else openai.omit,
+            temperature=openai.omit if request.temperature is None else request.temperature,
         )
         async with chunks:
             async for chunk in chunks:
@@ -148,8 +187,9 @@ class OpenAICompatProvider(Provider):
         suffix = f" after {attempts} attempts" if attempts > 1 else ""
         if isinstance(error, openai.APIStatusError):
             transient = _is_transient(error)
+            reason = _server_reason(error, self._secret)
             return ProviderError(
-                f"provider returned HTTP {error.status_code}{suffix}", retryable=transient
+                f"provider returned HTTP {error.status_code}{suffix}{reason}", retryable=transient
             )
         if isinstance(error, openai.APITimeoutError):
             return ProviderError(f"provider at {self._where} timed out{suffix}", retryable=True)
@@ -157,4 +197,7 @@ class OpenAICompatProvider(Provider):
             return ProviderError(
                 f"could not connect to provider at {self._where}{suffix}", retryable=True
             )
-        return ProviderError("provider sent an error instead of an answer", retryable=False)
+        reason = _server_reason(error, self._secret) if isinstance(error, openai.APIError) else ""
+        return ProviderError(
+            f"provider sent an error instead of an answer{reason}", retryable=False
+        )
