@@ -16,7 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from runtime_worker import conversations
+from runtime_worker import conversations, runs
 from runtime_worker.host import Host, ProviderFactory
 from runtime_worker.profiles import ProfileRegistry
 from runtime_worker.store import open_fleet_store
@@ -39,6 +39,8 @@ from shared.models import (
     InFlight,
     InputAccepted,
     MemberInfo,
+    RunDetail,
+    RunPage,
     RuntimeDetail,
     RuntimeDiagnostics,
     RuntimeKind,
@@ -372,6 +374,19 @@ class Runtime:
             default_strategies=self.profiles.default_strategies(),
         )
         return InputAccepted(input_id=submission.input_id, cursor=submission.cursor)
+
+    async def wait_run(
+        self, worker_id: str, accepted: InputAccepted, wait_s: float
+    ) -> RunDetail | None:
+        """The accepted input's finished run if it ends within `wait_s`, else None."""
+        return await runs.wait_run(self, worker_id, accepted, wait_s)
+
+    async def runs(self, worker_id: str, *, limit: int = 50, before: str | None = None) -> RunPage:
+        """The run log, newest first: the running run on top, then finished ones."""
+        return await runs.list_runs(self, worker_id, _clamp(limit), before)
+
+    async def run(self, worker_id: str, run_id: str) -> RunDetail:
+        return await runs.get_run(self, worker_id, run_id)
 
     async def cancel(self, worker_id: str) -> CancelResult:
         await self._record(worker_id)

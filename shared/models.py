@@ -23,6 +23,10 @@ LIVE_STATES = frozenset({WorkerState.PENDING, WorkerState.IDLE, WorkerState.RUNN
 ENDED_STATES = frozenset({WorkerState.STOPPED, WorkerState.FAILED})
 
 
+MAX_WAIT_S = 60.0
+"""The longest `wait_s` an input may ask for (a long poll's bound)."""
+
+
 class Strategy(StrEnum):
     REJECT = "reject"
     ENQUEUE = "enqueue"
@@ -152,6 +156,12 @@ class SendInput(BaseModel):
     text: str = Field(min_length=1)
     input_id: InputId | None = None
     strategy: Strategy | None = None
+    wait_s: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_WAIT_S,
+        description="Wait up to this long for the run: 200 with it when it ends in time, else 202.",
+    )
 
 
 class InputAccepted(BaseModel):
@@ -184,3 +194,33 @@ class CancelResult(BaseModel):
     worker_id: WorkerId
     state: WorkerState
     cancelled: bool = Field(description="False when nothing was running: cancel is a no-op then.")
+
+
+class RunUsage(BaseModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class RunInfo(BaseModel):
+    """One run of a Worker: `state` running (no `result` yet) or finished (its `result`)."""
+
+    run_id: str
+    input_id: str
+    attempt: int
+    state: Literal["running", "finished"]
+    result: RunResult | None = None
+    reason: str | None = None
+    started_at: float
+    finished_at: float | None = None
+    usage: RunUsage = Field(default_factory=RunUsage)
+
+
+class RunDetail(RunInfo):
+    """A run with its answer's text (so far, while running)."""
+
+    text: str = ""
+
+
+class RunPage(BaseModel):
+    runs: list[RunInfo] = Field(description="Newest first.")
+    next_before: str | None = Field(description="`before=` it pages further back; null at the end.")

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from runtime_worker.store.base import QueuedInput, RunOutcome, WorkerRecord
 from shared.events import ErrorEvent, Event, RunFinished, TextDone, UsageEvent
-from shared.models import RunResult, TranscriptEntry, TranscriptRole, Usage, WorkerState
+from shared.models import (
+    RunDetail,
+    RunResult,
+    RunUsage,
+    TranscriptEntry,
+    TranscriptRole,
+    Usage,
+    WorkerState,
+)
 
 _NOTICES = {
     RunResult.CANCELLED: "The answer was cancelled.",
@@ -83,3 +91,28 @@ def count_run(usage: Usage, outcome: RunOutcome) -> None:
     usage.runs_by_result[result] = usage.runs_by_result.get(result, 0) + 1
     if outcome.error_code:
         usage.last_error = outcome.error_code
+
+
+def run_record(
+    run_id: str,
+    item: QueuedInput,
+    outcome: RunOutcome,
+    ts: float,
+    *,
+    attempt: int,
+    started_at: float,
+) -> RunDetail:
+    """A finished run as the Worker's run log keeps it (lua/finish_run.lua fills the same
+    model's JSON with the record's attempt and start time)."""
+    return RunDetail(
+        run_id=run_id,
+        input_id=item.input_id,
+        attempt=attempt,
+        state="finished",
+        result=outcome.result,
+        reason=outcome.reason,
+        started_at=started_at,
+        finished_at=ts,
+        usage=RunUsage(input_tokens=outcome.input_tokens, output_tokens=outcome.output_tokens),
+        text=outcome.text,
+    )

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from runtime_worker.store import _redis_codec as codec
+from runtime_worker.store import _redis_runs as runs
 from runtime_worker.store._redis_batch import (
     Acquisition,
     Call,
@@ -33,6 +34,7 @@ from runtime_worker.store._scripts import (
 from runtime_worker.store.base import (
     QueuedInput,
     RunClaim,
+    RunLogPage,
     RunOutcome,
     TakenRun,
 )
@@ -42,6 +44,7 @@ from shared.errors import WorkerNotFound
 from shared.events import Event, dump_event
 from shared.models import (
     MemberInfo,
+    RunDetail,
     TranscriptPage,
 )
 from shared.settings import MIN_EVENTS_MAXLEN
@@ -152,6 +155,7 @@ class RedisStore(RedisCore):
             member=member_id,
             epoch=epoch,
             run_id=run_id,
+            ts=repr(ts),
             history=max(history, 0),
             events_maxlen=self._maxlen,
             **self._state_hole(worker_id),
@@ -203,6 +207,12 @@ class RedisStore(RedisCore):
             output_tokens=outcome.output_tokens,
             result=outcome.result.value,
             error_code=outcome.error_code or "",
+            run_id=run_id,
+            finished_at=repr(ts),
+            **{
+                f"run_{n}": part
+                for n, part in enumerate(codec.run_template(run_id, item, outcome, ts), start=1)
+            },
             events_maxlen=self._maxlen,
             retention_s=self.settings.retention_s,
             compact_max=COMPACT_MAX_ENTRIES,
@@ -267,6 +277,16 @@ class RedisStore(RedisCore):
         if not exists:
             raise WorkerNotFound(f"no worker {worker_id}")
         return str(newest[0][0]) if newest else "0"
+
+    @translate_errors
+    async def read_runs(self, worker_id: str, limit: int, before: str | None) -> RunLogPage:
+        return await runs.read_runs(
+            self.client, self._worker_keys(worker_id), worker_id, limit, before
+        )
+
+    @translate_errors
+    async def find_run(self, worker_id: str, run_id: str) -> RunDetail | None:
+        return await runs.find_run(self.client, self._worker_keys(worker_id), worker_id, run_id)
 
     @translate_errors
     async def read_transcript(

@@ -99,8 +99,10 @@ end
 -- Start (an attempt of) the run of the input `seq` of entry `entry_id` (keys in WorkerKeys
 -- order). nil when its run finished already (a redelivery: acknowledged). Else the attempt,
 -- whether the input is cancelled (0/1) and the run_started cursor. `user()` makes the
--- transcript's user entry (first attempt only), `started(attempt)` the run_started event.
-local function start_run(keys, seq, entry_id, run_id, input_id, user, started, state, maxlen)
+-- transcript's user entry (first attempt only), `started(attempt)` the run_started event;
+-- `started_at` is kept on the record for the run's entry in `…:runs` (finish_run.lua).
+local function start_run(
+    keys, seq, entry_id, run_id, input_id, started_at, user, started, state, maxlen)
   local w, inputs, ev, tr = keys[1], keys[2], keys[3], keys[4]
   local rec = redis.call(
     'HMGET', w, 'done_seq', 'run_seq', 'run_attempt', 'state', 'cancel_upto', 'transcript_maxlen')
@@ -114,7 +116,7 @@ local function start_run(keys, seq, entry_id, run_id, input_id, user, started, s
     attempt = tonumber(rec[3]) + 1
   end
   redis.call('HSET', w, 'run_seq', seq, 'run_attempt', attempt, 'run_id', run_id,
-    'run_input_id', input_id)
+    'run_input_id', input_id, 'run_started_at', started_at)
   if first then
     redis.call('XADD', tr, 'MAXLEN', rec[6], '*', 't', user())
   end
@@ -139,6 +141,7 @@ local function retire(keys, retention_s)
   if redis.call('PTTL', keys[7]) == -1 then
     redis.call('EXPIRE', keys[7], retention_s)
   end
+  redis.call('EXPIRE', keys[8], retention_s)
 end
 
 -- Redis preallocates a new stream node (up to stream-node-max-bytes, 4 KB by default) and only

@@ -4,6 +4,9 @@
 local A = args({
   'epoch', 'seq', 'entry_id', 'transcript', 'input_tokens', 'output_tokens', 'result',
   'error_code', -- '' for none
+  -- the run's entry in `…:runs`: JSON around its attempt and started_at (from the record;
+  -- `finished_at` when the run was never started, e.g. dead-lettered)
+  'run_id', 'run_1', 'run_2', 'run_3', 'finished_at',
   'state_prefix', 'state_suffix', 'events_maxlen', 'retention_s', 'compact_max'})
 local w, inputs, ev, tr, lease = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[7]
 local refused = fence(w, lease, A.epoch, nil)
@@ -23,8 +26,12 @@ redis.call('HINCRBY', w, 'runs_' .. A.result, 1)
 if A.error_code ~= '' then
   redis.call('HSET', w, 'last_error', A.error_code)
 end
+local started = redis.call('HMGET', w, 'run_started_at', 'run_attempt')
+redis.call('XADD', KEYS[8], 'MAXLEN', redis.call('HGET', w, 'transcript_maxlen'), '*',
+  'r', A.run_id, 'e',
+  A.run_1 .. (started[2] or '1') .. A.run_2 .. (started[1] or A.finished_at) .. A.run_3)
 redis.call('HSET', w, 'done_seq', A.seq)
-redis.call('HDEL', w, 'run_id', 'run_input_id', 'run_cursor')
+redis.call('HDEL', w, 'run_id', 'run_input_id', 'run_cursor', 'run_started_at')
 ack(inputs, A.entry_id)
 local rec = redis.call('HMGET', w, 'state', 'next_seq')
 local queued = tonumber(rec[2]) > tonumber(A.seq)

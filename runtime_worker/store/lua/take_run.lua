@@ -4,7 +4,7 @@
 -- {'ok', entry id, input json, attempt, cancelled, cursor, history}: history is one JSON array
 -- of the newest transcript entries, newest first (one string parses faster than many).
 local A = args({
-  'member', 'epoch', 'run_id', 'history', 'state_prefix', 'state_suffix', 'events_maxlen',
+  'member', 'epoch', 'run_id', 'ts', 'history', 'state_prefix', 'state_suffix', 'events_maxlen',
   -- run_started JSON around the input id and the attempt
   'started_1', 'started_2', 'started_3',
   -- the user transcript entry's JSON around the text, the ts and the input id
@@ -42,7 +42,7 @@ for _ = 0, redis.call('XLEN', inputs) do
   local id, text = cjson.encode(input.input_id), cjson.encode(input.text)
   local ts = cjson.encode(input.ts)
   local attempt, cancelled, cursor = start_run(
-    KEYS, tonumber(string.format('%d', input.seq)), entry_id, A.run_id, input.input_id,
+    KEYS, tonumber(string.format('%d', input.seq)), entry_id, A.run_id, input.input_id, A.ts,
     function() return A.user_1 .. text .. A.user_2 .. ts .. A.user_3 .. id .. A.user_4 end,
     function(n) return A.started_1 .. id .. A.started_2 .. n .. A.started_3 end,
     {A.state_prefix, A.state_suffix}, A.events_maxlen)
