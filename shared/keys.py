@@ -49,7 +49,6 @@ class WorkerKeys:
     input_ids: str
     input_ids_old: str
     lease: str
-    runs: str
 
     def all(self) -> list[str]:
         return [
@@ -60,7 +59,6 @@ class WorkerKeys:
             self.input_ids,
             self.input_ids_old,
             self.lease,
-            self.runs,
         ]
 
 
@@ -90,7 +88,6 @@ class Keys:
             input_ids=f"{tag}:ids",
             input_ids_old=f"{tag}:ids0",
             lease=f"{tag}:lease",
-            runs=f"{tag}:runs",
         )
 
     def record(self, worker_id: str) -> str:

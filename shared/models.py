@@ -175,7 +175,15 @@ class TranscriptRole(StrEnum):
     NOTICE = "notice"
 
 
+class RunUsage(BaseModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
 class TranscriptEntry(BaseModel):
+    """A run's final entry (the one with a `result`) is also the run log's record of the run:
+    its attempt, start time, reason and usage."""
+
     cursor: str = ""
     role: TranscriptRole
     text: str
@@ -183,6 +191,10 @@ class TranscriptEntry(BaseModel):
     run_id: str | None = None
     input_id: str | None = None
     result: RunResult | None = None
+    attempt: int | None = None
+    started_at: float | None = None
+    reason: str | None = None
+    usage: RunUsage | None = None
 
 
 class TranscriptPage(BaseModel):
@@ -194,11 +206,6 @@ class CancelResult(BaseModel):
     worker_id: WorkerId
     state: WorkerState
     cancelled: bool = Field(description="False when nothing was running: cancel is a no-op then.")
-
-
-class RunUsage(BaseModel):
-    input_tokens: int = 0
-    output_tokens: int = 0
 
 
 class RunInfo(BaseModel):

@@ -104,10 +104,6 @@ class MemoryWorker:
     lease_deadline: float = 0.0
     retire_at: float | None = None  # monotonic time this stopped Worker is forgotten
     changed: asyncio.Event = field(default_factory=asyncio.Event)
-    runs: Log = field(init=False)  # finished runs, bounded like the transcript
-
-    def __post_init__(self) -> None:
-        self.runs = Log(self.record.transcript_maxlen)
 
     def lease_held(self, now: float) -> bool:
         """Someone holds the lease and it has not run out (deadline 0: it never does)."""

@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 
-from runtime_worker.store.base import QueuedInput, RunOutcome, WorkerRecord
-from runtime_worker.store.outcome import run_record, user_entry
+from runtime_worker.store.base import QueuedInput, WorkerRecord
+from runtime_worker.store.outcome import user_entry
 from shared.events import Event, RunStarted, dump_event, parse_event
-from shared.models import RunDetail, ScopeEntry, TranscriptEntry, Usage, WorkerState
+from shared.models import ScopeEntry, TranscriptEntry, Usage, WorkerState
 
 ENTRY_VERSION = 1
 
@@ -165,14 +165,8 @@ def history(newest_first: str) -> list[tuple[str, str]]:
     return [(str(entry["role"]), str(entry["text"])) for entry in reversed(entries)]
 
 
-def run_template(run_id: str, item: QueuedInput, outcome: RunOutcome, ts: float) -> list[str]:
-    """The finished run's `…:runs` entry with holes for its attempt and start time, which
+def final_entry_template(entry: TranscriptEntry) -> list[str]:
+    """A run's final transcript entry with holes for its attempt and start time, which
     lua/finish_run.lua takes from the record."""
-    record = run_record(run_id, item, outcome, ts, attempt=1, started_at=0.0)
-    body = record.model_dump(mode="json", exclude_none=True)
-    text = json.dumps({"v": ENTRY_VERSION, **body}, separators=(",", ":"))
-    return holes(text, ("attempt", 1), ("started_at", 0.0))
-
-
-def parse_run(raw: str) -> RunDetail:
-    return RunDetail.model_validate_json(raw)
+    blank = entry.model_copy(update={"attempt": 1, "started_at": 0.0})
+    return holes(transcript_json(blank), ("attempt", 1), ("started_at", 0.0))

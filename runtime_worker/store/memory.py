@@ -15,7 +15,7 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from runtime_worker.store import outcome as runs
 from runtime_worker.store._memory_conversations import MemoryConversations
 from runtime_worker.store._memory_records import Known, Log, MemoryWorker, ScopeClaims, WakeQueues
-from runtime_worker.store._memory_runs import MemoryRuns, record_run
+from runtime_worker.store._memory_runs import MemoryRuns
 from runtime_worker.store.base import (
     CancelOutcome,
     Listed,
@@ -337,8 +337,7 @@ class MemoryStore(MemoryConversations, MemoryRuns, Store):
         record = worker.record
         for event in runs.final_events(worker_id, run_id, item, outcome, ts):
             self._emit(worker, event)
-        self._note(worker, runs.transcript_for(run_id, item, outcome, ts))
-        record_run(worker, self._clock.next(), run_id, item, outcome, ts)
+        self._note(worker, runs.final_entry(record, run_id, item, outcome, ts))
         runs.count_run(record.usage, outcome)
         record.done_seq = item.seq
         record.run_id = record.run_input_id = record.run_cursor = record.run_started_at = None

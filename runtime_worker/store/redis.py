@@ -202,17 +202,15 @@ class RedisStore(RedisCore):
             epoch=epoch,
             seq=item.seq,
             entry_id=item.entry_id,
-            transcript=codec.transcript_json(entry),
+            finished_at=repr(ts),
+            **{
+                f"transcript_{n}": part
+                for n, part in enumerate(codec.final_entry_template(entry), start=1)
+            },
             input_tokens=outcome.input_tokens,
             output_tokens=outcome.output_tokens,
             result=outcome.result.value,
             error_code=outcome.error_code or "",
-            run_id=run_id,
-            finished_at=repr(ts),
-            **{
-                f"run_{n}": part
-                for n, part in enumerate(codec.run_template(run_id, item, outcome, ts), start=1)
-            },
             events_maxlen=self._maxlen,
             retention_s=self.settings.retention_s,
             compact_max=COMPACT_MAX_ENTRIES,

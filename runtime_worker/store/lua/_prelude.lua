@@ -100,7 +100,7 @@ end
 -- order). nil when its run finished already (a redelivery: acknowledged). Else the attempt,
 -- whether the input is cancelled (0/1) and the run_started cursor. `user()` makes the
 -- transcript's user entry (first attempt only), `started(attempt)` the run_started event;
--- `started_at` is kept on the record for the run's entry in `…:runs` (finish_run.lua).
+-- `started_at` is kept on the record for the run's final transcript entry (finish_run.lua).
 local function start_run(
     keys, seq, entry_id, run_id, input_id, started_at, user, started, state, maxlen)
   local w, inputs, ev, tr = keys[1], keys[2], keys[3], keys[4]
@@ -141,7 +141,6 @@ local function retire(keys, retention_s)
   if redis.call('PTTL', keys[7]) == -1 then
     redis.call('EXPIRE', keys[7], retention_s)
   end
-  redis.call('EXPIRE', keys[8], retention_s)
 end
 
 -- Redis preallocates a new stream node (up to stream-node-max-bytes, 4 KB by default) and only

@@ -2,11 +2,12 @@
 -- The rest of the arguments: event JSON (the run's unwritten text deltas, then its final
 -- events). Reply: {'ok', cursor of the last event (run_finished), more inputs waiting (0/1)}.
 local A = args({
-  'epoch', 'seq', 'entry_id', 'transcript', 'input_tokens', 'output_tokens', 'result',
+  'epoch', 'seq', 'entry_id',
+  -- the final transcript entry (the run log's record of the run): JSON around the attempt and
+  -- the start time, both from the record (`finished_at` when the run never started)
+  'transcript_1', 'transcript_2', 'transcript_3', 'finished_at',
+  'input_tokens', 'output_tokens', 'result',
   'error_code', -- '' for none
-  -- the run's entry in `…:runs`: JSON around its attempt and started_at (from the record;
-  -- `finished_at` when the run was never started, e.g. dead-lettered)
-  'run_id', 'run_1', 'run_2', 'run_3', 'finished_at',
   'state_prefix', 'state_suffix', 'events_maxlen', 'retention_s', 'compact_max'})
 local w, inputs, ev, tr, lease = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[7]
 local refused = fence(w, lease, A.epoch, nil)
@@ -18,7 +19,9 @@ local cursor = ''
 for _, event in ipairs(A.rest) do
   cursor = emit(ev, maxlen, event)
 end
-redis.call('XADD', tr, 'MAXLEN', redis.call('HGET', w, 'transcript_maxlen'), '*', 't', A.transcript)
+local run = redis.call('HMGET', w, 'transcript_maxlen', 'run_attempt', 'run_started_at')
+local t1, t2, t3 = A.transcript_1, A.transcript_2, A.transcript_3
+redis.call('XADD', tr, 'MAXLEN', run[1], '*', 't', t1 .. run[2] .. t2 .. (run[3] or A.finished_at) .. t3)
 redis.call('HINCRBY', w, 'input_tokens', A.input_tokens)
 redis.call('HINCRBY', w, 'output_tokens', A.output_tokens)
 redis.call('HINCRBY', w, 'runs', 1)
@@ -26,10 +29,6 @@ redis.call('HINCRBY', w, 'runs_' .. A.result, 1)
 if A.error_code ~= '' then
   redis.call('HSET', w, 'last_error', A.error_code)
 end
-local started = redis.call('HMGET', w, 'run_started_at', 'run_attempt')
-redis.call('XADD', KEYS[8], 'MAXLEN', redis.call('HGET', w, 'transcript_maxlen'), '*',
-  'r', A.run_id, 'e',
-  A.run_1 .. (started[2] or '1') .. A.run_2 .. (started[1] or A.finished_at) .. A.run_3)
 redis.call('HSET', w, 'done_seq', A.seq)
 redis.call('HDEL', w, 'run_id', 'run_input_id', 'run_cursor', 'run_started_at')
 ack(inputs, A.entry_id)
