@@ -41,6 +41,8 @@ def record_fields(record: WorkerRecord) -> dict[str, str]:
         value = getattr(record, name)
         if value is not None:
             fields[name] = value
+    if record.run_started_at is not None:
+        fields["run_started_at"] = repr(record.run_started_at)
     if record.usage.last_error is not None:
         fields["last_error"] = record.usage.last_error
     for result, count in record.usage.runs_by_result.items():
