@@ -156,6 +156,11 @@ class SendInput(BaseModel):
     text: str = Field(min_length=1)
     input_id: InputId | None = None
     strategy: Strategy | None = None
+
+
+class InputRequest(SendInput):
+    """The body of `POST …/inputs`: an input, and how long to wait for its run."""
+
     wait_s: float | None = Field(
         default=None,
         ge=0,

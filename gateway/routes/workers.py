@@ -26,8 +26,8 @@ from shared.models import (
     CancelResult,
     CreateWorker,
     InputAccepted,
+    InputRequest,
     RunDetail,
-    SendInput,
     TranscriptPage,
     WorkerDetail,
     WorkerSummary,
@@ -97,7 +97,7 @@ async def get_worker(runtime: RuntimeDep, worker_id: WorkerIdDep) -> WorkerDetai
         **error_responses(404, 409, 413, 503),
     },
     operation_id="send_input",
-    openapi_extra=declare("runtime_id", "worker_id", body=SendInput),
+    openapi_extra=declare("runtime_id", "worker_id", body=InputRequest),
 )
 async def post_input(request: Request) -> Response:
     """Accept an input; `after=cursor` on the events follows its run. The same `input_id` again
@@ -107,7 +107,7 @@ async def post_input(request: Request) -> Response:
     gateway = gateway_of(request)
     runtime = runtime_of(gateway, request.path_params["runtime_id"])
     worker_id = checked_worker_id(request.path_params["worker_id"])
-    body = await read_json(request, SendInput)
+    body = await read_json(request, InputRequest)
     accepted = await send_input(gateway, runtime, worker_id, body)
     if body.wait_s:
         run = await until_disconnected(request, runtime.wait_run(worker_id, accepted, body.wait_s))
