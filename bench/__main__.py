@@ -1,4 +1,5 @@
-"""`python -m bench [SCENARIO ...] [--quick] [--json FILE]`: run, print the table, write JSON."""
+"""`python -m bench [SCENARIO ...] [--quick] [--cluster] [--json FILE]`: run, print the table,
+write JSON."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from bench import wrk
 from bench.envinfo import environment
 from bench.harness import RESULTS_DIR, run_one, write_json
 from bench.results import render_table
-from bench.scenarios import SCENARIOS
+from bench.scenarios import CLUSTER_SCENARIOS, SCENARIOS
 
 # Scenarios that drive load with wrk; checked before any scenario spends time.
 WRK_SCENARIOS = frozenset({"throughput"})
@@ -46,16 +47,23 @@ def main(argv: list[str] | None = None) -> int:
         "scenarios", nargs="*", metavar="SCENARIO", help=f"any of: {', '.join(SCENARIOS)}"
     )
     parser.add_argument("--quick", action="store_true", help="smaller counts: all in < 3 min")
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help=f"Yoi on a private 3-primary Redis Cluster ({', '.join(CLUSTER_SCENARIOS)} only)",
+    )
     parser.add_argument("--json", type=Path, metavar="FILE", help="where to write the results")
     args = parser.parse_args(args_in)
-    unknown = [name for name in args.scenarios if name not in SCENARIOS]
+    known = CLUSTER_SCENARIOS if args.cluster else SCENARIOS
+    unknown = [name for name in args.scenarios if name not in known]
     if unknown:
-        parser.error(f"unknown scenario(s): {', '.join(unknown)}; choose from {list(SCENARIOS)}")
-    names = args.scenarios or list(SCENARIOS)
+        parser.error(f"unknown scenario(s): {', '.join(unknown)}; choose from {list(known)}")
+    names = args.scenarios or list(known)
     if WRK_SCENARIOS & set(names) and (missing := wrk.ensure_installed()) is not None:
         print(f"bench: {missing}", file=sys.stderr)
         return EXIT_MISSING_TOOL
-    json_path = args.json or RESULTS_DIR / ("latest-quick.json" if args.quick else "latest.json")
+    stem = "latest-cluster" if args.cluster else "latest"
+    json_path = args.json or RESULTS_DIR / (f"{stem}-quick.json" if args.quick else f"{stem}.json")
     log_root = RESULTS_DIR / "logs" / time.strftime("%Y%m%d-%H%M%S")
     _raise_fd_limit()
     _exit_on_sigterm()
@@ -63,9 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for name in names:
         print(f"bench: {name} …", file=sys.stderr, flush=True)
-        result = run_one(name, SCENARIOS[name], args.quick, log_root)
+        result = run_one(name, SCENARIOS[name], args.quick, log_root, cluster=args.cluster)
         state = "met" if result.met else "not met"
-        print(f"bench: {name} done in {result.duration_s:.0f} s ({state})", file=sys.stderr)
+        print(f"bench: {result.name} done in {result.duration_s:.0f} s ({state})", file=sys.stderr)
         results.append(result)
         write_json(json_path, results, env)  # keep what we have if a later scenario hangs
     print(render_table(results))

@@ -22,10 +22,12 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 @dataclass(frozen=True)
 class Context:
-    """What a scenario needs from the run: the size switch and where its logs go."""
+    """What a scenario needs from the run: the size switch, where its logs go, and whether it
+    runs its cluster variant (`--cluster`: Yoi on a private Redis Cluster)."""
 
     quick: bool
     log_dir: Path
+    cluster: bool = False
 
     def pick(self, full: T, quick: T) -> T:
         return quick if self.quick else full
@@ -45,9 +47,12 @@ def recorded(result: ScenarioResult, what: str) -> Iterator[None]:
         result.tracebacks.append(traceback.format_exc())
 
 
-def run_one(name: str, scenario: Scenario, quick: bool, log_root: Path) -> ScenarioResult:
+def run_one(
+    name: str, scenario: Scenario, quick: bool, log_root: Path, *, cluster: bool = False
+) -> ScenarioResult:
+    name = f"{name}-cluster" if cluster else name
     result = ScenarioResult(name)
-    context = Context(quick=quick, log_dir=log_root / name)
+    context = Context(quick=quick, log_dir=log_root / name, cluster=cluster)
     context.log_dir.mkdir(parents=True, exist_ok=True)
     result.loadavg_1m_at_start = round(os.getloadavg()[0], 2)  # how busy others kept the cores
     started = time.monotonic()

@@ -10,11 +10,11 @@ from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 
 from bench.procs import ManagedProcess, free_port, http_ok, wait_until
-from bench.redis_server import PrivateRedis
 
 RUNTIME_ID = "fleet"
 READY_TIMEOUT_S = 30.0
@@ -32,6 +32,14 @@ def yoi_argv(*args: str) -> list[str]:
     if script.exists():
         return [str(script), *args]
     return [sys.executable, "-c", "from gateway.cli import main; main()", *args]
+
+
+class HasUrl(Protocol):
+    """One private Redis (`bench.redis_server`) or a private cluster (`bench.redis_cluster`):
+    Yoi finds which from the server, as it does for a user's URL."""
+
+    @property
+    def url(self) -> str: ...
 
 
 @dataclass
@@ -68,7 +76,7 @@ def _alive_members(base_url: str) -> set[str]:
 
 @contextmanager
 def yoi_stack(
-    redis: PrivateRedis,
+    redis: HasUrl,
     log_dir: Path,
     runtimes: int = 2,
     env: Mapping[str, str] | None = None,

@@ -1,8 +1,9 @@
 """`create_app(settings)`: the gateway as an ASGI app, with its clients made in the lifespan.
 
 Middleware, outermost first: access log and metrics (and the last-resort typed 500), CORS (only
-when origins are configured), auth (token or stream ticket), body size limit. The hot routes
-(inputs, the events long poll, create) are cheap themselves: see `gateway.requests`.
+when origins are configured), auth (token or stream ticket), the per-caller rate limit (only
+when `YOI_RATE_LIMIT_PER_S` is set), body size limit. The hot routes (inputs, the events long
+poll, create) are cheap themselves: see `gateway.requests`.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from gateway.companion import Companion
 from gateway.hub import Hubs
 from gateway.metrics import Metrics
 from gateway.middleware import AccessLogMiddleware, BodyLimitMiddleware
+from gateway.ratelimit import RateLimiter, RateLimitMiddleware
 from gateway.registry import RuntimeRegistry
 from gateway.routes import ROUTERS
 from gateway.state import Gateway
 from runtime_worker.runtime import MAX_PAGE, VERSION
+from shared import tracing
 from shared.settings import Settings
 
 STREAM_HEADERS = ["Authorization", "Content-Type", "Last-Event-ID"]
@@ -47,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        tracing.configure("yoi-gateway")  # only when OTEL_* asks for traces
         registry = RuntimeRegistry.from_settings(settings)
         await registry.start()
         gateway.registry = registry
@@ -75,6 +79,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tickets=gateway.tickets,
             companion_id=gateway.companion_id,
         ),
+    ]
+    if settings.rate_limit_per_s is not None:  # after auth: a caller is a token that passed
+        limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+        middleware.append(Middleware(RateLimitMiddleware, limiter=limiter))
+    middleware += [
         Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
     ]
     app = FastAPI(
@@ -86,6 +95,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,  # `gateway.openapi` serves /docs with its own assets, no CDN
         redoc_url=None,
         responses=errors.error_responses(500),
+        # FastAPI's own OpenTelemetry spans record the URL with its query (a stream's `?ticket=`)
+        # and its logs record validation failures: off. shared.tracing makes the spans we want.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.gateway = gateway
     errors.install(app)

@@ -30,7 +30,7 @@ from gateway.openai import errors as openai_errors
 from shared.errors import Unauthorized
 from shared.settings import EMBEDDED_RUNTIME_ID, Settings
 
-OPEN_PATHS = frozenset({"/", "/healthz", "/readyz", "/docs", "/openapi.json"})
+OPEN_PATHS = frozenset({"/", "/fleet", "/healthz", "/readyz", "/docs", "/openapi.json"})
 OPEN_PREFIXES = ("/static/", "/docs/assets/")
 _WORKER_STREAM = re.compile(r"^/api/runtimes/([^/]+)/workers/([^/]+)/events/stream$")
 _COMPANION_STREAM = "/api/companion/events/stream"

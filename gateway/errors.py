@@ -82,6 +82,10 @@ def error_body(exc: YoiError) -> dict[str, Any]:
 
 
 def error_response(exc: YoiError, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The typed body; a refusal that says when to come back (429, 503) adds `Retry-After`."""
+    retry_after_s = getattr(exc, "retry_after_s", None)
+    if retry_after_s is not None:
+        headers = {**(headers or {}), "Retry-After": str(retry_after_s)}
     return JSONResponse(error_body(exc), status_code=exc.http_status, headers=headers)
 
 

@@ -29,6 +29,7 @@ from shared.events import Event
 log = logging.getLogger("yoi.gateway.sse")
 
 HUB_WAIT_MS = 15_000
+UNAVAILABLE_RETRY_S = 0.5  # between reads while Redis is away: bounded, never a hot loop
 NOW = "now"
 
 
@@ -122,9 +123,18 @@ class Hub:
             self.started.set()
             while not self.stopping:
                 # The hub's cursor is always its own last page's: one blocking read per wake.
-                page = await self.runtime.tail(
-                    self.worker_id, after=self.cursor, limit=self.page_limit, wait_ms=HUB_WAIT_MS
-                )
+                try:
+                    page = await self.runtime.tail(
+                        self.worker_id,
+                        after=self.cursor,
+                        limit=self.page_limit,
+                        wait_ms=HUB_WAIT_MS,
+                    )
+                except RuntimeUnavailable:
+                    # Redis is away: subscribers keep their heartbeats, and the hub reads on
+                    # from its cursor once Redis answers again (no gap, no repeat).
+                    await asyncio.sleep(UNAVAILABLE_RETRY_S)
+                    continue
                 if page.events:
                     self._on_events(self.runtime.runtime_id, page.events)
                     for subscription in list(self.subscribers):

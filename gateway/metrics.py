@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from gateway.fleet_metrics import FleetCollector
 from shared.events import Event
 from shared.models import Usage
 
@@ -103,6 +104,8 @@ class Metrics:
         )
         self._runs = _RunTotals()
         r.register(self._runs)
+        self.fleet = FleetCollector()  # tokens, queues, Workers, members (gateway.fleet_metrics)
+        r.register(self.fleet)
         self._pending: OrderedDict[tuple[str, str, str], float] = OrderedDict()
 
     # -- inputs and runs -------------------------------------------------------------------------

@@ -49,7 +49,10 @@ class RuntimeRegistry:
     ) -> RuntimeRegistry:
         runtimes = [embedded or Runtime.embedded(settings, path=embedded_store_path(settings))]
         if settings.redis_url is not None:
-            runtimes += [Runtime.fleet(runtime_id, settings) for runtime_id in settings.fleets]
+            runtimes += [
+                Runtime.fleet(runtime_id, settings, admission=settings.admission)
+                for runtime_id in settings.fleets
+            ]
         elif settings.fleets:
             # Fleets without Redis cannot exist: say so instead of serving a silently smaller set.
             raise ValueError("fleet runtimes are configured but no Redis URL is set")

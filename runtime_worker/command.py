@@ -12,7 +12,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from shared import aio
+from shared import aio, tracing
 from shared.errors import YoiError
 from shared.logs import setup_logging_from
 from shared.settings import InvalidSettings, load_settings
@@ -64,6 +64,7 @@ def runtime(
     if settings.redis_url is None:
         _fail("a runtime process needs Redis: pass --redis-url or set YOI_REDIS_URL", USAGE)
     setup_logging_from(settings)
+    tracing.configure("yoi-runtime")  # only when OTEL_* asks for traces
     try:
         aio.run(run_member(settings))
     except YoiError as exc:

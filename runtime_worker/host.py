@@ -16,6 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
+from runtime_worker._turns import TurnGate
 from runtime_worker.profiles import Profile, ProfileRegistry, render_prompt
 from runtime_worker.providers.base import (
     ChatMessage,
@@ -24,7 +25,8 @@ from runtime_worker.providers.base import (
     TurnRequest,
     UsageChunk,
 )
-from runtime_worker.store.base import QueuedInput, RunOutcome, Store, TakenRun
+from runtime_worker.store.base import QueuedInput, RunAlone, RunOutcome, Store, TakenRun
+from shared import tracing
 from shared.errors import LeaseLost, RuntimeUnavailable, WorkerNotFound, YoiError
 from shared.events import TextDelta
 from shared.ids import new_id
@@ -53,6 +55,9 @@ class _Hosted:
     cancel_requested: bool = False
     hinted: bool = False  # a hint came while a drain was on: look again before it ends
     text: list[str] = field(default_factory=list)
+
+
+_NONE = _Hosted(epoch=-1)
 
 
 def _drained(hosted: _Hosted, drain: asyncio.Task[None]) -> None:
@@ -87,6 +92,7 @@ class Host:
         self._providers: dict[str, Provider] = {}
         self._hosted: dict[str, _Hosted] = {}
         self._loops: set[asyncio.Task[None]] = set()
+        self._gate = TurnGate()
         self._running = False
         self.on_lost: Callable[[str], None] | None = None
 
@@ -220,6 +226,15 @@ class Host:
             with contextlib.suppress(RuntimeUnavailable):
                 await self.store.release_many(epochs, self.member_id)
 
+    async def hand_back_idle(self, leases: Mapping[str, int]) -> list[str]:
+        """Give back those of these Workers that are idle at this very moment (checked with
+        the lease in one step, so no running answer is interrupted); busy ones stay, for a
+        later sweep to move once their run ended. Answers the Workers given back."""
+        mine = {w: e for w, e in leases.items() if self._hosted.get(w, _NONE).epoch == e}
+        released = await self.store.release_many(mine, self.member_id, idle_only=True)
+        await self.drop_many({w: mine[w] for w in released}, release=False)
+        return sorted(released)
+
     def wake(self, worker_id: str) -> None:
         """Start draining the Worker's inputs unless a drain is already on it."""
         hosted = self._hosted.get(worker_id)
@@ -303,15 +318,7 @@ class Host:
             while True:
                 hosted.hinted = False  # hints from here on may be news the next step misses
                 profile = await self._load(worker_id, hosted)
-                taken = await self.store.take_run(
-                    worker_id,
-                    self.member_id,
-                    hosted.epoch,
-                    new_id(),
-                    now_s(),
-                    profile.history_entries,
-                )
-                more = taken is not None and await self._run(worker_id, hosted, profile, taken)
+                more = await self._take_and_run(worker_id, hosted, profile)
                 if not (more or hosted.hinted):
                     return
         except LeaseLost:
@@ -323,6 +330,43 @@ class Host:
             # The member logs the outage once; a line per Worker would flood the log.
             log.debug("worker %s paused: its store is unavailable", worker_id)
 
+    async def _take_and_run(self, worker_id: str, hosted: _Hosted, profile: Profile) -> bool:
+        """Take the next input and run it, holding the turn gate from take to finish (alone
+        for a suspect input); answers whether more may be waiting."""
+        solo = False
+        while True:
+            async with self._gate.turn(solo=solo):
+                try:
+                    taken = await self.store.take_run(
+                        worker_id,
+                        self.member_id,
+                        hosted.epoch,
+                        new_id(),
+                        now_s(),
+                        profile.history_entries,
+                        solo=solo,
+                    )
+                except RunAlone:
+                    solo = True
+                    continue
+                return taken is not None and await self._traced(worker_id, hosted, profile, taken)
+
+    async def _traced(
+        self, worker_id: str, hosted: _Hosted, profile: Profile, taken: TakenRun
+    ) -> bool:
+        """`_run` in the input's trace (shared.tracing): its wait in the queue, then the run."""
+        item, claim = taken.item, taken.claim
+        ids: tracing.Attributes = {
+            "yoi.worker_id": worker_id,
+            "yoi.input_id": item.input_id,
+            "yoi.run_id": claim.run_id,
+            "yoi.attempt": claim.attempt,
+        }
+        with tracing.span("yoi.queue_wait", parent=item.trace, start_s=item.ts, attributes=ids):
+            pass  # from the input's acceptance to this take
+        with tracing.span("yoi.run", parent=item.trace, attributes=ids):
+            return await self._run(worker_id, hosted, profile, taken)
+
     async def _run(
         self, worker_id: str, hosted: _Hosted, profile: Profile, taken: TakenRun
     ) -> bool:
@@ -330,15 +374,15 @@ class Host:
         item, claim = taken.item, taken.claim
         if claim.cancelled:
             outcome = RunOutcome(RunResult.CANCELLED, "", reason="cancelled_before_start")
-        elif claim.attempt > self.settings.max_deliveries:
+        elif claim.crashes >= self.settings.max_deliveries:
             outcome = RunOutcome(
                 RunResult.FAILED,
                 "",
                 reason="dead_letter",
                 error_code="dead_letter",
-                error_message=f"the input failed {claim.attempt - 1} deliveries and was set aside",
+                error_message=f"the input's run killed its host {claim.crashes} times: set aside",
             )
-        elif claim.attempt > 1 and profile.on_host_lost == "fail":
+        elif claim.host_lost and profile.on_host_lost == "fail":
             outcome = RunOutcome(
                 RunResult.FAILED,
                 "",
@@ -388,8 +432,10 @@ class Host:
         flusher = _Flusher(self, worker_id, hosted, item, taken.claim.run_id)
         try:
             provider = self._provider(profile)
+            called = {"yoi.provider": provider.name, "yoi.model": profile.model}
             async with asyncio.timeout(profile.turn_timeout_s or self.settings.turn_timeout_s):
-                usage = await flusher.pump(provider, request)
+                with tracing.span("yoi.provider_call", attributes=called):
+                    usage = await flusher.pump(provider, request)
             tail = flusher.tail()  # written with the final events, in the same step
         except TimeoutError:
             return RunOutcome(

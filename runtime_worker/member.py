@@ -106,6 +106,7 @@ class Member:
         self._renewed_at = monotonic_s()
         self._sweep_due = True
         self._taking = False
+        self._draining = False  # told to drain: takes nothing, hands idle Workers back
         self._stopping = False
         self._stopped = asyncio.Event()
         self._redis_back = asyncio.Event()
@@ -184,17 +185,8 @@ class Member:
         await self._announce(busy)
 
     async def _release_idle(self) -> list[str]:
-        busy = self.host.busy_ids()
-        idle = [
-            record.worker_id
-            for record in await self.store.placements()
-            if self.host.is_hosted(record.worker_id)
-            and record.worker_id not in busy
-            and (record.state not in HOSTABLE_STATES or record.queue_depth == 0)
-        ]
-        hosted = self.host.hosted()
-        await self.host.drop_many({w: hosted[w] for w in idle if w in hosted}, release=True)
-        return idle
+        """Hand back every Worker idle right now (checked atomically with each lease)."""
+        return await self.host.hand_back_idle(self.host.hosted())
 
     async def _announce(self, worker_ids: list[str]) -> None:
         try:
@@ -228,9 +220,15 @@ class Member:
     # -- one step each (the loops run these; tests call them directly) ---------------------------
 
     async def beat(self) -> None:
-        """Heartbeat, and refresh the view of alive members."""
+        """Heartbeat, and refresh the view of alive members. A member told to drain (`yoi
+        drain`) stops taking Workers and hands back each one as it turns idle."""
+        if not self._draining and await self.store.member_draining(self.member_id):
+            log.info("member %s drains: handing its workers back", self.member_id)
+            self._draining, self._taking = True, False
         await self.store.heartbeat(self.member_id, self.settings.capacity, self.host.hosted_count)
         await self._refresh_members()
+        if self._draining and not self._stopping and self.host.hosted_count:
+            await self._announce(await self._release_idle())
 
     async def _refresh_members(self) -> None:
         self._note_members(await self.store.member_views())
@@ -290,9 +288,10 @@ class Member:
         names = [m.member_id for m in members]
         taken += await self._take(preferred_first(step.take, self.member_id, names), step.want)
         if step.shed:
-            log.info("handing %d workers back to even out the fleet", len(step.shed))
-            await self._drop({w: hosted[w] for w in step.shed if w in hosted}, release=True)
-            await self._announce(step.shed)
+            # Idle in the snapshot, maybe not any more: only those idle now go (atomically).
+            shed = await self.host.hand_back_idle({w: hosted[w] for w in step.shed if w in hosted})
+            log.info("handed %d workers back to even out the fleet", len(shed))
+            await self._announce(shed)
         return taken
 
     def _sweep_host(self, waiting: set[str]) -> None:

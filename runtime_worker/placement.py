@@ -77,8 +77,9 @@ class Plan:
 def alive_view(
     members: Sequence[MemberInfo], me: str, capacity: int, hosted: int
 ) -> list[MemberInfo]:
-    """The alive members, this one always included with its own fresh numbers."""
-    view = [m for m in members if m.alive and m.member_id != me]
+    """The alive members, this one always included with its own fresh numbers; a draining
+    member counts for nothing (its Workers are handed back, so the others share them)."""
+    view = [m for m in members if m.alive and not m.draining and m.member_id != me]
     view.append(MemberInfo(member_id=me, capacity=capacity, hosted=hosted, alive=True))
     return view
 

@@ -17,11 +17,14 @@ from types import TracebackType
 from typing import Self
 
 from runtime_worker import conversations, runs
+from runtime_worker.admission import Admission
 from runtime_worker.host import Host, ProviderFactory
 from runtime_worker.profiles import ProfileRegistry
 from runtime_worker.store import open_fleet_store
 from runtime_worker.store.base import NOW_CURSOR, Store, WorkerRecord
 from runtime_worker.store.memory import MemoryStore
+from runtime_worker.store.outcome import total_usage
+from shared import tracing
 from shared.errors import (
     CursorExpired,
     InvalidInput,
@@ -80,8 +83,10 @@ class Runtime:
         settings: Settings,
         profiles: ProfileRegistry | None = None,
         host: Host | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self.runtime_id = runtime_id
+        self.admission = admission  # a fleet's clients refuse work no member can run
         self.kind = kind
         self.store = store
         self.settings = settings
@@ -128,10 +133,12 @@ class Runtime:
         )
 
     @classmethod
-    def fleet(cls, runtime_id: str, settings: Settings) -> Runtime:
-        """A client of a fleet runtime over Redis; its runs happen in `yoi runtime` members."""
+    def fleet(cls, runtime_id: str, settings: Settings, *, admission: bool = False) -> Runtime:
+        """A client of a fleet runtime over Redis; its runs happen in `yoi runtime` members.
+        With `admission` (the gateway's), it refuses work no member can run (503)."""
         store = open_fleet_store(settings, runtime_id)
-        return cls(runtime_id, store, kind=RuntimeKind.FLEET, settings=settings)
+        admits = Admission(store, settings) if admission else None
+        return cls(runtime_id, store, kind=RuntimeKind.FLEET, settings=settings, admission=admits)
 
     async def start(self) -> None:
         if self.host is not None:
@@ -219,16 +226,8 @@ class Runtime:
         )
 
     async def usage(self) -> Usage:
-        """Totals over every Worker: tokens, runs by result, and the last error seen."""
-        total = Usage()
-        for record in await self.store.list_workers():
-            total.input_tokens += record.usage.input_tokens
-            total.output_tokens += record.usage.output_tokens
-            total.runs += record.usage.runs
-            for result, count in record.usage.runs_by_result.items():
-                total.runs_by_result[result] = total.runs_by_result.get(result, 0) + count
-            total.last_error = record.usage.last_error or total.last_error
-        return total
+        """Totals over every Worker: tokens, runs by result, errors, and the last error seen."""
+        return total_usage(await self.store.list_workers())
 
     # -- workers ---------------------------------------------------------------------------------
 
@@ -309,6 +308,8 @@ class Runtime:
     ) -> WorkerDetail:
         """`worker_id`: an id the caller generated (and bound, see `conversation_worker`)."""
         profile = self.profiles.get(request.profile or DEFAULT_PROFILE)
+        if self.admission is not None:
+            await self.admission.admit_worker()
         if request.delegated_from is not None:
             await self._record(request.delegated_from)
         worker_id = worker_id or new_id()
@@ -325,6 +326,10 @@ class Runtime:
         try:
             # A fleet store hints its members in the same step: one takes the Worker at once.
             created = await self.store.create(record)
+        except RuntimeUnavailable:
+            # Redis is away and the create may have landed: the claim stays (a claim whose
+            # Worker never appears is reclaimed once stale), and the caller gets its 503 now.
+            raise
         except BaseException:
             await self.store.release_scope(worker_id)
             raise
@@ -363,6 +368,8 @@ class Runtime:
             )
         if not is_worker_id(worker_id):
             raise InvalidInput("malformed worker id")
+        if self.admission is not None:
+            await self.admission.admit_input(worker_id)
         # One store step: it checks the Worker, resolves its profile's default strategy and
         # wakes the Worker's host.
         submission = await self.store.submit_input(
@@ -372,6 +379,8 @@ class Runtime:
             request.strategy,
             now_s(),
             default_strategies=self.profiles.default_strategies(),
+            max_queued=self.settings.max_queued_inputs,
+            trace=tracing.carrier(),
         )
         return InputAccepted(input_id=submission.input_id, cursor=submission.cursor)
 

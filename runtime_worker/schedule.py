@@ -12,6 +12,11 @@ Every member runs an arq worker in-process on the runtime's own queue (a key fro
 
 Only scheduled work goes through arq; the hot input path never waits on its polling. Jobs are
 JSON, never pickle.
+
+arq keeps its own keys (`arq:job:…`, its queue, its health check) and runs multi-key commands
+over them that a Redis Cluster refuses across slots: on a cluster arq needs a Redis of its own,
+one node (`YOI_SCHEDULER_REDIS_URL`). Without it scheduled work is off, said once at start and
+refused to clients with `unsupported_operation`; the member itself runs on.
 """
 
 from __future__ import annotations
@@ -36,7 +41,14 @@ from runtime_worker._backoff import Backoff
 from runtime_worker.cronspec import CronSpec
 from runtime_worker.runtime import Runtime
 from runtime_worker.store import FleetStore, open_fleet_store
-from shared.errors import InvalidInput, RuntimeUnavailable, WorkerNotFound, WorkerStopped
+from runtime_worker.store._redis_client import is_cluster
+from shared.errors import (
+    InvalidInput,
+    RuntimeUnavailable,
+    UnsupportedOperation,
+    WorkerNotFound,
+    WorkerStopped,
+)
 from shared.ids import new_id
 from shared.keys import Keys
 from shared.models import RuntimeKind, SendInput, Strategy
@@ -50,6 +62,11 @@ LOOKBACK_S = 300  # recurring slots missed longer ago than this (the fleet was d
 STOP_WAIT_S = 2.0
 _SCHEDULE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _TRANSPORT = (rex.ConnectionError, rex.TimeoutError, OSError)
+PROBE_TIMEOUT_S = 2.0
+NEEDS_OWN_REDIS = (
+    "scheduled work is off: the fleet runs on a Redis Cluster and arq needs a Redis of its own "
+    "(one node): set YOI_SCHEDULER_REDIS_URL"
+)
 
 
 class Recurring(BaseModel):
@@ -71,10 +88,20 @@ def _loads(raw: bytes) -> Any:
     return json.loads(raw)
 
 
-def arq_client(settings: Settings, keys: Keys) -> ArqRedis:
+def arq_url(settings: Settings, *, cluster: bool) -> str:
+    """arq's Redis: `scheduler_redis_url`, else the fleet's own unless that is a cluster."""
+    if settings.scheduler_redis_url is not None:
+        return settings.scheduler_redis_url
     if settings.redis_url is None:
         raise InvalidInput("scheduled work needs a Redis URL")
-    pool = ConnectionPool.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+    if cluster:
+        raise UnsupportedOperation(NEEDS_OWN_REDIS)
+    return settings.redis_url
+
+
+def arq_client(settings: Settings, keys: Keys, *, cluster: bool = False) -> ArqRedis:
+    url = arq_url(settings, cluster=cluster)
+    pool = ConnectionPool.from_url(url, socket_timeout=5, socket_connect_timeout=2)
     return ArqRedis(
         pool,
         job_serializer=_dumps,
@@ -103,7 +130,10 @@ async def schedule_input(
     except ValidationError:
         raise InvalidInput("the scheduled text or input id is invalid") from None
     keys = Keys(settings.namespace, runtime_id)
-    client = arq_client(settings, keys)
+    cluster = False
+    if settings.scheduler_redis_url is None and settings.redis_url is not None:
+        cluster = is_cluster(settings.redis_url, settings.redis_cluster, PROBE_TIMEOUT_S)
+    client = arq_client(settings, keys, cluster=cluster)
     try:
         await client.enqueue_job(
             SEND_JOB,
@@ -188,7 +218,11 @@ class Scheduler:
     # -- lifecycle (the member owns the task running `run`) -------------------------------------
 
     async def run(self) -> None:
-        """Run arq's worker; when Redis goes away, close it and start a new one with backoff."""
+        """Run arq's worker; when Redis goes away, close it and start a new one with backoff.
+        On a cluster with no Redis of arq's own, say so once and run nothing."""
+        if self.store.cluster and self.settings.scheduler_redis_url is None:
+            log.error(NEEDS_OWN_REDIS)
+            return
         backoff = Backoff("scheduled work", log)
         while True:
             worker = self._worker = self._make_worker()
@@ -230,7 +264,7 @@ class Scheduler:
                     **timing,
                 )
             ],
-            redis_pool=arq_client(self.settings, self.keys),
+            redis_pool=arq_client(self.settings, self.keys, cluster=self.store.cluster),
             queue_name=self.keys.arq_queue(),
             handle_signals=False,
             poll_delay=self.settings.schedule_poll_s,

@@ -13,9 +13,11 @@ from pydantic import BaseModel, Field
 from shared.errors import ErrorEnvelope
 from shared.models import (
     CancelResult,
+    MemberInfo,
     RuntimeSummary,
     SendInput,
     WorkerDetail,
+    WorkerRow,
     WorkerSummary,
 )
 
@@ -80,12 +82,36 @@ class NotReady(ErrorEnvelope):
     runtimes: list[RuntimeReadiness]
 
 
+class MemberList(BaseModel):
+    members: list[MemberInfo]
+
+
+class FleetRuntime(RuntimeSummary):
+    """A runtime on the fleet dashboard: its summary, whether it is ready, and its members."""
+
+    ready: bool
+    members: list[MemberInfo]
+
+
+class FleetOverview(BaseModel):
+    """`GET /api/fleet`: what the dashboard polls, in one request."""
+
+    runtimes: list[FleetRuntime]
+    workers: list[WorkerRow]
+    unavailable: list[str] = Field(
+        default_factory=list, description="Runtime ids whose Workers are missing: no answer."
+    )
+
+
 __all__ = [
     "AllWorkers",
     "CancelResult",
     "CompanionDetail",
     "CompanionMessage",
+    "FleetOverview",
+    "FleetRuntime",
     "Health",
+    "MemberList",
     "NotReady",
     "Readiness",
     "RuntimeList",

@@ -32,6 +32,8 @@ class YoiError(Exception):
     code: ClassVar[str] = "internal_error"
     http_status: ClassVar[int] = 500
     retryable_default: ClassVar[bool] = False
+    # Seconds the server asked to wait (`Retry-After` of a 429/503), as a client received it.
+    retry_after_s: float | None = None
 
     def __init__(self, message: str, *, retryable: bool | None = None, **details: str) -> None:
         super().__init__(message)
@@ -129,10 +131,19 @@ class PayloadTooLarge(YoiError):
     http_status = 413
 
 
-class RateLimited(YoiError):
+class _RetryLater(YoiError):
+    """A refusal that says when to come back: `retry_after_s` becomes the `Retry-After` header."""
+
+    retryable_default = True
+
+    def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = max(1, retry_after_s)
+
+
+class RateLimited(_RetryLater):
     code = "rate_limited"
     http_status = 429
-    retryable_default = True
 
 
 class UnsupportedOperation(YoiError):
@@ -152,10 +163,9 @@ class RuntimeUnavailable(YoiError):
     retryable_default = True
 
 
-class CapacityExhausted(YoiError):
+class CapacityExhausted(_RetryLater):
     code = "capacity_exhausted"
     http_status = 503
-    retryable_default = True
 
 
 class Timeout(YoiError):

@@ -119,8 +119,17 @@ class Keys:
         return self._tag() + ":scopes"
 
     def members(self) -> str:
-        """HASH member id → JSON capacity and heartbeat."""
+        """HASH member id → JSON capacity and heartbeat (`seen_ms` on the fleet clock)."""
         return self._tag() + ":members"
+
+    def member_clock(self) -> str:
+        """HASH `real_ms` (Redis TIME at the last heartbeat) and `fleet_ms`: the clock heartbeat
+        ages are read on, which stands still while no member reaches Redis."""
+        return self._tag() + ":clock"
+
+    def drains(self) -> str:
+        """HASH member id → when an operator told it to drain (ms); the member honours it."""
+        return self._tag() + ":drains"
 
     def bell(self, member_id: str) -> str:
         """STREAM of wake-up hints for one member; its own tag, so members spread over slots."""

@@ -74,6 +74,10 @@ class Usage(BaseModel):
     output_tokens: int = 0
     runs: int = 0
     runs_by_result: dict[str, int] = Field(default_factory=dict)
+    errors_by_code: dict[str, int] = Field(
+        default_factory=dict,
+        description="Runs ended by an error, by its code (`provider_error`, `dead_letter`…).",
+    )
     last_error: str | None = None
 
 
@@ -82,6 +86,12 @@ class MemberInfo(BaseModel):
     capacity: int
     hosted: int
     alive: bool
+    draining: bool = Field(
+        default=False, description="Told to drain: it hands its Workers back and takes no new ones."
+    )
+    heartbeat_age_ms: int | None = Field(
+        default=None, description="Since its last heartbeat (None for an embedded runtime)."
+    )
 
 
 class RuntimeDiagnostics(BaseModel):
@@ -121,6 +131,15 @@ class WorkerSummary(BaseModel):
     state: WorkerState
     kind: RuntimeKind
     created_at: float
+
+
+class WorkerRow(WorkerSummary):
+    """A Worker as the fleet dashboard lists it: its summary with where and how it runs."""
+
+    host: str | None = None
+    epoch: int = 0
+    queue_depth: int = 0
+    usage: Usage
 
 
 class InFlight(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AliasChoices,
@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None, validation_alias=AliasChoices("YOI_REDIS_URL", "REDIS_URL", "redis_url")
     )
+    # `auto`: a Redis Cluster when the server says so (`INFO cluster`); `on` / `off` force it.
+    redis_cluster: Literal["auto", "on", "off"] = "auto"
+    # Every Redis call on a request path answers within this (a typed 503 past it).
+    redis_call_timeout_s: float = Field(default=2.0, gt=0, le=60)
+    # arq's own Redis (one node): required for scheduled work when the fleet runs on a cluster.
+    scheduler_redis_url: str | None = None
     namespace: str = Field(default="yoi", pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")
     fleets: Annotated[list[str], NoDecode] = Field(default_factory=list)
     runtime_id: str = "fleet"
@@ -58,6 +64,10 @@ class Settings(BaseSettings):
     schedule_poll_s: float = Field(default=0.25, gt=0, le=5)
     # `yoi up` only: how many runtime processes its supervisor starts (YOI_PROCESSES, --processes)
     processes: int = Field(default=2, ge=1, le=64)
+    # `yoi up` only: a runtime process that dies is started again, at most `restart_limit` times
+    # within `restart_window_s` (more means it cannot run: everything stops).
+    restart_limit: int = Field(default=5, ge=0, le=1000)
+    restart_window_s: float = Field(default=60.0, gt=0)
 
     # Gateway
     host: str = "127.0.0.1"
@@ -66,6 +76,15 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     max_input_chars: int = Field(default=32_000, ge=1)
+    # Backpressure: inputs accepted and unfinished per Worker (429 past it, checked in the
+    # store's atomic submit); an optional request rate per API token (429); how long a create or
+    # send waits for a fleet member with room before 503 `capacity_exhausted` (`admission`
+    # false: fleets accept work with no member, queued in Redis until one comes).
+    max_queued_inputs: int = Field(default=1000, ge=1)
+    rate_limit_per_s: float | None = Field(default=None, gt=0)
+    rate_limit_burst: int = Field(default=20, ge=1)
+    capacity_wait_s: float = Field(default=2.0, ge=0, le=60)
+    admission: bool = True
     workspace: str = "workspace"
     sse_heartbeat_s: float = Field(default=15.0, gt=0)
     sse_buffer_events: int = Field(default=1000, ge=10)
@@ -142,7 +161,8 @@ class Settings(BaseSettings):
 
     def secret_values(self) -> list[str]:
         """Every configured value that must never appear in a log line (for the log filter)."""
-        found = url_secrets(self.redis_url) + url_secrets(self.openai_base_url)
+        found = url_secrets(self.redis_url) + url_secrets(self.scheduler_redis_url)
+        found += url_secrets(self.openai_base_url)
         for secret in (self.api_token, self.openai_api_key):
             if secret is not None:
                 found.append(secret.get_secret_value())

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real Redis (the machine's, or a private one started here) and namespaces.
+"""Shared fixtures: a real Redis (the machine's, or a private one started here), a real Redis
+Cluster started here, and namespaces.
 
 Tests never flush the shared Redis: each one works in a namespace of its own, so suites can share
 a server; a test that must flush asks for `private_redis_url`, a server the suite started.
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import free_port
+from tests.redis_cluster import RedisCluster
 from tests.redis_server import answers, private_redis
 
 # Never write into the real home: every gateway this suite starts, in process or as a child
@@ -48,6 +50,37 @@ def private_redis_url() -> Iterator[str]:
     """A redis-server this suite started itself: the only kind a test may flush."""
     with private_redis() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    """A real Redis Cluster of three primaries (no replicas), shared by the session's tests;
+    they isolate by namespace as on one server."""
+    # Not under pytest's basetemp: concurrent sessions rotate those away while this one runs.
+    workdir = Path(tempfile.mkdtemp(prefix="yoi-cluster-"))
+    cluster = RedisCluster(workdir)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(redis_cluster: RedisCluster) -> str:
+    return redis_cluster.url
+
+
+@pytest.fixture
+def redis_cluster_replicas(tmp_path: Path) -> Iterator[RedisCluster]:
+    """Three primaries with one replica each, for one test: failover tests kill its nodes."""
+    cluster = RedisCluster(tmp_path / "cluster", replicas=1)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from redis.crc import key_slot
 
 from runtime_worker.store import _redis_codec as codec
 from runtime_worker.store import _redis_core, _redis_pipeline
+from runtime_worker.store._redis_transport import Routed, Transport
 from runtime_worker.store._scripts import (
     ScriptError,
     Scripts,
@@ -28,7 +29,14 @@ from runtime_worker.store._scripts import (
     argv,
     translate_errors,
 )
-from runtime_worker.store.base import QueuedInput, RunOutcome, TakenRun, WakeUp, WorkerRecord
+from runtime_worker.store.base import (
+    QueuedInput,
+    RunAlone,
+    RunOutcome,
+    TakenRun,
+    WakeUp,
+    WorkerRecord,
+)
 from runtime_worker.store.redis import RedisStore
 from shared.errors import CursorExpired, LeaseLost, RuntimeUnavailable, ScopeConflict, WorkerBusy
 from shared.events import RunStarted, TextDelta, dump_event
@@ -299,7 +307,10 @@ async def test_a_dead_hosts_pending_input_is_claimed_by_the_next(backend: Backen
     await store.client.delete(store.keys.lease(wid))  # m1 died: its lease lapsed
     epoch2 = await store.acquire(wid, "m2", 60_000)
     assert epoch2 is not None
-    again = await _take(store, wid, epoch2, "m2")
+    with pytest.raises(RunAlone):  # m1 never heartbeat: lost, with turns unknown
+        await store.take_run(wid, "m2", epoch2, new_id(), now_s(), 0)
+    again = await store.take_run(wid, "m2", epoch2, new_id(), now_s(), 0, solo=True)
+    assert again is not None
     assert again.item.entry_id == item.entry_id and again.claim.attempt == 2
     pending = await store.client.xpending_range(store.keys.inputs(wid), "hosts", "-", "+", 10)
     assert [p["consumer"] for p in pending] == ["m2"]
@@ -643,9 +654,9 @@ async def test_concurrent_scripts_go_in_batches_and_survive_a_script_flush(
     sizes: list[int] = []
     real = _redis_pipeline.send_many
 
-    async def counted(client: Redis, commands: Sequence[bytes]) -> list[Any]:
+    async def counted(transport: Transport, commands: Sequence[Routed], **kw: bool) -> list[Any]:
         sizes.append(len(commands))
-        return await real(client, commands)
+        return await real(transport, commands, **kw)
 
     monkeypatch.setattr(_redis_pipeline, "send_many", counted)
     await answer(store.client.script_flush())  # a private server: nobody else's cache

@@ -1,4 +1,5 @@
-"""The scenario registry, in the order a full run goes through them."""
+"""The scenario registry, in the order a full run goes through them, and those with a cluster
+variant (`python -m bench --cluster`: `Context.cluster` is set)."""
 
 from __future__ import annotations
 
@@ -14,4 +15,6 @@ SCENARIOS: dict[str, Scenario] = {
     "tokens": tokens.run,
 }
 
-__all__ = ["SCENARIOS"]
+CLUSTER_SCENARIOS = ("throughput", "failover")
+
+__all__ = ["CLUSTER_SCENARIOS", "SCENARIOS"]

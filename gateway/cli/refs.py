@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.cli.client import GatewayClient
 from gateway.cli.errors import NOT_FOUND, USAGE, CliFailure
-from shared.api import CompanionDetail, WorkerList
+from gateway.client import Client
 from shared.ids import is_display_name, is_runtime_id, is_worker_id
 from shared.models import LIVE_STATES, WorkerSummary
 from shared.settings import EMBEDDED_RUNTIME_ID
@@ -33,10 +32,6 @@ class WorkerRef:
     runtime_id: str
     worker_id: str
     text: str  # as typed, for messages
-
-    @property
-    def path(self) -> str:
-        return f"/api/runtimes/{self.runtime_id}/workers/{self.worker_id}"
 
 
 def parse_ref(text: str, *, default_runtime: str | None = None) -> RefSpec:
@@ -63,19 +58,18 @@ def oldest_live(workers: list[WorkerSummary], name: str) -> WorkerSummary | None
     return min(live, key=lambda w: w.created_at, default=None)
 
 
-def resolve(client: GatewayClient, text: str) -> WorkerRef:
+def resolve(client: Client, text: str) -> WorkerRef:
     """Ids as they are; a display ref through the runtime's worker list (the Companion is
     created on first use, as the console does)."""
     spec = parse_ref(text)
     if spec.worker_id is not None:
         return WorkerRef(spec.runtime_id, spec.worker_id, text)
     assert spec.display_name is not None
-    listing = client.get(f"/api/runtimes/{spec.runtime_id}/workers", WorkerList)
-    found = oldest_live(listing.workers, spec.display_name)
+    found = oldest_live(client.list_workers(spec.runtime_id), spec.display_name)
     if found is not None:
         return WorkerRef(spec.runtime_id, found.worker_id, text)
     if spec.runtime_id == EMBEDDED_RUNTIME_ID and spec.display_name == COMPANION_NAME:
-        companion = client.get("/api/companion", CompanionDetail)
+        companion = client.companion()
         return WorkerRef(companion.runtime_id, companion.worker_id, text)
     raise CliFailure(
         f"no live worker named {spec.display_name!r} on runtime {spec.runtime_id!r} "

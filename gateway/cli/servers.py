@@ -6,6 +6,7 @@ one logging configuration (`shared.logs`) from the settings before it starts any
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -25,6 +26,30 @@ def settings_from(**flags: Any) -> Settings:
         raise CliFailure(str(exc), USAGE) from None
 
 
+Ephemeral = Annotated[
+    bool,
+    typer.Option(
+        "--ephemeral", help="Keep nothing: Workers in memory (or a temp dir, deleted at the end)."
+    ),
+]
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir", help="Where Workers are kept (default: YOI_DATA_DIR, else per-user)."
+    ),
+]
+
+
+def with_data_dir(settings: Settings, data_dir: Path | None, ephemeral: bool) -> Settings:
+    if ephemeral and data_dir is not None:
+        raise CliFailure("--ephemeral and --data-dir exclude each other", USAGE)
+    if ephemeral:
+        return settings.model_copy(update={"data_dir": None})
+    if data_dir is not None:
+        return settings.model_copy(update={"data_dir": data_dir})
+    return settings
+
+
 def gateway(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
@@ -34,9 +59,8 @@ def gateway(
         typer.Option(help="Fleet runtime id(s) to serve, comma-separated; repeatable."),
     ] = None,
     log_level: LogLevel = None,
-    ephemeral: Annotated[
-        bool, typer.Option("--ephemeral", help="Keep the embedded Workers in memory only.")
-    ] = False,
+    data_dir: DataDirOption = None,
+    ephemeral: Ephemeral = False,
 ) -> None:
     """Run the HTTP gateway (with the embedded runtime, and fleet runtimes when Redis is set)."""
     from gateway.auth import UnsafeConfig
@@ -47,8 +71,7 @@ def gateway(
     settings = settings_from(
         host=host, port=port, redis_url=redis_url, fleets=fleets, log_level=log_level
     )
-    if ephemeral:
-        settings = settings.model_copy(update={"data_dir": None})
+    settings = with_data_dir(settings, data_dir, ephemeral)
     setup_logging_from(settings)
     try:
         check_embedded_store(settings)
@@ -75,13 +98,19 @@ def up(
     port: Annotated[int | None, typer.Option(help="Gateway port.")] = None,
     redis_url: RedisUrl = None,
     log_level: LogLevel = None,
+    data_dir: DataDirOption = None,
+    ephemeral: Ephemeral = False,
 ) -> None:
-    """Start everything on this machine: Redis (private unless given), gateway, runtimes."""
+    """Start everything on this machine: Redis (private unless given), gateway, runtimes.
+
+    What they keep (the private Redis's append-only file, the embedded Workers) lives in the
+    data directory, held by one `yoi up` at a time; --ephemeral uses a temporary one."""
     from gateway.cli.supervisor import up as run_up
 
     settings = settings_from(
         host=host, port=port, redis_url=redis_url, processes=processes, log_level=log_level
     )
+    settings = with_data_dir(settings, data_dir, ephemeral)
     if settings.port == 0:
         raise CliFailure("yoi up needs a fixed --port (it prints the console address)", USAGE)
     setup_logging_from(settings)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 
-import redis.asyncio as aioredis
 import typer
 from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -28,12 +27,14 @@ from gateway.cli.errors import (
 )
 from gateway.cli.refs import parse_ref
 from gateway.cli.render import event_line, safe
+from runtime_worker.store._redis_client import Client, is_cluster, make_client
 from shared.errors import RuntimeUnavailable, YoiError
 from shared.events import Event, parse_event
 from shared.keys import Keys
 from shared.settings import EMBEDDED_RUNTIME_ID, Settings
 
 BLOCK_MS = 5_000
+PROBE_TIMEOUT_S = 2.0
 BATCH = 1_000
 
 
@@ -75,7 +76,9 @@ async def _tail(
         worker_id = await _find(settings, runtime_id, display_name)
     assert settings.redis_url is not None
     keys = Keys(settings.namespace, runtime_id)
-    client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
+    # One server or a cluster, as the server says (`YOI_REDIS_CLUSTER` forces it).
+    cluster = is_cluster(settings.redis_url, settings.redis_cluster, PROBE_TIMEOUT_S)
+    client = make_client(settings.redis_url, cluster=cluster, decode_responses=True)
     try:
         if not await client.exists(keys.record(worker_id)):
             raise CliFailure(
@@ -93,9 +96,7 @@ async def _tail(
         await client.aclose()
 
 
-async def _read(
-    client: aioredis.Redis, key: str, cursor: str, follow: bool
-) -> AsyncIterator[Event]:
+async def _read(client: Client, key: str, cursor: str, follow: bool) -> AsyncIterator[Event]:
     while True:
         block = BLOCK_MS if follow else None
         answer = await client.xread({key: cursor}, count=BATCH, block=block)

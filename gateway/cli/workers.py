@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from gateway.cli.client import GatewayClient, target_of
+from gateway.cli.client import connect, target_of
 from gateway.cli.errors import USAGE, CliFailure
 from gateway.cli.options import Json, Ref
 from gateway.cli.refs import resolve
 from gateway.cli.render import age, json_line, safe, table, transcript_line
-from shared.api import AllWorkers, RuntimeList, WorkerList
+from shared.api import AllWorkers, RuntimeList
 from shared.ids import is_display_name, is_runtime_id
-from shared.models import TranscriptPage, WorkerDetail, WorkerSummary
+from shared.models import WorkerSummary
 
 
 def runtimes(ctx: typer.Context, as_json: Json = False) -> None:
     """List the runtimes."""
-    with GatewayClient(target_of(ctx)) as client:
-        listing = client.get("/api/runtimes", RuntimeList)
+    with connect(target_of(ctx)) as client:
+        listing = RuntimeList(runtimes=client.list_runtimes())
     if as_json:
         typer.echo(json_line(listing))
         return
@@ -34,12 +34,12 @@ def workers(
 ) -> None:
     """List the Workers (of every runtime, or of one)."""
     unavailable: list[str] = []
-    with GatewayClient(target_of(ctx)) as client:
+    with connect(target_of(ctx)) as client:
         if runtime_id is None:
-            listing = client.get("/api/workers", AllWorkers)
+            listing = client.all_workers()
             found, unavailable = listing.workers, listing.unavailable
         else:
-            found = client.get(f"/api/runtimes/{_runtime(runtime_id)}/workers", WorkerList).workers
+            found = client.list_workers(_runtime(runtime_id))
     found.sort(key=lambda w: (w.runtime_id, w.created_at))
     if as_json:
         typer.echo(json_line(AllWorkers(workers=found, unavailable=unavailable)))
@@ -74,12 +74,8 @@ def create(
     """Create a Worker on a runtime."""
     if not is_display_name(name):
         raise CliFailure(f"{name!r} is not a valid name (letters, digits, _ . -)", USAGE)
-    body: dict[str, Any] = {"display_name": name}
-    if profile is not None:
-        body["profile"] = profile
-    with GatewayClient(target_of(ctx)) as client:
-        path = f"/api/runtimes/{_runtime(runtime_id)}/workers"
-        worker = client.post(path, WorkerDetail, body)
+    with connect(target_of(ctx)) as client:
+        worker = client.create_worker(_runtime(runtime_id), name, profile=profile)
     if as_json:
         typer.echo(json_line(worker))
         return
@@ -99,12 +95,9 @@ def transcript(
     as_json: Json = False,
 ) -> None:
     """Print the Worker's transcript (oldest first)."""
-    params: dict[str, str | int] = {"limit": limit}
-    if before is not None:
-        params["before"] = before
-    with GatewayClient(target_of(ctx)) as client:
+    with connect(target_of(ctx)) as client:
         worker = resolve(client, ref)
-        page = client.get(f"{worker.path}/transcript", TranscriptPage, params)
+        page = client.transcript(worker.runtime_id, worker.worker_id, limit=limit, before=before)
     if as_json:
         typer.echo(json_line(page))
         return

@@ -1,6 +1,16 @@
 """One router per resource; `gateway.app` includes them all."""
 
-from gateway.routes import companion, console, events, openai, ops, runs, runtimes, workers
+from gateway.routes import (
+    companion,
+    console,
+    events,
+    fleet,
+    openai,
+    ops,
+    runs,
+    runtimes,
+    workers,
+)
 
 ROUTERS = (
     runtimes.router,
@@ -10,6 +20,7 @@ ROUTERS = (
     companion.router,
     openai.router,
     ops.router,
+    fleet.router,
     console.router,
 )
 

@@ -16,6 +16,7 @@ from gateway.requests import json_response
 from gateway.sse import EventStreamResponse, follow
 from gateway.state import Gateway
 from runtime_worker.runtime import MAX_PAGE, MAX_WAIT_MS, Runtime
+from shared import tracing
 from shared.errors import YoiError
 from shared.ids import CURSOR_FORM, CURSOR_PATTERN
 from shared.models import InputAccepted, SendInput
@@ -68,8 +69,10 @@ SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
 async def send_input(
     gateway: Gateway, runtime: Runtime, worker_id: str, body: SendInput
 ) -> InputAccepted:
+    request = {"yoi.runtime_id": runtime.runtime_id, "yoi.worker_id": worker_id}
     try:
-        accepted = await runtime.send_input(worker_id, body)
+        with tracing.span("yoi.send_input", kind="server", attributes=request):
+            accepted = await runtime.send_input(worker_id, body)
     except YoiError as exc:
         gateway.metrics.input_rejected(runtime.runtime_id, exc.code)
         raise

@@ -1,4 +1,5 @@
-"""`/`: the Companion web console's page (its files are mounted at `/static` by the app)."""
+"""`/`: the web console's page (the Companion, or any Worker named by `?runtime=&worker=`), and
+`/fleet`: the fleet dashboard. Their files are mounted at `/static` by the app."""
 
 from __future__ import annotations
 
@@ -21,4 +22,11 @@ PAGE_HEADERS = {
 async def index() -> HTMLResponse:
     """Open without a token: the page asks for one when the API answers 401."""
     page = resources.files("gateway").joinpath("static", "index.html").read_text(encoding="utf-8")
+    return HTMLResponse(page, headers=PAGE_HEADERS)
+
+
+@router.get("/fleet", response_class=HTMLResponse)
+async def fleet() -> HTMLResponse:
+    """The fleet dashboard; like the console, it asks for a token when the API answers 401."""
+    page = resources.files("gateway").joinpath("static", "fleet.html").read_text(encoding="utf-8")
     return HTMLResponse(page, headers=PAGE_HEADERS)

@@ -10,10 +10,11 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway.deps import GatewayDep, RegistryDep
 from gateway.errors import error_responses
+from gateway.fleet_metrics import read_runtime
 from runtime_worker.runtime import Runtime
 from shared.api import Health, NotReady, Readiness, RuntimeReadiness
 from shared.errors import ErrorBody, RuntimeUnavailable
-from shared.models import RuntimeKind, Usage
+from shared.models import RuntimeKind
 
 router = APIRouter(tags=["operations"])
 
@@ -62,14 +63,6 @@ async def readyz(registry: RegistryDep) -> Response:
     return JSONResponse(body.model_dump(), status_code=503)
 
 
-async def _usage(runtime: Runtime) -> Usage | None:
-    try:
-        async with asyncio.timeout(PROBE_TIMEOUT_S):
-            return await runtime.usage()
-    except (RuntimeUnavailable, TimeoutError):
-        return None
-
-
 @router.get(
     "/metrics",
     response_class=Response,
@@ -79,8 +72,9 @@ async def _usage(runtime: Runtime) -> Usage | None:
 async def metrics(gateway: GatewayDep, registry: RegistryDep) -> Response:
     """Prometheus text format; protected by the token when one is set."""
     runtimes = registry.all()
-    for runtime, usage in zip(
-        runtimes, await asyncio.gather(*(_usage(r) for r in runtimes)), strict=True
-    ):
-        gateway.metrics.set_run_totals(runtime.runtime_id, usage)
+    reads = await asyncio.gather(*(read_runtime(r, PROBE_TIMEOUT_S) for r in runtimes))
+    for runtime, read in zip(runtimes, reads, strict=True):
+        gateway.metrics.set_run_totals(runtime.runtime_id, None if read is None else read[0])
+        if read is not None:
+            gateway.metrics.fleet.figures[runtime.runtime_id] = read[1]
     return Response(gateway.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -1,13 +1,15 @@
-// The Companion console: loads the transcript, follows the event stream from a cursor, sends
-// messages with an idempotency key, cancels, and says what went wrong in words.
+// The console of the Companion or of any Worker (target.js): loads the transcript, follows the
+// event stream from a cursor, sends messages with an idempotency key, cancels, and says what went
+// wrong in words.
 
 import { Api, ApiError } from "./api.js";
 import { explain, isTransient } from "./errors.js";
 import { Runs } from "./runs.js";
 import { EventFollower } from "./sse.js";
+import { consoleTarget, mountWorkerControls } from "./target.js";
 import { TranscriptView } from "./transcript.js";
 
-const COMPANION = "/api/companion";
+const target = consoleTarget(window.location.search);
 const PAGE_SIZE = 50;
 const SEND_ATTEMPTS = 5;
 const FATAL_STREAM_CODES = new Set([
@@ -35,6 +37,7 @@ const ui = {
   tokenForm: $("token-form"),
   tokenInput: $("token-input"),
   tokenError: $("token-error"),
+  stop: $("stop"),
 };
 
 const api = new Api(window.sessionStorage);
@@ -54,12 +57,13 @@ const state = {
   failure: null, // code behind an "error" status, until the next successful send
   streamAlert: false, // the alert tells of a stream failure: a reopened stream clears it
   nextBefore: null,
-  cancelPath: null,
+  cancelPath: target.cancel, // a Worker's own route; the Companion's is found on first use
   boots: 0,
   bootTimer: 0,
   bootFailures: 0,
   dropped: false, // the stream was lost since it last opened: the gateway may have restarted
   reconciles: 0,
+  stopped: false, // the Worker was stopped: nothing more to send
 };
 
 // ---------------------------------------------------------------------------- status and composer
@@ -72,6 +76,7 @@ function status() {
   if (state.locked) return ["locked", "Token needed"];
   if (state.phase === "reconnecting") return ["reconnecting", "Reconnecting…"];
   if (state.phase === "connecting") return ["connecting", "Connecting…"];
+  if (state.stopped && !generating()) return ["stopped", "Stopped"];
   if (state.sending) return ["sending", "Sending…"];
   if (generating()) return ["generating", "Generating…"];
   if (state.failure !== null) return ["error", "Error"];
@@ -82,6 +87,7 @@ function blockedReason() {
   if (state.locked) return "Enter your API token";
   if (state.phase === "reconnecting") return "Reconnecting…";
   if (state.phase === "connecting") return "Connecting…";
+  if (state.stopped) return "This Worker is stopped";
   if (state.sending) return "Sending…";
   if (generating()) return "Waiting for the answer…";
   return "";
@@ -192,8 +198,8 @@ async function boot() {
   let detail;
   let page;
   try {
-    detail = await api.get(COMPANION);
-    page = await api.get(`${COMPANION}/transcript?limit=${PAGE_SIZE}`);
+    detail = await api.get(target.detail);
+    page = await api.get(`${target.transcript}?limit=${PAGE_SIZE}`);
   } catch (error) {
     if (generation !== state.boots) return;
     if (isUnauthorized(error)) {
@@ -214,6 +220,7 @@ async function boot() {
   state.failure = null;
   state.dropped = false;
   applyDetail(detail);
+  state.stopped = !target.companion && (detail.state === "stopped" || detail.state === "failed");
   view.clear();
   runs.reset();
   view.addEntries(chronological(page.entries));
@@ -237,7 +244,7 @@ async function loadEarlier() {
   ui.earlier.disabled = true;
   try {
     const page = await api.get(
-      `${COMPANION}/transcript?limit=${PAGE_SIZE}&before=${encodeURIComponent(before)}`,
+      `${target.transcript}?limit=${PAGE_SIZE}&before=${encodeURIComponent(before)}`,
     );
     const fromEnd = ui.conversation.scrollHeight - ui.conversation.scrollTop;
     view.addEntries(chronological(page.entries), { atStart: true });
@@ -263,7 +270,7 @@ async function reconcile() {
   const generation = state.boots;
   let detail;
   try {
-    detail = await api.get(COMPANION);
+    detail = await api.get(target.detail);
   } catch (error) {
     if (isUnauthorized(error)) lock();
     return; // the stream's own reconnecting goes on; the next open reconciles again
@@ -290,7 +297,7 @@ function onMessage(message) {
 }
 
 const follower = new EventFollower({
-  open: (cursor, signal) => api.openStream(`${COMPANION}/events/stream`, cursor, signal),
+  open: (cursor, signal) => api.openStream(target.stream, cursor, signal),
   onMessage,
   onState(connection) {
     state.phase = connection === "open" ? "ready" : "reconnecting";
@@ -331,7 +338,7 @@ const wait = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
 async function postMessage(body) {
   for (let attempt = 1; ; attempt += 1) {
     try {
-      return await api.post(`${COMPANION}/messages`, body);
+      return await api.post(target.send, body);
     } catch (error) {
       if (!(error instanceof ApiError) || !isTransient(error.code) || attempt >= SEND_ATTEMPTS) {
         throw error;
@@ -380,8 +387,8 @@ async function send(raw) {
 async function postCancel() {
   if (state.cancelPath !== null) return api.post(state.cancelPath);
   try {
-    const answer = await api.post(`${COMPANION}/cancel`);
-    state.cancelPath = `${COMPANION}/cancel`;
+    const answer = await api.post(`${target.detail}/cancel`);
+    state.cancelPath = `${target.detail}/cancel`;
     return answer;
   } catch (error) {
     // A cancel has no body, so a 404/405, or a 422 `invalid_input` (this gateway's answer to an
@@ -435,6 +442,19 @@ ui.input.addEventListener("keydown", (event) => {
 });
 
 ui.input.addEventListener("input", update);
+mountWorkerControls({
+  target,
+  api,
+  button: ui.stop,
+  onStopped() {
+    state.stopped = true;
+    update();
+  },
+  onError(error) {
+    if (isUnauthorized(error)) lock();
+    else showError(error);
+  },
+});
 ui.cancel.addEventListener("click", cancel);
 ui.earlier.addEventListener("click", loadEarlier);
 ui.alertClose.addEventListener("click", () => {

@@ -111,6 +111,22 @@ class MemoryWorker:
             self.lease_deadline == 0.0 or self.lease_deadline > now
         )
 
+    def holds(self, member_id: str, epoch: int, now: float) -> bool:
+        """`member_id` holds the lease now, under `epoch`."""
+        return ((self.lease_member, self.record.epoch) == (member_id, epoch)) and self.lease_held(
+            now
+        )
+
+    def release(self, member_id: str, epoch: int, *, idle_only: bool) -> bool:
+        """Give the lease back (`idle_only`: only with no unfinished input); whether it was."""
+        if (self.lease_member, self.record.epoch) != (member_id, epoch) or (
+            idle_only and self.record.next_seq > self.record.done_seq
+        ):
+            return False
+        self.lease_member = None
+        self.record.host = None
+        return True
+
     def hold_lease(self, member_id: str, ttl_ms: int, now: float) -> None:
         self.lease_member = member_id
         self.lease_deadline = 0.0 if ttl_ms <= 0 else now + ttl_ms / 1000

@@ -1,25 +1,23 @@
 """Many Workers per round trip: pipelined per-Worker scripts and reads (leases, placement, sweeps).
 
 Every script still touches the keys of one Worker only (one hash tag, Redis Cluster safe);
-pipelining them keeps a member's step at a round trip or two however many Workers it hosts.
+pipelining them keeps a member's step at a round trip or two however many Workers it hosts (on a
+cluster, a round trip per node, side by side: `_redis_transport`).
 Pipelines are cut into chunks so a member's memory does not peak with the size of the fleet.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from redis import exceptions as rex
-from redis.asyncio import ConnectionPool, Redis
 from redis.commands.core import AsyncScript
 
+from runtime_worker.store._redis_transport import CHUNK as CHUNK
+from runtime_worker.store._redis_transport import Routed, Transport
 from shared.models import WorkerState
-
-CHUNK = 1000
-"""Commands per batch: one write and one round trip each, and a bounded reply to hold."""
 
 Arg = str | int | bytes
 Call = tuple[Sequence[str], Sequence[Arg]]
@@ -41,58 +39,38 @@ def command(count: int) -> bytes:
     return b"*%d\r\n" % count
 
 
-def packed(*args: Arg) -> bytes:
-    """A whole command in RESP, for `send_many`."""
-    return command(len(args)) + pack(*args)
+def packed(*args: Arg) -> Routed:
+    """A whole command in RESP, for `send_many`, routed by its first argument (its key)."""
+    return str(args[1]), command(len(args)) + pack(*args)
 
 
-def evalsha(sha: str, keys: Sequence[str], args: Sequence[Arg]) -> bytes:
-    return packed("EVALSHA", sha, len(keys), *keys, *args)
+def evalsha(sha: str, keys: Sequence[str], args: Sequence[Arg]) -> Routed:
+    return keys[0], command(3 + len(keys) + len(args)) + pack(
+        "EVALSHA", sha, len(keys), *keys, *args
+    )
 
 
-def _takes_command_name() -> bool:
-    parameter = inspect.signature(ConnectionPool.get_connection).parameters.get("command_name")
-    return parameter is not None and parameter.default is inspect.Parameter.empty
+async def send_many(
+    transport: Transport, commands: Sequence[Routed], *, replicated: bool = False
+) -> list[Any]:
+    """The replies of many commands (each from `packed` or `evalsha`), batched per connection
+    (per node, on a cluster); an error reply is returned in its place. `replicated`: see
+    `Transport.send`."""
+    return await transport.send(commands, replicated=replicated)
 
 
-_NAMED_GET = _takes_command_name()  # redis-py < 5.3 wants a command name; later ones warn
-
-
-async def send_many(client: Redis, commands: Sequence[bytes]) -> list[Any]:
-    """The replies of many commands (each packed: `command` + `pack`), each batch written at
-    once on one pooled connection: a pipeline without redis-py's per-command overhead. An error
-    reply is returned in its place; losing the connection (or being cancelled) mid-batch
-    discards the connection."""
-    pool = client.connection_pool
-    replies: list[Any] = []
-    for start in range(0, len(commands), CHUNK):
-        chunk = commands[start : start + CHUNK]
-        packed = b"".join(chunk)
-        conn = await (pool.get_connection("PIPELINE") if _NAMED_GET else pool.get_connection())
-        try:
-            await conn.send_packed_command(packed)
-            for _ in chunk:
-                try:
-                    replies.append(await conn.read_response())
-                except rex.ResponseError as exc:  # read whole: the connection stays in step
-                    replies.append(exc)
-        except BaseException:
-            await conn.disconnect()
-            raise
-        finally:
-            await pool.release(conn)
-    return replies
-
-
-async def evalsha_many(client: Redis, script: AsyncScript, calls: Sequence[Call]) -> list[Any]:
+async def evalsha_many(
+    transport: Transport, script: AsyncScript, calls: Sequence[Call], *, replicated: bool = False
+) -> list[Any]:
     """Run `script` once per call, batched; the replies in call order. A script Redis lost
-    (restart, SCRIPT FLUSH) is loaded and the calls it refused run again; any other error
-    reply raises (after the whole batch ran, as a pipeline does)."""
-    replies = await send_many(client, _evalsha(script.sha, calls))
+    (restart, SCRIPT FLUSH, a promoted replica) is loaded and the calls it refused run again;
+    any other error reply raises (after the whole batch ran, as a pipeline does)."""
+    replies = await send_many(transport, _evalsha(script.sha, calls), replicated=replicated)
     missing = [i for i, reply in enumerate(replies) if isinstance(reply, rex.NoScriptError)]
     if missing:
-        script.sha = await client.script_load(script.script)
-        again = await send_many(client, _evalsha(script.sha, [calls[i] for i in missing]))
+        script.sha = await transport.load(str(script.script))
+        retry = _evalsha(script.sha, [calls[i] for i in missing])
+        again = await send_many(transport, retry, replicated=replicated)
         for index, reply in zip(missing, again, strict=True):
             replies[index] = reply
     for reply in replies:
@@ -101,19 +79,21 @@ async def evalsha_many(client: Redis, script: AsyncScript, calls: Sequence[Call]
     return replies
 
 
-def _evalsha(sha: str, calls: Sequence[Call]) -> list[bytes]:
+def _evalsha(sha: str, calls: Sequence[Call]) -> list[Routed]:
     packed = []
     head = pack("EVALSHA", sha)
     for keys, args in calls:
         count = command(3 + len(keys) + len(args))
-        packed.append(count + head + pack(len(keys), *keys, *args))
+        packed.append((keys[0], count + head + pack(len(keys), *keys, *args)))
     return packed
 
 
-async def hmget_many(client: Redis, keys: Sequence[str], fields: Sequence[str]) -> list[list[Any]]:
+async def hmget_many(
+    transport: Transport, keys: Sequence[str], fields: Sequence[str]
+) -> list[list[Any]]:
     """HMGET the same fields of many hashes, batched; all None for a missing hash."""
     head, tail = command(2 + len(fields)) + pack("HMGET"), pack(*fields)
-    replies = await send_many(client, [head + pack(key) + tail for key in keys])
+    replies = await send_many(transport, [(key, head + pack(key) + tail) for key in keys])
     for reply in replies:
         if isinstance(reply, Exception):
             raise reply

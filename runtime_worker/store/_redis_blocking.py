@@ -7,14 +7,20 @@ then goes on blocking (and a follower loop goes on looping) with nobody left to 
 Redis keeps a blocked client per such reader. Without the socket timeout the write is a plain
 `drain()`, which a cancellation always interrupts, and every wait keeps a deadline of its own:
 waits run in slices under an asyncio timeout.
+On a Redis Cluster a read goes straight to its key's node: redis-py's cluster client would
+first ask a node for XREAD's keys (`COMMAND GETKEYS`, XREAD's keys "move"), a round trip more
+per wait and per wake-up.
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
-from redis.asyncio import ConnectionPool, Redis
+from redis import exceptions as rex
+from redis.asyncio import ConnectionPool, Redis, RedisCluster
 
+from runtime_worker.store._redis_client import Client
 from runtime_worker.store._scripts import answer
 from runtime_worker.store.cursor import format_cursor
 from shared.timeutil import monotonic_s, now_ms
@@ -40,14 +46,14 @@ def blocking_client(client: Redis) -> Redis:
     return Redis(connection_pool=own)
 
 
-async def block_read(client: Redis, key: str, after: str, count: int, timeout_ms: int) -> Entries:
+async def block_read(client: Client, key: str, after: str, count: int, timeout_ms: int) -> Entries:
     """XREAD after `after`, waiting up to `timeout_ms` (not at all when it is 0 or less)."""
     deadline = monotonic_s() + max(timeout_ms, 0) / 1000
     while True:
         remaining_ms = int((deadline - monotonic_s()) * 1000)
         block = min(remaining_ms, BLOCK_SLICE_MS) if remaining_ms >= 1 else None
         async with asyncio.timeout((block or 0) / 1000 + SOCKET_TIMEOUT_S):
-            reply = await answer(client.xread({key: after}, count=count, block=block))
+            reply = await _xread(client, key, after, count, block)
         if reply:
             entries: Entries = reply[0][1]
             return entries
@@ -55,12 +61,21 @@ async def block_read(client: Redis, key: str, after: str, count: int, timeout_ms
             return []
 
 
-async def ring(client: Redis, bell: str, worker_id: str) -> None:
-    await answer(client.xadd(bell, {"w": worker_id}, maxlen=BELL_MAXLEN, approximate=True))
+async def _xread(client: Client, key: str, after: str, count: int, block: int | None) -> Any:
+    if not isinstance(client, RedisCluster):
+        return await answer(client.xread({key: after}, count=count, block=block))
+    await client.initialize()  # once: the slot map a node is looked up in
+    node = client.nodes_manager.get_node_from_slot(client.keyslot(key))
+    waits = [] if block is None else ["BLOCK", block]
+    command = ["XREAD", "COUNT", count, *waits, "STREAMS", key, after]
+    try:
+        return await client.execute_command(*command, target_nodes=node)
+    except rex.AskError:  # the slot moved (MOVED) or is moving (ASK): let redis-py follow it
+        return await answer(client.xread({key: after}, count=count, block=block))
 
 
 async def doorbell(
-    client: Redis, bell: str, last_id: str, timeout_ms: int
+    client: Client, bell: str, last_id: str, timeout_ms: int
 ) -> tuple[list[str], str]:
     """Worker ids rung after `last_id` (deduplicated, in order) and the id to read on from."""
     if last_id in ("$", ""):

@@ -1,4 +1,5 @@
-"""The asyncio Redis client `RedisStore.from_url` makes: redis-py with a cheaper readiness check.
+"""The asyncio Redis client `RedisStore.from_url` makes: one server or a Redis Cluster, as the
+server itself says (`INFO cluster`), and redis-py with a cheaper readiness check.
 
 Before every command redis-py's pool checks that the connection it hands out holds no stray
 reply (`can_read_destructive`). With hiredis (a dependency, through arq) that check is a socket
@@ -11,9 +12,16 @@ buffered is as safe and costs nothing; redis-py adopted the same check upstream 
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import Any, Literal
 
-from redis.asyncio import Redis
+import redis as sync_redis
+from redis.asyncio import Redis, RedisCluster
+
+log = logging.getLogger("yoi.store.redis")
+
+Client = Redis | RedisCluster
+ClusterMode = Literal["auto", "on", "off"]
 
 
 def _parser_class() -> type[Any] | None:
@@ -42,8 +50,34 @@ def _parser_class() -> type[Any] | None:
 _PARSER = _parser_class()
 
 
-def make_client(url: str, **options: Any) -> Redis:
-    """`Redis.from_url(url, **options)`, with the cheap readiness check when it applies."""
+def is_cluster(url: str, mode: ClusterMode, timeout_s: float) -> bool:
+    """Whether `url` names a Redis Cluster node: forced by `mode`, else asked of the server
+    (one `INFO cluster`, at start only). A server that does not answer is taken for one
+    server, and said so: set `YOI_REDIS_CLUSTER=on` to start a member during a cluster outage."""
+    if mode != "auto":
+        return mode == "on"
+    probe = sync_redis.Redis.from_url(
+        url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s
+    )
+    try:
+        info: dict[str, Any] = probe.info("cluster")  # type: ignore[assignment]
+    except (sync_redis.RedisError, OSError) as exc:
+        log.warning(
+            "Redis did not answer INFO cluster (%s): one server assumed", type(exc).__name__
+        )
+        return False
+    finally:
+        probe.close()
+    return bool(int(info.get("cluster_enabled", 0)))
+
+
+def make_client(url: str, *, cluster: bool = False, **options: Any) -> Client:
+    """`Redis.from_url(url, **options)` with the cheap readiness check, or
+    `RedisCluster.from_url` (whose nodes keep redis-py's own connections)."""
+    if cluster:
+        # Retries of its own would outlast a call's deadline: one attempt, errors mapped by us.
+        made: RedisCluster = RedisCluster.from_url(url, cluster_error_retry_attempts=1, **options)
+        return made
     if _PARSER is not None:
         options.setdefault("parser_class", _PARSER)
     client: Redis = Redis.from_url(url, **options)

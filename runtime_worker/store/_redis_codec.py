@@ -47,6 +47,8 @@ def record_fields(record: WorkerRecord) -> dict[str, str]:
         fields["last_error"] = record.usage.last_error
     for result, count in record.usage.runs_by_result.items():
         fields[f"runs_{result}"] = str(count)
+    for code, count in record.usage.errors_by_code.items():
+        fields[f"errors_{code}"] = str(count)
     return fields
 
 
@@ -56,11 +58,17 @@ def record_from_fields(fields: Mapping[str, str]) -> WorkerRecord:
         for name, value in fields.items()
         if name.startswith("runs_")
     }
+    errors_by_code = {
+        name.removeprefix("errors_"): int(value)
+        for name, value in fields.items()
+        if name.startswith("errors_")
+    }
     usage = Usage(
         input_tokens=int(fields.get("input_tokens", 0)),
         output_tokens=int(fields.get("output_tokens", 0)),
         runs=int(fields.get("runs", 0)),
         runs_by_result=runs_by_result,
+        errors_by_code=errors_by_code,
         last_error=fields.get("last_error"),
     )
     record = WorkerRecord(
@@ -95,10 +103,15 @@ def parse_scope(raw: str) -> list[ScopeEntry]:
 # -- stream entries --------------------------------------------------------------------------------
 
 
-def input_entry_tail(input_id: str, text: str, ts: float) -> str:
-    """The input entry's JSON after `{"v":1,"seq":<n>,` (the script knows the seq)."""
-    body = json.dumps({"input_id": input_id, "text": text, "ts": ts}, separators=(",", ":"))
-    return body[1:]
+def input_entry_tail(
+    input_id: str, text: str, ts: float, trace: Mapping[str, str] | None = None
+) -> str:
+    """The input entry's JSON after `{"v":1,"seq":<n>,` (the script knows the seq); `tc`, the
+    sender's trace context (W3C headers), only when there is one."""
+    fields: dict[str, object] = {"input_id": input_id, "text": text, "ts": ts}
+    if trace:
+        fields["tc"] = dict(trace)
+    return json.dumps(fields, separators=(",", ":"))[1:]
 
 
 def parse_input(entry_id: str, raw: str) -> QueuedInput:
@@ -109,6 +122,7 @@ def parse_input(entry_id: str, raw: str) -> QueuedInput:
         input_id=str(data["input_id"]),
         text=str(data["text"]),
         ts=float(data["ts"]),
+        trace={str(k): str(v) for k, v in (data.get("tc") or {}).items()},
     )
 
 

@@ -24,14 +24,15 @@ from runtime_worker.store._redis_batch import (
     parse_placement,
     send_many,
 )
-from runtime_worker.store._redis_blocking import SOCKET_TIMEOUT_S, blocking_client
-from runtime_worker.store._redis_client import make_client
+from runtime_worker.store._redis_blocking import blocking_client
+from runtime_worker.store._redis_client import Client, is_cluster, make_client
 from runtime_worker.store._redis_conversations import Conversations
 from runtime_worker.store._redis_members import Members
 from runtime_worker.store._redis_pipeline import Pipeline
 from runtime_worker.store._redis_placement import PLACEMENT_MAXLEN, PlacementHints
 from runtime_worker.store._redis_schedules import Schedules
 from runtime_worker.store._redis_scope import ScopeClaims
+from runtime_worker.store._redis_transport import Transport
 from runtime_worker.store._redis_wakeups import INTERRUPT_SUFFIX, WakeUps
 from runtime_worker.store._scripts import (
     Scripts,
@@ -74,28 +75,39 @@ class RedisCore(FleetStore):
 
     def __init__(
         self,
-        client: Redis,
+        client: Client,
         *,
         namespace: str,
         runtime_id: str,
         settings: Settings,
         owns_client: bool = False,
     ) -> None:
-        if not client.connection_pool.connection_kwargs.get("decode_responses"):
+        if not client.get_encoder().decode_responses:
             raise ValueError("RedisStore needs a client with decode_responses=True")
         self.client = client
         self.runtime_id = runtime_id
         self.settings = settings
+        self.call_timeout_s = settings.redis_call_timeout_s  # every call's own deadline
         self.keys = Keys(namespace, runtime_id)
         self._scripts = Scripts.register(client)
-        self._pipeline = Pipeline(client)  # the hot scripts, batched under load
-        self._blocking = blocking_client(client)  # XREAD BLOCK that a cancellation always ends
+        self._transport = Transport(client)  # batches, cut by node on a cluster
+        self.cluster = self._transport.cluster
+        self._pipeline = Pipeline(self._transport, self.call_timeout_s)  # hot scripts, batched
+        # XREAD BLOCK that a cancellation always ends: its own client where the given one has a
+        # socket timeout; a cluster client (made without one) reads itself.
+        self._blocking = blocking_client(client) if isinstance(client, Redis) else client
         self._scopes = ScopeClaims(client, self.keys, self._scripts)
         # A member counts as alive while its heartbeats keep coming within a lease TTL.
         self._members = Members(
-            client, self.keys, max(settings.lease_ttl_ms, 3 * settings.heartbeat_ms)
+            client,
+            self.keys,
+            self._scripts,
+            max(settings.lease_ttl_ms, 3 * settings.heartbeat_ms),
+            settings.heartbeat_ms,
         )
-        self._wakeups = WakeUps(client, self._blocking, self.keys)
+        self._wakeups = WakeUps(
+            client, self._blocking, self.keys, self._pipeline, self._scripts.ring
+        )
         self._placement = PlacementHints(client, self.keys.placement())
         self._schedules = Schedules(client, self.keys)
         self._conversations = Conversations(self.keys, self._scripts)
@@ -104,10 +116,16 @@ class RedisCore(FleetStore):
 
     @classmethod
     def from_url(cls, url: str, *, namespace: str, runtime_id: str, settings: Settings) -> Self:
+        cluster = is_cluster(url, settings.redis_cluster, CONNECT_TIMEOUT_S)
         client = make_client(
             url,
+            cluster=cluster,
             decode_responses=True,
-            socket_timeout=SOCKET_TIMEOUT_S,
+            # No socket timeout: every call has its own deadline (`translate_errors`). With one,
+            # redis-py bounds each write by `asyncio.wait_for`, which on Python 3.11 swallows a
+            # cancellation that lands as the write completes: the call then outlives its
+            # deadline by the socket timeout.
+            socket_timeout=None,
             socket_connect_timeout=CONNECT_TIMEOUT_S,
             health_check_interval=30,
         )
@@ -117,9 +135,11 @@ class RedisCore(FleetStore):
 
     async def aclose(self) -> None:
         await self._pipeline.aclose()
+        await self._transport.aclose()
         if not self._closed:
             self._closed = True
-            await self._blocking.aclose(close_connection_pool=True)
+            if isinstance(self._blocking, Redis) and self._blocking is not self.client:
+                await self._blocking.aclose(close_connection_pool=True)
             if self._owns_client:
                 await self.client.aclose()
 
@@ -148,9 +168,9 @@ class RedisCore(FleetStore):
 
     @translate_errors
     async def create(self, record: WorkerRecord) -> RecordAt:
-        """One round trip: the script writing the record and first event, then the index entry
-        and the placement hint that has a member take the new Worker within milliseconds (a
-        hint lost with Redis is left to the members' sweep)."""
+        """One round trip (two on a cluster): the script writing the record and first event,
+        then the index entry and the placement hint that has a member take the new Worker
+        within milliseconds (a hint lost with Redis is left to the members' sweep)."""
         record = dataclasses.replace(record, state=WorkerState.PENDING)
         worker_id = record.worker_id
         keys = self._worker_keys(worker_id).all()
@@ -163,19 +183,24 @@ class RedisCore(FleetStore):
         hint = packed(
             "XADD", self.keys.placement(), "MAXLEN", "~", PLACEMENT_MAXLEN, "*", "w", worker_id
         )
-        reply, *rest = await send_many(
-            self.client, [evalsha(self._scripts.create.sha, keys, args), index, hint]
-        )
+        created = evalsha(self._scripts.create.sha, keys, args)
+        # A cluster runs a batch's parts side by side on their nodes, in no order: there the
+        # record goes first, or a sweep could drop an index entry whose record is not written
+        # yet (`_unindex`) and lose the Worker from the index for good.
+        first = [created] if self.cluster else [created, index, hint]
+        reply, *rest = await send_many(self._transport, first, replicated=True)
         if isinstance(reply, rex.NoScriptError):  # Redis lost its scripts: load, then again
             reply = await self._scripts.create(keys, args)
             (cursor,) = check(reply, worker_id)
             # The index entry went in before the record: a listing meanwhile may have dropped
             # it (see `_unindex`), and the hint named a Worker not there yet. Both again.
-            rest = await send_many(self.client, [index, hint])
+            rest = await send_many(self._transport, [index, hint])
         elif isinstance(reply, Exception):
             raise reply
         else:
             (cursor,) = check(reply, worker_id)
+            if self.cluster:
+                rest = await send_many(self._transport, [index, hint])
         for other in rest:
             if isinstance(other, Exception):
                 raise other
@@ -192,7 +217,9 @@ class RedisCore(FleetStore):
     async def get_worker_at(self, worker_id: str) -> RecordAt:
         keys = self._worker_keys(worker_id)
         newest_event = packed("XREVRANGE", keys.events, "+", "-", "COUNT", 1)
-        flat, newest = await send_many(self.client, [packed("HGETALL", keys.record), newest_event])
+        flat, newest = await send_many(
+            self._transport, [packed("HGETALL", keys.record), newest_event]
+        )
         for reply in (flat, newest):
             if isinstance(reply, Exception):
                 raise reply
@@ -218,7 +245,7 @@ class RedisCore(FleetStore):
         """Five fields of each record, not the whole hash: listing 10,000 Workers stays cheap."""
         worker_ids = await self._indexed()
         keys = [self.keys.record(worker_id) for worker_id in worker_ids]
-        rows = await hmget_many(self.client, keys, LISTED_FIELDS)
+        rows = await hmget_many(self._transport, keys, LISTED_FIELDS)
         found: list[Listed] = []
         gone: list[str] = []
         for worker_id, (name, profile, state, created_at) in zip(worker_ids, rows, strict=True):
@@ -235,7 +262,7 @@ class RedisCore(FleetStore):
         without the rest of the records: a member's sweep costs a few fields per Worker."""
         worker_ids = await self._indexed()
         keys = [self.keys.record(worker_id) for worker_id in worker_ids]
-        rows = await hmget_many(self.client, keys, PLACEMENT_FIELDS)
+        rows = await hmget_many(self._transport, keys, PLACEMENT_FIELDS)
         found: list[Placement] = []
         gone: list[str] = []
         for worker_id, row in zip(worker_ids, rows, strict=True):
@@ -259,7 +286,7 @@ class RedisCore(FleetStore):
             return
         await answer(self.client.zrem(self.keys.workers(), *gone))
         keys = [self.keys.record(worker_id) for worker_id in gone]
-        rows = await hmget_many(self.client, keys, ("created_at",))
+        rows = await hmget_many(self._transport, keys, ("created_at",))
         back = {w: float(row[0]) for w, row in zip(gone, rows, strict=True) if row[0] is not None}
         if back:
             await answer(self.client.zadd(self.keys.workers(), back))
@@ -311,6 +338,8 @@ class RedisCore(FleetStore):
         ts: float,
         *,
         default_strategies: Mapping[str, Strategy] | None = None,
+        max_queued: int | None = None,
+        trace: Mapping[str, str] | None = None,
     ) -> Submission:
         keys = self._worker_keys(worker_id)
         ts = round(ts, 3)  # whole milliseconds: take_run.lua re-encodes it exactly
@@ -325,7 +354,7 @@ class RedisCore(FleetStore):
             defaults,
             input_id=input_id,
             strategy="" if strategy is None else strategy.value,
-            entry_tail=codec.input_entry_tail(input_id, text, ts),
+            entry_tail=codec.input_entry_tail(input_id, text, ts, trace),
             user_message=dump_event(event),
             events_maxlen=self._maxlen,
             dedupe_window=DEDUPE_WINDOW,
@@ -334,6 +363,8 @@ class RedisCore(FleetStore):
             worker_id=worker_id,
             digest=text_digest(text),
             interrupt_suffix=INTERRUPT_SUFFIX,
+            max_queued=max_queued or 0,
+            publish=int(self._wakeups.publishes),
         )
         seq, cursor, duplicate, host, *hinted = check(
             await self._pipeline.run(self._scripts.submit, keys.all(), args), worker_id

@@ -6,6 +6,10 @@ and a write and a wake-up on both sides. Here a call made while no batch is out 
 alone (no added latency); calls made while one is out wait for it and then go as one batch (one
 write, one round trip, `_redis_batch.send_many`). Each call still runs its own script on one
 Worker's keys, so nothing about atomicity or Redis Cluster slots changes.
+
+Every call has its own deadline, the one a caller queued behind a batch too: a batch stuck on a
+Redis that stopped answering fails when its deadline passes, and the calls waiting behind it
+are then sent (or fail) on their own time, never in waves of the socket timeout.
 """
 
 from __future__ import annotations
@@ -15,10 +19,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from redis import exceptions as rex
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from runtime_worker.store._redis_batch import Arg, evalsha, send_many
+from runtime_worker.store._redis_transport import Transport
 
 _Script = tuple[AsyncScript, Sequence[str], Sequence[Arg]]
 """A script with its KEYS and ARGV."""
@@ -26,21 +30,25 @@ _Call = tuple[AsyncScript, Sequence[str], Sequence[Arg], "asyncio.Future[Any]"]
 
 
 class Pipeline:
-    def __init__(self, client: Redis) -> None:
-        self.client = client
+    def __init__(self, transport: Transport, deadline_s: float) -> None:
+        self.transport = transport
+        self.deadline_s = deadline_s
         self._waiting: list[_Call] = []
         self._sending = False
         self._drainer: asyncio.Task[None] | None = None
 
     async def run(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Arg]) -> Any:
-        """The script's reply, as `script(keys, args)` answers it."""
+        """The script's reply, as `script(keys, args)` answers it; `TimeoutError` past the
+        deadline (a call still waiting then is never sent)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self._sending:
             self._waiting.append((script, keys, args, future))
-            return await future
+            async with asyncio.timeout(self.deadline_s):
+                return await future
         self._sending = True
         try:
-            (reply,) = await self._send([(script, keys, args)])
+            async with asyncio.timeout(self.deadline_s):
+                (reply,) = await self._send([(script, keys, args)])
         finally:  # what waited meanwhile goes out in a task of its own
             if self._waiting:
                 self._drainer = asyncio.ensure_future(self._drain())
@@ -59,9 +67,13 @@ class Pipeline:
     async def _drain(self) -> None:
         try:
             while self._waiting:
-                batch, self._waiting = self._waiting, []
+                batch = [call for call in self._waiting if not call[3].done()]
+                self._waiting = []
+                if not batch:  # every caller gave up waiting: send nothing
+                    continue
                 try:
-                    replies = await self._send([(s, k, a) for s, k, a, _ in batch])
+                    async with asyncio.timeout(self.deadline_s):
+                        replies = await self._send([(s, k, a) for s, k, a, _ in batch])
                 except Exception as exc:  # the connection failed: every call of the batch did
                     replies = [exc] * len(batch)
                 except BaseException:
@@ -81,13 +93,18 @@ class Pipeline:
 
     async def _send(self, calls: Sequence[_Script]) -> list[Any]:
         """The replies (an error reply in its place) of the calls, as one batch."""
-        replies = await send_many(self.client, [evalsha(s.sha, k, a) for s, k, a in calls])
+        transport = self.transport
+        # Replicated: on a cluster with replicas an accepted input or a written event survives
+        # a failover (one WAIT per node and batch).
+        packed = [evalsha(s.sha, k, a) for s, k, a in calls]
+        replies = await send_many(transport, packed, replicated=True)
         lost = [i for i, reply in enumerate(replies) if isinstance(reply, rex.NoScriptError)]
-        if lost:  # Redis restarted or flushed its scripts: load them and run those again
+        if lost:  # Redis restarted, flushed its scripts or failed over: load them, run again
             for script in {calls[i][0] for i in lost}:
-                script.sha = await self.client.script_load(script.script)
+                script.sha = await transport.load(str(script.script))
             again = [evalsha(calls[i][0].sha, calls[i][1], calls[i][2]) for i in lost]
-            for index, reply in zip(lost, await send_many(self.client, again), strict=True):
+            again_replies = await send_many(transport, again, replicated=True)
+            for index, reply in zip(lost, again_replies, strict=True):
                 replies[index] = reply
         return replies
 

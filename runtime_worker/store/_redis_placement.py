@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from redis.asyncio import Redis
-
+from runtime_worker.store._redis_client import Client
 from runtime_worker.store._scripts import answer
 
 PLACEMENT_MAXLEN = 1000  # placement hints kept (approximately): only hints, members sweep too
@@ -23,7 +22,7 @@ MAX_BLOCK_MS = 5000  # blocking reads stay well under the client's socket timeou
 class PlacementHints:
     """The placement stream of one fleet runtime."""
 
-    def __init__(self, client: Redis, key: str) -> None:
+    def __init__(self, client: Client, key: str) -> None:
         self._client = client
         self._key = key
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from redis.asyncio import Redis
-
 from runtime_worker.store import _redis_codec as codec
+from runtime_worker.store._redis_client import Client
 from runtime_worker.store._scripts import answer
 from runtime_worker.store.base import RunLogPage
 from runtime_worker.store.cursor import format_cursor, parse_cursor
@@ -21,7 +20,7 @@ _SCAN_PAGE = 200
 
 
 async def _newest_first(
-    client: Redis, keys: WorkerKeys, worker_id: str, upper: str
+    client: Client, keys: WorkerKeys, worker_id: str, upper: str
 ) -> AsyncIterator[tuple[str, str]]:
     """Transcript entries (id, JSON) older than `upper`, newest first, a page at a time."""
     if not await answer(client.exists(keys.record)):
@@ -36,7 +35,7 @@ async def _newest_first(
 
 
 async def read_runs(
-    client: Redis, keys: WorkerKeys, worker_id: str, limit: int, before: str | None
+    client: Client, keys: WorkerKeys, worker_id: str, limit: int, before: str | None
 ) -> RunLogPage:
     """One run past the page is looked for, only to tell `next_before`."""
     upper = "+" if before is None else "(" + format_cursor(parse_cursor(before))
@@ -53,7 +52,7 @@ async def read_runs(
 
 
 async def find_run(
-    client: Redis, keys: WorkerKeys, worker_id: str, run_id: str
+    client: Client, keys: WorkerKeys, worker_id: str, run_id: str
 ) -> RunDetail | None:
     marker = f'"run_id":"{run_id}"'  # parse only the likely entries
     async for entry_id, raw in _newest_first(client, keys, worker_id, "+"):

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
+from runtime_worker.store._redis_client import Client
 from runtime_worker.store._scripts import answer
 from shared.keys import Keys
 
 
 class Schedules:
-    def __init__(self, client: Redis, keys: Keys) -> None:
+    def __init__(self, client: Client, keys: Keys) -> None:
         self._client = client
         self._keys = keys
 
@@ -18,8 +19,10 @@ class Schedules:
         await answer(self._client.hset(self._keys.schedules(), schedule_id, entry_json))
 
     async def remove(self, schedule_id: str) -> bool:
-        """Drop a schedule and its mark together; whether there was one."""
-        async with self._client.pipeline(transaction=True) as pipe:
+        """Drop a schedule and its mark together; whether there was one. One slot, one node: a
+        transaction on one server, two plain deletes on a cluster (a mark without its schedule
+        is never read)."""
+        async with self._client.pipeline(transaction=isinstance(self._client, Redis)) as pipe:
             pipe.hdel(self._keys.schedules(), schedule_id)
             pipe.hdel(self._keys.schedule_marks(), schedule_id)
             removed, _ = await pipe.execute()

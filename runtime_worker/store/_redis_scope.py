@@ -15,9 +15,8 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-
 from runtime_worker import scope as scopes
+from runtime_worker.store._redis_client import Client
 from runtime_worker.store._redis_codec import ENTRY_VERSION, parse_scope, scope_json
 from runtime_worker.store._scripts import Scripts, answer, argv
 from shared.errors import (
@@ -55,7 +54,7 @@ class Claim:
 
 
 class ScopeClaims:
-    def __init__(self, client: Redis, keys: Keys, scripts: Scripts) -> None:
+    def __init__(self, client: Client, keys: Keys, scripts: Scripts) -> None:
         self._client = client
         self._keys = keys
         self._scripts = scripts

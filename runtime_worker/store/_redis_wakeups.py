@@ -2,9 +2,11 @@
 
 `submit.lua` publishes a new input's hint on the host's channel (named as its doorbell stream)
 and counts the listeners; when none heard it, `RedisStore` rings the doorbell stream instead,
-as it does for cancels and stops. `listen` merges the two for one member, so a host reads one
-stream of `WakeUp`s. Correctness never depends on them: the host's sweep (`pending_work`) finds
-whatever a lost hint missed.
+as it does for cancels and stops. On a Redis Cluster nothing is published: redis-py's asyncio
+cluster client has no pub/sub (sharded or not), and a PUBLISH there is broadcast to every node
+for nobody, so every hint goes to the doorbell stream (`ring.lua`, batched with the hot scripts).
+`listen` merges the two for one member, so a host reads one stream of `WakeUp`s. Correctness
+never depends on them: the host's sweep (`pending_work`) finds whatever a lost hint missed.
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ from collections.abc import AsyncIterator
 
 from redis import exceptions as rex
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 
-from runtime_worker.store._redis_blocking import doorbell, ring
-from runtime_worker.store._scripts import TRANSPORT_ERRORS
+from runtime_worker.store._redis_blocking import BELL_MAXLEN, doorbell
+from runtime_worker.store._redis_client import Client
+from runtime_worker.store._redis_pipeline import Pipeline
+from runtime_worker.store._scripts import TRANSPORT_ERRORS, argv, check
 from runtime_worker.store.base import WakeUp
 from shared.keys import Keys
 
@@ -34,15 +39,25 @@ argument from `RedisStore.submit_input`, never spells it)."""
 class WakeUps:
     """The hint channels of one fleet runtime's members."""
 
-    def __init__(self, client: Redis, blocking: Redis, keys: Keys) -> None:
+    def __init__(
+        self, client: Client, blocking: Client, keys: Keys, pipeline: Pipeline, ring: AsyncScript
+    ) -> None:
         self._client = client
         self._blocking = blocking  # doorbell reads: see `_redis_blocking.blocking_client`
         self._keys = keys
+        self._pipeline = pipeline  # rings go batched with the hot scripts
+        self._ring = ring
+
+    @property
+    def publishes(self) -> bool:
+        """Whether new inputs' hints are published (one server) or all rung (a cluster)."""
+        return isinstance(self._client, Redis)
 
     async def ring(self, member_id: str, worker_id: str) -> None:
         """Only a hint: when it cannot be delivered the member's sweep finds the news."""
         try:
-            await ring(self._client, self._keys.bell(member_id), worker_id)
+            args = argv("ring", worker_id=worker_id, maxlen=BELL_MAXLEN)
+            check(await self._pipeline.run(self._ring, [self._keys.bell(member_id)], args))
         except (ValueError, rex.RedisError, OSError) as exc:
             log.warning("hint for member %s dropped (%s)", member_id, type(exc).__name__)
 
@@ -50,10 +65,9 @@ class WakeUps:
         """Pushed hints and doorbell rings for `member_id`, merged; never raises for Redis
         being away (each reader retries on its own). Close it to stop both readers."""
         queue: asyncio.Queue[WakeUp] = asyncio.Queue()
-        readers = {
-            asyncio.create_task(self._pushed(member_id, queue), name="yoi-hints"),
-            asyncio.create_task(self._rung(member_id, queue), name="yoi-doorbell"),
-        }
+        readers = {asyncio.create_task(self._rung(member_id, queue), name="yoi-doorbell")}
+        if self.publishes:
+            readers.add(asyncio.create_task(self._pushed(member_id, queue), name="yoi-hints"))
         getting: asyncio.Task[WakeUp] | None = None
         try:
             while True:
@@ -72,6 +86,7 @@ class WakeUps:
 
     async def _pushed(self, member_id: str, queue: asyncio.Queue[WakeUp]) -> None:
         channel = self._keys.bell(member_id)
+        assert isinstance(self._client, Redis)  # `publishes`
         while True:
             pubsub = self._client.pubsub(ignore_subscribe_messages=True)
             try:

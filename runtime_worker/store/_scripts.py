@@ -7,6 +7,7 @@ item is `ok` or an error code; `check` maps codes to typed errors.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import inspect
@@ -17,13 +18,14 @@ from importlib import resources
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from redis import exceptions as rex
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
+from runtime_worker.store._redis_client import Client
 from shared.errors import (
     InputIdConflict,
     InvalidInput,
     LeaseLost,
+    RateLimited,
     RuntimeUnavailable,
     WorkerBusy,
     WorkerNotFound,
@@ -46,6 +48,10 @@ _UNAVAILABLE_PREFIXES = (
     "BUSY ",  # another script runs too long; not BUSYGROUP
 )
 TRANSPORT_ERRORS = (rex.ConnectionError, rex.TimeoutError, ConnectionError, TimeoutError)
+# A cluster that cannot serve a slot now: down, failing over, or still moving it after our
+# retries (MOVED / ASK / TRYAGAIN left over). Retry later, as with a lost connection.
+CLUSTER_ERRORS = (rex.ClusterError, rex.SlotNotCoveredError, rex.AskError, rex.TryAgainError)
+_UNREACHABLE_CLUSTER = "Redis Cluster cannot be connected"
 
 
 @dataclass(frozen=True)
@@ -63,10 +69,16 @@ class Scripts:
     read_events: AsyncScript
     claim_scope: AsyncScript
     bind_conversation: AsyncScript
+    beat: AsyncScript
+    members: AsyncScript
+    ring: AsyncScript
 
     @classmethod
-    def register(cls, client: Redis) -> Scripts:
-        return cls(**{name: client.register_script(text) for name, text in _sources().items()})
+    def register(cls, client: Client) -> Scripts:
+        # A cluster client runs a script's EVALSHA on its keys' node and loads it on every
+        # primary when one answers NOSCRIPT (a restarted or promoted node).
+        made = {name: AsyncScript(client, text) for name, text in _sources().items()}  # type: ignore[arg-type]
+        return cls(**made)
 
 
 def _lua_string(value: str) -> str:
@@ -175,6 +187,8 @@ def check(reply: Any, worker_id: str = "") -> list[Any]:
         raise WorkerStopped(f"worker {worker_id} is {detail}")
     if status == "worker_busy":
         raise WorkerBusy(f"worker {worker_id} is busy")
+    if status == "rate_limited":
+        raise RateLimited(f"worker {worker_id} has {detail} inputs queued")
     if status == "lease_lost":
         raise LeaseLost(f"worker {worker_id} is at epoch {detail} now")
     if status == "input_id_conflict":
@@ -188,6 +202,7 @@ def check(reply: Any, worker_id: str = "") -> list[Any]:
 
 class _HasRuntime(Protocol):
     runtime_id: str
+    call_timeout_s: float
 
 
 S = TypeVar("S", bound=_HasRuntime)
@@ -196,15 +211,20 @@ S = TypeVar("S", bound=_HasRuntime)
 def translate_errors(
     method: Callable[Concatenate[S, P], Coroutine[Any, Any, T]],
 ) -> Callable[Concatenate[S, P], Coroutine[Any, Any, T]]:
-    """Redis being away (connection, timeout, a server that cannot write) becomes a retryable
-    `RuntimeUnavailable` naming the runtime, never the Redis address. Other Redis errors are bugs
-    and propagate."""
+    """Every call gets a deadline of its own, `call_timeout_s` (plus its `timeout_ms`, for a
+    call that waits on purpose): a Redis that stops answering without refusing never holds a
+    caller longer. Redis being away (connection, timeout, a server or cluster that cannot
+    serve now) becomes a retryable `RuntimeUnavailable` naming the runtime, never the Redis
+    address. Other Redis errors are bugs and propagate."""
+    waits_at = _timeout_ms_index(method)
 
     @functools.wraps(method)
     async def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        deadline_s = self.call_timeout_s + _waits_s(waits_at, args, kwargs)
         try:
-            return await method(self, *args, **kwargs)
-        except (*TRANSPORT_ERRORS, rex.ReadOnlyError) as exc:
+            async with asyncio.timeout(deadline_s):
+                return await method(self, *args, **kwargs)
+        except (*TRANSPORT_ERRORS, *CLUSTER_ERRORS, rex.ReadOnlyError) as exc:
             raise unavailable(self.runtime_id, exc) from None
         except rex.ResponseError as exc:
             if str(exc).startswith(_UNAVAILABLE_PREFIXES):
@@ -213,8 +233,25 @@ def translate_errors(
             if failed is not None:
                 raise failed from exc
             raise
+        except rex.RedisClusterException as exc:
+            if str(exc).startswith(_UNREACHABLE_CLUSTER):
+                raise unavailable(self.runtime_id, exc) from None
+            raise
 
     return wrapper
+
+
+def _timeout_ms_index(method: Callable[..., Any]) -> int | None:
+    """Where a method takes `timeout_ms` among its arguments after `self`, if it does."""
+    names = list(inspect.signature(method).parameters)[1:]
+    return names.index("timeout_ms") if "timeout_ms" in names else None
+
+
+def _waits_s(index: int | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> float:
+    if index is None:
+        return 0.0
+    value = kwargs.get("timeout_ms", args[index] if index < len(args) else 0)
+    return max(int(value), 0) / 1000
 
 
 def unavailable(runtime_id: str, exc: BaseException) -> RuntimeUnavailable:

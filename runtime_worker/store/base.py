@@ -26,6 +26,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from shared.errors import UnsupportedOperation
 from shared.events import Event
 from shared.models import (
     MemberInfo,
@@ -100,6 +101,7 @@ class QueuedInput:
     input_id: str
     text: str
     ts: float
+    trace: Mapping[str, str] = field(default_factory=dict)  # the sender's trace context
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,18 @@ class RunClaim:
     attempt: int
     cancelled: bool
     cursor: str
+    crashes: int = 0
+    """Hosts this input's own run killed (see `RunAlone`): the host dead-letters the input once
+    it reaches `YOI_MAX_DELIVERIES`. Redis restarts, lapsed leases and hand-backs never count."""
+    host_lost: bool = False
+    """A previous host of this input was lost while running it (not only away from Redis, or
+    handed back): what a profile with `on_host_lost = "fail"` fails the run for."""
+
+
+class RunAlone(Exception):
+    """`take_run`'s answer instead of starting an input whose previous host was lost while it
+    ran other turns too (any of them may have killed it): take it again with `solo=True`,
+    starting no other turn until it ends, so that a crash then is the input's own."""
 
 
 @dataclass(frozen=True)
@@ -196,15 +210,18 @@ class InputPath(ABC):
         ts: float,
         *,
         default_strategies: Mapping[str, Strategy] | None = None,
+        max_queued: int | None = None,
+        trace: Mapping[str, str] | None = None,
     ) -> Submission:
         """One atomic step: the Worker exists (`WorkerNotFound`); strategy None means its
         profile's default, looked up in `default_strategies` (profile name → strategy; a profile
         missing there is `InvalidInput`); the Worker is live (`WorkerStopped`); a known
         `input_id` answers its first Submission with `duplicate=True` when the text is the same
         and `InputIdConflict` when it is not; `reject` refuses a busy Worker (`WorkerBusy`);
-        `interrupt` cancels everything unfinished; then the input is appended to the input
-        stream (`ts` kept to the millisecond), its `user_message` event written and its host
-        woken."""
+        `max_queued` unfinished inputs refuse any new one (`RateLimited`; a known `input_id`
+        still answers); `interrupt` cancels everything unfinished; then the input is appended
+        to the input stream (`ts` kept to the millisecond, `trace` with it), its
+        `user_message` event written and its host woken."""
 
     @abstractmethod
     async def cancel(self, worker_id: str) -> CancelOutcome:
@@ -300,6 +317,11 @@ class Readers(ABC):
         """Raise `RuntimeUnavailable` when the backing service does not answer."""
         return None
 
+    async def drain_member(self, member_id: str) -> bool:
+        """Tell a member to hand its Workers back and take no new ones; False when no such
+        member is registered. Only fleets have members to drain."""
+        raise UnsupportedOperation("this runtime has no members to drain")
+
 
 class HostSide(ABC):
     """What a host needs: leases, its runs' writes (fenced by epoch) and its wake-ups."""
@@ -319,19 +341,33 @@ class HostSide(ABC):
         """Extend the leases this member holds; False for each one it lost."""
 
     @abstractmethod
-    async def release_many(self, leases: Mapping[str, int], member_id: str) -> None:
+    async def release_many(
+        self, leases: Mapping[str, int], member_id: str, *, idle_only: bool = False
+    ) -> set[str]:
         """Give leases back at once (worker id → epoch; graceful stop), so another member can
-        take over; leases no longer held under that epoch are left alone."""
+        take over; leases no longer held under that epoch are left alone. `idle_only`
+        (rebalancing): only Workers with no unfinished input, checked with the lease in one
+        step. Answers the Workers given back."""
 
     @abstractmethod
     async def take_run(
-        self, worker_id: str, member_id: str, epoch: int, run_id: str, ts: float, history: int
+        self,
+        worker_id: str,
+        member_id: str,
+        epoch: int,
+        run_id: str,
+        ts: float,
+        history: int,
+        *,
+        solo: bool = False,
     ) -> TakenRun | None:
         """The oldest unacknowledged input (claimed from a previous host if need be) started as
         (an attempt of) its run, with the newest `history` transcript entries; None when nothing
         is left to run. Redeliveries of finished runs are acknowledged and skipped. Starting
         bumps the attempt count when this seq was started before, sets state `running`, writes
-        the transcript's user entry (first attempt only) and the `run_started` event."""
+        the transcript's user entry (first attempt only) and the `run_started` event. Refused
+        (`LeaseLost`) unless `member_id` holds the lease now. Raises `RunAlone` for a suspect
+        input unless `solo` (the caller starts no other turn while this one runs)."""
 
     @abstractmethod
     async def append_events(self, worker_id: str, epoch: int, events: Sequence[Event]) -> str:

@@ -15,6 +15,8 @@ from runtime_worker.store.base import Store
 
 class FleetStore(Store):
     runtime_id: str
+    cluster: bool
+    """Whether the fleet runs on a Redis Cluster (arq then needs a Redis of its own)."""
 
     # -- membership ------------------------------------------------------------------------------
 
@@ -25,6 +27,10 @@ class FleetStore(Store):
     @abstractmethod
     async def forget_member(self, member_id: str) -> None:
         """A member leaving gracefully."""
+
+    @abstractmethod
+    async def member_draining(self, member_id: str) -> bool:
+        """Whether an operator told this member to drain (`drain_member`)."""
 
     @abstractmethod
     async def member_views(self) -> list[MemberView]:

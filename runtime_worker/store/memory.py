@@ -35,6 +35,7 @@ from shared.errors import (
     InputIdConflict,
     InvalidInput,
     LeaseLost,
+    RateLimited,
     WorkerBusy,
     WorkerNotFound,
     WorkerStopped,
@@ -183,6 +184,8 @@ class MemoryStore(MemoryConversations, MemoryRuns, Store):
         ts: float,
         *,
         default_strategies: Mapping[str, Strategy] | None = None,
+        max_queued: int | None = None,
+        trace: Mapping[str, str] | None = None,
     ) -> Submission:
         worker = self._get(worker_id)
         record = worker.record
@@ -201,6 +204,8 @@ class MemoryStore(MemoryConversations, MemoryRuns, Store):
             return Submission(input_id, known.cursor, known.seq, duplicate=True, host=record.host)
         if strategy is Strategy.REJECT and record.queue_depth > 0:
             raise WorkerBusy(f"worker {worker_id} is busy")
+        if max_queued is not None and record.queue_depth >= max_queued:
+            raise RateLimited(f"worker {worker_id} has {max_queued} inputs queued")
         if strategy is Strategy.INTERRUPT:
             record.cancel_upto = record.next_seq
         record.next_seq += 1
@@ -211,6 +216,7 @@ class MemoryStore(MemoryConversations, MemoryRuns, Store):
             input_id=input_id,
             text=text,
             ts=ts,
+            trace=dict(trace or {}),
         )
         worker.inputs.append(item)
         self._emit(worker, UserMessage(worker_id=worker_id, ts=ts, input_id=input_id, text=text))
@@ -258,27 +264,24 @@ class MemoryStore(MemoryConversations, MemoryRuns, Store):
         now = monotonic_s()
         for worker_id, epoch in leases.items():
             worker = self._find(worker_id)
-            ok = (
-                worker is not None
-                and (worker.lease_member, worker.record.epoch) == (member_id, epoch)
-                and worker.lease_held(now)
-            )
-            if ok and worker is not None:
+            result[worker_id] = worker is not None and worker.holds(member_id, epoch, now)
+            if worker is not None and result[worker_id]:
                 worker.hold_lease(member_id, ttl_ms, now)
-            result[worker_id] = ok
         return result
 
-    async def release_many(self, leases: Mapping[str, int], member_id: str) -> None:
-        for worker_id, epoch in leases.items():
-            worker = self._find(worker_id)
-            if worker and worker.lease_member == member_id and worker.record.epoch == epoch:
-                worker.lease_member = None
-                worker.record.host = None
+    async def release_many(
+        self, leases: Mapping[str, int], member_id: str, *, idle_only: bool = False
+    ) -> set[str]:
+        found = [(w, self._find(w), epoch) for w, epoch in leases.items()]
+        return {w for w, k, e in found if k and k.release(member_id, e, idle_only=idle_only)}
 
     async def take_run(
-        self, worker_id: str, member_id: str, epoch: int, run_id: str, ts: float, history: int
-    ) -> TakenRun | None:
+        self, worker_id: str, member_id: str, epoch: int, run_id: str, ts: float, history: int,
+        *, solo: bool = False,
+    ) -> TakenRun | None:  # fmt: skip
         worker = self._fenced(worker_id, epoch)
+        if not worker.holds(member_id, epoch, monotonic_s()):
+            raise LeaseLost(f"worker {worker_id}: {member_id} does not hold the lease")
         while worker.inputs:
             item = worker.inputs[0]
             if item.seq > worker.record.done_seq:

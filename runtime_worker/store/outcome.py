@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from runtime_worker.store.base import QueuedInput, RunOutcome, WorkerRecord
 from shared.events import ErrorEvent, Event, RunFinished, TextDone, UsageEvent
 from shared.models import (
@@ -129,3 +131,20 @@ def count_run(usage: Usage, outcome: RunOutcome) -> None:
     usage.runs_by_result[result] = usage.runs_by_result.get(result, 0) + 1
     if outcome.error_code:
         usage.last_error = outcome.error_code
+        codes = usage.errors_by_code
+        codes[outcome.error_code] = codes.get(outcome.error_code, 0) + 1
+
+
+def total_usage(records: Iterable[WorkerRecord]) -> Usage:
+    """The usage of many Workers added up (a runtime's overview, the gateway's metrics)."""
+    total = Usage()
+    for record in records:
+        total.input_tokens += record.usage.input_tokens
+        total.output_tokens += record.usage.output_tokens
+        total.runs += record.usage.runs
+        for result, count in record.usage.runs_by_result.items():
+            total.runs_by_result[result] = total.runs_by_result.get(result, 0) + count
+        for code, count in record.usage.errors_by_code.items():
+            total.errors_by_code[code] = total.errors_by_code.get(code, 0) + count
+        total.last_error = record.usage.last_error or total.last_error
+    return total

@@ -20,7 +20,9 @@ from runtime_worker.store._redis_batch import (
     Call,
     evalsha_many,
     hmget_many,
+    packed,
     parse_acquisition,
+    send_many,
 )
 from runtime_worker.store._redis_blocking import block_read
 from runtime_worker.store._redis_core import RedisCore, field_of, keys_or_none
@@ -33,6 +35,7 @@ from runtime_worker.store._scripts import (
 )
 from runtime_worker.store.base import (
     QueuedInput,
+    RunAlone,
     RunClaim,
     RunLogPage,
     RunOutcome,
@@ -54,8 +57,8 @@ TRUSTED_PAGE = MIN_EVENTS_MAXLEN  # the fewest events trimming ever leaves: see 
 
 
 class RedisStore(RedisCore):
-    """Give it a client with `decode_responses=True` and socket timeouts (as `from_url` makes);
-    `aclose` closes the client only when the store made it."""
+    """Give it a client (one server or a cluster) with `decode_responses=True` (as `from_url`
+    makes); `aclose` closes the client only when the store made it."""
 
     # -- leases and host-side writes -------------------------------------------------------------
 
@@ -63,7 +66,11 @@ class RedisStore(RedisCore):
     async def acquire(self, worker_id: str, member_id: str, ttl_ms: int) -> int | None:
         keys = self._worker_keys(worker_id)
         args = self._acquire_args(worker_id, member_id, ttl_ms)
-        reply = await self._scripts.acquire(keys.all(), args)
+        # Replicated (a replica's WAIT on a cluster with replicas): a lease and epoch a failover
+        # could lose would let two members host one Worker.
+        (reply,) = await evalsha_many(
+            self._transport, self._scripts.acquire, [(keys.all(), args)], replicated=True
+        )
         epoch = check(reply, worker_id)[0]
         return int(epoch) or None
 
@@ -80,7 +87,9 @@ class RedisStore(RedisCore):
             if keys is not None:
                 args = self._acquire_args(worker_id, member_id, ttl_ms)
                 calls.append((worker_id, (keys.all(), args)))
-        replies = await evalsha_many(self.client, self._scripts.acquire, [c for _, c in calls])
+        replies = await evalsha_many(
+            self._transport, self._scripts.acquire, [c for _, c in calls], replicated=True
+        )
         answers: dict[str, Acquisition] = {}
         for (worker_id, _), reply in zip(calls, replies, strict=True):
             acquisition = parse_acquisition(reply)
@@ -116,20 +125,25 @@ class RedisStore(RedisCore):
                 )
         if not calls:
             return result
-        replies = await evalsha_many(self.client, self._scripts.renew, calls)
+        replies = await evalsha_many(self._transport, self._scripts.renew, calls)
         result.update({wid: bool(ok) for wid, ok in zip(valid, replies, strict=True)})
         return result
 
     @translate_errors
-    async def release_many(self, leases: Mapping[str, int], member_id: str) -> None:
+    async def release_many(
+        self, leases: Mapping[str, int], member_id: str, *, idle_only: bool = False
+    ) -> set[str]:
         calls: list[Call] = []
+        valid: list[str] = []
+        idle = int(idle_only)
         for worker_id, epoch in leases.items():
             keys = keys_or_none(self.keys, worker_id)
             if keys is not None:
-                calls.append(
-                    ((keys.record, keys.lease), argv("release", member=member_id, epoch=epoch))
-                )
-        await evalsha_many(self.client, self._scripts.release, calls)
+                valid.append(worker_id)
+                args = argv("release", member=member_id, epoch=epoch, idle_only=idle)
+                calls.append(((keys.record, keys.lease), args))
+        replies = await evalsha_many(self._transport, self._scripts.release, calls)
+        return {worker_id for worker_id, ok in zip(valid, replies, strict=True) if ok == 1}
 
     @translate_errors
     async def pending_work(self, worker_ids: Sequence[str]) -> set[str]:
@@ -137,7 +151,7 @@ class RedisStore(RedisCore):
         one round trip per thousand and starts nothing."""
         valid = [w for w in worker_ids if keys_or_none(self.keys, w) is not None]
         keys = [self.keys.record(worker_id) for worker_id in valid]
-        rows = await hmget_many(self.client, keys, ("next_seq", "done_seq"))
+        rows = await hmget_many(self._transport, keys, ("next_seq", "done_seq"))
         return {
             worker_id
             for worker_id, (next_seq, done_seq) in zip(valid, rows, strict=True)
@@ -146,28 +160,46 @@ class RedisStore(RedisCore):
 
     @translate_errors
     async def take_run(
-        self, worker_id: str, member_id: str, epoch: int, run_id: str, ts: float, history: int
+        self,
+        worker_id: str,
+        member_id: str,
+        epoch: int,
+        run_id: str,
+        ts: float,
+        history: int,
+        *,
+        solo: bool = False,
     ) -> TakenRun | None:
         keys = self._worker_keys(worker_id)
         started, user = codec.take_templates(worker_id, run_id, ts)
-        args = argv(
-            "take_run",
-            member=member_id,
-            epoch=epoch,
-            run_id=run_id,
-            ts=repr(ts),
-            history=max(history, 0),
-            events_maxlen=self._maxlen,
+        named: dict[str, Any] = {
+            "member": member_id,
+            "epoch": epoch,
+            "run_id": run_id,
+            "ts": repr(ts),
+            "history": max(history, 0),
+            "events_maxlen": self._maxlen,
             **self._state_hole(worker_id),
             **{f"started_{n}": part for n, part in enumerate(started, start=1)},
             **{f"user_{n}": part for n, part in enumerate(user, start=1)},
-        )
-        reply = await self._pipeline.run(self._scripts.take_run, keys.all(), args)
-        found = check(reply, worker_id)
+            "host_tag": self._members.host_tag(member_id),
+            "judged": 0,
+            "lost": "",
+            "solo": int(solo),
+            "max_crashes": self.settings.max_deliveries,
+        }
+        args = argv("take_run", **named)
+        found = check(await self._pipeline.run(self._scripts.take_run, keys.all(), args), worker_id)
+        if found and found[0] == "judge":  # another member's attempt: was that host lost?
+            lost = await self._members.lost(str(found[1]))
+            args = argv("take_run", **{**named, "judged": 1, "lost": found[1] if lost else ""})
+            found = check(await self._scripts.take_run(keys.all(), args), worker_id)
         if not found:
             return None
-        entry_id, raw, attempt, cancelled, cursor, history_json = found
-        claim = RunClaim(run_id, int(attempt), bool(cancelled), cursor)
+        if found[0] == "suspect":
+            raise RunAlone(worker_id)
+        entry_id, raw, attempt, cancelled, cursor, history_json, crashes, lost = found
+        claim = RunClaim(run_id, int(attempt), bool(cancelled), cursor, int(crashes), lost == 1)
         return TakenRun(codec.parse_input(entry_id, raw), claim, codec.history(history_json))
 
     @translate_errors
@@ -223,7 +255,12 @@ class RedisStore(RedisCore):
 
     @translate_errors
     async def is_cancelled(self, worker_id: str, seq: int) -> bool:
-        upto = await answer(self.client.hget(self._worker_keys(worker_id).record, "cancel_upto"))
+        # Through the batch path: on a cluster, one packed command to the record's node.
+        (upto,) = await send_many(
+            self._transport, [packed("HGET", self._worker_keys(worker_id).record, "cancel_upto")]
+        )
+        if isinstance(upto, Exception):
+            raise upto
         if upto is None:
             raise WorkerNotFound(f"no worker {worker_id}")
         return seq <= int(upto)
@@ -322,6 +359,14 @@ class RedisStore(RedisCore):
     async def forget_member(self, member_id: str) -> None:
         """A member leaving gracefully."""
         await self._members.forget(member_id)
+
+    @translate_errors
+    async def drain_member(self, member_id: str) -> bool:
+        return await self._members.drain(member_id)
+
+    @translate_errors
+    async def member_draining(self, member_id: str) -> bool:
+        return await self._members.draining(member_id)
 
     @translate_errors
     async def members(self) -> list[MemberInfo]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -89,6 +90,21 @@ def test_gateway_alone_serves_the_embedded_runtime() -> None:
     assert code in (0, -signal.SIGTERM)
     assert proc.stderr is not None
     assert "Application shutdown complete" in proc.stderr.read()
+    assert proc.stdout is not None  # the suite runs with YOI_DATA_DIR= (empty)
+    assert proc.stdout.readline() == (
+        "embedded Workers: in memory only (gone when the gateway stops)\n"
+    )
+
+
+def test_gateway_prints_its_data_dir(tmp_path: Path) -> None:
+    port = free_port()
+    proc = start("gateway", "--port", str(port), "--data-dir", str(tmp_path), env=clean_env())
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == f"embedded Workers: kept in {tmp_path}\n"
+        wait_ready(f"http://127.0.0.1:{port}", timeout_s=30)
+    finally:
+        finish(proc, signal.SIGTERM)
 
 
 def test_runtime_without_redis_is_a_usage_error() -> None:

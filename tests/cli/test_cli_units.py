@@ -9,12 +9,12 @@ import pytest
 import typer
 
 from gateway.cli.app import hoist_global_options
-from gateway.cli.client import SseMessage, iter_sse
 from gateway.cli.errors import USAGE, CliFailure
 from gateway.cli.private_redis import where
 from gateway.cli.refs import RefSpec, parse_ref
 from gateway.cli.render import age, event_line, json_line, safe, short, table, transcript_line
 from gateway.cli.supervisor import console_url
+from gateway.client._sse import SseMessage, SseParser
 from shared.events import ErrorEvent, RunFinished, TextDelta
 from shared.models import RunResult, TranscriptEntry, TranscriptRole
 
@@ -63,9 +63,11 @@ def test_sse_framing_skips_heartbeats_and_joins_data_lines() -> None:
         "data: x",
         "",
     ]
-    assert list(iter_sse(iter(lines))) == [
-        SseMessage(id="1-0", event="text_delta", data='{"a":\n1}'),
-        SseMessage(id="1-1", event="message", data="x"),
+    parser = SseParser()
+    messages = [message for line in lines if (message := parser.feed(line)) is not None]
+    assert messages == [
+        SseMessage(id="1-0", event="text_delta", data=['{"a":', "1}"]),
+        SseMessage(id="1-1", event="message", data=["x"]),
     ]
 
 

@@ -125,7 +125,8 @@ def test_yoi_up_logs_json_lines_without_secrets(
         assert (sent.returncode, sent.stdout) == (0, "Hello, world!\n"), sent.stderr
         code = s.stop(2)  # SIGINT
     assert code == 0
-    assert s.out.seen[0] == f"Redis: 127.0.0.1:{redis_port}/0 (configured)"
+    assert s.out.seen[0].startswith("Data: ")  # for the operator, on stdout (not in the log)
+    assert s.out.seen[1] == f"Redis: 127.0.0.1:{redis_port}/0 (configured)"
     stderr = s.err.rest()
     entries = json_lines(stderr)  # the supervisor's lines and its children's alike
     assert {"yoi.up", "yoi.member", "uvicorn.error"} <= {e["logger"] for e in entries}

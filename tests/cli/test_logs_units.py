@@ -56,11 +56,13 @@ def test_the_filter_redacts_urls_and_known_secrets_in_any_record() -> None:
 def test_settings_name_every_secret_they_hold() -> None:
     settings = Settings(
         redis_url="redis://user:s3cr3t@127.0.0.1:1/0",
+        scheduler_redis_url="redis://:arq-s3cr3t@127.0.0.1:3/0",
         openai_base_url="http://127.0.0.1:2/v1?key=tok123",
         openai_api_key="sk-planted",
         api_token="api-planted",
     )
-    assert set(settings.secret_values()) >= {"s3cr3t", "tok123", "sk-planted", "api-planted"}
+    planted = {"s3cr3t", "arq-s3cr3t", "tok123", "sk-planted", "api-planted"}
+    assert set(settings.secret_values()) >= planted
 
 
 def test_json_lines_carry_the_exception_type_never_the_traceback() -> None:

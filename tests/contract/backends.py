@@ -1,5 +1,7 @@
 """Every Store backend the suites check, by name: the contract suite and the model-based test
-both take their stores from `BACKENDS`, so a new backend plugs into both with one entry."""
+both take their stores from `BACKENDS`, so a new backend plugs into both with one entry. A
+backend names the fixture giving the Redis it runs on (`url_fixture`): the shared server, or
+the session's real Redis Cluster (found from the server, as a user's URL is)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 from runtime_worker.store.base import Store
 from runtime_worker.store.memory import MemoryStore
@@ -75,6 +77,17 @@ async def _drop_namespace(where: Where) -> None:
         await client.aclose()
 
 
+async def _drop_cluster_namespace(where: Where) -> None:
+    """The same on a cluster: the namespace's keys live on every node, deleted one by one."""
+    client = RedisCluster.from_url(where.redis_url, decode_responses=True)
+    try:
+        keys = [key async for key in client.scan_iter(match="{" + where.namespace + ":*")]
+        for key in keys:
+            await client.delete(key)
+    finally:
+        await client.aclose()
+
+
 async def _nothing(where: Where) -> None:
     return None
 
@@ -83,11 +96,13 @@ async def _nothing(where: Where) -> None:
 class Backend:
     make: Callable[[Settings, Where], Store]
     cleanup: Callable[[Where], Awaitable[None]] = _nothing
+    url_fixture: str = "redis_url"
 
 
 BACKENDS: dict[str, Backend] = {
     "memory": Backend(_memory),
     "sqlite": Backend(_sqlite, _drop_sqlite),
     "redis": Backend(_redis, _drop_namespace),
+    "cluster": Backend(_redis, _drop_cluster_namespace, url_fixture="redis_cluster_url"),
     "fakeredis": Backend(_fakeredis),
 }

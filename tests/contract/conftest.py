@@ -14,11 +14,9 @@ StoreFactory = Callable[[Settings], Store]
 
 
 @pytest.fixture(params=sorted(BACKENDS))
-async def make_store(
-    request: pytest.FixtureRequest, redis_url: str, namespace: str
-) -> AsyncIterator[StoreFactory]:
+async def make_store(request: pytest.FixtureRequest, namespace: str) -> AsyncIterator[StoreFactory]:
     backend = BACKENDS[request.param]
-    where = Where(redis_url, namespace)
+    where = Where(request.getfixturevalue(backend.url_fixture), namespace)
     made: list[Store] = []
 
     def factory(settings: Settings) -> Store:

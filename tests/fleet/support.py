@@ -69,8 +69,17 @@ class Fleet:
         self.workdir = workdir
         self.members: dict[str, MemberProc] = {}
 
-    def start(self, member_id: str, *, capacity: int = 1000, **env: str) -> MemberProc:
+    def start(
+        self,
+        member_id: str,
+        *,
+        capacity: int = 1000,
+        raw_env: dict[str, str] | None = None,
+        **env: str,
+    ) -> MemberProc:
+        """`env`: settings (`echo_delay_ms="20"` → YOI_ECHO_DELAY_MS); `raw_env` as given."""
         environ = {
+            **(raw_env or {}),
             **os.environ,
             **FAST_ENV,
             "YOI_NAMESPACE": self.namespace,

@@ -74,7 +74,7 @@ async def test_cancel_in_every_phase(fleet: Fleet, client: Runtime) -> None:
 async def test_poison_input_is_dead_lettered(fleet: Fleet, client: Runtime) -> None:
     names = ["m1", "m2", "m3"]
     for name in names:
-        fleet.start(name, max_deliveries="2", provider="chaos")
+        fleet.start(name, max_deliveries="1", provider="chaos")
     await wait_members(client, names)
     (worker_id,) = await create_workers(client, 1)
     await wait_hosted(client, [worker_id])

@@ -53,6 +53,15 @@ def test_plan_takes_unhosted_up_to_the_share() -> None:
     assert sorted(step.take) == sorted(r.worker_id for r in records)
 
 
+def test_a_draining_member_counts_for_nothing_in_the_share() -> None:
+    records = [_record(WorkerState.PENDING) for _ in range(6)]
+    draining = _member("b").model_copy(update={"draining": True})
+    members = alive_view([draining, _member("c")], "a", 1000, 0)
+    assert sorted(m.member_id for m in members) == ["a", "c"]
+    step = plan(records, me="a", hosted=set(), members=members, rng=random.Random(1))
+    assert step.target == 3  # six Workers over two members, not three
+
+
 def test_plan_takes_workers_of_dead_members_and_reclaims_its_own() -> None:
     dead = [_record(host="gone") for _ in range(2)]
     held = [_record(host="b") for _ in range(2)]

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from shared.errors import RuntimeUnavailable
 from shared.models import CreateWorker, SendInput, Strategy
@@ -26,72 +23,24 @@ from tests.fleet.support import (
     wait_hosted,
     wait_members,
 )
-from tests.helpers import free_port, wait_until, wait_until_sync
+from tests.helpers import wait_until
+from tests.redis_server import RedisServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
 CALL_DEADLINE_S = 3.0
 
 
-class PrivateRedis:
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.workdir = workdir
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def answers(self) -> bool:
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5, socket_timeout=0.5)
-        try:
-            return bool(client.ping())
-        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError):
-            return False
-        finally:
-            client.close()
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        assert binary, "redis-server must be on PATH"
-        self.proc = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--dir",
-                str(self.workdir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_until_sync(self.answers, timeout_s=10, what="the private redis-server")
-
-    def stop(self) -> None:
-        """SIGTERM: a clean shutdown that keeps the AOF."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-
-
 @pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    data = tmp_path / "redis"
-    data.mkdir()
-    server = PrivateRedis(data)
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path / "redis", ["--appendonly", "yes", "--appendfsync", "always"])
     server.start()
     yield server
     server.stop()
 
 
 async def test_members_survive_a_redis_restart(
-    private_redis: PrivateRedis, namespace: str, tmp_path: Path
+    private_redis: RedisServer, namespace: str, tmp_path: Path
 ) -> None:
     fleet = Fleet(private_redis.url, namespace, tmp_path)
     client = fleet_client(private_redis.url, namespace)

@@ -149,7 +149,7 @@ async def test_hub_events_at_or_before_the_last_sent_are_skipped() -> None:
     runtime.polls.put_nowait(
         EventPage(events=[delta("2-0"), delta("3-0"), delta("4-0")], cursor="4-0")
     )
-    runtime.polls.put_nowait(RuntimeUnavailable("end of script"))
+    runtime.polls.put_nowait(WorkerNotFound("end of script"))
     parser = await asyncio.wait_for(task, 5)
     assert [m.last_event_id for m in parser.messages if m.event != "error"] == ["1-0", "3-0", "4-0"]
 
@@ -191,11 +191,28 @@ async def test_a_failed_hub_is_replaced_for_the_next_joiner() -> None:
     runtime = ScriptedRuntime()
     first = hubs.subscription()
     hub, _ = await hubs.join(cast(Runtime, runtime), WORKER, first)
-    runtime.polls.put_nowait(RuntimeUnavailable("blip"))
+    runtime.polls.put_nowait(WorkerNotFound("expired"))
     await asyncio.wait_for(first.closed.wait(), 5)
-    assert isinstance(first.failure, RuntimeUnavailable)
+    assert isinstance(first.failure, WorkerNotFound)
     again, head = await hubs.join(cast(Runtime, runtime), WORKER, hubs.subscription())
     assert again is not hub and head == runtime.head
+    await hubs.aclose()
+
+
+async def test_redis_away_keeps_the_hub_and_it_reads_on_from_its_cursor(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("gateway.hub.UNAVAILABLE_RETRY_S", 0.0)
+    hubs, _ = make_hubs()
+    runtime = ScriptedRuntime(head="1-0")
+    subscription = hubs.subscription()
+    hub, _ = await hubs.join(cast(Runtime, runtime), WORKER, subscription)
+    for _ in range(3):  # blackholed or refused reads: the subscriber stays, nothing is sent
+        runtime.polls.put_nowait(RuntimeUnavailable("redis went away"))
+    runtime.polls.put_nowait(EventPage(events=[delta("2-0"), delta("3-0")], cursor="3-0"))
+    assert [e.cursor for e in await asyncio.wait_for(subscription.take(), 5)] == ["2-0", "3-0"]
+    assert hub.failure is None and hub.subscribers == {subscription}
+    assert not subscription.closed.is_set()
     await hubs.aclose()
 
 

@@ -21,7 +21,9 @@ async def runtime_app(
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient, str]]:
     """The gateway with a fleet runtime configured, and the base path of the runtime under
     test. Fleet Workers need no member here: every edge is answered by the store."""
-    settings = settings_for(namespace, redis_url=redis_url, fleets=["fleet"], runtime_id="fleet")
+    settings = settings_for(
+        namespace, redis_url=redis_url, fleets=["fleet"], runtime_id="fleet", admission=False
+    )
     async with running_app(settings) as (app, client):
         yield app, client, BI if request.param == "embedded" else FLEET
 

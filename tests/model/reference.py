@@ -96,6 +96,7 @@ class Worker:
             "output_tokens": 0,
             "runs": 0,
             "runs_by_result": {},
+            "errors_by_code": {},
             "last_error": None,
         }
     )
@@ -150,7 +151,13 @@ class Model:
     # -- the input path --------------------------------------------------------------------------
 
     def submit(
-        self, w: Worker, input_id: str, text: str, strategy: Strategy | None, ts: float
+        self,
+        w: Worker,
+        input_id: str,
+        text: str,
+        strategy: Strategy | None,
+        ts: float,
+        max_queued: int | None = None,
     ) -> tuple[int, int, bool]:
         """(seq, index of the event the answer's cursor names or -1, duplicate)."""
         if strategy is None:
@@ -164,6 +171,8 @@ class Model:
             return known.seq, known.cursor_of, True
         if strategy is Strategy.REJECT and w.queue_depth > 0:
             raise Refused("worker_busy")
+        if max_queued is not None and w.queue_depth >= max_queued:
+            raise Refused("rate_limited")  # the queue bound: checked after dedupe and busy
         if strategy is Strategy.INTERRUPT:
             w.cancel_upto = w.next_seq
         w.next_seq += 1
@@ -210,8 +219,13 @@ class Model:
 
     # -- a host's run ----------------------------------------------------------------------------
 
-    def take(self, w: Worker, epoch: int, run_id: str, history: int, ts: float) -> Taken | None:
+    def take(
+        self, w: Worker, member: str, epoch: int, run_id: str, history: int, ts: float
+    ) -> Taken | None:
+        """Refused unless `member` holds the lease now (a lapsed one is not held)."""
         w.fence(epoch)
+        if w.holder != member or w.short_lease:
+            raise Refused("lease_lost")
         if not w.inputs:
             return None
         item = w.inputs[0]
@@ -273,6 +287,7 @@ class Model:
         usage["runs_by_result"][result.value] = usage["runs_by_result"].get(result.value, 0) + 1
         if error:
             usage["last_error"] = error
+            usage["errors_by_code"][error] = usage["errors_by_code"].get(error, 0) + 1
         w.done_seq = taken.item.seq
         w.run_id = w.run_input_id = w.run_started_at = None
         w.run_event = None

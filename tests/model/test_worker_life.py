@@ -39,6 +39,7 @@ EXAMPLES = int(os.environ.get("YOI_MODEL_EXAMPLES", "60"))
 STEPS = int(os.environ.get("YOI_MODEL_STEPS", "40"))
 EVENTS_MAXLEN = 12  # the fewest allowed is 10: a long example trims often
 DEFAULTS = {"assistant": Strategy.REJECT, "companion": Strategy.ENQUEUE}
+MAX_QUEUED = 3  # small, so that examples reach the bound (YOI_MAX_QUEUED_INPUTS)
 MEMBERS = ("m1", "m2")
 LONG_TTL_MS = 60_000
 SHORT_TTL_MS = 1  # a lease lost at once: the next acquire by anyone takes over
@@ -155,9 +156,15 @@ class WorkerLife(RuleBasedStateMachine):
             input_id = new_id()
         ts = self.tick()
         answers = self.both(
-            lambda: self.model.submit(w, input_id, text, strategy, ts),
+            lambda: self.model.submit(w, input_id, text, strategy, ts, MAX_QUEUED),
             lambda: self.store.submit_input(
-                w.worker_id, text, input_id, strategy, ts, default_strategies=DEFAULTS
+                w.worker_id,
+                text,
+                input_id,
+                strategy,
+                ts,
+                default_strategies=DEFAULTS,
+                max_queued=MAX_QUEUED,
             ),
         )
         if answers is None:
@@ -210,6 +217,17 @@ class WorkerLife(RuleBasedStateMachine):
         assert got == expected
         if got is not None:
             self.epochs[(w.worker_id, member)] = got
+        if got is not None and short:
+            # The model's short lease has lapsed already: wait until the store's has too (a
+            # renewal of a lapsed lease is refused and changes nothing; of a live one, it keeps
+            # the 1 ms).
+            leases = {w.worker_id: got}
+
+            async def lapsed() -> bool:
+                renewed = await self.store.renew(member, leases, SHORT_TTL_MS)
+                return not renewed[w.worker_id]
+
+            self.run(wait_until(lapsed, timeout_s=5, what="the short lease to lapse"))
 
     @rule(pick=picks, member=members)
     def takeover(self, pick: int, member: str) -> None:
@@ -259,7 +277,7 @@ class WorkerLife(RuleBasedStateMachine):
             return
         run_id, ts = new_id(), self.tick()
         answers = self.both(
-            lambda: self.model.take(w, epoch, run_id, history, ts),
+            lambda: self.model.take(w, member, epoch, run_id, history, ts),
             lambda: self.store.take_run(w.worker_id, member, epoch, run_id, ts, history),
         )
         if answers is None:
@@ -503,11 +521,12 @@ class WorkerLife(RuleBasedStateMachine):
 
 
 @pytest.mark.parametrize("backend", sorted(BACKENDS))
-def test_every_store_lives_the_model(backend: str, redis_url: str) -> None:
+def test_every_store_lives_the_model(backend: str, request: pytest.FixtureRequest) -> None:
+    url = request.getfixturevalue(BACKENDS[backend].url_fixture)
     machine = type(
         f"WorkerLife_{backend}",
         (WorkerLife,),
-        {"backend": BACKENDS[backend], "redis_url": redis_url},
+        {"backend": BACKENDS[backend], "redis_url": url},
     )
     config = settings(
         max_examples=EXAMPLES,

@@ -24,8 +24,32 @@ end
 -- Constants shared with Python (LIVE, INPUT_GROUP, SCOPES_VERSION_FIELD) are defined above
 -- this prelude by runtime_worker/store/_scripts.py, from their one definition in Python.
 
--- The fencing check every host-side write makes first: the caller's epoch is the Worker's, and
--- no other member holds the lease. Returns an error reply, or nil when the write may proceed.
+-- Redis's own clock in milliseconds: the one clock every member's liveness is judged on.
+local function redis_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- The fleet clock now (see beat.lua): its last reading plus the time since, at most `gap_ms`.
+local function fleet_now(clock, gap_ms)
+  local rec = redis.call('HMGET', clock, 'real_ms', 'fleet_ms')
+  local now = redis_ms()
+  local last, fleet = tonumber(rec[1]), tonumber(rec[2])
+  if not last then
+    return now
+  end
+  local step = now - last
+  if step < 0 then
+    step = 0
+  elseif step > gap_ms then
+    step = gap_ms
+  end
+  return fleet + step
+end
+
+-- The fencing check every host-side write makes first: the caller's epoch is the Worker's; with
+-- `member` (a take), that member holds the lease now: a take under an expired lease is refused
+-- even when nobody took the lease since. Returns an error reply, or nil when the write may go.
 local function fence(w, lease, epoch, member)
   local current = redis.call('HGET', w, 'epoch')
   if not current then
@@ -34,11 +58,8 @@ local function fence(w, lease, epoch, member)
   if current ~= epoch then
     return fail('lease_lost', current)
   end
-  if member then
-    local holder = redis.call('GET', lease)
-    if holder and holder ~= member then
-      return fail('lease_lost', current)
-    end
+  if member and redis.call('GET', lease) ~= member then
+    return fail('lease_lost', current)
   end
   return nil
 end
@@ -98,25 +119,58 @@ end
 
 -- Start (an attempt of) the run of the input `seq` of entry `entry_id` (keys in WorkerKeys
 -- order). nil when its run finished already (a redelivery: acknowledged). Else the attempt,
--- whether the input is cancelled (0/1) and the run_started cursor. `user()` makes the
--- transcript's user entry (first attempt only), `started(attempt)` the run_started event;
--- `started_at` is kept on the record for the run's final transcript entry (finish_run.lua).
-local function start_run(
-    keys, seq, entry_id, run_id, input_id, started_at, user, started, state, maxlen)
+-- whether the input is cancelled (0/1), the run_started cursor, the crashes counted against
+-- the input and whether a host of it was lost (1: a suspect); or the string 'judge' and the
+-- previous attempt's host (the caller tells whether that host was lost, see `terms`), or
+-- 'suspect' (take it again, running it alone). `user()` makes the transcript's user entry
+-- (first attempt only), `started(attempt)` the run_started event.
+--
+-- Dead letters count crashes of the input's own run only. Every attempt records its host
+-- (`run_host`: member id and process incarnation, cleared by a graceful release) and whether
+-- it ran alone on it (`run_solo`). Another host taking the input again asks once whether that
+-- host was lost (it stopped heartbeating, on the fleet clock): if not (Redis was away, its
+-- lease lapsed, it handed the Worker back) nothing counts. If it was, a crash counts only when
+-- the attempt ran alone; otherwise any of the turns it ran may have killed it, so the input
+-- becomes a suspect and its next attempts run alone (`terms.solo`), where a crash is its own.
+-- `terms`: host_tag (this host), judged ('1' when the caller judged), lost (the host judged
+-- lost, or ''), solo ('1': the caller runs no other turn meanwhile), max_crashes, ts (the
+-- attempt's start: `run_started_at`, for the run's final transcript entry).
+local function start_run(keys, seq, entry_id, run_id, input_id, user, started, state, maxlen,
+    terms)
   local w, inputs, ev, tr = keys[1], keys[2], keys[3], keys[4]
   local rec = redis.call(
-    'HMGET', w, 'done_seq', 'run_seq', 'run_attempt', 'state', 'cancel_upto', 'transcript_maxlen')
+    'HMGET', w, 'done_seq', 'run_seq', 'run_attempt', 'state', 'cancel_upto', 'transcript_maxlen',
+    'run_host', 'run_solo', 'crashes', 'suspect')
   if seq <= tonumber(rec[1]) then
     ack(inputs, entry_id)
     return nil
   end
   local first = tonumber(rec[2]) ~= seq
-  local attempt = 1
+  local attempt, crashes, suspect = 1, 0, 0
   if not first then
     attempt = tonumber(rec[3]) + 1
+    crashes, suspect = tonumber(rec[9]) or 0, tonumber(rec[10]) or 0
+    local previous = rec[7] or ''
+    if previous ~= '' and previous ~= terms.host_tag then
+      if terms.judged ~= '1' then
+        return 'judge', previous
+      end
+      if terms.lost == previous then
+        suspect = 1
+        if rec[8] == '1' then
+          crashes = crashes + 1
+        end
+      end
+      -- Judged once: a second take (after 'suspect') does not count the same loss again.
+      redis.call('HSET', w, 'run_host', '', 'crashes', crashes, 'suspect', suspect)
+    end
+    if suspect == 1 and terms.solo ~= '1' and crashes < tonumber(terms.max_crashes) then
+      return 'suspect'
+    end
   end
   redis.call('HSET', w, 'run_seq', seq, 'run_attempt', attempt, 'run_id', run_id,
-    'run_input_id', input_id, 'run_started_at', started_at)
+    'run_input_id', input_id, 'run_host', terms.host_tag, 'run_solo', terms.solo,
+    'crashes', crashes, 'suspect', suspect, 'run_started_at', terms.ts)
   if first then
     redis.call('XADD', tr, 'MAXLEN', rec[6], '*', 't', user())
   end
@@ -129,7 +183,7 @@ local function start_run(
   if seq <= tonumber(rec[5]) then
     cancelled = 1
   end
-  return attempt, cancelled, cursor
+  return attempt, cancelled, cursor, crashes, suspect
 end
 
 -- A stopped Worker's keys expire after the retention period. The lease keeps its own short TTL

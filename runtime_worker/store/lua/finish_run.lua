@@ -28,6 +28,7 @@ redis.call('HINCRBY', w, 'runs', 1)
 redis.call('HINCRBY', w, 'runs_' .. A.result, 1)
 if A.error_code ~= '' then
   redis.call('HSET', w, 'last_error', A.error_code)
+  redis.call('HINCRBY', w, 'errors_' .. A.error_code, 1)
 end
 redis.call('HSET', w, 'done_seq', A.seq)
 redis.call('HDEL', w, 'run_id', 'run_input_id', 'run_cursor', 'run_started_at')

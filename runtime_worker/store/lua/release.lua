@@ -1,8 +1,15 @@
--- release: give the lease back at once (graceful stop). KEYS: record, lease.
--- Reply: 1 released, 0 not ours (nothing written).
-local A = args({'member', 'epoch'})
+-- release: give the lease back at once (a graceful stop, or a hand-back). KEYS: record, lease.
+-- With idle_only '1' (rebalancing), only a Worker with no unfinished input is given back: the
+-- check and the release are one step, so no run starts between them and none is interrupted.
+-- An attempt abandoned by a graceful release is no crash: its host mark is cleared.
+-- Reply: 1 released, 0 not ours or not idle (nothing written).
+local A = args({'member', 'epoch', 'idle_only'})
 local w, lease = KEYS[1], KEYS[2]
-if redis.call('HGET', w, 'epoch') ~= A.epoch then
+local rec = redis.call('HMGET', w, 'epoch', 'next_seq', 'done_seq')
+if rec[1] ~= A.epoch then
+  return 0
+end
+if A.idle_only == '1' and tonumber(rec[2]) > tonumber(rec[3]) then
   return 0
 end
 local holder = redis.call('GET', lease)
@@ -11,6 +18,10 @@ if holder and holder ~= A.member then
 end
 if holder then
   redis.call('DEL', lease)
+end
+local run_host = redis.call('HGET', w, 'run_host') or ''
+if string.sub(run_host, 1, #A.member + 1) == A.member .. ' ' then -- '<member> <boot>'
+  redis.call('HSET', w, 'run_host', '')
 end
 redis.call('HDEL', w, 'host')
 return 1

@@ -10,7 +10,9 @@ local A = args({
   'dedupe_window', -- input ids per generation of the input id hashes
   'bell_prefix', 'bell_suffix', -- the host's doorbell name around its member id
   'worker_id', 'digest', -- the text's
-  'interrupt_suffix'}) -- marks a hint whose input interrupts the running one
+  'interrupt_suffix', -- marks a hint whose input interrupts the running one
+  'max_queued', -- unfinished inputs past which a new one is refused; 0: no bound
+  'publish'}) -- '1': publish the hint; '0' (a cluster): the caller rings the doorbell
 local w, inputs, ev, ids, ids_old = KEYS[1], KEYS[2], KEYS[3], KEYS[5], KEYS[6]
 local input_id, strategy = A.input_id, A.strategy
 local rec = redis.call('HMGET', w, 'state', 'next_seq', 'done_seq', 'host', 'profile')
@@ -45,6 +47,10 @@ local next_seq, done_seq = tonumber(rec[2]), tonumber(rec[3])
 if strategy == 'reject' and next_seq > done_seq then
   return fail('worker_busy')
 end
+local max_queued = tonumber(A.max_queued)
+if max_queued > 0 and next_seq - done_seq >= max_queued then
+  return fail('rate_limited', max_queued)
+end
 if strategy == 'interrupt' then
   redis.call('HSET', w, 'cancel_upto', next_seq)
 end
@@ -70,12 +76,13 @@ end
 redis.call('HSET', ids, input_id, seq .. ' ' .. cursor .. ' ' .. A.digest)
 -- The host's hint: none for a Worker busy already (its host's drain takes this input after the
 -- one it runs) unless this input interrupts that one; else published on the host's channel
--- (named as its doorbell), counting the listeners: none heard it, the caller rings the stream.
+-- (named as its doorbell), counting the listeners: none heard it (or nothing is published, on a
+-- Redis Cluster), the caller rings the stream.
 local hinted = 0
 if host ~= '' then
   if next_seq > done_seq and strategy ~= 'interrupt' then
     hinted = 1
-  else
+  elseif A.publish == '1' then
     local hint = A.worker_id
     if strategy == 'interrupt' then
       hint = hint .. A.interrupt_suffix

@@ -1,10 +1,13 @@
 -- take_run: next_input and begin_run in one step (a host's hot path), skipping redeliveries of
 -- finished runs, plus the newest transcript entries the turn sends as history.
--- Reply: {'ok'} (nothing to run), a bad_entry failure (an entry submit.lua did not write), or
--- {'ok', entry id, input json, attempt, cancelled, cursor, history}: history is one JSON array
--- of the newest transcript entries, newest first (one string parses faster than many).
+-- Reply: {'ok'} (nothing to run), a bad_entry failure (an entry submit.lua did not write),
+-- {'ok', 'judge', host} or {'ok', 'suspect'} (see start_run: take again with those terms), or
+-- {'ok', entry id, input json, attempt, cancelled, cursor, history, crashes, host lost}:
+-- history is one JSON array of the newest transcript entries, newest first (one string parses
+-- faster than many).
 local A = args({
-  'member', 'epoch', 'run_id', 'ts', 'history', 'state_prefix', 'state_suffix', 'events_maxlen',
+  'member', 'epoch', 'run_id', 'history', 'state_prefix', 'state_suffix', 'events_maxlen',
+  'host_tag', 'judged', 'lost', 'solo', 'max_crashes', 'ts', -- start_run's terms
   -- run_started JSON around the input id and the attempt
   'started_1', 'started_2', 'started_3',
   -- the user transcript entry's JSON around the text, the ts and the input id
@@ -41,12 +44,16 @@ for _ = 0, redis.call('XLEN', inputs) do
   end
   local id, text = cjson.encode(input.input_id), cjson.encode(input.text)
   local ts = cjson.encode(input.ts)
-  local attempt, cancelled, cursor = start_run(
-    KEYS, tonumber(string.format('%d', input.seq)), entry_id, A.run_id, input.input_id, A.ts,
+  local attempt, cancelled, cursor, crashes, lost = start_run(
+    KEYS, tonumber(string.format('%d', input.seq)), entry_id, A.run_id, input.input_id,
     function() return A.user_1 .. text .. A.user_2 .. ts .. A.user_3 .. id .. A.user_4 end,
     function(n) return A.started_1 .. id .. A.started_2 .. n .. A.started_3 end,
-    {A.state_prefix, A.state_suffix}, A.events_maxlen)
-  if attempt then
+    {A.state_prefix, A.state_suffix}, A.events_maxlen, A)
+  if attempt == 'judge' then
+    return {'ok', 'judge', cancelled}
+  elseif attempt == 'suspect' then
+    return {'ok', 'suspect'}
+  elseif attempt then
     local history = {}
     local limit = tonumber(A.history)
     if limit > 0 then
@@ -59,7 +66,8 @@ for _ = 0, redis.call('XLEN', inputs) do
         end
       end
     end
-    return {'ok', entry_id, raw, attempt, cancelled, cursor, '[' .. table.concat(history, ',') .. ']'}
+    local joined = '[' .. table.concat(history, ',') .. ']'
+    return {'ok', entry_id, raw, attempt, cancelled, cursor, joined, crashes, lost}
   end
 end
 return {'ok'}

@@ -1,0 +1,289 @@
+"""`AsyncClient`: the gateway's API from asyncio code, one `httpx.AsyncClient` per instance.
+Routes are described once (`_calls`), retries (`_retry`) and resuming (`_stream`) decided once;
+this module only carries them over the wire."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Self, TypeVar
+
+import httpx
+
+from gateway.client import _calls as calls
+from gateway.client._calls import COMPANION, Call, worker_path
+from gateway.client._retry import RETRIES, RETRY_WAIT_S, Retrying
+from gateway.client._sse import SseParser, event_of
+from gateway.client._stream import STREAM_READ_TIMEOUT_S, Answer, Resume
+from shared.api import AllWorkers, CompanionDetail, FleetOverview, Health, Readiness, StreamTicket
+from shared.errors import YoiError
+from shared.events import Event, EventPage
+from shared.models import (
+    CancelResult,
+    InputAccepted,
+    MemberInfo,
+    RuntimeDetail,
+    RuntimeSummary,
+    ScopeEntry,
+    Strategy,
+    TranscriptPage,
+    WorkerDetail,
+    WorkerSummary,
+)
+
+T = TypeVar("T")
+
+
+class AsyncClient:
+    """`Client`'s asyncio twin: the same methods, awaited; streams are async iterators."""
+
+    def __init__(
+        self,
+        gateway: str | None = None,
+        token: str | None = None,
+        *,
+        timeout_s: float = calls.REQUEST_TIMEOUT_S,
+        retry_wait_s: float = RETRY_WAIT_S,
+        retries: int = RETRIES,
+    ) -> None:
+        self.gateway = (gateway or calls.gateway_from_env()).rstrip("/")
+        token = token if token is not None else calls.token_from_env()
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.retry_wait_s = retry_wait_s
+        self.retries = retries  # sends again after a broken connection (see `_retry`)
+        self._http = httpx.AsyncClient(base_url=self.gateway, headers=headers, timeout=timeout_s)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- the wire --------------------------------------------------------------------------
+
+    async def call(self, call: Call[T]) -> T:
+        """Send one call; a broken connection is retried (idempotent calls) and a 429/503 with
+        `Retry-After` waited out, up to `retry_wait_s` in all."""
+        retrying = Retrying(self.gateway, call, self.retry_wait_s, self.retries)
+        while True:
+            try:
+                response = await self._http.request(
+                    call.method,
+                    call.path,
+                    params=call.params,
+                    json=call.body,
+                    timeout=httpx.USE_CLIENT_DEFAULT if call.timeout_s is None else call.timeout_s,
+                )
+            except httpx.TransportError as exc:
+                await asyncio.sleep(retrying.broke(exc))  # backoff before sending again
+                continue
+            try:
+                return call.answer(response.status_code, response.headers, response.content)
+            except YoiError as error:
+                await asyncio.sleep(retrying.refused(error))  # the wait the server asked for
+
+    async def _follow(self, path: str, after: str | None) -> AsyncIterator[Event]:
+        """Every event after `after`, live, resuming by itself after a dropped connection."""
+        resume = Resume(self.gateway, after)
+        params = {} if after is None else {"after": after}
+        timeout = httpx.Timeout(self._http.timeout.connect, read=STREAM_READ_TIMEOUT_S)
+        while True:
+            cause: Exception | None = None
+            try:
+                async with self._http.stream(
+                    "GET", path, params=params, headers=resume.headers(), timeout=timeout
+                ) as response:
+                    if response.status_code >= 400:
+                        calls.raise_for(
+                            response.status_code, response.headers, await response.aread()
+                        )
+                    parser = SseParser()
+                    async for line in response.aiter_lines():
+                        message = parser.feed(line)
+                        if message is None:
+                            continue
+                        resume.seen(message.id)
+                        if (event := event_of(message)) is not None:
+                            yield event
+            except (httpx.TransportError, httpx.DecodingError) as exc:
+                cause = exc
+            except YoiError as exc:
+                cause = exc
+            await asyncio.sleep(resume.dropped(cause))  # backoff, then resume from the cursor
+
+    # -- runtimes and workers --------------------------------------------------------------
+
+    async def list_runtimes(self) -> list[RuntimeSummary]:
+        return await self.call(calls.list_runtimes())
+
+    async def get_runtime(self, runtime_id: str) -> RuntimeDetail:
+        return await self.call(calls.get_runtime(runtime_id))
+
+    async def list_workers(self, runtime_id: str) -> list[WorkerSummary]:
+        return await self.call(calls.list_workers(runtime_id))
+
+    async def all_workers(self) -> AllWorkers:
+        return await self.call(calls.all_workers())
+
+    async def create_worker(
+        self,
+        runtime_id: str,
+        display_name: str,
+        *,
+        profile: str | None = None,
+        scope: list[ScopeEntry] | None = None,
+        delegated_from: str | None = None,
+    ) -> WorkerDetail:
+        return await self.call(
+            calls.create_worker(runtime_id, display_name, profile, scope, delegated_from)
+        )
+
+    async def get_worker(self, runtime_id: str, worker_id: str) -> WorkerDetail:
+        return await self.call(calls.get_worker(runtime_id, worker_id))
+
+    async def stop(self, runtime_id: str, worker_id: str) -> WorkerDetail:
+        return await self.call(calls.stop(runtime_id, worker_id))
+
+    async def send(
+        self,
+        runtime_id: str,
+        worker_id: str,
+        text: str,
+        *,
+        input_id: str | None = None,
+        strategy: Strategy | str | None = None,
+    ) -> InputAccepted:
+        return await self.call(
+            calls.send(worker_path(runtime_id, worker_id), text, input_id, strategy)
+        )
+
+    async def cancel(self, runtime_id: str, worker_id: str) -> CancelResult:
+        return await self.call(calls.cancel(worker_path(runtime_id, worker_id)))
+
+    async def transcript(
+        self, runtime_id: str, worker_id: str, *, limit: int = 50, before: str | None = None
+    ) -> TranscriptPage:
+        return await self.call(calls.transcript(worker_path(runtime_id, worker_id), limit, before))
+
+    async def events(
+        self,
+        runtime_id: str,
+        worker_id: str,
+        *,
+        after: str | None = None,
+        limit: int = 100,
+        wait_ms: int = 0,
+    ) -> EventPage:
+        path = worker_path(runtime_id, worker_id)
+        return await self.call(calls.events(path, after, limit, wait_ms))
+
+    async def stream_ticket(self, runtime_id: str, worker_id: str) -> StreamTicket:
+        return await self.call(calls.stream_ticket(worker_path(runtime_id, worker_id)))
+
+    def stream(
+        self, runtime_id: str, worker_id: str, *, after: str | None = None
+    ) -> AsyncIterator[Event]:
+        """The Worker's events after `after` (`"now"`: only new ones), live, until closed."""
+        return self._follow(calls.stream_path(worker_path(runtime_id, worker_id)), after)
+
+    async def send_and_stream(
+        self,
+        runtime_id: str,
+        worker_id: str,
+        text: str,
+        *,
+        input_id: str | None = None,
+        strategy: Strategy | str | None = None,
+    ) -> AsyncAnswerStream:
+        """Send, then iterate that input's events until its `run_finished`; the stream's
+        `answer` holds the text of the current attempt."""
+        base = worker_path(runtime_id, worker_id)
+        accepted = await self.call(calls.send(base, text, input_id, strategy))
+        return AsyncAnswerStream(accepted, self._follow(calls.stream_path(base), accepted.cursor))
+
+    # -- the Companion (`/api/companion`) ----------------------------------------------------
+
+    async def companion(self) -> CompanionDetail:
+        return await self.call(calls.companion())
+
+    async def companion_send(
+        self, text: str, *, input_id: str | None = None, strategy: Strategy | str | None = None
+    ) -> InputAccepted:
+        return await self.call(calls.send(COMPANION, text, input_id, strategy))
+
+    async def companion_cancel(self) -> CancelResult:
+        return await self.call(calls.cancel(COMPANION))
+
+    async def companion_transcript(
+        self, *, limit: int = 50, before: str | None = None
+    ) -> TranscriptPage:
+        return await self.call(calls.transcript(COMPANION, limit, before))
+
+    async def companion_events(
+        self, *, after: str | None = None, limit: int = 100, wait_ms: int = 0
+    ) -> EventPage:
+        return await self.call(calls.events(COMPANION, after, limit, wait_ms))
+
+    async def companion_stream_ticket(self) -> StreamTicket:
+        return await self.call(calls.stream_ticket(COMPANION))
+
+    def companion_stream(self, *, after: str | None = None) -> AsyncIterator[Event]:
+        return self._follow(calls.stream_path(COMPANION), after)
+
+    # -- operations --------------------------------------------------------------------------
+
+    async def health(self) -> Health:
+        return await self.call(calls.health())
+
+    async def ready(self) -> Readiness:
+        return await self.call(calls.ready())
+
+    async def fleet(self) -> FleetOverview:
+        """Every runtime with readiness and members, and every Worker's row (the dashboard's)."""
+        return await self.call(calls.fleet())
+
+    async def members(self, runtime_id: str) -> list[MemberInfo]:
+        return await self.call(calls.members(runtime_id))
+
+    async def drain_member(self, runtime_id: str, member_id: str) -> MemberInfo:
+        """The member hands its Workers back (each once idle) and takes no new ones."""
+        return await self.call(calls.drain_member(runtime_id, member_id))
+
+    async def metrics(self) -> str:
+        return await self.call(calls.metrics())
+
+
+class AsyncAnswerStream:
+    """The events of one input, ending with its `run_finished`; `answer` follows along."""
+
+    def __init__(self, accepted: InputAccepted, events: AsyncIterator[Event]) -> None:
+        self.accepted = accepted
+        self.answer = Answer(accepted.input_id)
+        self._events = events
+
+    async def __aiter__(self) -> AsyncIterator[Event]:
+        try:
+            async for event in self._events:
+                if self.answer.feed(event):
+                    yield event
+                    if self.answer.done:
+                        return
+        finally:
+            aclose = getattr(self._events, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    async def wait(self) -> Answer:
+        """Read to the end; the finished answer."""
+        async for _ in self:
+            pass
+        return self.answer

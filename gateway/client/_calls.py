@@ -1,0 +1,235 @@
+"""Every gateway route as a `Call`: method, path, query, body and how to read the answer. The
+sync and async clients only carry calls over the wire, so each route is described once."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote
+
+from pydantic import BaseModel, ValidationError
+
+from gateway.client._errors import UnexpectedResponse, error_from
+from shared.api import (
+    AllWorkers,
+    CompanionDetail,
+    FleetOverview,
+    Health,
+    MemberList,
+    Readiness,
+    RuntimeList,
+    StreamTicket,
+    WorkerList,
+)
+from shared.errors import InvalidInput
+from shared.events import EventPage
+from shared.models import (
+    CancelResult,
+    CreateWorker,
+    InputAccepted,
+    MemberInfo,
+    RuntimeDetail,
+    RuntimeSummary,
+    ScopeEntry,
+    SendInput,
+    Strategy,
+    TranscriptPage,
+    WorkerDetail,
+    WorkerSummary,
+)
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+DEFAULT_GATEWAY = "http://127.0.0.1:8000"
+REQUEST_TIMEOUT_S = 10.0
+COMPANION = "/api/companion"
+
+
+def gateway_from_env() -> str:
+    return os.environ.get("YOI_GATEWAY") or DEFAULT_GATEWAY
+
+
+def token_from_env() -> str | None:
+    return os.environ.get("YOI_API_TOKEN") or None
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    method: str
+    path: str
+    read: Callable[[bytes], T]
+    params: Mapping[str, str | int] = field(default_factory=dict)
+    body: Mapping[str, Any] | None = None
+    timeout_s: float | None = None  # None: the client's default
+    # Safe to send again when its answer was lost on the way (not a create: it would make two).
+    idempotent: bool = True
+
+    def answer(self, status: int, headers: Mapping[str, str], content: bytes) -> T:
+        """The typed answer, or the typed error the gateway sent."""
+        if status >= 400:
+            raise error_from(status, headers, content)
+        try:
+            return self.read(content)
+        except (ValidationError, ValueError) as exc:
+            raise UnexpectedResponse(
+                f"unexpected answer from the gateway to {self.method} {self.path}"
+            ) from exc
+
+
+def raise_for(status: int, headers: Mapping[str, str], content: bytes) -> None:
+    """The typed error of a response that is one (a stream that did not open)."""
+    if status >= 400:
+        raise error_from(status, headers, content)
+
+
+def _model(model: type[M]) -> Callable[[bytes], M]:
+    return model.model_validate_json
+
+
+def _valid(build: Callable[[], M]) -> M:
+    """A request body validated here: bad input raises `InvalidInput` and sends nothing."""
+    try:
+        return build()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        raise InvalidInput(f"invalid {where}: {first['msg']}") from None
+
+
+def runtime_path(runtime_id: str) -> str:
+    return f"/api/runtimes/{quote(runtime_id, safe='')}"
+
+
+def worker_path(runtime_id: str, worker_id: str) -> str:
+    return f"{runtime_path(runtime_id)}/workers/{quote(worker_id, safe='')}"
+
+
+def stream_path(base: str) -> str:
+    return f"{base}/events/stream"
+
+
+# -- runtimes and workers --------------------------------------------------------------------
+
+
+def list_runtimes() -> Call[list[RuntimeSummary]]:
+    return Call("GET", "/api/runtimes", lambda raw: RuntimeList.model_validate_json(raw).runtimes)
+
+
+def get_runtime(runtime_id: str) -> Call[RuntimeDetail]:
+    return Call("GET", runtime_path(runtime_id), _model(RuntimeDetail))
+
+
+def list_workers(runtime_id: str) -> Call[list[WorkerSummary]]:
+    path = f"{runtime_path(runtime_id)}/workers"
+    return Call("GET", path, lambda raw: WorkerList.model_validate_json(raw).workers)
+
+
+def all_workers() -> Call[AllWorkers]:
+    return Call("GET", "/api/workers", _model(AllWorkers))
+
+
+def create_worker(
+    runtime_id: str,
+    display_name: str,
+    profile: str | None,
+    scope: list[ScopeEntry] | None,
+    delegated_from: str | None,
+) -> Call[WorkerDetail]:
+    body = _valid(
+        lambda: CreateWorker(
+            display_name=display_name,
+            profile=profile,
+            scope=scope or [],
+            delegated_from=delegated_from,
+        )
+    )
+    path = f"{runtime_path(runtime_id)}/workers"
+    body_json = body.model_dump(mode="json")
+    return Call("POST", path, _model(WorkerDetail), body=body_json, idempotent=False)
+
+
+def get_worker(runtime_id: str, worker_id: str) -> Call[WorkerDetail]:
+    return Call("GET", worker_path(runtime_id, worker_id), _model(WorkerDetail))
+
+
+def stop(runtime_id: str, worker_id: str) -> Call[WorkerDetail]:
+    return Call("POST", worker_path(runtime_id, worker_id) + "/stop", _model(WorkerDetail))
+
+
+# -- a Worker's conversation (`base`: a worker path, or COMPANION) ---------------------------
+
+
+def send(
+    base: str, text: str, input_id: str | None, strategy: Strategy | str | None
+) -> Call[InputAccepted]:
+    """An input with an idempotency key (generated when not given), so a retry after a lost
+    answer or a `Retry-After` never sends it twice."""
+    key = input_id if input_id is not None else uuid.uuid4().hex
+    body = _valid(
+        lambda: SendInput.model_validate({"text": text, "input_id": key, "strategy": strategy})
+    )
+    path = base + ("/messages" if base == COMPANION else "/inputs")
+    return Call(
+        "POST", path, _model(InputAccepted), body=body.model_dump(mode="json", exclude_none=True)
+    )
+
+
+def cancel(base: str) -> Call[CancelResult]:
+    return Call("POST", base + "/cancel", _model(CancelResult))
+
+
+def transcript(base: str, limit: int, before: str | None) -> Call[TranscriptPage]:
+    params: dict[str, str | int] = {"limit": limit}
+    if before is not None:
+        params["before"] = before
+    return Call("GET", base + "/transcript", _model(TranscriptPage), params=params)
+
+
+def events(base: str, after: str | None, limit: int, wait_ms: int) -> Call[EventPage]:
+    params: dict[str, str | int] = {"limit": limit, "wait_ms": wait_ms}
+    if after is not None:
+        params["after"] = after
+    timeout = REQUEST_TIMEOUT_S + wait_ms / 1000
+    return Call("GET", base + "/events", _model(EventPage), params=params, timeout_s=timeout)
+
+
+def stream_ticket(base: str) -> Call[StreamTicket]:
+    return Call("POST", base + "/stream-ticket", _model(StreamTicket))
+
+
+def companion() -> Call[CompanionDetail]:
+    return Call("GET", COMPANION, _model(CompanionDetail))
+
+
+# -- operations ------------------------------------------------------------------------------
+
+
+def health() -> Call[Health]:
+    return Call("GET", "/healthz", _model(Health))
+
+
+def ready() -> Call[Readiness]:
+    """Readiness; not ready is the typed 503 (`RuntimeUnavailable`) naming which and why."""
+    return Call("GET", "/readyz", _model(Readiness))
+
+
+def fleet() -> Call[FleetOverview]:
+    return Call("GET", "/api/fleet", _model(FleetOverview))
+
+
+def members(runtime_id: str) -> Call[list[MemberInfo]]:
+    path = f"{runtime_path(runtime_id)}/members"
+    return Call("GET", path, lambda raw: MemberList.model_validate_json(raw).members)
+
+
+def drain_member(runtime_id: str, member_id: str) -> Call[MemberInfo]:
+    path = f"{runtime_path(runtime_id)}/members/{quote(member_id, safe='')}/drain"
+    return Call("POST", path, _model(MemberInfo))
+
+
+def metrics() -> Call[str]:
+    return Call("GET", "/metrics", lambda raw: raw.decode())

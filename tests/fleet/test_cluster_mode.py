@@ -1,0 +1,233 @@
+"""Cluster mode on a real Redis Cluster: found from the server, slots that move under a running
+store (MOVED, ASK), and scheduled work that needs a Redis of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio
+
+from runtime_worker.member import Member
+from runtime_worker.runtime import Runtime
+from runtime_worker.schedule import Scheduler, schedule_input
+from runtime_worker.store._redis_client import is_cluster
+from runtime_worker.store.base import WakeUp, WorkerRecord
+from runtime_worker.store.redis import RedisStore
+from shared.errors import UnsupportedOperation
+from shared.ids import new_id
+from shared.models import CreateWorker, RuntimeKind, Strategy
+from shared.settings import Settings
+from shared.timeutil import now_s
+from tests.fleet.support import HEARTBEAT_MS, LEASE_TTL_MS, store_of, wait_finished, wait_hosted
+from tests.fleet.test_cluster import delete_cluster_namespace
+from tests.redis_cluster import RedisCluster
+
+pytestmark = [pytest.mark.slow, pytest.mark.redis]
+
+
+def test_the_mode_comes_from_the_server_unless_forced(
+    redis_cluster: RedisCluster, redis_url: str
+) -> None:
+    assert is_cluster(redis_cluster.url, "auto", 2.0)
+    assert not is_cluster(redis_url, "auto", 2.0)
+    assert not is_cluster(redis_cluster.url, "off", 2.0)
+    assert is_cluster(redis_url, "on", 2.0)
+    # Nothing answers: one server is assumed (and said); `on` starts a member regardless.
+    assert not is_cluster("redis://127.0.0.1:1/0", "auto", 0.5)
+
+
+@pytest.fixture
+async def cluster_store(redis_cluster: RedisCluster, namespace: str) -> AsyncIterator[RedisStore]:
+    settings = Settings(namespace=namespace)
+    store = RedisStore.from_url(
+        redis_cluster.url, namespace=namespace, runtime_id="fleet", settings=settings
+    )
+    assert store.cluster
+    yield store
+    await store.aclose()
+    delete_cluster_namespace(redis_cluster.url, namespace)
+
+
+def node_of(admin: redis.RedisCluster, slot: int) -> redis.cluster.ClusterNode:
+    node = admin.nodes_manager.get_node_from_slot(slot)
+    assert node is not None
+    return node
+
+
+def node_id(node: redis.cluster.ClusterNode, admin: redis.RedisCluster) -> str:
+    return str(admin.cluster_myid(node))
+
+
+async def test_a_slot_moved_under_the_store_is_followed(
+    redis_cluster: RedisCluster, cluster_store: RedisStore
+) -> None:
+    """Resharding as `redis-cli --cluster reshard` does it, one slot, under a store whose slot
+    map is then stale: ASK while the slot migrates, MOVED once it has moved."""
+    rt = Runtime("fleet", cluster_store, kind=RuntimeKind.FLEET, settings=cluster_store.settings)
+    first = await rt.create_worker(CreateWorker(display_name="moving"))
+    second = await rt.create_worker(CreateWorker(display_name="staying"))
+    keys = cluster_store.keys.worker(first.worker_id).all()
+    admin = redis.RedisCluster.from_url(redis_cluster.url, decode_responses=True)
+    try:
+        slot = admin.keyslot(keys[0])
+        source = node_of(admin, slot)
+        target = next(n for n in admin.get_primaries() if n.name != source.name)
+        source_id, target_id = node_id(source, admin), node_id(target, admin)
+        target.redis_connection.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", source_id)
+        source.redis_connection.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", target_id)
+        in_slot = source.redis_connection.execute_command("CLUSTER GETKEYSINSLOT", slot, 100)
+        assert set(keys) & set(in_slot)
+        source.redis_connection.execute_command(
+            "MIGRATE", target.host, target.port, "", 0, 5000, "KEYS", *in_slot
+        )
+        # Migrating: the source answers ASK for keys it no longer has.
+        found = await cluster_store.get_worker_at(first.worker_id)
+        assert found.record.worker_id == first.worker_id
+        for node in admin.get_primaries():
+            node.redis_connection.execute_command("CLUSTER SETSLOT", slot, "NODE", target_id)
+        # Moved: the store's map still names the source, which answers MOVED.
+        found = await cluster_store.get_worker_at(first.worker_id)
+        assert found.record.display_name == "moving"
+        rows = await cluster_store.listing()
+        assert {r.worker_id for r in rows} == {first.worker_id, second.worker_id}
+        moved_to = cluster_store._transport.client  # the map it follows now
+        assert isinstance(moved_to, redis.asyncio.RedisCluster)
+        assert moved_to.nodes_manager.get_node_from_slot(slot).name == target.name
+    finally:
+        admin.close()
+
+
+async def test_scheduled_work_on_a_cluster_is_refused_without_its_own_redis(
+    redis_cluster: RedisCluster, cluster_store: RedisStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings(redis_url=redis_cluster.url, namespace=cluster_store.keys.namespace)
+    send_at = datetime.now(UTC) + timedelta(seconds=1)
+    with pytest.raises(UnsupportedOperation, match="YOI_SCHEDULER_REDIS_URL"):
+        await schedule_input(settings, "fleet", "w1", "later", send_at=send_at)
+    with caplog.at_level(logging.ERROR, logger="yoi.schedule"):
+        await asyncio.wait_for(Scheduler(settings, cluster_store).run(), 5)  # returns at once
+    assert "YOI_SCHEDULER_REDIS_URL" in caplog.text
+
+
+async def test_scheduled_work_on_a_cluster_runs_on_its_own_redis(
+    redis_cluster: RedisCluster, redis_url: str, namespace: str
+) -> None:
+    settings = Settings(
+        redis_url=redis_cluster.url,
+        scheduler_redis_url=redis_url,
+        namespace=namespace,
+        member_id="m1",
+        lease_ttl_ms=LEASE_TTL_MS,
+        heartbeat_ms=HEARTBEAT_MS,
+        schedule_poll_s=0.1,
+    )
+    member = Member(settings)
+    client = Runtime.fleet("fleet", settings)
+    await member.start()
+    try:
+        assert store_of(client).cluster
+        detail = await client.create_worker(CreateWorker(display_name="later"))
+        await wait_hosted(client, [detail.worker_id])
+        send_at = datetime.now(UTC) + timedelta(seconds=0.5)
+        input_id = await schedule_input(
+            settings, "fleet", detail.worker_id, "a scheduled hello", send_at=send_at
+        )
+        await wait_finished(client, {detail.worker_id: {input_id}}, timeout_s=15)
+        assert member.failed is None
+    finally:
+        await member.stop(0)
+        await client.aclose()
+        delete_cluster_namespace(redis_cluster.url, namespace)
+        single = redis.Redis.from_url(redis_url)
+        try:  # arq's keys on the single node, this test's only
+            for pattern in (f"arq:*{{{namespace}:*", f"{{{namespace}:*"):
+                for key in single.scan_iter(match=pattern):
+                    single.delete(key)
+        finally:
+            single.close()
+
+
+def publishes(cluster: RedisCluster) -> int:
+    """PUBLISH calls every node of the cluster has served (INFO commandstats)."""
+    total = 0
+    for server in cluster.servers:
+        with redis.Redis(host="127.0.0.1", port=server.port) as conn:
+            stats = conn.info("commandstats")
+        total += int(stats.get("cmdstat_publish", {}).get("calls", 0))
+    return total
+
+
+async def test_on_a_cluster_an_input_is_hinted_through_the_doorbell(
+    cluster_store: RedisStore, redis_cluster: RedisCluster
+) -> None:
+    """Nothing is published on a cluster: the store rings the host's doorbell stream (in the
+    member's own slot, another node than the Worker's, mostly) and the host hears it there."""
+    published = publishes(redis_cluster)
+    member = "m-bell"
+    record = WorkerRecord(
+        worker_id=new_id(), display_name="w", profile="companion", created_at=now_s()
+    )
+    await cluster_store.create(record)
+    assert await cluster_store.acquire(record.worker_id, member, 60_000)
+    bell = cluster_store.keys.bell(member)
+    wakes = cluster_store.wake_ups(member)
+    async with contextlib.aclosing(wakes):
+        listening = asyncio.ensure_future(anext(wakes))
+        sub = await cluster_store.submit_input(
+            record.worker_id,
+            "q",
+            new_id(),
+            Strategy.ENQUEUE,
+            now_s(),
+        )
+        assert sub.host == member and not sub.duplicate
+        assert await asyncio.wait_for(listening, 5) == WakeUp(record.worker_id, cancels=True)
+    assert await cluster_store.client.xlen(bell) == 1  # one ring, for the one input
+    assert publishes(redis_cluster) == published
+
+
+async def test_a_sweep_while_the_records_node_lags_loses_no_worker_from_the_index(
+    cluster_store: RedisStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sweep drops index entries without a record (retention expired them). On a cluster the
+    index entry and the record live on different nodes: were the entry written while the
+    record's node is slow, a sweep in between would drop a live Worker from the index for good."""
+    transport = cluster_store._transport
+    client = transport.client
+    assert isinstance(client, redis.asyncio.RedisCluster)
+    await client.initialize()
+
+    def node(key: str) -> str:
+        return str(client.nodes_manager.get_node_from_slot(client.keyslot(key)).name)
+
+    worker_id = new_id()
+    while node(cluster_store.keys.record(worker_id)) == node(cluster_store.keys.workers()):
+        worker_id = new_id()  # the record on another node than the index
+    slow = node(cluster_store.keys.record(worker_id))
+    sent = transport._node_send
+    swept = asyncio.Event()
+
+    async def slow_node(name: str, commands: Sequence[bytes], *, wait: bool = False) -> list[Any]:
+        if name == slow and any(b"EVALSHA" in c for c in commands):
+            await swept.wait()  # the record's node answers only after a sweep ran
+        return await sent(name, commands, wait=wait)
+
+    monkeypatch.setattr(transport, "_node_send", slow_node)
+    record = WorkerRecord(
+        worker_id=worker_id, display_name="w", profile="companion", created_at=now_s()
+    )
+    creating = asyncio.ensure_future(cluster_store.create(record))
+    # settle-ok: the record's node lags (the behaviour under test); whatever else the create
+    # sends meanwhile lands on the other nodes within this time.
+    await asyncio.sleep(0.2)
+    await cluster_store.placements()  # the sweep: drops index entries whose record is missing
+    swept.set()
+    await creating
+    assert worker_id in {w.worker_id for w in await cluster_store.listing()}
