@@ -1,114 +1,72 @@
-"""Cron expressions of recurring inputs, evaluated in UTC.
+"""Cron expressions of recurring inputs, read by croniter and evaluated in a timezone.
 
-Five fields (`minute hour day month weekday`, as crontab) or six with `second` first, so tests
-and short schedules can fire every few seconds. Each field takes `*`, `n`, `a-b`, `*/s`, `a-b/s`
-and comma lists; weekday 0 and 7 are Sunday. As in crontab, when both day and weekday are
-restricted a time matches either.
+Five fields (`minute hour day month weekday`, as crontab, with names such as `mon-fri` and
+`jan`, and the aliases `@yearly`, `@monthly`, `@weekly`, `@daily`, `@hourly`), or six with
+`second` first, so tests and short schedules can fire every few seconds. As in crontab, when
+both day and weekday are restricted a time matches either. Times are unix seconds; the slots of
+an expression are found in its timezone (an IANA name, UTC by default), so `0 9 * * *` in
+`Europe/Paris` stays at 09:00 local time across daylight saving changes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import CroniterError, croniter
 
 from shared.errors import InvalidInput
 
-_BOUNDS = {
-    "second": (0, 59),
-    "minute": (0, 59),
-    "hour": (0, 23),
-    "day": (1, 31),
-    "month": (1, 12),
-    "weekday": (0, 7),
-}
 MAX_SLOTS = 1000
 
 
-def _field(text: str, name: str) -> frozenset[int]:
-    low, high = _BOUNDS[name]
-    values: set[int] = set()
-    for part in text.split(","):
-        body, _, step_text = part.partition("/")
-        try:
-            step = int(step_text) if step_text else 1
-            if body == "*":
-                start, end = low, high
-            elif "-" in body:
-                first, last = body.split("-", 1)
-                start, end = int(first), int(last)
-            else:
-                start = int(body)
-                end = high if step_text else start
-        except ValueError:
-            raise InvalidInput(f"cron {name} field {text!r} is not understood") from None
-        if step < 1 or not low <= start <= end <= high:
-            raise InvalidInput(f"cron {name} field {text!r} is out of range {low}-{high}")
-        values.update(range(start, end + 1, step))
-    if name == "weekday" and 7 in values:
-        values = (values - {7}) | {0}
-    return frozenset(values)
+def zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(f"unknown timezone {name!r}") from None
 
 
 @dataclass(frozen=True)
 class CronSpec:
     expr: str
-    seconds: frozenset[int]
-    minutes: frozenset[int]
-    hours: frozenset[int]
-    days: frozenset[int]
-    months: frozenset[int]
-    weekdays: frozenset[int]
-    any_day: bool
-    any_weekday: bool
+    timezone: str = "UTC"
 
     @classmethod
-    def parse(cls, expr: str) -> CronSpec:
-        parts = expr.split()
-        if len(parts) == 5:
-            parts = ["0", *parts]
-        if len(parts) != 6:
-            raise InvalidInput("a cron expression has 5 fields (or 6, seconds first)")
-        second, minute, hour, day, month, weekday = parts
-        return cls(
-            expr=" ".join(expr.split()),
-            seconds=_field(second, "second"),
-            minutes=_field(minute, "minute"),
-            hours=_field(hour, "hour"),
-            days=_field(day, "day"),
-            months=_field(month, "month"),
-            weekdays=_field(weekday, "weekday"),
-            any_day=day == "*",
-            any_weekday=weekday == "*",
-        )
+    def parse(cls, expr: str, timezone: str = "UTC") -> CronSpec:
+        expr = " ".join(expr.split())
+        zone(timezone)
+        fields = len(expr.split())
+        if not (fields in (5, 6) or (fields == 1 and expr.startswith("@"))):
+            raise InvalidInput(
+                "a cron expression has 5 fields (or 6, seconds first) or is an alias"
+            )
+        if not croniter.is_valid(expr, second_at_beginning=True):
+            raise InvalidInput(f"cron expression {expr!r} is not understood")
+        return cls(expr=expr, timezone=timezone)
 
-    @property
-    def step_s(self) -> int:
-        """The finest granularity: 1 s with a seconds field, else whole minutes."""
-        return 60 if self.seconds == frozenset({0}) else 1
+    def _iter(self, after: float) -> croniter:
+        start = datetime.fromtimestamp(after, zone(self.timezone))
+        return croniter(self.expr, start, second_at_beginning=True)
+
+    def next_after(self, after: float) -> int:
+        """The first slot strictly after `after`."""
+        try:
+            return int(self._iter(after).get_next(float))
+        except CroniterError:  # e.g. `0 0 30 2 *`: no such day ever comes
+            raise InvalidInput(f"cron expression {self.expr!r} never fires") from None
 
     def matches(self, ts: int) -> bool:
-        at = datetime.fromtimestamp(ts, UTC)
-        if (
-            at.second not in self.seconds
-            or at.minute not in self.minutes
-            or at.hour not in self.hours
-            or at.month not in self.months
-        ):
-            return False
-        day_ok = at.day in self.days
-        weekday_ok = (at.weekday() + 1) % 7 in self.weekdays
-        if self.any_day or self.any_weekday:
-            return day_ok and weekday_ok
-        return day_ok or weekday_ok
+        return self.next_after(ts - 1) == ts
 
     def slots(self, after: int, upto: int) -> list[int]:
         """Matching whole seconds in `(after, upto]`, oldest first, at most MAX_SLOTS."""
-        step = self.step_s
-        first = (after // step + 1) * step
         found: list[int] = []
-        for ts in range(first, upto + 1, step):
-            if self.matches(ts):
-                found.append(ts)
-                if len(found) >= MAX_SLOTS:
-                    break
+        cursor = self._iter(after)
+        while len(found) < MAX_SLOTS:
+            slot = int(cursor.get_next(float))
+            if slot > upto:
+                break
+            found.append(slot)
         return found

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from runtime_worker import conversations
+from runtime_worker import conversations, runs
 from runtime_worker.admission import Admission
 from runtime_worker.host import Host, ProviderFactory
 from runtime_worker.profiles import ProfileRegistry
@@ -42,6 +42,8 @@ from shared.models import (
     InFlight,
     InputAccepted,
     MemberInfo,
+    RunDetail,
+    RunPage,
     RuntimeDetail,
     RuntimeDiagnostics,
     RuntimeKind,
@@ -381,6 +383,19 @@ class Runtime:
             trace=tracing.carrier(),
         )
         return InputAccepted(input_id=submission.input_id, cursor=submission.cursor)
+
+    async def wait_run(
+        self, worker_id: str, accepted: InputAccepted, wait_s: float
+    ) -> RunDetail | None:
+        """The accepted input's finished run if it ends within `wait_s`, else None."""
+        return await runs.wait_run(self, worker_id, accepted, wait_s)
+
+    async def runs(self, worker_id: str, *, limit: int = 50, before: str | None = None) -> RunPage:
+        """The run log, newest first: the running run on top, then finished ones."""
+        return await runs.list_runs(self, worker_id, _clamp(limit), before)
+
+    async def run(self, worker_id: str, run_id: str) -> RunDetail:
+        return await runs.get_run(self, worker_id, run_id)
 
     async def cancel(self, worker_id: str) -> CancelResult:
         await self._record(worker_id)

@@ -76,6 +76,7 @@ class Recurring(BaseModel):
     worker_id: str
     text: str = Field(min_length=1)
     cron: str
+    timezone: str = "UTC"
     created_s: float
 
 
@@ -166,14 +167,18 @@ async def add_recurring(
     text: str,
     *,
     cron_expr: str,
+    timezone: str = "UTC",
     schedule_id: str | None = None,
 ) -> str:
-    """Send `text` to a Worker on every slot of a cron expression (UTC); returns the id."""
-    CronSpec.parse(cron_expr)
+    """Send `text` to a Worker on every slot of a cron expression, read in `timezone` (an IANA
+    name); returns the id."""
+    CronSpec.parse(cron_expr, timezone)
     schedule_id = schedule_id or new_id()
     if not _SCHEDULE_ID.match(schedule_id):
         raise InvalidInput("a schedule id is a short slug")
-    entry = Recurring(worker_id=worker_id, text=text, cron=cron_expr, created_s=now_s())
+    entry = Recurring(
+        worker_id=worker_id, text=text, cron=cron_expr, timezone=timezone, created_s=now_s()
+    )
     async with _store(settings, runtime_id) as store:
         await store.get_worker(worker_id)
         await store.put_schedule(schedule_id, entry.model_dump_json())
@@ -308,7 +313,7 @@ class Scheduler:
             entry = Recurring.model_validate_json(raw)
             after = max(int(marks.get(schedule_id, entry.created_s)), now - LOOKBACK_S)
             try:
-                for slot in CronSpec.parse(entry.cron).slots(after, now):
+                for slot in CronSpec.parse(entry.cron, entry.timezone).slots(after, now):
                     request = SendInput(
                         text=entry.text,
                         input_id=f"cron-{schedule_id}-{slot}",

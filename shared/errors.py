@@ -81,6 +81,11 @@ class MethodNotAllowed(YoiError):
     http_status = 405
 
 
+class RunNotFound(YoiError):
+    code = "run_not_found"
+    http_status = 404
+
+
 class WorkerBusy(YoiError):
     code = "worker_busy"
     http_status = 409

@@ -23,6 +23,10 @@ LIVE_STATES = frozenset({WorkerState.PENDING, WorkerState.IDLE, WorkerState.RUNN
 ENDED_STATES = frozenset({WorkerState.STOPPED, WorkerState.FAILED})
 
 
+MAX_WAIT_S = 60.0
+"""The longest `wait_s` an input may ask for (a long poll's bound)."""
+
+
 class Strategy(StrEnum):
     REJECT = "reject"
     ENQUEUE = "enqueue"
@@ -173,6 +177,17 @@ class SendInput(BaseModel):
     strategy: Strategy | None = None
 
 
+class InputRequest(SendInput):
+    """The body of `POST …/inputs`: an input, and how long to wait for its run."""
+
+    wait_s: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_WAIT_S,
+        description="Wait up to this long for the run: 200 with it when it ends in time, else 202.",
+    )
+
+
 class InputAccepted(BaseModel):
     input_id: str
     cursor: str
@@ -184,7 +199,15 @@ class TranscriptRole(StrEnum):
     NOTICE = "notice"
 
 
+class RunUsage(BaseModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
 class TranscriptEntry(BaseModel):
+    """A run's final entry (the one with a `result`) is also the run log's record of the run:
+    its attempt, start time, reason and usage."""
+
     cursor: str = ""
     role: TranscriptRole
     text: str
@@ -192,6 +215,10 @@ class TranscriptEntry(BaseModel):
     run_id: str | None = None
     input_id: str | None = None
     result: RunResult | None = None
+    attempt: int | None = None
+    started_at: float | None = None
+    reason: str | None = None
+    usage: RunUsage | None = None
 
 
 class TranscriptPage(BaseModel):
@@ -203,3 +230,28 @@ class CancelResult(BaseModel):
     worker_id: WorkerId
     state: WorkerState
     cancelled: bool = Field(description="False when nothing was running: cancel is a no-op then.")
+
+
+class RunInfo(BaseModel):
+    """One run of a Worker: `state` running (no `result` yet) or finished (its `result`)."""
+
+    run_id: str
+    input_id: str
+    attempt: int
+    state: Literal["running", "finished"]
+    result: RunResult | None = None
+    reason: str | None = None
+    started_at: float
+    finished_at: float | None = None
+    usage: RunUsage = Field(default_factory=RunUsage)
+
+
+class RunDetail(RunInfo):
+    """A run with its answer's text (so far, while running)."""
+
+    text: str = ""
+
+
+class RunPage(BaseModel):
+    runs: list[RunInfo] = Field(description="Newest first.")
+    next_before: str | None = Field(description="`before=` it pages further back; null at the end.")

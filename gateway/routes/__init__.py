@@ -1,10 +1,21 @@
 """One router per resource; `gateway.app` includes them all."""
 
-from gateway.routes import companion, console, events, fleet, openai, ops, runtimes, workers
+from gateway.routes import (
+    companion,
+    console,
+    events,
+    fleet,
+    openai,
+    ops,
+    runs,
+    runtimes,
+    workers,
+)
 
 ROUTERS = (
     runtimes.router,
     workers.router,
+    runs.router,
     events.router,
     companion.router,
     openai.router,

@@ -18,7 +18,7 @@ from gateway.requests import (
     request_route,
     runtime_of,
 )
-from gateway.routes._shared import BEFORE, TRANSCRIPT_LIMIT, send_input
+from gateway.routes._shared import BEFORE, TRANSCRIPT_LIMIT, send_input, until_disconnected
 from runtime_worker.runtime import Runtime
 from shared.api import AllWorkers, WorkerList
 from shared.errors import RuntimeUnavailable
@@ -26,7 +26,8 @@ from shared.models import (
     CancelResult,
     CreateWorker,
     InputAccepted,
-    SendInput,
+    InputRequest,
+    RunDetail,
     TranscriptPage,
     WorkerDetail,
     WorkerSummary,
@@ -91,18 +92,28 @@ async def get_worker(runtime: RuntimeDep, worker_id: WorkerIdDep) -> WorkerDetai
     "POST",
     status_code=202,
     response_model=InputAccepted,
-    responses=error_responses(404, 409, 413, 503),
+    responses={
+        200: {"model": RunDetail, "description": "With `wait_s`: the run, ended in time."},
+        **error_responses(404, 409, 413, 503),
+    },
     operation_id="send_input",
-    openapi_extra=declare("runtime_id", "worker_id", body=SendInput),
+    openapi_extra=declare("runtime_id", "worker_id", body=InputRequest),
 )
 async def post_input(request: Request) -> Response:
     """Accept an input; `after=cursor` on the events follows its run. The same `input_id` again
-    answers the same body and starts nothing. Busy with strategy `reject`: 409 `worker_busy`."""
+    answers the same body and starts nothing. Busy with strategy `reject`: 409 `worker_busy`.
+    With `wait_s`: 200 with the finished run (as `GET …/runs/{run_id}`) when it ends in time,
+    else this 202."""
     gateway = gateway_of(request)
     runtime = runtime_of(gateway, request.path_params["runtime_id"])
     worker_id = checked_worker_id(request.path_params["worker_id"])
-    body = await read_json(request, SendInput)
-    return json_response(await send_input(gateway, runtime, worker_id, body), 202)
+    body = await read_json(request, InputRequest)
+    accepted = await send_input(gateway, runtime, worker_id, body)
+    if body.wait_s:
+        run = await until_disconnected(request, runtime.wait_run(worker_id, accepted, body.wait_s))
+        if run is not None:
+            return json_response(run)
+    return json_response(accepted, 202)
 
 
 @router.post(WORKER + "/cancel", responses=error_responses(404, 503), operation_id="cancel_run")

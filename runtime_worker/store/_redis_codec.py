@@ -41,6 +41,8 @@ def record_fields(record: WorkerRecord) -> dict[str, str]:
         value = getattr(record, name)
         if value is not None:
             fields[name] = value
+    if record.run_started_at is not None:
+        fields["run_started_at"] = repr(record.run_started_at)
     if record.usage.last_error is not None:
         fields["last_error"] = record.usage.last_error
     for result, count in record.usage.runs_by_result.items():
@@ -81,6 +83,7 @@ def record_from_fields(fields: Mapping[str, str]) -> WorkerRecord:
         run_id=fields.get("run_id"),
         run_input_id=fields.get("run_input_id"),
         run_cursor=fields.get("run_cursor"),
+        run_started_at=float(fields["run_started_at"]) if "run_started_at" in fields else None,
         transcript_maxlen=int(fields["transcript_maxlen"]),
         usage=usage,
     )
@@ -176,3 +179,10 @@ def history(newest_first: str) -> list[tuple[str, str]]:
     needs."""
     entries = json.loads(newest_first)
     return [(str(entry["role"]), str(entry["text"])) for entry in reversed(entries)]
+
+
+def final_entry_template(entry: TranscriptEntry) -> list[str]:
+    """A run's final transcript entry with holes for its attempt and start time, which
+    lua/finish_run.lua takes from the record."""
+    blank = entry.model_copy(update={"attempt": 1, "started_at": 0.0})
+    return holes(transcript_json(blank), ("attempt", 1), ("started_at", 0.0))

@@ -30,6 +30,7 @@ from shared.errors import UnsupportedOperation
 from shared.events import Event
 from shared.models import (
     MemberInfo,
+    RunDetail,
     RunResult,
     ScopeEntry,
     Strategy,
@@ -62,6 +63,7 @@ class WorkerRecord:
     run_id: str | None = None
     run_input_id: str | None = None
     run_cursor: str | None = None
+    run_started_at: float | None = None
     transcript_maxlen: int = 500
     usage: Usage = field(default_factory=Usage)
 
@@ -179,6 +181,15 @@ class RunOutcome:
     deltas: tuple[Event, ...] = ()
 
 
+@dataclass(frozen=True)
+class RunLogPage:
+    """Finished runs with their log cursors, newest first; `next_before` pages further back
+    (None at the start)."""
+
+    runs: list[tuple[str, RunDetail]]
+    next_before: str | None
+
+
 class InputPath(ABC):
     """The gateway's writes: every one a single atomic step that tells the host itself (through
     the Worker's wake-ups) when it has news; callers never ring anyone."""
@@ -287,6 +298,16 @@ class Readers(ABC):
     ) -> TranscriptPage:
         """Newest `limit` entries older than `before`, returned oldest first; `next_before` pages
         further back, None at the start (`before` 0 is an empty page)."""
+
+    @abstractmethod
+    async def read_runs(self, worker_id: str, limit: int, before: str | None) -> RunLogPage:
+        """The newest `limit` finished runs older than `before` (a `next_before`), newest
+        first. The run log is written by `finish_run` in the same step and bounded like the
+        transcript (`transcript_maxlen`)."""
+
+    @abstractmethod
+    async def find_run(self, worker_id: str, run_id: str) -> RunDetail | None:
+        """A finished run still in the run log, by id; None when it is not there."""
 
     async def members(self) -> list[MemberInfo]:
         """The runtime processes hosting this store's Workers (diagnostics only)."""

@@ -15,6 +15,7 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from runtime_worker.store import outcome as runs
 from runtime_worker.store._memory_conversations import MemoryConversations
 from runtime_worker.store._memory_records import Known, Log, MemoryWorker, ScopeClaims, WakeQueues
+from runtime_worker.store._memory_runs import MemoryRuns
 from runtime_worker.store.base import (
     CancelOutcome,
     Listed,
@@ -53,7 +54,7 @@ from shared.settings import Settings
 from shared.timeutil import monotonic_s, now_s
 
 
-class MemoryStore(MemoryConversations, Store):
+class MemoryStore(MemoryConversations, MemoryRuns, Store):
     def __init__(self, settings: Settings | None = None) -> None:
         self._settings = settings or Settings()
         self._workers: dict[str, MemoryWorker] = {}
@@ -296,9 +297,8 @@ class MemoryStore(MemoryConversations, Store):
         worker_id = record.worker_id
         first = record.run_seq != item.seq
         record.run_attempt = 1 if first else record.run_attempt + 1
-        record.run_seq = item.seq
-        record.run_id = run_id
-        record.run_input_id = item.input_id
+        record.run_seq, record.run_id = item.seq, run_id
+        record.run_input_id, record.run_started_at = item.input_id, ts
         if first:
             self._note(worker, runs.user_entry(item, run_id))
         if record.state is WorkerState.IDLE:
@@ -340,10 +340,10 @@ class MemoryStore(MemoryConversations, Store):
         record = worker.record
         for event in runs.final_events(worker_id, run_id, item, outcome, ts):
             self._emit(worker, event)
-        self._note(worker, runs.transcript_for(run_id, item, outcome, ts))
+        self._note(worker, runs.final_entry(record, run_id, item, outcome, ts))
         runs.count_run(record.usage, outcome)
         record.done_seq = item.seq
-        record.run_id = record.run_input_id = record.run_cursor = None
+        record.run_id = record.run_input_id = record.run_cursor = record.run_started_at = None
         self._ack(worker, item)
         self._set_state(worker, runs.final_state(record))
         self._notify(worker)

@@ -6,7 +6,15 @@ from collections.abc import Iterable
 
 from runtime_worker.store.base import QueuedInput, RunOutcome, WorkerRecord
 from shared.events import ErrorEvent, Event, RunFinished, TextDone, UsageEvent
-from shared.models import RunResult, TranscriptEntry, TranscriptRole, Usage, WorkerState
+from shared.models import (
+    RunDetail,
+    RunResult,
+    RunUsage,
+    TranscriptEntry,
+    TranscriptRole,
+    Usage,
+    WorkerState,
+)
 
 _NOTICES = {
     RunResult.CANCELLED: "The answer was cancelled.",
@@ -48,9 +56,17 @@ def user_entry(item: QueuedInput, run_id: str) -> TranscriptEntry:
 
 
 def transcript_for(
-    run_id: str | None, item: QueuedInput, outcome: RunOutcome, ts: float
+    run_id: str | None,
+    item: QueuedInput,
+    outcome: RunOutcome,
+    ts: float,
+    *,
+    attempt: int = 1,
+    started_at: float = 0.0,
 ) -> TranscriptEntry:
-    """The assistant's answer (a partial one marked by `result`), or a notice if it said nothing."""
+    """The assistant's answer (a partial one marked by `result`), or a notice if it said nothing;
+    the run's record too (`run_of`): its attempt, start time (from the Worker's record: the
+    Redis store leaves holes for them, see lua/finish_run.lua), reason and usage."""
     if outcome.text or outcome.result is RunResult.FINISHED:
         role, text = TranscriptRole.ASSISTANT, outcome.text
     else:
@@ -65,6 +81,36 @@ def transcript_for(
         run_id=run_id,
         input_id=item.input_id,
         result=outcome.result,
+        attempt=attempt,
+        started_at=started_at,
+        reason=outcome.reason,
+        usage=RunUsage(input_tokens=outcome.input_tokens, output_tokens=outcome.output_tokens),
+    )
+
+
+def final_entry(
+    record: WorkerRecord, run_id: str, item: QueuedInput, outcome: RunOutcome, ts: float
+) -> TranscriptEntry:
+    """`transcript_for` with the attempt and start time the record holds for the run."""
+    attempt, started_at = max(record.run_attempt, 1), record.run_started_at or ts
+    return transcript_for(run_id, item, outcome, ts, attempt=attempt, started_at=started_at)
+
+
+def run_of(entry: TranscriptEntry) -> RunDetail | None:
+    """The run a final transcript entry records; None for any other entry."""
+    if entry.result is None or entry.run_id is None:
+        return None
+    return RunDetail(
+        run_id=entry.run_id,
+        input_id=entry.input_id or "",
+        attempt=entry.attempt or 1,
+        state="finished",
+        result=entry.result,
+        reason=entry.reason,
+        started_at=entry.started_at if entry.started_at is not None else entry.ts,
+        finished_at=entry.ts,
+        usage=entry.usage or RunUsage(),
+        text=entry.text if entry.role is TranscriptRole.ASSISTANT else "",
     )
 
 

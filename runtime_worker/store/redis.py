@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from runtime_worker.store import _redis_codec as codec
+from runtime_worker.store import _redis_runs as runs
 from runtime_worker.store._redis_batch import (
     Acquisition,
     Call,
@@ -36,6 +37,7 @@ from runtime_worker.store.base import (
     QueuedInput,
     RunAlone,
     RunClaim,
+    RunLogPage,
     RunOutcome,
     TakenRun,
 )
@@ -45,6 +47,7 @@ from shared.errors import WorkerNotFound
 from shared.events import Event, dump_event
 from shared.models import (
     MemberInfo,
+    RunDetail,
     TranscriptPage,
 )
 from shared.settings import MIN_EVENTS_MAXLEN
@@ -173,6 +176,7 @@ class RedisStore(RedisCore):
             "member": member_id,
             "epoch": epoch,
             "run_id": run_id,
+            "ts": repr(ts),
             "history": max(history, 0),
             "events_maxlen": self._maxlen,
             **self._state_hole(worker_id),
@@ -230,7 +234,11 @@ class RedisStore(RedisCore):
             epoch=epoch,
             seq=item.seq,
             entry_id=item.entry_id,
-            transcript=codec.transcript_json(entry),
+            finished_at=repr(ts),
+            **{
+                f"transcript_{n}": part
+                for n, part in enumerate(codec.final_entry_template(entry), start=1)
+            },
             input_tokens=outcome.input_tokens,
             output_tokens=outcome.output_tokens,
             result=outcome.result.value,
@@ -304,6 +312,16 @@ class RedisStore(RedisCore):
         if not exists:
             raise WorkerNotFound(f"no worker {worker_id}")
         return str(newest[0][0]) if newest else "0"
+
+    @translate_errors
+    async def read_runs(self, worker_id: str, limit: int, before: str | None) -> RunLogPage:
+        return await runs.read_runs(
+            self.client, self._worker_keys(worker_id), worker_id, limit, before
+        )
+
+    @translate_errors
+    async def find_run(self, worker_id: str, run_id: str) -> RunDetail | None:
+        return await runs.find_run(self.client, self._worker_keys(worker_id), worker_id, run_id)
 
     @translate_errors
     async def read_transcript(

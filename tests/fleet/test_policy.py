@@ -108,7 +108,7 @@ def _ts(text: str) -> int:
 
 
 def test_cron_five_fields_fire_on_minutes() -> None:
-    spec = CronSpec.parse("*/15 9-17 * * mon-fri".replace("mon-fri", "1-5"))
+    spec = CronSpec.parse("*/15 9-17 * * mon-fri")
     monday = _ts("2024-01-01T09:00:00")
     assert spec.matches(monday)
     assert not spec.matches(monday + 60)
@@ -123,7 +123,19 @@ def test_cron_six_fields_have_seconds_and_day_or_weekday() -> None:
     assert either.matches(_ts("2024-09-13T00:00:00"))
     assert either.matches(_ts("2024-09-06T00:00:00"))
     assert not either.matches(_ts("2024-09-07T00:00:00"))
-    assert CronSpec.parse("0 0 * * 7").weekdays == frozenset({0})
+    assert CronSpec.parse("0 0 * * 7").matches(_ts("2024-09-08T00:00:00"))  # 7 is Sunday
+
+
+def test_cron_aliases_names_and_timezones() -> None:
+    daily = CronSpec.parse("@daily")
+    assert daily.next_after(_ts("2024-03-09T10:00:00")) == _ts("2024-03-10T00:00:00")
+    assert CronSpec.parse("0 12 1 jan *").matches(_ts("2025-01-01T12:00:00"))
+    paris = CronSpec.parse("0 9 * * *", timezone="Europe/Paris")
+    # 09:00 in Paris is 08:00 UTC in winter and 07:00 UTC in summer (DST from 30 March 2025)
+    assert paris.next_after(_ts("2025-03-28T12:00:00")) == _ts("2025-03-29T08:00:00")
+    assert paris.next_after(_ts("2025-03-30T12:00:00")) == _ts("2025-03-31T07:00:00")
+    with pytest.raises(InvalidInput):
+        CronSpec.parse("0 9 * * *", timezone="Mars/Olympus")
 
 
 @pytest.mark.parametrize("expr", ["", "* * *", "61 * * * *", "*/0 * * * *", "a * * * *"])

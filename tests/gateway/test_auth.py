@@ -34,8 +34,9 @@ _BODIES = {
 }
 
 
-def _concrete(path: str, worker_id: str) -> str:
+def _concrete(path: str, worker_id: str, run_id: str) -> str:
     path = path.replace("{runtime_id}", "backend-internal").replace("{worker_id}", worker_id)
+    path = path.replace("{run_id}", run_id)
     path = path.replace("{member_id}", "embedded")
     assert not re.search(r"{\w+}", path), path
     return path
@@ -46,9 +47,13 @@ async def test_every_api_route_needs_the_token_beyond_loopback(namespace: str) -
     async with running_app(settings) as (app, client):
         created = await client.post(f"{BI}/workers", json={"display_name": "w"}, headers=AUTH)
         worker_id = created.json()["worker_id"]
+        ran = await client.post(
+            f"{BI}/workers/{worker_id}/inputs", json={"text": "hi", "wait_s": 20}, headers=AUTH
+        )
+        assert ran.status_code == 200, ran.text
         schema = (await client.get("/openapi.json")).json()
         routes = [
-            (method.upper(), _concrete(path, worker_id))
+            (method.upper(), _concrete(path, worker_id, ran.json()["run_id"]))
             for path, operations in schema["paths"].items()
             if path.startswith("/api/")
             for method in operations

@@ -155,6 +155,8 @@ async def test_worker_not_found_for_unknown_and_malformed_ids(client: httpx.Asyn
         assert_error(await client.post(f"{worker}/cancel"), 404, "worker_not_found")
         assert_error(await client.post(f"{worker}/stop"), 404, "worker_not_found")
         assert_error(await client.get(f"{worker}/transcript"), 404, "worker_not_found")
+        assert_error(await client.get(f"{worker}/runs"), 404, "worker_not_found")
+        assert_error(await client.get(f"{worker}/runs/some-run"), 404, "worker_not_found")
         assert_error(await client.get(f"{worker}/events"), 404, "worker_not_found")
         assert_error(await client.get(f"{worker}/events/stream"), 404, "worker_not_found")
         assert_error(await client.post(f"{worker}/stream-ticket"), 404, "worker_not_found")

@@ -13,7 +13,7 @@ from fastapi import FastAPI, Query
 
 from gateway.routes._shared import AFTER_PATTERN, MAX_CURSOR_CHARS, EventsQuery
 from runtime_worker.runtime import MAX_PAGE, MAX_WAIT_MS
-from shared.models import CreateWorker, SendInput
+from shared.models import CreateWorker, InputRequest
 from tests.gateway.support import BI, create_worker, events_until, finished
 
 WORKER_PATH = "/api/runtimes/{runtime_id}/workers/{worker_id}"
@@ -25,7 +25,7 @@ def _typed_twin() -> dict[str, Any]:
     twin = FastAPI()
 
     @twin.post(WORKER_PATH + "/inputs")
-    async def inputs(runtime_id: str, worker_id: str, body: SendInput) -> None: ...
+    async def inputs(runtime_id: str, worker_id: str, body: InputRequest) -> None: ...
 
     @twin.post("/api/runtimes/{runtime_id}/workers")
     async def create(runtime_id: str, body: CreateWorker) -> None: ...
@@ -63,10 +63,10 @@ async def test_declared_as_fastapi_declares_typed_parameters(
     assert mine["parameters"] == theirs["parameters"]
     assert mine.get("requestBody") == theirs.get("requestBody")
     for name, schema in twin["components"]["schemas"].items():
-        if name in ("SendInput", "CreateWorker", "ScopeEntry", "ScopeMode", "Strategy"):
+        if name in ("InputRequest", "CreateWorker", "ScopeEntry", "ScopeMode", "Strategy"):
             # Our `text` carries the limits `gateway.openapi` adds; the rest is FastAPI's own.
             strict = dict(ours["components"]["schemas"][name])
-            if name == "SendInput":
+            if name == "InputRequest":
                 strict["properties"] = {
                     **strict["properties"],
                     "text": schema["properties"]["text"],

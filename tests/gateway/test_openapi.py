@@ -117,6 +117,9 @@ def _strategy(schema: dict[str, Any], fragment: dict[str, Any]) -> st.SearchStra
         return st.none()
     if kind == "integer":
         return st.integers(fragment.get("minimum"), fragment.get("maximum"))
+    if kind == "number":
+        low, high = fragment.get("minimum"), fragment.get("maximum")
+        return st.floats(low, high, allow_nan=False, allow_infinity=False)
     if kind == "string":
         return _strings(fragment)
     if kind == "array":

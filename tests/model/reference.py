@@ -83,6 +83,7 @@ class Worker:
     run_attempt: int = 0
     run_id: str | None = None
     run_input_id: str | None = None
+    run_started_at: float | None = None  # the current attempt's start: its final entry keeps it
     run_event: int | None = None  # index of the current run's run_started event
     inputs: list[Input] = field(default_factory=list)  # accepted and not acknowledged
     known: dict[str, Known] = field(default_factory=dict)
@@ -218,7 +219,9 @@ class Model:
 
     # -- a host's run ----------------------------------------------------------------------------
 
-    def take(self, w: Worker, member: str, epoch: int, run_id: str, history: int) -> Taken | None:
+    def take(
+        self, w: Worker, member: str, epoch: int, run_id: str, history: int, ts: float
+    ) -> Taken | None:
         """Refused unless `member` holds the lease now (a lapsed one is not held)."""
         w.fence(epoch)
         if w.holder != member or w.short_lease:
@@ -229,6 +232,7 @@ class Model:
         first = w.run_seq != item.seq
         w.run_attempt = 1 if first else w.run_attempt + 1
         w.run_seq, w.run_id, w.run_input_id = item.seq, run_id, item.input_id
+        w.run_started_at = ts
         if first:
             w.note("user", item.text, input_id=item.input_id, run_id=run_id)
         if w.state is WorkerState.IDLE:
@@ -265,11 +269,17 @@ class Model:
         w.emit("text_done", **ids, text=text)
         w.emit("usage", **ids, input_tokens=tokens[0], output_tokens=tokens[1])
         w.emit("run_finished", **ids, result=result.value)
+        run = {
+            "result": result.value,
+            "attempt": w.run_attempt,
+            "started_at": w.run_started_at,
+            "usage": {"input_tokens": tokens[0], "output_tokens": tokens[1]},
+        }
         if text or result is RunResult.FINISHED:
-            w.note("assistant", text, **ids, result=result.value)
+            w.note("assistant", text, **ids, **run)
         else:
             notice = NOTICES[result] + (" boom" if error else "")
-            w.note("notice", notice, **ids, result=result.value)
+            w.note("notice", notice, **ids, **run)
         usage = w.usage
         usage["input_tokens"] += tokens[0]
         usage["output_tokens"] += tokens[1]
@@ -279,7 +289,7 @@ class Model:
             usage["last_error"] = error
             usage["errors_by_code"][error] = usage["errors_by_code"].get(error, 0) + 1
         w.done_seq = taken.item.seq
-        w.run_id = w.run_input_id = None
+        w.run_id = w.run_input_id = w.run_started_at = None
         w.run_event = None
         if w.inputs and w.inputs[0].seq == taken.item.seq:
             w.inputs.pop(0)

@@ -277,7 +277,7 @@ class WorkerLife(RuleBasedStateMachine):
             return
         run_id, ts = new_id(), self.tick()
         answers = self.both(
-            lambda: self.model.take(w, member, epoch, run_id, history),
+            lambda: self.model.take(w, member, epoch, run_id, history, ts),
             lambda: self.store.take_run(w.worker_id, member, epoch, run_id, ts, history),
         )
         if answers is None:
@@ -446,6 +446,7 @@ class WorkerLife(RuleBasedStateMachine):
             w = self.model.workers[worker_id]
             self._same_events(w)
             self._same_transcript(w)
+            self._same_runs(w)
             self._same_record(w)
 
     def _same_events(self, w: Worker) -> None:
@@ -475,6 +476,16 @@ class WorkerLife(RuleBasedStateMachine):
             assert entry.cursor in (None, got.cursor)
             entry.cursor = got.cursor
 
+    def _same_runs(self, w: Worker) -> None:
+        """The run log is the retained transcript's final entries, newest first."""
+        page = self.run(self.store.read_runs(w.worker_id, w.transcript_maxlen + 5, None))
+        expected = [e.fields for e in reversed(w.retained_transcript()) if "result" in e.fields]
+        got = [(run.run_id, run.attempt, run.result, run.started_at) for _, run in page.runs]
+        assert got == [
+            (e["run_id"], e["attempt"], RunResult(e["result"]), e["started_at"]) for e in expected
+        ]
+        assert page.next_before is None
+
     def _same_record(self, w: Worker) -> None:
         record = self.run(self.store.get_worker(w.worker_id))
         run_cursor = None if w.run_event is None else w.events[w.run_event].cursor
@@ -490,6 +501,7 @@ class WorkerLife(RuleBasedStateMachine):
             "run_id": record.run_id,
             "run_input_id": record.run_input_id,
             "run_cursor": record.run_cursor,
+            "run_started_at": record.run_started_at,
             "usage": record.usage.model_dump(),
         } == {
             "state": w.state,
@@ -503,6 +515,7 @@ class WorkerLife(RuleBasedStateMachine):
             "run_id": w.run_id,
             "run_input_id": w.run_input_id,
             "run_cursor": run_cursor,
+            "run_started_at": w.run_started_at,
             "usage": w.usage,
         }
 

@@ -133,7 +133,8 @@ end
 -- the attempt ran alone; otherwise any of the turns it ran may have killed it, so the input
 -- becomes a suspect and its next attempts run alone (`terms.solo`), where a crash is its own.
 -- `terms`: host_tag (this host), judged ('1' when the caller judged), lost (the host judged
--- lost, or ''), solo ('1': the caller runs no other turn meanwhile), max_crashes.
+-- lost, or ''), solo ('1': the caller runs no other turn meanwhile), max_crashes, ts (the
+-- attempt's start: `run_started_at`, for the run's final transcript entry).
 local function start_run(keys, seq, entry_id, run_id, input_id, user, started, state, maxlen,
     terms)
   local w, inputs, ev, tr = keys[1], keys[2], keys[3], keys[4]
@@ -169,7 +170,7 @@ local function start_run(keys, seq, entry_id, run_id, input_id, user, started, s
   end
   redis.call('HSET', w, 'run_seq', seq, 'run_attempt', attempt, 'run_id', run_id,
     'run_input_id', input_id, 'run_host', terms.host_tag, 'run_solo', terms.solo,
-    'crashes', crashes, 'suspect', suspect)
+    'crashes', crashes, 'suspect', suspect, 'run_started_at', terms.ts)
   if first then
     redis.call('XADD', tr, 'MAXLEN', rec[6], '*', 't', user())
   end

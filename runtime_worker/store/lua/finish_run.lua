@@ -2,7 +2,11 @@
 -- The rest of the arguments: event JSON (the run's unwritten text deltas, then its final
 -- events). Reply: {'ok', cursor of the last event (run_finished), more inputs waiting (0/1)}.
 local A = args({
-  'epoch', 'seq', 'entry_id', 'transcript', 'input_tokens', 'output_tokens', 'result',
+  'epoch', 'seq', 'entry_id',
+  -- the final transcript entry (the run log's record of the run): JSON around the attempt and
+  -- the start time, both from the record (`finished_at` when the run never started)
+  'transcript_1', 'transcript_2', 'transcript_3', 'finished_at',
+  'input_tokens', 'output_tokens', 'result',
   'error_code', -- '' for none
   'state_prefix', 'state_suffix', 'events_maxlen', 'retention_s', 'compact_max'})
 local w, inputs, ev, tr, lease = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[7]
@@ -15,7 +19,9 @@ local cursor = ''
 for _, event in ipairs(A.rest) do
   cursor = emit(ev, maxlen, event)
 end
-redis.call('XADD', tr, 'MAXLEN', redis.call('HGET', w, 'transcript_maxlen'), '*', 't', A.transcript)
+local run = redis.call('HMGET', w, 'transcript_maxlen', 'run_attempt', 'run_started_at')
+local t1, t2, t3 = A.transcript_1, A.transcript_2, A.transcript_3
+redis.call('XADD', tr, 'MAXLEN', run[1], '*', 't', t1 .. run[2] .. t2 .. (run[3] or A.finished_at) .. t3)
 redis.call('HINCRBY', w, 'input_tokens', A.input_tokens)
 redis.call('HINCRBY', w, 'output_tokens', A.output_tokens)
 redis.call('HINCRBY', w, 'runs', 1)
@@ -25,7 +31,7 @@ if A.error_code ~= '' then
   redis.call('HINCRBY', w, 'errors_' .. A.error_code, 1)
 end
 redis.call('HSET', w, 'done_seq', A.seq)
-redis.call('HDEL', w, 'run_id', 'run_input_id', 'run_cursor')
+redis.call('HDEL', w, 'run_id', 'run_input_id', 'run_cursor', 'run_started_at')
 ack(inputs, A.entry_id)
 local rec = redis.call('HMGET', w, 'state', 'next_seq')
 local queued = tonumber(rec[2]) > tonumber(A.seq)

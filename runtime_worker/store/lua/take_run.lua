@@ -7,7 +7,7 @@
 -- faster than many).
 local A = args({
   'member', 'epoch', 'run_id', 'history', 'state_prefix', 'state_suffix', 'events_maxlen',
-  'host_tag', 'judged', 'lost', 'solo', 'max_crashes', -- start_run's terms
+  'host_tag', 'judged', 'lost', 'solo', 'max_crashes', 'ts', -- start_run's terms
   -- run_started JSON around the input id and the attempt
   'started_1', 'started_2', 'started_3',
   -- the user transcript entry's JSON around the text, the ts and the input id
