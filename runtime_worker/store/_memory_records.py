@@ -103,6 +103,9 @@ class MemoryWorker:
     lease_member: str | None = None
     lease_deadline: float = 0.0
     retire_at: float | None = None  # monotonic time this stopped Worker is forgotten
+    # The process that ran the started run died (a durable store reopened mid-run): its next
+    # attempt is a host loss, which `on_host_lost = "fail"` fails.
+    host_lost: bool = False
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def lease_held(self, now: float) -> bool:

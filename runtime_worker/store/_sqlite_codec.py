@@ -75,6 +75,8 @@ def restore_worker(
         _restored_log(record.transcript_maxlen, transcript, bool(extra["transcript_trimmed"])),
         deque(QueuedInput(**json.loads(body)) for body in inputs),
     )
+    # A run started and not finished was running in the process that died.
+    worker.host_lost = record.run_seq > record.done_seq
     retire_at_s = extra.get("retire_at_s")
     if retire_at_s is not None:
         worker.retire_at = monotonic_s() + (float(retire_at_s) - now_s())

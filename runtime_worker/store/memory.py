@@ -314,8 +314,13 @@ class MemoryStore(MemoryConversations, MemoryRuns, Store):
             ),
         )
         self._notify(worker)
+        host_lost, worker.host_lost = worker.host_lost and not first, False
         return RunClaim(
-            run_id, record.run_attempt, item.seq <= record.cancel_upto, record.run_cursor
+            run_id,
+            record.run_attempt,
+            item.seq <= record.cancel_upto,
+            record.run_cursor,
+            host_lost=host_lost,
         )
 
     async def append_events(self, worker_id: str, epoch: int, events: Sequence[Event]) -> str:
