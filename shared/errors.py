@@ -136,8 +136,10 @@ class _RetryLater(YoiError):
 
     retryable_default = True
 
-    def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, *, retryable: bool | None = None, retry_after_s: int = 1
+    ) -> None:
+        super().__init__(message, retryable=retryable)
         self.retry_after_s = max(1, retry_after_s)
 
 
