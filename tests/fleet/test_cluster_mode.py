@@ -224,9 +224,9 @@ async def test_a_sweep_while_the_records_node_lags_loses_no_worker_from_the_inde
         worker_id=worker_id, display_name="w", profile="companion", created_at=now_s()
     )
     creating = asyncio.ensure_future(cluster_store.create(record))
-    # settle-ok: the record's node lags (the behaviour under test); whatever else the create
-    # sends meanwhile lands on the other nodes within this time.
-    await asyncio.sleep(0.2)
+    # The record's node lags (the behaviour under test); whatever else the create sends
+    # meanwhile lands on the other nodes within this time.
+    await asyncio.sleep(0.2)  # settle-ok: the lag itself
     await cluster_store.placements()  # the sweep: drops index entries whose record is missing
     swept.set()
     await creating
