@@ -50,7 +50,7 @@ class RuntimeRegistry:
         runtimes = [embedded or Runtime.embedded(settings, path=embedded_store_path(settings))]
         if settings.redis_url is not None:
             runtimes += [
-                Runtime.fleet(runtime_id, settings, admission=settings.admission)
+                Runtime.fleet(runtime_id, settings, admission=settings.admission, role="gateway")
                 for runtime_id in settings.fleets
             ]
         elif settings.fleets:

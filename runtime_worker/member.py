@@ -69,7 +69,7 @@ class Member:
     ) -> None:
         owns_store = store is None
         if store is None:
-            store = open_fleet_store(settings, settings.runtime_id)
+            store = open_fleet_store(settings, settings.runtime_id, role="runtime")
         self._owns_store = owns_store
         self.settings = settings
         self.member_id = settings.member_id or new_member_id()

@@ -133,10 +133,13 @@ class Runtime:
         )
 
     @classmethod
-    def fleet(cls, runtime_id: str, settings: Settings, *, admission: bool = False) -> Runtime:
+    def fleet(
+        cls, runtime_id: str, settings: Settings, *, admission: bool = False, role: str = "client"
+    ) -> Runtime:
         """A client of a fleet runtime over Redis; its runs happen in `yoi runtime` members.
-        With `admission` (the gateway's), it refuses work no member can run (503)."""
-        store = open_fleet_store(settings, runtime_id)
+        With `admission` (the gateway's), it refuses work no member can run (503). `role` names
+        its Redis connections (`yoi-<role>`)."""
+        store = open_fleet_store(settings, runtime_id, role=role)
         admits = Admission(store, settings) if admission else None
         return cls(runtime_id, store, kind=RuntimeKind.FLEET, settings=settings, admission=admits)
 

@@ -153,7 +153,7 @@ async def schedule_input(
 
 @contextlib.asynccontextmanager
 async def _store(settings: Settings, runtime_id: str) -> AsyncIterator[FleetStore]:
-    store = open_fleet_store(settings, runtime_id)
+    store = open_fleet_store(settings, runtime_id, role="schedule")
     try:
         yield store
     finally:

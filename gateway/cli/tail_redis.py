@@ -125,7 +125,7 @@ async def _find(settings: Settings, runtime_id: str, display_name: str) -> str:
     """Resolve `name@runtime` through the fleet runtime's own reader (no key layout here)."""
     from runtime_worker.runtime import Runtime
 
-    runtime = Runtime.fleet(runtime_id, settings)
+    runtime = Runtime.fleet(runtime_id, settings, role="cli")
     try:
         found = await runtime.find_worker(display_name)
     except RuntimeUnavailable as exc:

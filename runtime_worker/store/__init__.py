@@ -9,14 +9,19 @@ from shared.errors import InvalidInput
 from shared.settings import Settings
 
 
-def open_fleet_store(settings: Settings, runtime_id: str) -> FleetStore:
-    """The store of fleet runtime `runtime_id` at `settings.redis_url`, in its namespace."""
+def open_fleet_store(settings: Settings, runtime_id: str, *, role: str) -> FleetStore:
+    """The store of fleet runtime `runtime_id` at `settings.redis_url`, in its namespace. Its
+    connections are named `yoi-<role>` (`CLIENT LIST` tells a gateway's from a member's)."""
     if settings.redis_url is None:
         raise InvalidInput(f"fleet runtime {runtime_id} needs a Redis URL")
     from runtime_worker.store.redis import RedisStore
 
     return RedisStore.from_url(
-        settings.redis_url, namespace=settings.namespace, runtime_id=runtime_id, settings=settings
+        settings.redis_url,
+        namespace=settings.namespace,
+        runtime_id=runtime_id,
+        settings=settings,
+        client_name=f"yoi-{role}",
     )
 
 

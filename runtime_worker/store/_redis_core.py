@@ -115,7 +115,15 @@ class RedisCore(FleetStore):
         self._closed = False
 
     @classmethod
-    def from_url(cls, url: str, *, namespace: str, runtime_id: str, settings: Settings) -> Self:
+    def from_url(
+        cls,
+        url: str,
+        *,
+        namespace: str,
+        runtime_id: str,
+        settings: Settings,
+        client_name: str | None = None,
+    ) -> Self:
         cluster = is_cluster(url, settings.redis_cluster, CONNECT_TIMEOUT_S)
         client = make_client(
             url,
@@ -128,6 +136,7 @@ class RedisCore(FleetStore):
             socket_timeout=None,
             socket_connect_timeout=CONNECT_TIMEOUT_S,
             health_check_interval=30,
+            client_name=client_name,
         )
         return cls(
             client, namespace=namespace, runtime_id=runtime_id, settings=settings, owns_client=True
