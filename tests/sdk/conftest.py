@@ -51,16 +51,26 @@ def _gateway(redis_url: str, namespace: str, **extra: str) -> Iterator[Gateway]:
         assert finish(process) == 0, logs.rest()
 
 
-@pytest.fixture(scope="module")
-def gateway(redis_url: str) -> Iterator[Gateway]:
-    """Quick answers (echo with 20 ms between words) and a short event window (`cursor_expired`)."""
+def _namespace() -> str:
     import uuid
 
-    namespace = "t" + uuid.uuid4().hex[:12]
-    yield from _gateway(redis_url, namespace, YOI_ECHO_DELAY_MS="20", YOI_EVENTS_MAXLEN="40")
+    return "t" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture(scope="session")
+def gateway(redis_url: str) -> Iterator[Gateway]:
+    """Quick answers (echo with 20 ms between words) and a short event window (`cursor_expired`);
+    one for the whole package (each test makes Workers of its own)."""
+    yield from _gateway(redis_url, _namespace(), YOI_ECHO_DELAY_MS="20", YOI_EVENTS_MAXLEN="40")
+
+
+@pytest.fixture(scope="module")
+def slow_gateway(redis_url: str) -> Iterator[Gateway]:
+    """Answers slow enough (100 ms between words) to cut something mid-answer."""
+    yield from _gateway(redis_url, _namespace(), YOI_ECHO_DELAY_MS="100")
 
 
 @pytest.fixture
-def slow_gateway(redis_url: str, namespace: str) -> Iterator[Gateway]:
-    """Answers slow enough (100 ms between words) to cut or kill something mid-answer."""
+def killable_gateway(redis_url: str, namespace: str) -> Iterator[Gateway]:
+    """A slow gateway of one test's own: the test kills its runtime process."""
     yield from _gateway(redis_url, namespace, YOI_ECHO_DELAY_MS="100")

@@ -78,11 +78,11 @@ async def test_the_async_stream_resumes_too(slow_gateway: Gateway, proxy: Cuttin
         assert answer_stream.answer.text == answered(direct_sync, worker.worker_id)
 
 
-def test_a_runtime_process_killed_mid_answer_is_attempt_2(slow_gateway: Gateway) -> None:
-    with Client(slow_gateway.url, TOKEN) as client:
+def test_a_runtime_process_killed_mid_answer_is_attempt_2(killable_gateway: Gateway) -> None:
+    with Client(killable_gateway.url, TOKEN) as client:
         worker = client.create_worker("fleet", "jack")
-        first = slow_gateway.members[0]
-        second = slow_gateway.add_member()  # takes the Worker over once the first is gone
+        first = killable_gateway.members[0]
+        second = killable_gateway.add_member()  # takes the Worker over once the first is gone
         answer_stream = client.send_and_stream("fleet", worker.worker_id, TEXT)
         events: list[Event] = []
         for event in answer_stream:
