@@ -4,7 +4,8 @@ The same engine serves the embedded runtime (one implicit member, leases that ne
 and every fleet member process. A Worker costs nothing while idle: no task, no blocking read.
 A wake-up (`Store.wake_ups`: in process for the embedded runtime, pushed hints and a doorbell
 for a fleet) or the periodic sweep starts one drain task per busy Worker, which runs its inputs
-in order until the stream holds nothing unacknowledged.
+in order until the stream holds nothing unacknowledged. Running one taken input (outcome,
+provider stream, billing) is `TurnRunner`'s, in `_turn_runner.py`.
 """
 
 from __future__ import annotations
@@ -14,57 +15,20 @@ import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from dataclasses import dataclass, field
 
+from runtime_worker._hosted import NOT_HOSTED, Hosted, drained
+from runtime_worker._turn_runner import ProviderFactory, TurnRunner
 from runtime_worker._turns import TurnGate
-from runtime_worker.profiles import Profile, ProfileRegistry, render_prompt
-from runtime_worker.providers.base import (
-    ChatMessage,
-    Provider,
-    TextChunk,
-    TurnRequest,
-    UsageChunk,
-)
-from runtime_worker.store.base import QueuedInput, RunAlone, RunOutcome, Store, TakenRun
-from shared import tracing
+from runtime_worker.profiles import Profile, ProfileRegistry
+from runtime_worker.store.base import RunAlone, Store
 from shared.errors import LeaseLost, RuntimeUnavailable, WorkerNotFound, YoiError
-from shared.events import TextDelta
 from shared.ids import new_id
-from shared.models import RunResult, TranscriptRole
 from shared.settings import Settings
-from shared.timeutil import monotonic_s, now_s
+from shared.timeutil import now_s
 
 log = logging.getLogger("yoi.host")
 
-ProviderFactory = Callable[[Profile], Provider]
 WAKE_RETRY_S = 0.5  # listen again this long after the store's wake-ups failed
-_END = object()
-
-
-@dataclass(slots=True)
-class _Hosted:
-    """One Worker this member holds the lease of. Kept small (slots, no task while idle): a
-    member holds thousands."""
-
-    epoch: int
-    profile: Profile | None = None
-    display_name: str = ""
-    drain: asyncio.Task[None] | None = None
-    turn: asyncio.Task[RunOutcome] | None = None
-    seq: int = 0
-    cancel_requested: bool = False
-    hinted: bool = False  # a hint came while a drain was on: look again before it ends
-    text: list[str] = field(default_factory=list)
-
-
-_NONE = _Hosted(epoch=-1)
-
-
-def _drained(hosted: _Hosted, drain: asyncio.Task[None]) -> None:
-    """An idle Worker keeps no task and no text: a member holds thousands after their runs."""
-    if hosted.drain is drain:
-        hosted.drain = None
-        hosted.text.clear()
 
 
 class Host:
@@ -88,9 +52,10 @@ class Host:
         self.lease_ttl_ms = lease_ttl_ms
         # A fleet member sweeps from its placement sweep (it reads what a sweep needs anyway).
         self._own_sweep = own_sweep
-        self._provider_factory = provider_factory or self._default_provider
-        self._providers: dict[str, Provider] = {}
-        self._hosted: dict[str, _Hosted] = {}
+        self._runner = TurnRunner(
+            store, runtime_id=runtime_id, settings=settings, provider_factory=provider_factory
+        )
+        self._hosted: dict[str, Hosted] = {}
         self._loops: set[asyncio.Task[None]] = set()
         self._gate = TurnGate()
         self._running = False
@@ -144,9 +109,7 @@ class Host:
                     grace,
                 )
         await self.drop_many(self.hosted(), release=True)
-        for provider in self._providers.values():
-            await provider.aclose()
-        self._providers.clear()
+        await self._runner.aclose()
 
     # -- leases ----------------------------------------------------------------------------------
 
@@ -159,7 +122,7 @@ class Host:
             if epoch is None:
                 return False
         # Registered before the next await, so a stop arriving meanwhile still releases it.
-        hosted = self._hosted[worker_id] = _Hosted(epoch=epoch)
+        hosted = self._hosted[worker_id] = Hosted(epoch=epoch)
         try:
             await self._load(worker_id, hosted)
         except YoiError:
@@ -178,14 +141,14 @@ class Host:
         if worker_id in self._hosted:
             return
         found = self.profiles.get(profile)
-        self._hosted[worker_id] = _Hosted(epoch=epoch, profile=found, display_name=display_name)
+        self._hosted[worker_id] = Hosted(epoch=epoch, profile=found, display_name=display_name)
         if busy:
             self.wake(worker_id)
 
     def is_hosted(self, worker_id: str) -> bool:
         return worker_id in self._hosted
 
-    async def _load(self, worker_id: str, hosted: _Hosted) -> Profile:
+    async def _load(self, worker_id: str, hosted: Hosted) -> Profile:
         """The Worker's profile and name, read once per hosting."""
         if hosted.profile is None:
             record = await self.store.get_worker(worker_id)
@@ -230,7 +193,7 @@ class Host:
         """Give back those of these Workers that are idle at this very moment (checked with
         the lease in one step, so no running answer is interrupted); busy ones stay, for a
         later sweep to move once their run ended. Answers the Workers given back."""
-        mine = {w: e for w, e in leases.items() if self._hosted.get(w, _NONE).epoch == e}
+        mine = {w: e for w, e in leases.items() if self._hosted.get(w, NOT_HOSTED).epoch == e}
         released = await self.store.release_many(mine, self.member_id, idle_only=True)
         await self.drop_many({w: mine[w] for w in released}, release=False)
         return sorted(released)
@@ -242,7 +205,7 @@ class Host:
             return
         if hosted.drain is None or hosted.drain.done():
             hosted.drain = asyncio.create_task(self._drain(worker_id, hosted), name="yoi-drain")
-            hosted.drain.add_done_callback(functools.partial(_drained, hosted))
+            hosted.drain.add_done_callback(functools.partial(drained, hosted))
         else:
             hosted.hinted = True
 
@@ -313,7 +276,7 @@ class Host:
 
     # -- runs ------------------------------------------------------------------------------------
 
-    async def _drain(self, worker_id: str, hosted: _Hosted) -> None:
+    async def _drain(self, worker_id: str, hosted: Hosted) -> None:
         try:
             while True:
                 hosted.hinted = False  # hints from here on may be news the next step misses
@@ -330,7 +293,7 @@ class Host:
             # The member logs the outage once; a line per Worker would flood the log.
             log.debug("worker %s paused: its store is unavailable", worker_id)
 
-    async def _take_and_run(self, worker_id: str, hosted: _Hosted, profile: Profile) -> bool:
+    async def _take_and_run(self, worker_id: str, hosted: Hosted, profile: Profile) -> bool:
         """Take the next input and run it, holding the turn gate from take to finish (alone
         for a suspect input); answers whether more may be waiting."""
         solo = False
@@ -349,254 +312,9 @@ class Host:
                 except RunAlone:
                     solo = True
                     continue
-                return taken is not None and await self._traced(worker_id, hosted, profile, taken)
-
-    async def _traced(
-        self, worker_id: str, hosted: _Hosted, profile: Profile, taken: TakenRun
-    ) -> bool:
-        """`_run` in the input's trace (shared.tracing): its wait in the queue, then the run."""
-        item, claim = taken.item, taken.claim
-        ids: tracing.Attributes = {
-            "yoi.worker_id": worker_id,
-            "yoi.input_id": item.input_id,
-            "yoi.run_id": claim.run_id,
-            "yoi.attempt": claim.attempt,
-        }
-        with tracing.span("yoi.queue_wait", parent=item.trace, start_s=item.ts, attributes=ids):
-            pass  # from the input's acceptance to this take
-        with tracing.span("yoi.run", parent=item.trace, attributes=ids):
-            return await self._run(worker_id, hosted, profile, taken)
-
-    async def _run(
-        self, worker_id: str, hosted: _Hosted, profile: Profile, taken: TakenRun
-    ) -> bool:
-        """Run one taken input to its final events; answers whether more may be waiting."""
-        item, claim = taken.item, taken.claim
-        if claim.cancelled:
-            outcome = RunOutcome(RunResult.CANCELLED, "", reason="cancelled_before_start")
-        elif claim.crashes >= self.settings.max_deliveries:
-            outcome = RunOutcome(
-                RunResult.FAILED,
-                "",
-                reason="dead_letter",
-                error_code="dead_letter",
-                error_message=f"the input's run killed its host {claim.crashes} times: set aside",
-            )
-        elif claim.host_lost and profile.on_host_lost == "fail":
-            outcome = RunOutcome(
-                RunResult.FAILED,
-                "",
-                reason="host_lost",
-                error_code="host_lost",
-                error_message="the runtime process hosting this run was lost",
-                error_retryable=True,  # the input itself did nothing wrong
-            )
-        else:
-            outcome = await self._turn(worker_id, hosted, profile, taken)
-        return await self.store.finish_run(
-            worker_id, hosted.epoch, item, outcome, now_s(), run_id=claim.run_id
-        )
-
-    async def _turn(
-        self, worker_id: str, hosted: _Hosted, profile: Profile, taken: TakenRun
-    ) -> RunOutcome:
-        item = taken.item
-        hosted.seq, hosted.cancel_requested, hosted.text = item.seq, False, []
-        flusher = _Flusher(self, worker_id, hosted, item, taken.claim.run_id)
-        turn = asyncio.create_task(
-            self._stream(worker_id, hosted, profile, taken, flusher), name="yoi-turn"
-        )
-        hosted.turn = turn
-        # The take saw every cancel made before it; a hint since (handled while no turn was
-        # registered) may be a cancel that raced the start.
-        if hosted.hinted and await self.store.is_cancelled(worker_id, item.seq):
-            hosted.cancel_requested = True
-            turn.cancel()
-        try:
-            return await asyncio.shield(turn)
-        except asyncio.CancelledError:
-            if hosted.cancel_requested and turn.cancelled():
-                spent = flusher.counted()
-                return RunOutcome(
-                    RunResult.CANCELLED,
-                    "".join(hosted.text),
-                    input_tokens=spent.input_tokens,
-                    output_tokens=spent.output_tokens,
-                    reason="cancelled",
+                return taken is not None and await self._runner.run(
+                    worker_id, hosted, profile, taken
                 )
-            turn.cancel()  # the host itself is stopping: leave the input for the next host
-            raise
-        finally:
-            hosted.turn = None
-
-    async def _stream(
-        self, worker_id: str, hosted: _Hosted, profile: Profile, taken: TakenRun, flusher: _Flusher
-    ) -> RunOutcome:
-        request = TurnRequest(
-            messages=self._messages(worker_id, hosted, profile, taken),
-            model=profile.model,
-            max_output_tokens=profile.max_output_tokens,
-            temperature=profile.temperature,
-        )
-        usage = UsageChunk(0, 0)
-        try:
-            provider = self._provider(profile)
-            called = {"yoi.provider": provider.name, "yoi.model": profile.model}
-            async with asyncio.timeout(profile.turn_timeout_s or self.settings.turn_timeout_s):
-                with tracing.span("yoi.provider_call", attributes=called):
-                    usage = await flusher.pump(provider, request)
-            tail = flusher.tail()  # written with the final events, in the same step
-        except TimeoutError:
-            return RunOutcome(
-                RunResult.TIMED_OUT,
-                "".join(hosted.text),
-                *_tokens(flusher.counted()),
-                reason="turn_timeout",
-                error_code="timeout",
-                error_message="the answer took too long",
-                error_retryable=True,
-            )
-        except (LeaseLost, RuntimeUnavailable):
-            raise
-        except YoiError as exc:  # the provider's typed failure, or a misconfigured profile
-            return RunOutcome(
-                RunResult.FAILED,
-                "".join(hosted.text),
-                *_tokens(flusher.counted()),
-                reason=exc.code,
-                error_code=exc.code,
-                error_message=exc.message,
-                error_retryable=exc.retryable,
-            )
-        except Exception as exc:  # a provider bug must fail the run, not the host
-            log.error("run of worker %s failed: %s", worker_id, type(exc).__name__)
-            return RunOutcome(
-                RunResult.FAILED,
-                "".join(hosted.text),
-                *_tokens(flusher.counted()),
-                reason="internal_error",
-                error_code="provider_error",
-                error_message="the provider failed",
-            )
-        return RunOutcome(
-            RunResult.FINISHED,
-            "".join(hosted.text),
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            deltas=tail,
-        )
-
-    def _messages(
-        self, worker_id: str, hosted: _Hosted, profile: Profile, taken: TakenRun
-    ) -> list[ChatMessage]:
-        """System prompt, then the bounded history; the transcript already ends with this input."""
-        item = taken.item
-        system = render_prompt(
-            profile,
-            runtime_id=self.runtime_id,
-            worker_id=worker_id,
-            display_name=hosted.display_name,
-            workspace=self.settings.workspace,
-        )
-        messages = [ChatMessage("system", system)]
-        for role, text in taken.history:
-            if role == TranscriptRole.USER:
-                messages.append(ChatMessage("user", text))
-            elif role == TranscriptRole.ASSISTANT and text:
-                messages.append(ChatMessage("assistant", text))
-        if len(messages) == 1 or messages[-1].content != item.text:
-            messages.append(ChatMessage("user", item.text))
-        return messages
-
-    def _provider(self, profile: Profile) -> Provider:
-        key = f"{profile.provider or self.settings.provider}:{profile.model}"
-        provider = self._providers.get(key)
-        if provider is None:
-            provider = self._providers[key] = self._provider_factory(profile)
-        return provider
-
-    def _default_provider(self, profile: Profile) -> Provider:
-        from runtime_worker.providers.factory import make_provider
-
-        name = profile.provider or self.settings.provider
-        return make_provider(name, self.settings, model=profile.model or None)
 
 
-def _tokens(usage: UsageChunk) -> tuple[int, int]:
-    """`RunOutcome`'s positional token fields, in order."""
-    return usage.input_tokens, usage.output_tokens
-
-
-class _Flusher:
-    """Coalesces text chunks into `text_delta` events: the first chunk goes out at once, later
-    ones at most every `flush_interval_ms`, so a token stream costs a few writes, not one each."""
-
-    def __init__(
-        self, host: Host, worker_id: str, hosted: _Hosted, item: QueuedInput, run_id: str
-    ) -> None:
-        self.host, self.worker_id, self.hosted = host, worker_id, hosted
-        self.item, self.run_id = item, run_id
-        self.pending: list[str] = []
-        self.interval = host.settings.flush_interval_ms / 1000
-        self.usage = UsageChunk(0, 0)  # the provider's last running total
-        self.uncounted = 0  # text chunks seen since that total
-
-    def counted(self) -> UsageChunk:
-        """What the turn has cost so far, so a cancelled or failed run is billed too: the
-        provider's last total plus one output token per text chunk it has not counted yet."""
-        return UsageChunk(self.usage.input_tokens, self.usage.output_tokens + self.uncounted)
-
-    async def pump(self, provider: Provider, request: TurnRequest) -> UsageChunk:
-        queue: asyncio.Queue[object] = asyncio.Queue()
-
-        async def produce() -> None:
-            try:
-                async for chunk in provider.stream(request):
-                    queue.put_nowait(chunk)
-            finally:
-                queue.put_nowait(_END)
-
-        producer = asyncio.create_task(produce(), name="yoi-provider")
-        try:
-            next_flush = 0.0
-            while True:
-                timeout = max(0.0, next_flush - monotonic_s()) if self.pending else None
-                chunk: object = None
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(timeout):
-                        chunk = await queue.get()
-                if chunk is _END:
-                    break
-                if isinstance(chunk, TextChunk) and chunk.text:
-                    self.pending.append(chunk.text)
-                    self.uncounted += 1
-                elif isinstance(chunk, UsageChunk):
-                    self.usage, self.uncounted = chunk, 0
-                if self.pending and monotonic_s() >= next_flush:
-                    await self.flush()
-                    next_flush = monotonic_s() + self.interval
-            await producer  # re-raise the provider's error, if any
-        finally:
-            producer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await producer
-        return self.counted()
-
-    async def flush(self) -> None:
-        await self.host.store.append_events(self.worker_id, self.hosted.epoch, self.tail())
-
-    def tail(self) -> tuple[TextDelta, ...]:
-        """The pending text as a delta (none when nothing is pending), counted as sent."""
-        if not self.pending:
-            return ()
-        text = "".join(self.pending)
-        self.pending.clear()
-        self.hosted.text.append(text)
-        delta = TextDelta(
-            worker_id=self.worker_id,
-            ts=now_s(),
-            run_id=self.run_id,
-            input_id=self.item.input_id,
-            text=text,
-        )
-        return (delta,)
+__all__ = ["WAKE_RETRY_S", "Host", "ProviderFactory"]
