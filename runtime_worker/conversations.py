@@ -19,7 +19,7 @@ from shared.ids import new_id
 from shared.models import LIVE_STATES, CreateWorker, WorkerDetail
 
 if TYPE_CHECKING:
-    from runtime_worker.runtime import Runtime
+    from runtime_worker._runtime_writes import RuntimeWrites
 
 CREATE_WAIT_S = 5.0
 """How long a call that lost the bind waits for the winner's Worker to appear."""
@@ -33,7 +33,7 @@ def conversation_digest(profile: str, key: str) -> str:
     return hashlib.sha256(f"{profile}\n{key}".encode()).hexdigest()[:32]
 
 
-async def _appeared(runtime: Runtime, worker_id: str) -> WorkerDetail | None:
+async def _appeared(runtime: RuntimeWrites, worker_id: str) -> WorkerDetail | None:
     """The bound Worker once it exists, or None when it does not within `CREATE_WAIT_S`."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + CREATE_WAIT_S
@@ -46,7 +46,7 @@ async def _appeared(runtime: Runtime, worker_id: str) -> WorkerDetail | None:
         await asyncio.sleep(POLL_S)
 
 
-async def conversation_worker(runtime: Runtime, profile: str, key: str) -> WorkerDetail:
+async def conversation_worker(runtime: RuntimeWrites, profile: str, key: str) -> WorkerDetail:
     """The live Worker of `key` for `profile` on `runtime`, created on first use."""
     name = runtime.profiles.get(profile).name  # an unknown profile fails before anything is bound
     digest = conversation_digest(name, key)

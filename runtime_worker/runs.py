@@ -15,7 +15,7 @@ from shared.models import InputAccepted, RunDetail, RunInfo, RunPage
 from shared.timeutil import monotonic_s
 
 if TYPE_CHECKING:
-    from runtime_worker.runtime import Runtime
+    from runtime_worker._runtime_base import RuntimeBase
 
 
 def _running(record: WorkerRecord, text: str = "") -> RunDetail | None:
@@ -35,7 +35,9 @@ def _info(run: RunDetail) -> RunInfo:
     return RunInfo.model_validate(run.model_dump(exclude={"text"}))
 
 
-async def list_runs(runtime: Runtime, worker_id: str, limit: int, before: str | None) -> RunPage:
+async def list_runs(
+    runtime: RuntimeBase, worker_id: str, limit: int, before: str | None
+) -> RunPage:
     """Newest first: the running run (first page only), then finished ones. `next_before` is a
     run log cursor."""
     record = await runtime._record(worker_id)
@@ -55,7 +57,7 @@ async def list_runs(runtime: Runtime, worker_id: str, limit: int, before: str | 
     return RunPage(runs=runs, next_before=next_before)
 
 
-async def get_run(runtime: Runtime, worker_id: str, run_id: str) -> RunDetail:
+async def get_run(runtime: RuntimeBase, worker_id: str, run_id: str) -> RunDetail:
     record = await runtime._record(worker_id)
     if record.run_id == run_id:
         in_flight = await runtime._in_flight(record)
@@ -69,7 +71,7 @@ async def get_run(runtime: Runtime, worker_id: str, run_id: str) -> RunDetail:
 
 
 async def wait_run(
-    runtime: Runtime, worker_id: str, accepted: InputAccepted, wait_s: float
+    runtime: RuntimeBase, worker_id: str, accepted: InputAccepted, wait_s: float
 ) -> RunDetail | None:
     """The finished run of an accepted input, if it ends within `wait_s`; else None (the caller
     answers 202 and the client follows the events from `accepted.cursor`)."""
