@@ -1,0 +1,217 @@
+"""`MemberPlacement`: which Workers a fleet member hosts, step by step.
+
+Apart from the member's lifecycle because placement is the member's one algorithm with state
+of its own (the alive members as last seen, when the next silent one counts as dead, the leases
+of dead members to try again): heartbeats, lease renewal, placement sweeps and hints, and the
+loop that times them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from runtime_worker._backoff import Backoff
+from runtime_worker._member_base import MemberBase
+from runtime_worker.placement import HOSTABLE_STATES, alive_view, plan, preferred_first, target_for
+from runtime_worker.store._redis_members import MemberView
+from shared.errors import RuntimeUnavailable, YoiError
+from shared.timeutil import monotonic_s
+
+log = logging.getLogger("yoi.member")
+
+ADOPT_BATCH = 500  # acquisitions per round trip (one pipeline) in a placement step
+DEATH_MARGIN_S = 0.005  # look at a silent member this long after it counts as dead
+RETRY_MARGIN_S = 0.005  # try a dead member's lease again this long after it expires
+
+
+class MemberPlacement(MemberBase):
+    """The member's steps (the loops run these; tests call them directly)."""
+
+    async def beat(self) -> None:
+        """Heartbeat, and refresh the view of alive members. A member told to drain (`yoi
+        drain`) stops taking Workers and hands back each one as it turns idle."""
+        if not self._draining and await self.store.member_draining(self.member_id):
+            log.info("member %s drains: handing its workers back", self.member_id)
+            self._draining, self._taking = True, False
+        await self.store.heartbeat(self.member_id, self.settings.capacity, self.host.hosted_count)
+        await self._refresh_members()
+        if self._draining and not self._stopping and self.host.hosted_count:
+            await self._announce(await self._release_idle())
+
+    async def _refresh_members(self) -> None:
+        self._note_members(await self.store.member_views())
+
+    def _note_members(self, views: list[MemberView]) -> None:
+        """Keep the registry's view; a member that was alive and is not any more (dead, or
+        gone) calls for a sweep now, and the next one that would die if silent is timed."""
+        self._members = [view.info for view in views]
+        alive = {view.info.member_id for view in views if view.info.alive}
+        alive.add(self.member_id)
+        if self._alive - alive:
+            self._sweep_due = True
+        self._alive = alive
+        left_ms = [
+            self.store.member_alive_ms - view.silent_ms
+            for view in views
+            if view.info.alive and view.info.member_id != self.member_id
+        ]
+        now = monotonic_s()
+        self._death_at = now + min(left_ms) / 1000 + DEATH_MARGIN_S if left_ms else None
+
+    async def renew(self) -> None:
+        """Extend every lease held; drop the Workers whose lease is lost."""
+        leases = self.host.hosted()
+        ttl_ms = self.settings.lease_ttl_ms
+        try:
+            result = await self.store.renew(self.member_id, leases, ttl_ms) if leases else {}
+        except RuntimeUnavailable:
+            if monotonic_s() - self._renewed_at > ttl_ms / 1000 and self.host.hosted_count:
+                log.warning("leases expired while Redis was away: giving every worker up")
+                await self._drop(self.host.hosted(), release=False)
+            raise
+        self._renewed_at = monotonic_s()
+        lost = {w: e for w, e in leases.items() if not result.get(w, True)}
+        if lost:
+            log.info("%d leases lost: other members host those workers now", len(lost))
+            await self._drop(lost, release=False)
+
+    async def place(self) -> int:
+        """A placement sweep: drop ended Workers, take unhosted ones up to the fair share, hand
+        idle ones back when above it. Returns how many Workers were taken."""
+        if not self._taking:
+            return 0
+        records = await self.store.placements()
+        await self._refresh_members()
+        hosted = self.host.hosted()
+        members = alive_view(self._members, self.member_id, self.settings.capacity, len(hosted))
+        step = plan(records, me=self.member_id, hosted=hosted, members=members)
+        self._live = sum(1 for r in records if r.state in HOSTABLE_STATES)
+        self._sweep_host({r.worker_id for r in records if r.queue_depth and r.worker_id in hosted})
+        del records  # thousands of rows: not kept while the Workers are taken
+        await self._drop({w: hosted[w] for w in step.drop}, release=True)
+        taken = await self._take(step.reclaim, len(step.reclaim))
+        for worker_id, epoch in step.disown.items():  # no lease, our name on it: clear it
+            await self.store.release_many({worker_id: epoch}, self.member_id)
+        await self._announce(list(step.disown))
+        names = [m.member_id for m in members]
+        taken += await self._take(preferred_first(step.take, self.member_id, names), step.want)
+        if step.shed:
+            # Idle in the snapshot, maybe not any more: only those idle now go (atomically).
+            shed = await self.host.hand_back_idle({w: hosted[w] for w in step.shed if w in hosted})
+            log.info("handed %d workers back to even out the fleet", len(shed))
+            await self._announce(shed)
+        return taken
+
+    def _sweep_host(self, waiting: set[str]) -> None:
+        """The host's sweep over what this one read (Workers it hosts with unfinished inputs),
+        in a task of its own: pokes must not hold placement up."""
+        sweeping = self._tasks.get("host-sweep")
+        if waiting and (sweeping is None or sweeping.done()):
+            self._spawn("host-sweep", self.host.sweep(waiting))
+
+    async def take_hinted(self, worker_ids: list[str]) -> int:
+        """Placement hints: try the named Workers now, within the fair share."""
+        if not self._taking or not worker_ids:
+            return 0
+        await self._refresh_members()  # a leaving member is gone from it already
+        fresh = [w for w in worker_ids if not self.host.is_hosted(w)]
+        self._live = max(self._live, self._live_estimate(fresh))
+        return await self._take_share(fresh)
+
+    async def _take_share(self, candidates: list[str]) -> int:
+        """Take from `candidates` up to the fair share, this member's preferred ones first."""
+        hosted = self.host.hosted_count
+        members = alive_view(self._members, self.member_id, self.settings.capacity, hosted)
+        want = target_for(self._live, members, self.member_id) - hosted
+        order = preferred_first(candidates, self.member_id, [m.member_id for m in members])
+        return await self._take(order, want)
+
+    async def retake(self) -> int:
+        """Try again the Workers whose lease a dead member held when last tried: it has
+        expired by now."""
+        candidates = [w for w in self._retry if not self.host.is_hosted(w)]
+        self._retry.clear()
+        self._retry_at = None
+        if not self._taking or not candidates:
+            return 0
+        await self._refresh_members()
+        return await self._take_share(candidates)
+
+    def _live_estimate(self, fresh: list[str]) -> int:
+        # New Workers raise the count; a handed-back one was counted already, which only makes
+        # the estimate high (then a member may take one more than its share; a sweep evens out).
+        return self._live + len(fresh)
+
+    async def _take(self, candidates: Iterable[str], want: int) -> int:
+        """Acquire up to `want` of `candidates` in order, a pipelined batch per round trip."""
+        taken = 0
+        pending = list(candidates)
+        while pending and taken < want and self._taking:
+            size = min(ADOPT_BATCH, want - taken)
+            batch, pending = pending[:size], pending[size:]
+            taken += await self._adopt(batch)
+        return taken
+
+    async def _adopt(self, worker_ids: list[str]) -> int:
+        ttl_ms = self.settings.lease_ttl_ms
+        answers = await self.store.acquire_many(worker_ids, self.member_id, ttl_ms)
+        now = monotonic_s()
+        taken = 0
+        for worker_id, got in answers.items():
+            if got.epoch:
+                try:
+                    self.host.host_acquired(
+                        worker_id,
+                        got.epoch,
+                        profile=got.profile,
+                        display_name=got.display_name,
+                        busy=got.busy,
+                    )
+                except YoiError as exc:  # e.g. a profile this member does not know
+                    log.warning("cannot host worker %s: %s", worker_id, exc.code)
+                    await self.store.release_many({worker_id: got.epoch}, self.member_id)
+                    continue
+                taken += 1
+            elif got.holder is not None and got.holder not in self._alive and got.expires_ms:
+                # A dead member's lease, not expired yet: try again the moment it is.
+                self._retry.add(worker_id)
+                due = now + got.expires_ms / 1000 + RETRY_MARGIN_S
+                self._retry_at = due if self._retry_at is None else min(self._retry_at, due)
+        return taken
+
+    async def _drop(self, leases: dict[str, int], *, release: bool) -> None:
+        await self.host.drop_many(leases, release=release)  # those not re-taken meanwhile
+
+    async def _placement_loop(self) -> None:
+        """Hints as they come (blocking read), and a full sweep every `sweep_interval_ms`. A
+        member that stops heartbeating is noticed the moment it counts as dead (a sweep then
+        takes its Workers), and a lease of it that outlived its heartbeat is tried again the
+        moment it expires: takeover within the lease TTL, without sweeping more often."""
+        backoff = Backoff("placement", log)
+        interval_s = self.settings.sweep_interval_ms / 1000
+        last_id: str | None = None
+        next_sweep = 0.0
+        while True:
+            try:
+                if last_id is None:
+                    last_id = await self.store.placement_cursor()
+                if self._death_at is not None and monotonic_s() >= self._death_at:
+                    await self._refresh_members()  # a death found here makes a sweep due
+                if self._sweep_due or monotonic_s() >= next_sweep:
+                    self._sweep_due = False
+                    await self.place()
+                    next_sweep = monotonic_s() + interval_s
+                if self._retry_at is not None and monotonic_s() >= self._retry_at:
+                    await self.retake()
+                wake_at = min(
+                    at for at in (next_sweep, self._death_at, self._retry_at) if at is not None
+                )
+                wait_ms = int(max(0.0, wake_at - monotonic_s()) * 1000)
+                worker_ids, last_id = await self.store.wait_placement(last_id, wait_ms)
+                await self.take_hinted(worker_ids)
+            except RuntimeUnavailable as exc:
+                self._sweep_due = True
+                await self._pause(backoff.failed(exc.message))
+                continue
+            backoff.succeeded()
