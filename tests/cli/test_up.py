@@ -18,7 +18,7 @@ from tests.helpers import free_port
 pytestmark = pytest.mark.slow
 
 TOKEN = "cli-test-token"
-LONG_TEXT = " ".join(f"word{i}" for i in range(40))  # 40 pieces at 200 ms: busy for 8 s
+LONG_TEXT = " ".join(f"word{i}" for i in range(150))  # 150 pieces at 200 ms: busy for 30 s
 
 
 @pytest.fixture(scope="module")
