@@ -89,6 +89,10 @@ class Schedules:
         self.clock = clock
         self.changed = asyncio.Event()
 
+    def poke(self) -> None:
+        """Have a loop waiting on `changed` look again now (a schedule added, the clock moved)."""
+        self.changed.set()
+
     # -- the API ---------------------------------------------------------------------------------
 
     async def create(self, record: WorkerRecord, body: CreateSchedule) -> Schedule:
@@ -136,7 +140,7 @@ class Schedules:
             except BaseException:
                 await self.runtime.store.remove_schedule(schedule_id)
                 raise
-        self.changed.set()
+        self.poke()
 
     async def list_for(self, worker_id: str) -> ScheduleList:
         entries, marks = await self._entries()

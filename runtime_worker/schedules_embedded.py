@@ -3,7 +3,7 @@ it), that fires what is due and then sleeps until the earliest next firing.
 
 It sleeps at most `schedule_tick_s` and at least `MIN_WAIT_S`, and wakes at once when a schedule
 is added (`Schedules.changed`), so an `at` two seconds ahead fires on its second. Time is the
-schedules' `clock`: a test sets it, then `poke()`s the loop, and sees the slots of its choosing
+schedules' `clock`: a test sets it, then `Schedules.poke()`s the loop, and sees the slots of its choosing
 fire without waiting for them.
 """
 
@@ -41,10 +41,6 @@ class ScheduleLoop:
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    def poke(self) -> None:
-        """Look again now (the clock moved, or a schedule was added)."""
-        self.schedules.changed.set()
-
     async def _run(self) -> None:
         changed = self.schedules.changed
         while True:
@@ -57,8 +53,11 @@ class ScheduleLoop:
                 log.warning("schedules not fired: the store is unavailable")
             except Exception:  # never let one bad pass end the loop
                 log.exception("schedules pass failed")
+            # `asyncio.timeout`, not `wait_for`: a cancel arriving as the event is set must
+            # still cancel (3.11's `wait_for` may return instead, and the loop would go on).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), timeout=max(MIN_WAIT_S, wait))
+                async with asyncio.timeout(max(MIN_WAIT_S, wait)):
+                    await changed.wait()
 
 
 __all__ = ["ScheduleLoop"]
