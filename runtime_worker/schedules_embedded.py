@@ -3,8 +3,8 @@ it), that fires what is due and then sleeps until the earliest next firing.
 
 It sleeps at most `schedule_tick_s` and at least `MIN_WAIT_S`, and wakes at once when a schedule
 is added (`Schedules.changed`), so an `at` two seconds ahead fires on its second. Time is the
-schedules' `clock`: a test sets it, then `Schedules.poke()`s the loop, and sees the slots of its choosing
-fire without waiting for them.
+schedules' `clock`: a test sets it, then `Schedules.poke()`s the loop, and sees the slots of its
+choosing fire without waiting for them.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ and embedded schedules kept across a gateway restart on the SQLite store."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -216,7 +217,7 @@ async def test_embedded_cron_fires_on_its_minutes_by_a_controlled_clock(
         for count, moment in enumerate(slots, 1):
             now[0] = moment + 20  # twenty seconds into the slot's minute
             runtime.schedules.poke()
-            await wait_until(lambda: fired(count), what=f"slot {count} fired")
+            await wait_until(functools.partial(fired, count), what=f"slot {count} fired")
             assert await inputs() == [f"cron-{schedule_id}-{int(s)}" for s in slots[:count]]
         (listed,) = (await client.get(f"{path}/schedules")).json()["schedules"]
         assert listed["next_fire_at"] == MONDAY_10_UTC + 95 * 60
@@ -228,9 +229,7 @@ async def test_embedded_cron_fires_on_its_minutes_by_a_controlled_clock(
         assert len(await inputs()) == 3
 
 
-async def test_embedded_schedules_survive_a_gateway_restart(
-    namespace: str, tmp_path: Path
-) -> None:
+async def test_embedded_schedules_survive_a_gateway_restart(namespace: str, tmp_path: Path) -> None:
     settings = settings_for(namespace, data_dir=tmp_path)
     async with running_app(settings) as (_app, client):
         created = await client.post(
