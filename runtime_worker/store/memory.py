@@ -62,8 +62,7 @@ class MemoryStore(MemoryConversations, MemoryRuns, MemorySchedules, Store):
         self._claims = ScopeClaims()
         self._wakes = WakeQueues()
         self._clock = CursorClock()
-        self._schedules: dict[str, str] = {}
-        self._schedule_marks: dict[str, str] = {}
+        self._schedules, self._schedule_marks = {}, {}  # typed in `MemorySchedules`
 
     # -- helpers ---------------------------------------------------------------------------------
 
