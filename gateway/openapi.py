@@ -39,7 +39,7 @@ STREAM_SUFFIX = "/events/stream"
 # Python's `str.isspace` set, which `str.strip` removes (JavaScript's `\s` differs from it).
 _SPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 NOT_BLANK = f"[^{_SPACE}]"
-TEXT_BODIES = ("InputRequest", "CompanionMessage")
+TEXT_BODIES = ("InputRequest", "CompanionMessage", "CreateSchedule")
 REF_TEMPLATE = "#/components/schemas/{model}"
 _DECLARED_BODIES: dict[str, type[BaseModel]] = {}
 

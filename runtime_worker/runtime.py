@@ -6,7 +6,8 @@ An embedded Runtime owns its `Host` (runs happen in this process, on a `MemorySt
 answer with the same wire models, so the gateway never cares which kind it talks to.
 
 `Runtime` is built in layers, one module each: `_runtime_base` (state, limits, a Worker's
-detail), `_runtime_reads`, `_runtime_writes`, and here its construction and lifecycle.
+detail), `_runtime_reads`, `_runtime_writes`, `_runtime_schedules`, and here its construction
+and lifecycle (the embedded runtime's scheduler loop with it).
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from runtime_worker._runtime_base import (
     MAX_WAIT_MS,
     VERSION,
 )
-from runtime_worker._runtime_writes import RuntimeWrites
+from runtime_worker._runtime_schedules import RuntimeSchedules
 from runtime_worker.admission import Admission
 from runtime_worker.host import Host, ProviderFactory
 from runtime_worker.profiles import ProfileRegistry
+from runtime_worker.schedules_embedded import ScheduleLoop
 from runtime_worker.store import open_fleet_store
 from runtime_worker.store.base import Store
 from runtime_worker.store.memory import MemoryStore
@@ -37,8 +39,11 @@ from shared.settings import EMBEDDED_RUNTIME_ID, Settings
 log = logging.getLogger("yoi.runtime")
 
 
-class Runtime(RuntimeWrites):
+class Runtime(RuntimeSchedules):
     """A concrete runtime. Build one with `Runtime.embedded(...)` or `Runtime.fleet(...)`."""
+
+    # The embedded runtime fires its own schedules (this loop); a fleet's members do (arq).
+    _schedule_loop: ScheduleLoop | None = None
 
     # -- construction and lifecycle --------------------------------------------------------------
 
@@ -102,9 +107,15 @@ class Runtime(RuntimeWrites):
                     await self.host.adopt(record.worker_id)
                 except InvalidInput:  # its profile is gone: the Worker stays, unhosted
                     log.warning("worker %s not hosted: unknown profile", record.worker_id)
+            if self._schedule_loop is None:
+                self._schedule_loop = ScheduleLoop(self.schedules, self.settings)
+                self._schedule_loop.start()
 
     async def aclose(self) -> None:
-        """Stop the host (draining for the grace period) and close the store. Idempotent."""
+        """Stop the scheduler and the host (draining for the grace period) and close the store.
+        Idempotent."""
+        if self._schedule_loop is not None:
+            await self._schedule_loop.stop()
         if self.host is not None:
             await self.host.stop()
         await self.store.aclose()

@@ -6,9 +6,12 @@ Every member runs an arq worker in-process on the runtime's own queue (a key fro
 - deferred inputs: `schedule_input` enqueues a job deferred to `send_at` whose job id derives
   from the `input_id`, so scheduling the same input twice runs it once; the job sends the input
   with strategy `enqueue` and that `input_id`, so even a job run twice answers once;
-- housekeeping, a unique arq cron job every `schedule_tick_s`: fires recurring inputs (a cron
-  expression per schedule, input id `cron-<schedule>-<slot>` so each slot fires once even if
-  two members race), and prunes the worker index and the member registry.
+- schedules (`runtime_worker.schedules`, `…/schedules` on the API): an `at` gets a job deferred
+  to its time (job id from the schedule id) that fires it, so it is on time whatever the tick;
+- housekeeping, a unique arq cron job every `schedule_tick_s`: fires what is due of every
+  schedule (each slot's input id `cron-<schedule>-<slot>`, so each slot fires once even if
+  two members race; an `at` whose job was lost fires here too), and prunes the worker index
+  and the member registry.
 
 Only scheduled work goes through arq; the hot input path never waits on its polling. Jobs are
 JSON, never pickle.
@@ -33,13 +36,15 @@ from typing import Any
 from arq import cron
 from arq.connections import ArqRedis
 from arq.worker import Retry, Worker, func
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 from redis import exceptions as rex
 from redis.asyncio import ConnectionPool
 
 from runtime_worker._backoff import Backoff
+from runtime_worker._runtime_base import RuntimeBase
 from runtime_worker.cronspec import CronSpec
 from runtime_worker.runtime import Runtime
+from runtime_worker.schedules import ScheduleEntry
 from runtime_worker.store import FleetStore, open_fleet_store
 from runtime_worker.store._redis_client import is_cluster
 from shared.errors import (
@@ -58,7 +63,7 @@ from shared.timeutil import now_s
 log = logging.getLogger("yoi.schedule")
 
 SEND_JOB = "yoi_send_input"
-LOOKBACK_S = 300  # recurring slots missed longer ago than this (the fleet was down) are skipped
+FIRE_JOB = "yoi_fire_schedule"
 STOP_WAIT_S = 2.0
 _SCHEDULE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _TRANSPORT = (rex.ConnectionError, rex.TimeoutError, OSError)
@@ -67,17 +72,6 @@ NEEDS_OWN_REDIS = (
     "scheduled work is off: the fleet runs on a Redis Cluster and arq needs a Redis of its own "
     "(one node): set YOI_SCHEDULER_REDIS_URL"
 )
-
-
-class Recurring(BaseModel):
-    """A recurring input, as stored (JSON) in the runtime's schedules hash."""
-
-    v: int = 1
-    worker_id: str
-    text: str = Field(min_length=1)
-    cron: str
-    timezone: str = "UTC"
-    created_s: float
 
 
 def _dumps(value: Any) -> bytes:
@@ -176,13 +170,38 @@ async def add_recurring(
     schedule_id = schedule_id or new_id()
     if not _SCHEDULE_ID.match(schedule_id):
         raise InvalidInput("a schedule id is a short slug")
-    entry = Recurring(
+    entry = ScheduleEntry(
         worker_id=worker_id, text=text, cron=cron_expr, timezone=timezone, created_s=now_s()
     )
     async with _store(settings, runtime_id) as store:
         await store.get_worker(worker_id)
         await store.put_schedule(schedule_id, entry.model_dump_json())
     return schedule_id
+
+
+async def arm(runtime: RuntimeBase, schedule_id: str, entry: ScheduleEntry) -> None:
+    """A fleet schedule just stored: refused when scheduled work is off (a cluster without a
+    Redis for arq); an `at` gets its job, deferred to its time."""
+    store = runtime.store
+    cluster = isinstance(store, FleetStore) and store.cluster
+    if cluster and runtime.settings.scheduler_redis_url is None:
+        raise UnsupportedOperation(NEEDS_OWN_REDIS)
+    if entry.at is None:
+        return
+    keys = Keys(runtime.settings.namespace, runtime.runtime_id)
+    client = arq_client(runtime.settings, keys, cluster=cluster)
+    try:
+        await client.enqueue_job(
+            FIRE_JOB,
+            schedule_id,
+            _job_id=keys.arq_job_id("schedule", schedule_id),
+            _queue_name=keys.arq_queue(),
+            _defer_until=entry.at,
+        )
+    except _TRANSPORT as exc:
+        raise RuntimeUnavailable(f"fleet runtime {runtime.runtime_id} is unavailable") from exc
+    finally:
+        await client.aclose(close_connection_pool=True)
 
 
 async def remove_recurring(settings: Settings, runtime_id: str, schedule_id: str) -> bool:
@@ -196,6 +215,11 @@ async def remove_recurring(settings: Settings, runtime_id: str, schedule_id: str
 async def _send_job(ctx: dict[str, Any], worker_id: str, text: str, input_id: str) -> str:
     scheduler: Scheduler = ctx["scheduler"]
     return await scheduler.send(worker_id, text, input_id)
+
+
+async def _fire_job(ctx: dict[str, Any], schedule_id: str) -> int:
+    scheduler: Scheduler = ctx["scheduler"]
+    return await scheduler.fire_one(schedule_id)
 
 
 async def _housekeeping_job(ctx: dict[str, Any]) -> None:
@@ -254,7 +278,10 @@ class Scheduler:
             else {"minute": set(range(0, 60, max(1, tick // 60))), "second": 0}
         )
         return Worker(
-            functions=[func(_send_job, name=SEND_JOB, max_tries=10)],
+            functions=[
+                func(_send_job, name=SEND_JOB, max_tries=10),
+                func(_fire_job, name=FIRE_JOB, max_tries=10),
+            ],
             cron_jobs=[
                 cron(
                     _housekeeping_job,
@@ -306,26 +333,16 @@ class Scheduler:
         await self.fire_recurring(int(now_s()))
 
     async def fire_recurring(self, now: int) -> int:
-        """Send every recurring input whose slot came since it last fired; returns how many."""
-        schedules, marks = await self.store.schedules()
-        sent = 0
-        for schedule_id, raw in schedules.items():
-            entry = Recurring.model_validate_json(raw)
-            after = max(int(marks.get(schedule_id, entry.created_s)), now - LOOKBACK_S)
-            try:
-                for slot in CronSpec.parse(entry.cron, entry.timezone).slots(after, now):
-                    request = SendInput(
-                        text=entry.text,
-                        input_id=f"cron-{schedule_id}-{slot}",
-                        strategy=Strategy.ENQUEUE,
-                    )
-                    await self.runtime.send_input(entry.worker_id, request)
-                    await self.store.mark_schedule(schedule_id, slot)
-                    sent += 1
-            except (WorkerNotFound, WorkerStopped):
-                log.info("schedule %s ended: its worker is gone", schedule_id)
-                await self.store.remove_schedule(schedule_id)
-        return sent
+        """Send every schedule's slots due at `now` (unix seconds); returns how many. The
+        seconds-level hook of the tests: drive it with the times you choose."""
+        return await self.runtime.schedules.fire_due(now)
+
+    async def fire_one(self, schedule_id: str) -> int:
+        """An `at`'s job, run at its time (arq may run it a moment early: its clock is in ms)."""
+        try:
+            return await self.runtime.schedules.fire_due(now_s() + 1, only=schedule_id)
+        except RuntimeUnavailable:
+            raise Retry(defer=1) from None
 
 
-__all__ = ["Recurring", "Scheduler", "add_recurring", "remove_recurring", "schedule_input"]
+__all__ = ["Scheduler", "add_recurring", "arm", "remove_recurring", "schedule_input"]

@@ -86,6 +86,11 @@ class RunNotFound(YoiError):
     http_status = 404
 
 
+class ScheduleNotFound(YoiError):
+    code = "schedule_not_found"
+    http_status = 404
+
+
 class WorkerBusy(YoiError):
     code = "worker_busy"
     http_status = 409
@@ -187,6 +192,8 @@ ALL_ERRORS: tuple[type[YoiError], ...] = (
     WorkerNotFound,
     NotFound,
     MethodNotAllowed,
+    RunNotFound,
+    ScheduleNotFound,
     WorkerBusy,
     NotRunning,
     ScopeConflict,

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     # inputs and prunes indexes, and how often members poll arq's queue (scheduled work only).
     schedule_tick_s: int = Field(default=60, ge=1, le=3600)
     schedule_poll_s: float = Field(default=0.25, gt=0, le=5)
+    # Schedules (`…/schedules`): how far ahead an `at` may be, and how many one Worker may have.
+    schedule_max_ahead_days: int = Field(default=366, ge=1, le=3660)
+    max_schedules_per_worker: int = Field(default=100, ge=1, le=10_000)
     # `yoi up` only: how many runtime processes its supervisor starts (YOI_PROCESSES, --processes)
     processes: int = Field(default=2, ge=1, le=64)
     # `yoi up` only: a runtime process that dies is started again, at most `restart_limit` times

@@ -1,9 +1,9 @@
 """`yoi`: the command line of Yoi Fleet (console script `yoi = gateway.cli:main`).
 
 The root command (`--gateway`, `--token`, `--version`) and the list of commands; each command
-lives in the module of its group (`servers`, `workers`, `messages`, `events`, `chat`, `operators`,
-and `runtime_worker.command`), which imports heavy parts lazily so `yoi workers` does not pay for
-uvicorn or the provider clients.
+lives in the module of its group (`servers`, `workers`, `messages`, `events`, `chat`,
+`operators`, `schedules`, and `runtime_worker.command`), which imports heavy parts lazily so
+`yoi workers` does not pay for uvicorn or the provider clients.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from gateway.cli import chat, events, messages, operators, servers, workers
+from gateway.cli import chat, events, messages, operators, schedules, servers, workers
 from gateway.cli.client import Target
 from gateway.cli.errors import EXIT_CODES_HELP, USAGE, CliFailure, interruptible
 from gateway.cli.render import safe
@@ -107,6 +107,9 @@ for command in (
     messages.cancel,
     events.tail,
     workers.transcript,
+    schedules.schedule,
+    schedules.schedules,
+    schedules.unschedule,
     operators.members,
     operators.drain,
     operators.worker,

@@ -29,7 +29,7 @@ Exit codes:
   {FAILED}  API error, or the answer failed, timed out or was cancelled
   {USAGE}  usage error (bad flag, argument or reference)
   {UNREACHABLE}  the gateway cannot be reached
-  {NOT_FOUND}  unknown runtime or worker
+  {NOT_FOUND}  unknown runtime, worker or schedule
   {BUSY}  the worker is busy answering
   {UNAUTHORIZED}  missing or wrong API token
   {INTERRUPTED}  interrupted (Ctrl-C)
@@ -40,6 +40,7 @@ Global options (--gateway, --token) go before or after the command."""
 EXIT_BY_API_CODE: dict[str, int] = {
     "runtime_not_found": NOT_FOUND,
     "worker_not_found": NOT_FOUND,
+    "schedule_not_found": NOT_FOUND,
     "worker_busy": BUSY,
     "unauthorized": UNAUTHORIZED,
 }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
+from datetime import datetime
 from types import TracebackType
 from typing import Self, TypeVar
 
@@ -31,6 +32,7 @@ from shared.models import (
     WorkerDetail,
     WorkerSummary,
 )
+from shared.schedules import Schedule
 
 T = TypeVar("T")
 
@@ -209,6 +211,31 @@ class AsyncClient:
         base = worker_path(runtime_id, worker_id)
         accepted = await self.call(calls.send(base, text, input_id, strategy))
         return AsyncAnswerStream(accepted, self._follow(calls.stream_path(base), accepted.cursor))
+
+    # -- schedules ----------------------------------------------------------------------------
+
+    async def create_schedule(
+        self,
+        runtime_id: str,
+        worker_id: str,
+        text: str,
+        *,
+        at: datetime | str | None = None,
+        cron: str | None = None,
+        timezone: str | None = None,
+    ) -> Schedule:
+        """Send `text` once `at` a time (aware, or ISO 8601 with its offset) or on every slot of
+        `cron` (five fields or an `@alias`, read in `timezone`); exactly one of the two."""
+        return await self.call(
+            calls.create_schedule(runtime_id, worker_id, text, at, cron, timezone)
+        )
+
+    async def list_schedules(self, runtime_id: str, worker_id: str) -> list[Schedule]:
+        return await self.call(calls.list_schedules(runtime_id, worker_id))
+
+    async def delete_schedule(self, runtime_id: str, worker_id: str, schedule_id: str) -> None:
+        """No further firing; `ScheduleNotFound` when the Worker has no such schedule."""
+        await self.call(calls.delete_schedule(runtime_id, worker_id, schedule_id))
 
     # -- the Companion (`/api/companion`) ----------------------------------------------------
 

@@ -7,6 +7,7 @@ import os
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
@@ -40,6 +41,7 @@ from shared.models import (
     WorkerDetail,
     WorkerSummary,
 )
+from shared.schedules import CreateSchedule, Schedule, ScheduleList
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -203,6 +205,38 @@ def stream_ticket(base: str) -> Call[StreamTicket]:
 
 def companion() -> Call[CompanionDetail]:
     return Call("GET", COMPANION, _model(CompanionDetail))
+
+
+# -- schedules -------------------------------------------------------------------------------
+
+
+def create_schedule(
+    runtime_id: str,
+    worker_id: str,
+    text: str,
+    at: datetime | str | None,
+    cron: str | None,
+    timezone: str | None,
+) -> Call[Schedule]:
+    """Not sent again after a lost answer: that could make two schedules."""
+    body = _valid(
+        lambda: CreateSchedule.model_validate(
+            {"text": text, "at": at, "cron": cron, "timezone": timezone}
+        )
+    )
+    path = worker_path(runtime_id, worker_id) + "/schedules"
+    body_json = body.model_dump(mode="json", exclude_none=True)
+    return Call("POST", path, _model(Schedule), body=body_json, idempotent=False)
+
+
+def list_schedules(runtime_id: str, worker_id: str) -> Call[list[Schedule]]:
+    path = worker_path(runtime_id, worker_id) + "/schedules"
+    return Call("GET", path, lambda raw: ScheduleList.model_validate_json(raw).schedules)
+
+
+def delete_schedule(runtime_id: str, worker_id: str, schedule_id: str) -> Call[None]:
+    path = f"{worker_path(runtime_id, worker_id)}/schedules/{quote(schedule_id, safe='')}"
+    return Call("DELETE", path, lambda raw: None)
 
 
 # -- operations ------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator, Iterator
+from datetime import datetime
 from types import TracebackType
 from typing import Self, TypeVar
 
@@ -31,6 +32,7 @@ from shared.models import (
     WorkerDetail,
     WorkerSummary,
 )
+from shared.schedules import Schedule
 
 T = TypeVar("T")
 
@@ -206,6 +208,29 @@ class Client:
         base = worker_path(runtime_id, worker_id)
         accepted = self.call(calls.send(base, text, input_id, strategy))
         return AnswerStream(accepted, self._follow(calls.stream_path(base), accepted.cursor))
+
+    # -- schedules ----------------------------------------------------------------------------
+
+    def create_schedule(
+        self,
+        runtime_id: str,
+        worker_id: str,
+        text: str,
+        *,
+        at: datetime | str | None = None,
+        cron: str | None = None,
+        timezone: str | None = None,
+    ) -> Schedule:
+        """Send `text` once `at` a time (aware, or ISO 8601 with its offset) or on every slot of
+        `cron` (five fields or an `@alias`, read in `timezone`); exactly one of the two."""
+        return self.call(calls.create_schedule(runtime_id, worker_id, text, at, cron, timezone))
+
+    def list_schedules(self, runtime_id: str, worker_id: str) -> list[Schedule]:
+        return self.call(calls.list_schedules(runtime_id, worker_id))
+
+    def delete_schedule(self, runtime_id: str, worker_id: str, schedule_id: str) -> None:
+        """No further firing; `ScheduleNotFound` when the Worker has no such schedule."""
+        self.call(calls.delete_schedule(runtime_id, worker_id, schedule_id))
 
     # -- the Companion (`/api/companion`) ----------------------------------------------------
 

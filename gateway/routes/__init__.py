@@ -9,6 +9,7 @@ from gateway.routes import (
     ops,
     runs,
     runtimes,
+    schedules,
     workers,
 )
 
@@ -16,6 +17,7 @@ ROUTERS = (
     runtimes.router,
     workers.router,
     runs.router,
+    schedules.router,
     events.router,
     companion.router,
     openai.router,

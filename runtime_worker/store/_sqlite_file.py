@@ -42,6 +42,9 @@ CREATE TABLE IF NOT EXISTS dedupe (
 CREATE TABLE IF NOT EXISTS claims (
     worker_id TEXT PRIMARY KEY, grp TEXT NOT NULL, scope TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS schedules (
+    schedule_id TEXT PRIMARY KEY, entry TEXT NOT NULL, mark TEXT
+) WITHOUT ROWID;
 """
 
 Op = tuple[str, tuple[object, ...]]
@@ -60,6 +63,7 @@ class Loaded:
     inputs: list[LogRow] = field(default_factory=list)
     dedupe: list[tuple[str, str, str, str]] = field(default_factory=list)
     claims: list[tuple[str, str, str]] = field(default_factory=list)
+    schedules: list[tuple[str, str, str | None]] = field(default_factory=list)
 
 
 class SqliteFile:
@@ -105,6 +109,7 @@ class SqliteFile:
                 "SELECT worker_id, input_id, generation, body FROM dedupe ORDER BY worker_id, seq"
             ).fetchall(),
             claims=db.execute("SELECT worker_id, grp, scope FROM claims").fetchall(),
+            schedules=db.execute("SELECT schedule_id, entry, mark FROM schedules").fetchall(),
         )
 
     def write(self, ops: Sequence[Op]) -> None:

@@ -2,13 +2,13 @@
 
 It is split by the roles its callers play: `InputPath` (the gateway's writes: create, submit,
 cancel, stop, scope), `Readers` (records, events, transcripts), `HostSide` (what a host needs:
-leases, runs, wake-ups); `Store` is all three. Fleet members need more (membership, placement,
-schedules): `runtime_worker.store.fleet.FleetStore`. Implementations keep one contract
-(tests/contract) and one reference model (tests/model): `MemoryStore` for the embedded
-runtime and `RedisStore` for the fleet. Host-side writes carry the lease `epoch` they were made
-under; a store refuses (raises `LeaseLost`) any write whose epoch is not the Worker's current one,
-atomically with the write itself, so a paused or partitioned host can never write after losing
-its lease.
+leases, runs, wake-ups), `ScheduleStore` (a runtime's schedules); `Store` is all four. Fleet
+members need more (membership, placement): `runtime_worker.store.fleet.FleetStore`.
+Implementations keep one contract (tests/contract) and one reference model (tests/model):
+`MemoryStore` for the embedded runtime and `RedisStore` for the fleet. Host-side writes carry
+the lease `epoch` they were made under; a store refuses (raises `LeaseLost`) any write whose
+epoch is not the Worker's current one, atomically with the write itself, so a paused or
+partitioned host can never write after losing its lease.
 
 Inputs are numbered per Worker by `seq` (1, 2, ...). Three watermarks on the Worker record make
 multitasking and cancellation cheap and atomic:
@@ -26,6 +26,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from runtime_worker.store.schedules import ScheduleStore
 from shared.errors import UnsupportedOperation
 from shared.events import Event
 from shared.models import (
@@ -399,7 +400,7 @@ class HostSide(ABC):
         a host's sweep has to look at."""
 
 
-class Store(InputPath, Readers, HostSide):
+class Store(InputPath, Readers, HostSide, ScheduleStore):
     """State of one runtime's Workers: every role. Every method is a single atomic step."""
 
     async def aclose(self) -> None:

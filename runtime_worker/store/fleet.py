@@ -1,6 +1,6 @@
 """`FleetStore`: a `Store` that a fleet of member processes shares. Beyond the roles every
 store has, members need membership (heartbeats, who is alive), placement (who hosts what, hints
-that a Worker needs a host, batched acquisitions) and the runtime's recurring schedules.
+that a Worker needs a host, batched acquisitions).
 `RedisStore` is the one implementation; members and the scheduler use only this boundary."""
 
 from __future__ import annotations
@@ -64,19 +64,3 @@ class FleetStore(Store):
     @abstractmethod
     async def wait_placement(self, last_id: str, timeout_ms: int) -> tuple[list[str], str]:
         """Placement hints after `last_id`, waiting up to `timeout_ms`: Worker ids, new id."""
-
-    # -- recurring schedules ---------------------------------------------------------------------
-
-    @abstractmethod
-    async def put_schedule(self, schedule_id: str, entry_json: str) -> None: ...
-
-    @abstractmethod
-    async def remove_schedule(self, schedule_id: str) -> bool:
-        """Drop a schedule and the slot it fired last; whether there was one."""
-
-    @abstractmethod
-    async def schedules(self) -> tuple[dict[str, str], dict[str, str]]:
-        """Every schedule (id → JSON entry) and the slot each fired last (id → unix seconds)."""
-
-    @abstractmethod
-    async def mark_schedule(self, schedule_id: str, slot: int) -> None: ...

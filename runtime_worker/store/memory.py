@@ -31,6 +31,7 @@ from runtime_worker.store.base import (
 )
 from runtime_worker.store.bounds import text_digest
 from runtime_worker.store.cursor import CursorClock, format_cursor, parse_cursor
+from runtime_worker.store.schedules import MemorySchedules
 from shared.errors import (
     InputIdConflict,
     InvalidInput,
@@ -54,13 +55,14 @@ from shared.settings import Settings
 from shared.timeutil import monotonic_s, now_s
 
 
-class MemoryStore(MemoryConversations, MemoryRuns, Store):
+class MemoryStore(MemoryConversations, MemoryRuns, MemorySchedules, Store):
     def __init__(self, settings: Settings | None = None) -> None:
         self._settings = settings or Settings()
         self._workers: dict[str, MemoryWorker] = {}
         self._claims = ScopeClaims()
         self._wakes = WakeQueues()
         self._clock = CursorClock()
+        self._schedules, self._schedule_marks = {}, {}  # typed in `MemorySchedules`
 
     # -- helpers ---------------------------------------------------------------------------------
 

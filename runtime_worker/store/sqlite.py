@@ -88,6 +88,7 @@ _READS = frozenset(
         "read_transcript",
         "renew",  # lease deadlines only: leases are not durable
         "ring",
+        "schedules",
         "tail_events",
         "wait_events",
     }
@@ -129,6 +130,8 @@ class SqliteStore(MemoryStore):
         self._saved: dict[str, _Saved] = {}
         self._saved_claims: dict[str, tuple[str, str]] = {}
         self._claims_seen: Claims = {}
+        self._saved_schedules: dict[str, tuple[str, str | None]] = {}
+        self._saved_schedules_version = -1
         self._touched: set[str] = set()
         self._broken = False
         self._closed = False
@@ -164,9 +167,14 @@ class SqliteStore(MemoryStore):
         for worker_id, group, scope in loaded.claims:
             claims[worker_id] = (group, parse_scope(scope))
         self._clock = CursorClock(newest)
+        for schedule_id, entry, mark in loaded.schedules:
+            self._schedules[schedule_id] = entry
+            if mark is not None:
+                self._schedule_marks[schedule_id] = mark
         for worker_id in self._workers:
             self._diff(worker_id)  # the file's contents become the saved baseline
         self._diff_claims()
+        self._diff_schedules()
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -226,6 +234,28 @@ class SqliteStore(MemoryStore):
         self._saved_claims = current
         return ops
 
+    def _diff_schedules(self) -> list[Op]:
+        if self.schedules_version == self._saved_schedules_version:
+            return []  # the hot steps (inputs, runs) never touch schedules
+        self._saved_schedules_version = self.schedules_version
+        current = {
+            schedule_id: (entry, self._schedule_marks.get(schedule_id))
+            for schedule_id, entry in self._schedules.items()
+        }
+        if current == self._saved_schedules:
+            return []
+        ops: list[Op] = [
+            ("DELETE FROM schedules WHERE schedule_id = ?", (schedule_id,))
+            for schedule_id in self._saved_schedules.keys() - current.keys()
+        ]
+        ops += [
+            ("INSERT OR REPLACE INTO schedules VALUES (?, ?, ?)", (schedule_id, *row))
+            for schedule_id, row in current.items()
+            if self._saved_schedules.get(schedule_id) != row
+        ]
+        self._saved_schedules = current
+        return ops
+
     def _get(self, worker_id: str) -> MemoryWorker:
         # Every step reaches its Workers through here: those are the ones it may have changed.
         self._touched.add(worker_id)
@@ -245,6 +275,7 @@ class SqliteStore(MemoryStore):
             for worker_id in self._saved.keys() ^ self._workers.keys():
                 ops += self._diff(worker_id)
         ops += self._diff_claims()
+        ops += self._diff_schedules()
         if not ops:
             return
         self._usable()
