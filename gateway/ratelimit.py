@@ -6,8 +6,8 @@ back) and reaches nothing else.
 The caller is its credential (the bearer token or stream ticket, kept only as a digest, never
 the secret itself), else its client address. Only `/api/` and the OpenAI facade's `/v1/` are
 limited (one bucket per caller across both; under `/v1/` the 429 is in OpenAI's shape, code
-`rate_limit_exceeded`): probes, metrics and the console's files are not. Buckets are bounded (least recently used dropped first), so a flood of
-distinct callers cannot grow memory.
+`rate_limit_exceeded`): probes, metrics and the console's files are not. Buckets are bounded
+(least recently used dropped first), so a flood of distinct callers cannot grow memory.
 """
 
 from __future__ import annotations

@@ -27,8 +27,8 @@ GLOBAL_OPTIONS = ("--gateway", "--token", "--retries")
 
 
 def hoist_global_options(args: Sequence[str]) -> list[str]:
-    """Move `--gateway`/`--token`/`--retries` (and their values) found after the command to the front,
-    where click expects group options; `--` ends the hoisting (what follows is data)."""
+    """Move the global options (and their values) found after the command to the front, where
+    click expects group options; `--` ends the hoisting (what follows is data)."""
     front: list[str] = []
     rest: list[str] = []
     index = 0

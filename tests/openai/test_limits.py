@@ -83,7 +83,6 @@ def test_all_members_at_capacity_a_new_conversation_answers_503_capacity_exhaust
         done = ai.chat.completions.create(model="assistant", user="before", messages=HELLO)
         assert done.choices[0].finish_reason == "stop"
 
-
         def full() -> bool:
             with gateway.client() as api:
                 rows = api.get("/api/runtimes/fleet/members").json()["members"]
