@@ -34,8 +34,7 @@ _DESCRIPTIONS: dict[int | str, str] = {
     404: "`model_not_found`: `model` names no profile, runtime or Worker",
     409: "`worker_busy` (retry after `Retry-After`) or `worker_stopped`",
     413: "`payload_too_large`",
-    429: "`rate_limit_exceeded`: the request rate limit or the Worker's queue bound "
-    "(retry after `Retry-After`)",
+    429: "`rate_limit_exceeded`: past the request rate limit (retry after `Retry-After`)",
     # Declared so that FastAPI does not add its own 422: `/v1` answers 400 instead.
     "4XX": "any other client error, in OpenAI's shape",
     500: "`internal_error`",
