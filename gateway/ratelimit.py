@@ -4,9 +4,10 @@ its bucket empty answers 429 `rate_limited` with `Retry-After` (the seconds unti
 back) and reaches nothing else.
 
 The caller is its credential (the bearer token or stream ticket, kept only as a digest, never
-the secret itself), else its client address. Only `/api/` is limited: probes, metrics and the
-console's files are not. Buckets are bounded (least recently used dropped first), so a flood of
-distinct callers cannot grow memory.
+the secret itself), else its client address. Only `/api/` and the OpenAI facade's `/v1/` are
+limited (one bucket per caller across both; under `/v1/` the 429 is in OpenAI's shape, code
+`rate_limit_exceeded`): probes, metrics and the console's files are not. Buckets are bounded
+(least recently used dropped first), so a flood of distinct callers cannot grow memory.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from urllib.parse import parse_qs
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.errors import error_response
+from gateway.openai import errors as openai_errors
 from shared.errors import RateLimited
 
 MAX_CALLERS = 10_000
-LIMITED_PREFIX = "/api/"
+LIMITED_PREFIXES = ("/api/", openai_errors.PREFIX)
 
 
 @dataclass
@@ -80,7 +82,7 @@ class RateLimitMiddleware:
         self.limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(LIMITED_PREFIX):
+        if scope["type"] != "http" or not scope["path"].startswith(LIMITED_PREFIXES):
             await self.app(scope, receive, send)
             return
         wait_s = self.limiter.take(caller_of(scope))
@@ -88,4 +90,7 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         error = RateLimited("too many requests: slow down", retry_after_s=math.ceil(wait_s))
+        if openai_errors.is_openai_path(scope["path"]):
+            await openai_errors.from_yoi(error)(scope, receive, send)
+            return
         await error_response(error)(scope, receive, send)

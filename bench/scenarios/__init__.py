@@ -11,6 +11,7 @@ from bench.scenarios import (
     hotpath,
     latency,
     llm,
+    overload,
     scale,
     throughput,
     tokens,
@@ -26,6 +27,7 @@ SCENARIOS: dict[str, Scenario] = {
     "hotpath": hotpath.run,
     "llm": llm.run,
     "agent_server": agent_server.run,
+    "overload": overload.run,
 }
 
 CLUSTER_SCENARIOS = ("throughput", "failover")

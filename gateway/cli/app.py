@@ -18,16 +18,17 @@ from gateway.cli import chat, events, messages, operators, schedules, servers, w
 from gateway.cli.client import Target
 from gateway.cli.errors import EXIT_CODES_HELP, USAGE, CliFailure, interruptible
 from gateway.cli.render import safe
+from gateway.client._retry import REFUSALS
 from runtime_worker import command as runtime_command
 from runtime_worker.runtime import VERSION
 
 DEFAULT_GATEWAY = "http://127.0.0.1:8000"
-GLOBAL_OPTIONS = ("--gateway", "--token")
+GLOBAL_OPTIONS = ("--gateway", "--token", "--retries")
 
 
 def hoist_global_options(args: Sequence[str]) -> list[str]:
-    """Move `--gateway`/`--token` (and their values) found after the command to the front,
-    where click expects group options; `--` ends the hoisting (what follows is data)."""
+    """Move the global options (and their values) found after the command to the front, where
+    click expects group options; `--` ends the hoisting (what follows is data)."""
     front: list[str] = []
     rest: list[str] = []
     index = 0
@@ -83,6 +84,15 @@ def _root(
             "--token", envvar="YOI_API_TOKEN", show_default=False, help="The gateway's API token."
         ),
     ] = None,
+    retries: Annotated[
+        int,
+        typer.Option(
+            "--retries",
+            envvar="YOI_RETRIES",
+            min=0,
+            help="How often a 429/503 with Retry-After is waited out and sent again.",
+        ),
+    ] = REFUSALS,
     _version: Annotated[
         bool,
         typer.Option(
@@ -92,7 +102,7 @@ def _root(
 ) -> None:
     if not gateway.startswith(("http://", "https://")):
         raise CliFailure(f"--gateway must be an http(s) URL, not {gateway!r}", USAGE)
-    ctx.obj = Target(gateway.rstrip("/"), token or None)
+    ctx.obj = Target(gateway.rstrip("/"), token or None, retries)
 
 
 for command in (

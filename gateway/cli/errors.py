@@ -21,6 +21,7 @@ UNREACHABLE = 3
 NOT_FOUND = 4
 BUSY = 5
 UNAUTHORIZED = 6
+OVERLOADED = 7  # 429 / 503 with Retry-After, still refused after the retries
 INTERRUPTED = 130  # the shell's convention for Ctrl-C
 
 EXIT_CODES_HELP = f"""\b
@@ -32,6 +33,7 @@ Exit codes:
   {NOT_FOUND}  unknown runtime, worker or schedule
   {BUSY}  the worker is busy answering
   {UNAUTHORIZED}  missing or wrong API token
+  {OVERLOADED}  still rate limited or out of capacity after waiting out Retry-After
   {INTERRUPTED}  interrupted (Ctrl-C)
 
 Global options (--gateway, --token) go before or after the command."""
@@ -43,6 +45,8 @@ EXIT_BY_API_CODE: dict[str, int] = {
     "schedule_not_found": NOT_FOUND,
     "worker_busy": BUSY,
     "unauthorized": UNAUTHORIZED,
+    "rate_limited": OVERLOADED,
+    "capacity_exhausted": OVERLOADED,
 }
 
 

@@ -14,7 +14,7 @@ import httpx
 
 from gateway.client import _calls as calls
 from gateway.client._calls import COMPANION, Call, worker_path
-from gateway.client._retry import RETRIES, RETRY_WAIT_S, Retrying
+from gateway.client._retry import REFUSALS, RETRIES, RETRY_WAIT_S, OnWait, Retrying
 from gateway.client._sse import SseParser, event_of
 from gateway.client._stream import STREAM_READ_TIMEOUT_S, Answer, Resume
 from shared.api import AllWorkers, CompanionDetail, FleetOverview, Health, Readiness, StreamTicket
@@ -49,12 +49,16 @@ class Client:
         timeout_s: float = calls.REQUEST_TIMEOUT_S,
         retry_wait_s: float = RETRY_WAIT_S,
         retries: int = RETRIES,
+        refusals: int = REFUSALS,
+        on_wait: OnWait | None = None,
     ) -> None:
         self.gateway = (gateway or calls.gateway_from_env()).rstrip("/")
         token = token if token is not None else calls.token_from_env()
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.retry_wait_s = retry_wait_s
         self.retries = retries  # sends again after a broken connection (see `_retry`)
+        self.refusals = refusals  # waits out a 429/503 `Retry-After` at most this often
+        self.on_wait = on_wait
         self._http = httpx.Client(base_url=self.gateway, headers=headers, timeout=timeout_s)
 
     def close(self) -> None:
@@ -75,8 +79,10 @@ class Client:
 
     def call(self, call: Call[T]) -> T:
         """Send one call; a broken connection is retried (idempotent calls) and a 429/503 with
-        `Retry-After` waited out, up to `retry_wait_s` in all."""
-        retrying = Retrying(self.gateway, call, self.retry_wait_s, self.retries)
+        `Retry-After` waited out (`refusals` times, up to `retry_wait_s` in all)."""
+        retrying = Retrying(
+            self.gateway, call, self.retry_wait_s, self.retries, self.refusals, self.on_wait
+        )
         while True:
             try:
                 response = self._http.request(

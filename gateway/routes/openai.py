@@ -34,11 +34,12 @@ _DESCRIPTIONS: dict[int | str, str] = {
     404: "`model_not_found`: `model` names no profile, runtime or Worker",
     409: "`worker_busy` (retry after `Retry-After`) or `worker_stopped`",
     413: "`payload_too_large`",
+    429: "`rate_limit_exceeded`: past the request rate limit (retry after `Retry-After`)",
     # Declared so that FastAPI does not add its own 422: `/v1` answers 400 instead.
     "4XX": "any other client error, in OpenAI's shape",
     500: "`internal_error`",
     502: "`provider_error`: the run failed",
-    503: "`runtime_unavailable`",
+    503: "`runtime_unavailable`, or `capacity_exhausted` (retry after `Retry-After`)",
     504: "`timeout`: the run did not finish in time (it is cancelled)",
 }
 
@@ -57,14 +58,14 @@ _COMPLETION: dict[int | str, dict[str, Any]] = {
 router = APIRouter(prefix="/v1", tags=["openai"], responses=_errors(500, 401, "4XX"))
 
 
-@router.get("/models", responses=_errors(503), operation_id="list_models")
+@router.get("/models", responses=_errors(429, 503), operation_id="list_models")
 async def list_models(gateway: GatewayDep, registry: RegistryDep) -> ModelList:
     """The profiles (a Worker per conversation key), then every live Worker as
     `<runtime_id>/<worker_id>`."""
     return await models.list_models(registry, gateway.settings)
 
 
-@router.get("/models/{model:path}", responses=_errors(404, 503), operation_id="get_model")
+@router.get("/models/{model:path}", responses=_errors(404, 429, 503), operation_id="get_model")
 async def get_model(gateway: GatewayDep, registry: RegistryDep, model: str) -> ModelCard:
     return await models.model_card(registry, gateway.settings, model)
 
@@ -100,7 +101,7 @@ async def _unless_disconnected(request: Request, run: Run, model: str) -> ChatCo
     "/chat/completions",
     response_model=None,
     operation_id="create_chat_completion",
-    responses={**_COMPLETION, **_errors(400, 404, 409, 413, 502, 503, 504)},
+    responses={**_COMPLETION, **_errors(400, 404, 409, 413, 429, 502, 503, 504)},
 )
 async def chat_completions(
     request: Request,

@@ -193,6 +193,19 @@ def test_a_retry_after_past_the_budget_raises_with_it() -> None:
     assert raised(no_header, RateLimited)[1] == 1
 
 
+def test_retry_after_is_waited_out_at_most_refusals_times_each_one_told() -> None:
+    always = [(429, {"Retry-After": "0.1"}, envelope("rate_limited", True))]
+    told: list[tuple[str, float, int]] = []
+    with (
+        stub(always) as (url, times),
+        Client(url, refusals=2, on_wait=lambda e, s, n: told.append((e.code, s, n))) as client,
+        pytest.raises(RateLimited),
+    ):
+        client.health()
+    assert len(times) == 3  # the first try and two retries
+    assert told == [("rate_limited", 0.1, 1), ("rate_limited", 0.1, 2)]
+
+
 def test_unknown_codes_and_foreign_answers() -> None:
     unknown, _ = raised([(418, {}, envelope("teapot", False))], UnknownApiError)
     assert (unknown.wire_code, unknown.status) == ("teapot", 418)
