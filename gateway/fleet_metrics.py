@@ -13,6 +13,8 @@ period its counts leave the sums, which Prometheus reads as a counter reset.
   is a new host taking over: after a death, a drain or a hand-back).
 - `yoi_run_errors_total{runtime,code}` (provider errors by kind, timeouts, `host_lost`…) and
   `yoi_dead_letters_total{runtime}` (its `dead_letter` share, named for alerting).
+- `yoi_webhook_deliveries_total{runtime,outcome}`: webhook tries that were `delivered`,
+  `retried` (another try is scheduled) or `failed` (given up), counted in the store.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from runtime_worker.store.base import WorkerRecord
 from runtime_worker.store.outcome import total_usage
 from shared.errors import RuntimeUnavailable
 from shared.models import MemberInfo, RuntimeKind, Usage, WorkerState
+from shared.webhooks import DeliveryOutcome
 
 DEAD_LETTER = "dead_letter"
 MEMBER_STATES = ("alive", "draining", "dead")
@@ -46,6 +49,7 @@ class FleetFigures:
     members: Counter[str] | None = None  # None for an embedded runtime
     takeovers: int = 0
     errors: Counter[str] = field(default_factory=Counter)
+    webhooks: dict[str, int] = field(default_factory=dict)
 
 
 def figures_of(records: Iterable[WorkerRecord], members: list[MemberInfo] | None) -> FleetFigures:
@@ -72,9 +76,12 @@ async def read_runtime(runtime: Runtime, timeout_s: float) -> tuple[Usage, Fleet
         async with asyncio.timeout(timeout_s):
             records = await runtime.store.list_workers()
             members = await runtime.members() if runtime.kind is RuntimeKind.FLEET else None
+            webhooks = await runtime.store.delivery_counts()
     except (RuntimeUnavailable, TimeoutError):
         return None
-    return total_usage(records), figures_of(records, members)
+    figures = figures_of(records, members)
+    figures.webhooks = webhooks
+    return total_usage(records), figures
 
 
 class FleetCollector(Collector):
@@ -110,6 +117,11 @@ class FleetCollector(Collector):
             "Inputs dead-lettered after repeated deliveries.",
             labels=["runtime"],
         )
+        webhooks = CounterMetricFamily(
+            "yoi_webhook_deliveries",
+            "Webhook delivery tries, by outcome.",
+            labels=["runtime", "outcome"],
+        )
         for runtime_id, figures in sorted(self.figures.items()):
             for (profile, direction), count in sorted(figures.tokens.items()):
                 tokens.add_metric([runtime_id, profile, direction], count)
@@ -124,7 +136,9 @@ class FleetCollector(Collector):
             for code, count in sorted(figures.errors.items()):
                 errors.add_metric([runtime_id, code], count)
             dead.add_metric([runtime_id], figures.errors[DEAD_LETTER])
-        yield from (tokens, workers, queued, queue_max, members, takeovers, errors, dead)
+            for outcome in DeliveryOutcome:
+                webhooks.add_metric([runtime_id, outcome.value], figures.webhooks.get(outcome, 0))
+        yield from (tokens, workers, queued, queue_max, members, takeovers, errors, dead, webhooks)
 
     def describe(self) -> Iterable[Metric]:
         return []

@@ -15,6 +15,7 @@ from runtime_worker.admission import Admission
 from runtime_worker.host import Host
 from runtime_worker.profiles import ProfileRegistry
 from runtime_worker.store.base import Store, WorkerRecord
+from runtime_worker.webhook_urls import webhook_info
 from shared.errors import CursorExpired, InvalidInput
 from shared.ids import display_ref, is_worker_id
 from shared.models import Capabilities, InFlight, RuntimeKind, WorkerDetail, WorkerDiagnostics
@@ -86,6 +87,7 @@ class RuntimeBase:
             usage=record.usage,
             in_flight=await self._in_flight(record),
             cursor=cursor if cursor is not None else await self.store.last_cursor(record.worker_id),
+            webhook=webhook_info(record.webhook_url, record.webhook_last, self.settings),
         )
 
     async def _in_flight(self, record: WorkerRecord) -> InFlight | None:

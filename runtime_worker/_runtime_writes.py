@@ -11,11 +11,13 @@ from runtime_worker import conversations
 from runtime_worker._runtime_base import DEFAULT_PROFILE
 from runtime_worker._runtime_reads import RuntimeReads
 from runtime_worker.store.base import WorkerRecord
+from runtime_worker.webhook_urls import check_webhook_url
 from shared import tracing
 from shared.errors import InvalidInput, PayloadTooLarge, RuntimeUnavailable
 from shared.ids import is_worker_id, new_id
 from shared.models import CancelResult, CreateWorker, InputAccepted, SendInput, WorkerDetail
 from shared.timeutil import now_s
+from shared.webhooks import UpdateWorker
 
 
 class RuntimeWrites(RuntimeReads):
@@ -26,6 +28,8 @@ class RuntimeWrites(RuntimeReads):
     ) -> WorkerDetail:
         """`worker_id`: an id the caller generated (and bound, see `conversation_worker`)."""
         profile = self.profiles.get(request.profile or DEFAULT_PROFILE)
+        if request.webhook_url is not None:
+            check_webhook_url(request.webhook_url, self.settings)
         if self.admission is not None:
             await self.admission.admit_worker()
         if request.delegated_from is not None:
@@ -40,6 +44,7 @@ class RuntimeWrites(RuntimeReads):
             scope=list(request.scope),
             delegated_from=request.delegated_from,
             transcript_maxlen=profile.transcript_maxlen,
+            webhook_url=request.webhook_url,
         )
         try:
             # A fleet store hints its members in the same step: one takes the Worker at once.
@@ -68,6 +73,15 @@ class RuntimeWrites(RuntimeReads):
         """The live Worker continuing conversation `key` with `profile`, created on first use
         (once, even for concurrent first calls, across gateways: the binding is in the store)."""
         return await conversations.conversation_worker(self, profile, key)
+
+    async def update_worker(self, worker_id: str, request: UpdateWorker) -> WorkerDetail:
+        """Change what the request names (its webhook); a refused URL changes nothing."""
+        await self._record(worker_id)
+        if "webhook_url" in request.model_fields_set:
+            if request.webhook_url is not None:
+                check_webhook_url(request.webhook_url, self.settings)
+            await self.store.set_webhook(worker_id, request.webhook_url)
+        return await self.get_worker(worker_id)
 
     async def stop_worker(self, worker_id: str) -> WorkerDetail:
         await self._record(worker_id)

@@ -16,6 +16,7 @@ from runtime_worker._hosted import Hosted
 from runtime_worker.profiles import Profile, render_prompt
 from runtime_worker.providers.base import ChatMessage, Provider, TurnRequest, UsageChunk
 from runtime_worker.store.base import RunOutcome, Store, TakenRun
+from runtime_worker.webhooks import Deliverer
 from shared import tracing
 from shared.errors import LeaseLost, RuntimeUnavailable, YoiError
 from shared.models import RunResult, TranscriptRole
@@ -43,6 +44,7 @@ class TurnRunner:
         self.settings = settings
         self._provider_factory = provider_factory or self._default_provider
         self._providers: dict[str, Provider] = {}
+        self.webhooks: Deliverer | None = None  # the host's, when this runtime posts webhooks
 
     async def aclose(self) -> None:
         for provider in self._providers.values():
@@ -88,9 +90,14 @@ class TurnRunner:
             )
         else:
             outcome = await self._turn(worker_id, hosted, profile, taken)
-        return await self.store.finish_run(
+        if self.webhooks is not None:  # its delivery is in the store before its finish
+            await self.webhooks.before_finish(worker_id, item, claim.run_id)
+        more = await self.store.finish_run(
             worker_id, hosted.epoch, item, outcome, now_s(), run_id=claim.run_id
         )
+        if self.webhooks is not None:
+            self.webhooks.after_finish()
+        return more
 
     async def _turn(
         self, worker_id: str, hosted: Hosted, profile: Profile, taken: TakenRun

@@ -21,6 +21,7 @@ from runtime_worker._turn_runner import ProviderFactory, TurnRunner
 from runtime_worker._turns import TurnGate
 from runtime_worker.profiles import Profile, ProfileRegistry
 from runtime_worker.store.base import RunAlone, Store
+from runtime_worker.webhooks import Deliverer
 from shared.errors import LeaseLost, RuntimeUnavailable, WorkerNotFound, YoiError
 from shared.ids import new_id
 from shared.settings import Settings
@@ -60,6 +61,8 @@ class Host:
         self._gate = TurnGate()
         self._running = False
         self.on_lost: Callable[[str], None] | None = None
+        self.webhooks = Deliverer.for_settings(store, runtime_id, settings)
+        self._runner.webhooks = self.webhooks
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -83,6 +86,8 @@ class Host:
             return
         self._running = True
         self._loops.add(asyncio.create_task(self._wake_loop(), name="yoi-wake-ups"))
+        if self.webhooks is not None:
+            self.webhooks.start()
         if self._own_sweep:
             self._loops.add(asyncio.create_task(self._sweep_loop(), name="yoi-sweep"))
 
@@ -110,6 +115,8 @@ class Host:
                 )
         await self.drop_many(self.hosted(), release=True)
         await self._runner.aclose()
+        if self.webhooks is not None:
+            await self.webhooks.stop()
 
     # -- leases ----------------------------------------------------------------------------------
 

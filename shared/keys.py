@@ -187,6 +187,21 @@ class Keys:
         """HASH schedule id → the newest slot (unix seconds) that schedule has fired."""
         return self._tag() + ":schedmarks"
 
+    # -- webhooks (runtime_worker/webhooks.py), one slot: the runtime's tag ------------------------
+
+    def hooks(self) -> str:
+        """HASH delivery id → JSON pending webhook delivery
+        `{"v":1,"delivery_id","worker_id","run_id","input_id","created_at","attempts"}`."""
+        return self._tag() + ":hooks"
+
+    def hooks_due(self) -> str:
+        """ZSET delivery id → when it may be tried next (ms); a claim pushes it one lease on."""
+        return self._tag() + ":hooks:due"
+
+    def hooks_stats(self) -> str:
+        """HASH outcome (`delivered`, `retried`, `failed`) → attempts that ended so."""
+        return self._tag() + ":hooks:stats"
+
 
 _IDENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 """Ids placed after a tag (input ids may hold `:`), never braces."""

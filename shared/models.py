@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.ids import DisplayName, InputId, RuntimeId, WorkerId
+from shared.webhooks import MAX_WEBHOOK_URL_CHARS, WebhookInfo, WebhookUrl
 
 
 class WorkerState(StrEnum):
@@ -160,6 +161,7 @@ class WorkerDetail(WorkerSummary):
     usage: Usage
     in_flight: InFlight | None = None
     cursor: str = Field(description="The latest event cursor: `after=cursor` follows from now.")
+    webhook: WebhookInfo | None = None
 
 
 class CreateWorker(BaseModel):
@@ -168,6 +170,11 @@ class CreateWorker(BaseModel):
     profile: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
     scope: list[ScopeEntry] = Field(default_factory=list, max_length=64)
     delegated_from: WorkerId | None = None
+    webhook_url: WebhookUrl | None = Field(
+        default=None,
+        max_length=MAX_WEBHOOK_URL_CHARS,
+        description="Where each finished run is posted (an http(s) URL on the allow-list).",
+    )
 
 
 class SendInput(BaseModel):

@@ -114,11 +114,20 @@ class Settings(BaseSettings):
     openai_model: str = "gpt-4o-mini"
     profiles_dir: Path | None = None
 
+    # Webhooks (runtime_worker/webhooks.py): a POST on every run_finished, signed the Standard
+    # Webhooks way. Targets must be on the allow-list (hosts or host:port); none: refused.
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    webhook_retry_s: float = Field(default=600.0, gt=0, le=7 * 86_400)
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    webhook_lease_s: float = Field(default=30.0, gt=0, le=3600)
+
     # Logs (every entry point): level, and `json` for one JSON object per line on stderr
     log_level: str = "INFO"
     log_format: LogFormat = "text"
 
-    @field_validator("fleets", "cors_origins", mode="before")
+    @field_validator("fleets", "cors_origins", "webhook_allowed_hosts", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
@@ -166,7 +175,8 @@ class Settings(BaseSettings):
         """Every configured value that must never appear in a log line (for the log filter)."""
         found = url_secrets(self.redis_url) + url_secrets(self.scheduler_redis_url)
         found += url_secrets(self.openai_base_url)
-        for secret in (self.api_token, self.openai_api_key):
+        found += url_secrets(self.webhook_url)
+        for secret in (self.api_token, self.openai_api_key, self.webhook_secret):
             if secret is not None:
                 found.append(secret.get_secret_value())
         return [value for value in found if value]

@@ -10,12 +10,14 @@ from gateway.routes import (
     runs,
     runtimes,
     schedules,
+    webhooks,
     workers,
 )
 
 ROUTERS = (
     runtimes.router,
     workers.router,
+    webhooks.router,
     runs.router,
     schedules.router,
     events.router,

@@ -45,6 +45,12 @@ def record_fields(record: WorkerRecord) -> dict[str, str]:
         fields["run_started_at"] = repr(record.run_started_at)
     if record.usage.last_error is not None:
         fields["last_error"] = record.usage.last_error
+    if record.webhook_url is not None:
+        fields["hook_url"] = record.webhook_url
+    if record.webhook_last is not None:
+        fields["hook_last"] = record.webhook_last
+    if record.webhook_pending:
+        fields["hook_pending"] = json.dumps(record.webhook_pending, separators=(",", ":"))
     for result, count in record.usage.runs_by_result.items():
         fields[f"runs_{result}"] = str(count)
     for code, count in record.usage.errors_by_code.items():
@@ -86,6 +92,9 @@ def record_from_fields(fields: Mapping[str, str]) -> WorkerRecord:
         run_started_at=float(fields["run_started_at"]) if "run_started_at" in fields else None,
         transcript_maxlen=int(fields["transcript_maxlen"]),
         usage=usage,
+        webhook_url=fields.get("hook_url"),
+        webhook_last=fields.get("hook_last"),
+        webhook_pending=json.loads(fields.get("hook_pending", "{}")),
     )
     for name in _COUNTERS:
         setattr(record, name, int(fields.get(name, 0)))

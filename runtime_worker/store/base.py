@@ -27,6 +27,7 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from runtime_worker.store.schedules import ScheduleStore
+from runtime_worker.store.webhooks import WebhookStore
 from shared.errors import UnsupportedOperation
 from shared.events import Event
 from shared.models import (
@@ -67,6 +68,11 @@ class WorkerRecord:
     run_started_at: float | None = None
     transcript_maxlen: int = 500
     usage: Usage = field(default_factory=Usage)
+    webhook_url: str | None = None  # the Worker's own webhook (the runtime may have a default)
+    webhook_last: str | None = None  # JSON `shared.webhooks.WebhookDelivery` of the newest try
+    webhook_pending: dict[str, str] = field(default_factory=dict)
+    """Memory and SQLite stores only: pending deliveries (id → JSON) of this Worker's runs, so
+    the SQLite file keeps them with the record. The Redis store keeps them runtime-wide."""
 
     @property
     def queue_depth(self) -> int:
@@ -400,7 +406,7 @@ class HostSide(ABC):
         a host's sweep has to look at."""
 
 
-class Store(InputPath, Readers, HostSide, ScheduleStore):
+class Store(InputPath, Readers, HostSide, ScheduleStore, WebhookStore):
     """State of one runtime's Workers: every role. Every method is a single atomic step."""
 
     async def aclose(self) -> None:

@@ -16,6 +16,7 @@ from runtime_worker.store import outcome as runs
 from runtime_worker.store._memory_conversations import MemoryConversations
 from runtime_worker.store._memory_records import Known, Log, MemoryWorker, ScopeClaims, WakeQueues
 from runtime_worker.store._memory_runs import MemoryRuns
+from runtime_worker.store._memory_webhooks import MemoryWebhooks
 from runtime_worker.store.base import (
     CancelOutcome,
     Listed,
@@ -55,7 +56,7 @@ from shared.settings import Settings
 from shared.timeutil import monotonic_s, now_s
 
 
-class MemoryStore(MemoryConversations, MemoryRuns, MemorySchedules, Store):
+class MemoryStore(MemoryConversations, MemoryRuns, MemorySchedules, MemoryWebhooks, Store):
     def __init__(self, settings: Settings | None = None) -> None:
         self._settings = settings or Settings()
         self._workers: dict[str, MemoryWorker] = {}

@@ -27,6 +27,7 @@ from runtime_worker.store._redis_batch import (
 from runtime_worker.store._redis_blocking import block_read
 from runtime_worker.store._redis_core import RedisCore, field_of, keys_or_none
 from runtime_worker.store._redis_members import MemberView
+from runtime_worker.store._redis_webhooks import RedisWebhooks
 from runtime_worker.store._scripts import (
     answer,
     argv,
@@ -56,7 +57,7 @@ COMPACT_MAX_ENTRIES = 100  # streams up to this length are rewritten compactly w
 TRUSTED_PAGE = MIN_EVENTS_MAXLEN  # the fewest events trimming ever leaves: see `_follow`
 
 
-class RedisStore(RedisCore):
+class RedisStore(RedisWebhooks, RedisCore):
     """Give it a client (one server or a cluster) with `decode_responses=True` (as `from_url`
     makes); `aclose` closes the client only when the store made it."""
 

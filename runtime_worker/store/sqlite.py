@@ -74,6 +74,7 @@ class _Saved:
 
 _READS = frozenset(
     {
+        "delivery_counts",
         "doorbell",
         "get_worker",
         "get_worker_at",
