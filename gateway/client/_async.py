@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import datetime
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Self, TypeVar, overload
 
 import httpx
 
@@ -24,6 +24,8 @@ from shared.models import (
     CancelResult,
     InputAccepted,
     MemberInfo,
+    RunDetail,
+    RunPage,
     RuntimeDetail,
     RuntimeSummary,
     ScopeEntry,
@@ -150,16 +152,57 @@ class AsyncClient:
         profile: str | None = None,
         scope: list[ScopeEntry] | None = None,
         delegated_from: str | None = None,
+        webhook_url: str | None = None,
     ) -> WorkerDetail:
         return await self.call(
-            calls.create_worker(runtime_id, display_name, profile, scope, delegated_from)
+            calls.create_worker(
+                runtime_id, display_name, profile, scope, delegated_from, webhook_url
+            )
         )
+
+    async def update_worker(
+        self, runtime_id: str, worker_id: str, *, webhook_url: str | None
+    ) -> WorkerDetail:
+        """Set the Worker's webhook URL (None removes it)."""
+        return await self.call(calls.update_worker(runtime_id, worker_id, webhook_url))
+
+    async def list_runs(
+        self, runtime_id: str, worker_id: str, *, limit: int = 50, before: str | None = None
+    ) -> RunPage:
+        return await self.call(calls.list_runs(worker_path(runtime_id, worker_id), limit, before))
+
+    async def get_run(self, runtime_id: str, worker_id: str, run_id: str) -> RunDetail:
+        return await self.call(calls.get_run(worker_path(runtime_id, worker_id), run_id))
 
     async def get_worker(self, runtime_id: str, worker_id: str) -> WorkerDetail:
         return await self.call(calls.get_worker(runtime_id, worker_id))
 
     async def stop(self, runtime_id: str, worker_id: str) -> WorkerDetail:
         return await self.call(calls.stop(runtime_id, worker_id))
+
+    @overload
+    async def send(
+        self,
+        runtime_id: str,
+        worker_id: str,
+        text: str,
+        *,
+        input_id: str | None = None,
+        strategy: Strategy | str | None = None,
+        wait_s: None = None,
+    ) -> InputAccepted: ...
+
+    @overload
+    async def send(
+        self,
+        runtime_id: str,
+        worker_id: str,
+        text: str,
+        *,
+        input_id: str | None = None,
+        strategy: Strategy | str | None = None,
+        wait_s: float,
+    ) -> InputAccepted | RunDetail: ...
 
     async def send(
         self,
@@ -169,7 +212,12 @@ class AsyncClient:
         *,
         input_id: str | None = None,
         strategy: Strategy | str | None = None,
-    ) -> InputAccepted:
+        wait_s: float | None = None,
+    ) -> InputAccepted | RunDetail:
+        """With `wait_s`: the finished run when it ended in time, else the acceptance."""
+        if wait_s is not None:
+            base = worker_path(runtime_id, worker_id)
+            return await self.call(calls.send_waiting(base, text, input_id, strategy, wait_s))
         return await self.call(
             calls.send(worker_path(runtime_id, worker_id), text, input_id, strategy)
         )

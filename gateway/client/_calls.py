@@ -3,6 +3,7 @@ sync and async clients only carry calls over the wire, so each route is describe
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Callable, Mapping
@@ -31,7 +32,10 @@ from shared.models import (
     CancelResult,
     CreateWorker,
     InputAccepted,
+    InputRequest,
     MemberInfo,
+    RunDetail,
+    RunPage,
     RuntimeDetail,
     RuntimeSummary,
     ScopeEntry,
@@ -42,6 +46,7 @@ from shared.models import (
     WorkerSummary,
 )
 from shared.schedules import CreateSchedule, Schedule, ScheduleList
+from shared.webhooks import UpdateWorker
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -140,6 +145,7 @@ def create_worker(
     profile: str | None,
     scope: list[ScopeEntry] | None,
     delegated_from: str | None,
+    webhook_url: str | None = None,
 ) -> Call[WorkerDetail]:
     body = _valid(
         lambda: CreateWorker(
@@ -147,10 +153,11 @@ def create_worker(
             profile=profile,
             scope=scope or [],
             delegated_from=delegated_from,
+            webhook_url=webhook_url,
         )
     )
     path = f"{runtime_path(runtime_id)}/workers"
-    body_json = body.model_dump(mode="json")
+    body_json = body.model_dump(mode="json", exclude_none=True)
     return Call("POST", path, _model(WorkerDetail), body=body_json, idempotent=False)
 
 
@@ -160,6 +167,52 @@ def get_worker(runtime_id: str, worker_id: str) -> Call[WorkerDetail]:
 
 def stop(runtime_id: str, worker_id: str) -> Call[WorkerDetail]:
     return Call("POST", worker_path(runtime_id, worker_id) + "/stop", _model(WorkerDetail))
+
+
+def update_worker(runtime_id: str, worker_id: str, webhook_url: str | None) -> Call[WorkerDetail]:
+    """`PATCH` the Worker's webhook URL (None removes it)."""
+    body = _valid(lambda: UpdateWorker(webhook_url=webhook_url))
+    return Call(
+        "PATCH", worker_path(runtime_id, worker_id), _model(WorkerDetail), body=body.model_dump()
+    )
+
+
+def list_runs(base: str, limit: int, before: str | None) -> Call[RunPage]:
+    params: dict[str, str | int] = {"limit": limit}
+    if before is not None:
+        params["before"] = before
+    return Call("GET", base + "/runs", _model(RunPage), params=params)
+
+
+def get_run(base: str, run_id: str) -> Call[RunDetail]:
+    return Call("GET", f"{base}/runs/{quote(run_id, safe='')}", _model(RunDetail))
+
+
+def _accepted_or_run(raw: bytes) -> InputAccepted | RunDetail:
+    """`POST …/inputs` with `wait_s`: 200 is the finished run, 202 the acceptance."""
+    data = json.loads(raw)
+    if isinstance(data, dict) and "run_id" in data:
+        return RunDetail.model_validate(data)
+    return InputAccepted.model_validate(data)
+
+
+def send_waiting(
+    base: str, text: str, input_id: str | None, strategy: Strategy | str | None, wait_s: float
+) -> Call[InputAccepted | RunDetail]:
+    """`send` that waits up to `wait_s` for the run: its `RunDetail` when it ended in time."""
+    key = input_id if input_id is not None else uuid.uuid4().hex
+    body = _valid(
+        lambda: InputRequest.model_validate(
+            {"text": text, "input_id": key, "strategy": strategy, "wait_s": wait_s}
+        )
+    )
+    return Call(
+        "POST",
+        base + "/inputs",
+        _accepted_or_run,
+        body=body.model_dump(mode="json", exclude_none=True),
+        timeout_s=wait_s + REQUEST_TIMEOUT_S,
+    )
 
 
 # -- a Worker's conversation (`base`: a worker path, or COMPANION) ---------------------------
