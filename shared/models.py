@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.ids import DisplayName, InputId, RuntimeId, WorkerId
-from shared.webhooks import MAX_WEBHOOK_URL_CHARS, WebhookInfo, WebhookUrl
+from shared.webhooks import WebhookInfo, WebhookUrl
 
 
 class WorkerState(StrEnum):
@@ -172,7 +172,6 @@ class CreateWorker(BaseModel):
     delegated_from: WorkerId | None = None
     webhook_url: WebhookUrl | None = Field(
         default=None,
-        max_length=MAX_WEBHOOK_URL_CHARS,
         description="Where each finished run is posted (an http(s) URL on the allow-list).",
     )
 

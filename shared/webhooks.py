@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-WebhookUrl = str
 MAX_WEBHOOK_URL_CHARS = 2048
+WebhookUrl = Annotated[str, Field(max_length=MAX_WEBHOOK_URL_CHARS, pattern=r"^https?://\S+$")]
+"""An http(s) URL; which hosts a runtime posts to is its allow-list's say (422 otherwise)."""
 
 
 class DeliveryOutcome(StrEnum):
@@ -49,7 +50,6 @@ class UpdateWorker(BaseModel):
     model_config = ConfigDict(extra="forbid")
     webhook_url: WebhookUrl | None = Field(
         default=None,
-        max_length=MAX_WEBHOOK_URL_CHARS,
         description="An http(s) URL on the runtime's allow-list; null removes the Worker's own "
         "webhook (the runtime's default, if any, applies again).",
     )

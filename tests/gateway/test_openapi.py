@@ -162,10 +162,12 @@ def _objects(schema: dict[str, Any], fragment: dict[str, Any]) -> st.SearchStrat
 
 
 def _allowed_refusal(response: httpx.Response) -> bool:
-    """A 422 for a reason no schema can state: a profile the runtime does not know."""
+    """A 422 for a reason no schema can state: a profile the runtime does not know, or a
+    webhook URL its allow-list does not name (this app has none: webhooks are off)."""
     if response.status_code != 422:
         return True
-    return "unknown profile" in response.json()["error"]["message"]
+    message = response.json()["error"]["message"]
+    return "unknown profile" in message or "webhook" in message
 
 
 def _position(cursor: str) -> tuple[int, int]:
