@@ -72,6 +72,11 @@ class Scripts:
     beat: AsyncScript
     members: AsyncScript
     ring: AsyncScript
+    webhook_url: AsyncScript
+    webhook_last: AsyncScript
+    webhook_enqueue: AsyncScript
+    webhook_claim: AsyncScript
+    webhook_settle: AsyncScript
 
     @classmethod
     def register(cls, client: Client) -> Scripts:
