@@ -129,10 +129,11 @@ class Deliverer:
             try:
                 claimed = await self.store.claim_deliveries(int(now_s() * 1000), lease_ms, BATCH)
                 failures = 0
-            except RuntimeUnavailable:
+            except Exception as exc:  # the store is away (or a bug): back off, never end
                 failures += 1
-                claimed = []
-                await asyncio.sleep(backoff_s(failures))  # the store is away: no hot retry
+                if not isinstance(exc, RuntimeUnavailable):
+                    log.warning("webhook claims failed: %s", type(exc).__name__)
+                await asyncio.sleep(backoff_s(failures))  # no hot retry
                 continue
             if claimed:
                 await asyncio.gather(*(self._guarded(d) for d in claimed))
