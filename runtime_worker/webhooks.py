@@ -37,6 +37,7 @@ BATCH = 16  # deliveries claimed (and posted concurrently) at once
 IDLE_POLL_S = 1.0  # with nothing due, look again this often (a local finish pokes sooner)
 NOT_FINISHED_S = 0.5  # a delivery whose run is not in the log yet is looked at again after this
 MAX_BACKOFF_S = 30.0
+RECENT_RUNS = 50  # finished runs looked through for a delivery's input when its run id is gone
 
 
 def delivery_id(runtime_id: str, worker_id: str, input_id: str) -> str:
@@ -157,7 +158,7 @@ class Deliverer:
         expired = now >= delivery.created_at + self.settings.webhook_retry_s
         try:
             record = await self.store.get_worker(delivery.worker_id)
-            run = await self.store.find_run(delivery.worker_id, delivery.run_id)
+            run = await self._run_of(delivery)
         except WorkerNotFound:
             await self._give_up(delivery, "run_gone")
             return
@@ -192,6 +193,15 @@ class Deliverer:
             await self._settle(tried, DeliveryOutcome.FAILED, None, status, error)
         else:
             await self._settle(tried, DeliveryOutcome.RETRIED, retry_at, status, error)
+
+    async def _run_of(self, delivery: PendingDelivery) -> RunDetail | None:
+        """The delivery's finished run: by its id, else the newest finished run of its input
+        (a host that lost its lease may have written its run id over the rerun's)."""
+        run = await self.store.find_run(delivery.worker_id, delivery.run_id)
+        if run is not None:
+            return run
+        page = await self.store.read_runs(delivery.worker_id, RECENT_RUNS, None)
+        return next((r for _, r in page.runs if r.input_id == delivery.input_id), None)
 
     async def _post(self, url: str, message_id: str, body: str) -> tuple[int | None, str | None]:
         """POST the signed body: (status code, error kind or None on a 2xx)."""

@@ -52,6 +52,8 @@ class Receiver:
         verifier = Webhook(self.secret)
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as real receivers do
+
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("content-length", "0")))
                 try:
@@ -60,6 +62,7 @@ class Receiver:
                     with receiver._lock:
                         receiver.rejected += 1
                     self.send_response(400)
+                    self.send_header("content-length", "0")
                     self.end_headers()
                     return
                 with receiver._lock:
@@ -69,6 +72,7 @@ class Receiver:
                         )
                     )
                 self.send_response(receiver.status)
+                self.send_header("content-length", "0")
                 self.end_headers()
 
             def log_message(self, format: str, *args: Any) -> None:

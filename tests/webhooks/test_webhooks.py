@@ -15,8 +15,11 @@ import httpx
 import pytest
 
 from runtime_worker.runtime import Runtime
+from runtime_worker.store.webhooks import PendingDelivery
+from runtime_worker.webhooks import delivery_id
 from shared.models import CreateWorker, InputRequest
 from shared.settings import Settings
+from shared.timeutil import now_s
 from shared.webhooks import DeliveryOutcome
 from tests.gateway.support import BI, running_app, settings_for
 from tests.helpers import wait_until
@@ -256,3 +259,40 @@ async def test_a_reopened_sqlite_runtime_delivers_what_was_pending(
 
         await wait_until(delivered, timeout_s=20, what="the delivery after reopening")
     assert [d.body["run_id"] for d in receiver.got()] == [run.run_id]
+
+
+async def test_a_stale_run_id_over_a_rerun_still_delivers_the_inputs_run(
+    receiver: Receiver,
+) -> None:
+    """A host that lost its lease may write its own run id over the rerun's pending entry: the
+    deliverer posts the input's finished run all the same."""
+    receiver.start()
+    settings = Settings(webhook_allowed_hosts=[f"127.0.0.1:{receiver.port}"], webhook_secret=SECRET)
+    async with Runtime.embedded(settings) as runtime:
+        worker = await runtime.create_worker(
+            CreateWorker(display_name="stale", webhook_url=receiver.url)
+        )
+        accepted = await runtime.send_input(worker.worker_id, InputRequest(text="hello"))
+        run = await runtime.wait_run(worker.worker_id, accepted, 10)
+        assert run is not None
+
+        async def first() -> bool:
+            return len(receiver.got()) == 1
+
+        await wait_until(first, what="the run's own delivery")
+        stale = PendingDelivery(
+            delivery_id(runtime.runtime_id, worker.worker_id, accepted.input_id),
+            worker.worker_id,
+            "stale-run-id",
+            accepted.input_id,
+            now_s(),
+        )
+        await runtime.store.enqueue_delivery(stale, 0)
+
+        async def second() -> bool:
+            return len(receiver.got()) == 2
+
+        await wait_until(second, what="the stale entry's delivery")
+        got = receiver.got()
+        assert [d.body["run_id"] for d in got] == [run.run_id, run.run_id]
+        assert got[0].webhook_id == got[1].webhook_id
