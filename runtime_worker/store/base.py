@@ -18,6 +18,9 @@ multitasking and cancellation cheap and atomic:
   order, so everything at or below it is done. `next_seq > done_seq` means "busy".
 - `cancel_upto`: every input with `seq <= cancel_upto` is cancelled: a running one is aborted, a
   queued one ends `cancelled` without calling the provider.
+
+The values of one run (`QueuedInput`, `RunClaim`, `TakenRun`, `RunOutcome`, `RunLogPage`,
+`RunAlone`) live in `_run_values.py`; import them from here.
 """
 
 from __future__ import annotations
@@ -26,6 +29,12 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from runtime_worker.store._run_values import QueuedInput as QueuedInput
+from runtime_worker.store._run_values import RunAlone as RunAlone
+from runtime_worker.store._run_values import RunClaim as RunClaim
+from runtime_worker.store._run_values import RunLogPage as RunLogPage
+from runtime_worker.store._run_values import RunOutcome as RunOutcome
+from runtime_worker.store._run_values import TakenRun as TakenRun
 from runtime_worker.store.schedules import ScheduleStore
 from runtime_worker.store.webhooks import WebhookStore
 from shared.errors import UnsupportedOperation
@@ -33,7 +42,6 @@ from shared.events import Event
 from shared.models import (
     MemberInfo,
     RunDetail,
-    RunResult,
     ScopeEntry,
     Strategy,
     TranscriptPage,
@@ -100,18 +108,6 @@ class RecordAt:
 
 
 @dataclass(frozen=True)
-class QueuedInput:
-    """One entry of a Worker's input stream, as a host reads it."""
-
-    entry_id: str
-    seq: int
-    input_id: str
-    text: str
-    ts: float
-    trace: Mapping[str, str] = field(default_factory=dict)  # the sender's trace context
-
-
-@dataclass(frozen=True)
 class Submission:
     """What `submit_input` accepted. `cursor`: `after=cursor` yields every event of the run."""
 
@@ -136,65 +132,6 @@ class CancelOutcome:
     state: WorkerState
     cancelled: bool
     host: str | None
-
-
-@dataclass(frozen=True)
-class RunClaim:
-    """How `take_run` started the run: which attempt this is, whether the input was cancelled
-    already, and the cursor of its `run_started`."""
-
-    run_id: str
-    attempt: int
-    cancelled: bool
-    cursor: str
-    crashes: int = 0
-    """Hosts this input's own run killed (see `RunAlone`): the host dead-letters the input once
-    it reaches `YOI_MAX_DELIVERIES`. Redis restarts, lapsed leases and hand-backs never count."""
-    host_lost: bool = False
-    """A previous host of this input was lost while running it (not only away from Redis, or
-    handed back): what a profile with `on_host_lost = "fail"` fails the run for."""
-
-
-class RunAlone(Exception):
-    """`take_run`'s answer instead of starting an input whose previous host was lost while it
-    ran other turns too (any of them may have killed it): take it again with `solo=True`,
-    starting no other turn until it ends, so that a crash then is the input's own."""
-
-
-@dataclass(frozen=True)
-class TakenRun:
-    """`take_run`'s answer: the input, its run's claim and the history its turn needs: (role,
-    text) of the newest transcript entries, oldest first (this input's own entry last)."""
-
-    item: QueuedInput
-    claim: RunClaim
-    history: list[tuple[str, str]]
-
-
-@dataclass(frozen=True)
-class RunOutcome:
-    """What `finish_run` writes after the run's deltas: final text, usage and the result.
-    `deltas`: the run's last `text_delta` events not written yet; `finish_run` writes them
-    first, so the end of an answer costs one write, not two."""
-
-    result: RunResult
-    text: str
-    input_tokens: int = 0
-    output_tokens: int = 0
-    reason: str | None = None
-    error_code: str | None = None
-    error_message: str | None = None
-    error_retryable: bool = False  # the `error` event's `retryable`: trying again may succeed
-    deltas: tuple[Event, ...] = ()
-
-
-@dataclass(frozen=True)
-class RunLogPage:
-    """Finished runs with their log cursors, newest first; `next_before` pages further back
-    (None at the start)."""
-
-    runs: list[tuple[str, RunDetail]]
-    next_before: str | None
 
 
 class InputPath(ABC):
