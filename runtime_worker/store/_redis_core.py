@@ -1,13 +1,14 @@
 """The core of `RedisStore` (runtime_worker/store/redis.py): the client, keys and scripts, and
-the steps the gateway makes (create, stop, scope claims, submit, cancel) with the record reads.
-Not a store of its own: `RedisStore` adds the host side, the readers and the fleet's roles.
+the steps the gateway makes (create, stop, scope claims, submit, cancel). Not a store of its own:
+`RedisStore` adds the host side (`_redis_host.py`), the readers (`_redis_readers.py`) and the
+fleet's roles.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Self
 
 from redis import exceptions as rex
@@ -15,13 +16,8 @@ from redis.asyncio import Redis
 
 from runtime_worker.store import _redis_codec as codec
 from runtime_worker.store._redis_batch import (
-    CHUNK,
-    PLACEMENT_FIELDS,
-    Placement,
     evalsha,
-    hmget_many,
     packed,
-    parse_placement,
     send_many,
 )
 from runtime_worker.store._redis_blocking import blocking_client
@@ -36,17 +32,14 @@ from runtime_worker.store._redis_transport import Transport
 from runtime_worker.store._redis_wakeups import INTERRUPT_SUFFIX, WakeUps
 from runtime_worker.store._scripts import (
     Scripts,
-    answer,
     argv,
     check,
     translate_errors,
 )
 from runtime_worker.store.base import (
     CancelOutcome,
-    Listed,
     RecordAt,
     Submission,
-    WakeUp,
     WorkerRecord,
 )
 from runtime_worker.store.bounds import DEDUPE_WINDOW, text_digest
@@ -66,8 +59,6 @@ log = logging.getLogger("yoi.store.redis")
 
 CONNECT_TIMEOUT_S = 2.0
 APPROX_TRIM_FROM = 1000
-LISTED_FIELDS = ("display_name", "profile", "state", "created_at")
-_STATES = {state.value: state for state in WorkerState}
 
 
 class RedisCore(FleetStore):
@@ -216,91 +207,6 @@ class RedisCore(FleetStore):
         return RecordAt(dataclasses.replace(record), str(cursor))
 
     @translate_errors
-    async def get_worker(self, worker_id: str) -> WorkerRecord:
-        fields = await answer(self.client.hgetall(self._worker_keys(worker_id).record))
-        if not fields:
-            raise WorkerNotFound(f"no worker {worker_id}")
-        return codec.record_from_fields(fields)
-
-    @translate_errors
-    async def get_worker_at(self, worker_id: str) -> RecordAt:
-        keys = self._worker_keys(worker_id)
-        newest_event = packed("XREVRANGE", keys.events, "+", "-", "COUNT", 1)
-        flat, newest = await send_many(
-            self._transport, [packed("HGETALL", keys.record), newest_event]
-        )
-        for reply in (flat, newest):
-            if isinstance(reply, Exception):
-                raise reply
-        if not flat:
-            raise WorkerNotFound(f"no worker {worker_id}")
-        record = codec.record_from_fields(dict(zip(flat[::2], flat[1::2], strict=True)))
-        return RecordAt(record, str(newest[0][0]) if newest else "0")
-
-    @translate_errors
-    async def list_workers(self) -> list[WorkerRecord]:
-        worker_ids = await self._indexed()
-        hashes: list[dict[str, str]] = []
-        for start in range(0, len(worker_ids), CHUNK):
-            async with self.client.pipeline(transaction=False) as pipe:
-                for worker_id in worker_ids[start : start + CHUNK]:
-                    pipe.hgetall(self.keys.record(worker_id))
-                hashes.extend(await pipe.execute())
-        await self._unindex([w for w, fields in zip(worker_ids, hashes, strict=True) if not fields])
-        return [codec.record_from_fields(fields) for fields in hashes if fields]
-
-    @translate_errors
-    async def listing(self) -> list[Listed]:
-        """Five fields of each record, not the whole hash: listing 10,000 Workers stays cheap."""
-        worker_ids = await self._indexed()
-        keys = [self.keys.record(worker_id) for worker_id in worker_ids]
-        rows = await hmget_many(self._transport, keys, LISTED_FIELDS)
-        found: list[Listed] = []
-        gone: list[str] = []
-        for worker_id, (name, profile, state, created_at) in zip(worker_ids, rows, strict=True):
-            if state is None:
-                gone.append(worker_id)
-            else:
-                found.append(Listed(worker_id, name, profile, _STATES[state], float(created_at)))
-        await self._unindex(gone)
-        return found
-
-    @translate_errors
-    async def placements(self) -> list[Placement]:
-        """What placement needs of every Worker (state, host, epoch, queue depth, run), read
-        without the rest of the records: a member's sweep costs a few fields per Worker."""
-        worker_ids = await self._indexed()
-        keys = [self.keys.record(worker_id) for worker_id in worker_ids]
-        rows = await hmget_many(self._transport, keys, PLACEMENT_FIELDS)
-        found: list[Placement] = []
-        gone: list[str] = []
-        for worker_id, row in zip(worker_ids, rows, strict=True):
-            placement = parse_placement(worker_id, row)
-            if placement is None:
-                gone.append(worker_id)
-            else:
-                found.append(placement)
-        await self._unindex(gone)
-        return found
-
-    async def _indexed(self) -> list[str]:
-        worker_ids: list[str] = await answer(self.client.zrange(self.keys.workers(), 0, -1))
-        return worker_ids
-
-    async def _unindex(self, gone: list[str]) -> None:
-        """Retention expired these Workers' keys: drop them from the index lazily. A Worker
-        whose record appears now was being created (`create` retried after Redis lost its
-        scripts indexes it before its record): it goes back, so none is lost from the index."""
-        if not gone:
-            return
-        await answer(self.client.zrem(self.keys.workers(), *gone))
-        keys = [self.keys.record(worker_id) for worker_id in gone]
-        rows = await hmget_many(self._transport, keys, ("created_at",))
-        back = {w: float(row[0]) for w, row in zip(gone, rows, strict=True) if row[0] is not None}
-        if back:
-            await answer(self.client.zadd(self.keys.workers(), back))
-
-    @translate_errors
     async def request_stop(self, worker_id: str) -> WorkerRecord:
         keys = self._worker_keys(worker_id)
         args = argv(
@@ -389,12 +295,6 @@ class RedisCore(FleetStore):
         if cancelled and host:
             await self._wakeups.ring(host, worker_id)
         return CancelOutcome(WorkerState(state), cancelled=bool(cancelled), host=host or None)
-
-    # -- wake-ups --------------------------------------------------------------------------------
-
-    async def wake_ups(self, member_id: str) -> AsyncGenerator[WakeUp, None]:
-        async for wake in self._wakeups.listen(member_id):
-            yield wake
 
 
 def field_of(raw: list[str], name: str) -> str:

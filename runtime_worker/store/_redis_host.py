@@ -1,0 +1,242 @@
+"""`RedisHostSide`: the `HostSide` role of `RedisStore`: a member's wake-ups, its leases (one
+round trip per batch of Workers), and the writes of its runs (take, append, finish), each one
+script fenced by the lease epoch.
+
+Apart from the gateway's steps (`_redis_core.py`) and the readers (`_redis_readers.py`) so all a
+host does to Redis is in one module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from typing import Any
+
+from runtime_worker.store import _redis_codec as codec
+from runtime_worker.store._redis_batch import (
+    Acquisition,
+    Call,
+    evalsha_many,
+    hmget_many,
+    packed,
+    parse_acquisition,
+    send_many,
+)
+from runtime_worker.store._redis_core import RedisCore, keys_or_none
+from runtime_worker.store._scripts import argv, check, translate_errors
+from runtime_worker.store.base import QueuedInput, RunAlone, RunClaim, RunOutcome, TakenRun, WakeUp
+from runtime_worker.store.outcome import final_events, transcript_for
+from shared.errors import WorkerNotFound
+from shared.events import Event, dump_event
+
+COMPACT_MAX_ENTRIES = 100  # streams up to this length are rewritten compactly when idle
+
+
+class RedisHostSide(RedisCore):
+    """A part of `RedisStore` (see there)."""
+
+    async def wake_ups(self, member_id: str) -> AsyncGenerator[WakeUp, None]:
+        async for wake in self._wakeups.listen(member_id):
+            yield wake
+
+    @translate_errors
+    async def acquire(self, worker_id: str, member_id: str, ttl_ms: int) -> int | None:
+        keys = self._worker_keys(worker_id)
+        args = self._acquire_args(worker_id, member_id, ttl_ms)
+        # Replicated (a replica's WAIT on a cluster with replicas): a lease and epoch a failover
+        # could lose would let two members host one Worker.
+        (reply,) = await evalsha_many(
+            self._transport, self._scripts.acquire, [(keys.all(), args)], replicated=True
+        )
+        epoch = check(reply, worker_id)[0]
+        return int(epoch) or None
+
+    @translate_errors
+    async def acquire_many(
+        self, worker_ids: Sequence[str], member_id: str, ttl_ms: int
+    ) -> dict[str, Acquisition]:
+        """`acquire` for many Workers in one round trip. Each answer says what the new host needs
+        (taken), or who holds the lease and for how long (not taken); a Worker that does not
+        exist is left out."""
+        calls: list[tuple[str, Call]] = []
+        for worker_id in worker_ids:
+            keys = keys_or_none(self.keys, worker_id)
+            if keys is not None:
+                args = self._acquire_args(worker_id, member_id, ttl_ms)
+                calls.append((worker_id, (keys.all(), args)))
+        replies = await evalsha_many(
+            self._transport, self._scripts.acquire, [c for _, c in calls], replicated=True
+        )
+        answers: dict[str, Acquisition] = {}
+        for (worker_id, _), reply in zip(calls, replies, strict=True):
+            acquisition = parse_acquisition(reply)
+            if acquisition is not None:
+                answers[worker_id] = acquisition
+        return answers
+
+    def _acquire_args(self, worker_id: str, member_id: str, ttl_ms: int) -> list[Any]:
+        return argv(
+            "acquire",
+            member=member_id,
+            ttl_ms=max(ttl_ms, 0),
+            events_maxlen=self._maxlen,
+            **self._state_hole(worker_id),
+        )
+
+    @translate_errors
+    async def renew(self, member_id: str, leases: dict[str, int], ttl_ms: int) -> dict[str, bool]:
+        """One round trip per thousand leases: a pipeline of compare-and-set scripts."""
+        result = dict.fromkeys(leases, False)
+        ttl = max(ttl_ms, 0)
+        valid: list[str] = []
+        calls: list[Call] = []
+        for worker_id, epoch in leases.items():
+            keys = keys_or_none(self.keys, worker_id)
+            if keys is not None:
+                valid.append(worker_id)
+                calls.append(
+                    (
+                        (keys.record, keys.lease),
+                        argv("renew", member=member_id, epoch=epoch, ttl_ms=ttl),
+                    )
+                )
+        if not calls:
+            return result
+        replies = await evalsha_many(self._transport, self._scripts.renew, calls)
+        result.update({wid: bool(ok) for wid, ok in zip(valid, replies, strict=True)})
+        return result
+
+    @translate_errors
+    async def release_many(
+        self, leases: Mapping[str, int], member_id: str, *, idle_only: bool = False
+    ) -> set[str]:
+        calls: list[Call] = []
+        valid: list[str] = []
+        idle = int(idle_only)
+        for worker_id, epoch in leases.items():
+            keys = keys_or_none(self.keys, worker_id)
+            if keys is not None:
+                valid.append(worker_id)
+                args = argv("release", member=member_id, epoch=epoch, idle_only=idle)
+                calls.append(((keys.record, keys.lease), args))
+        replies = await evalsha_many(self._transport, self._scripts.release, calls)
+        return {worker_id for worker_id, ok in zip(valid, replies, strict=True) if ok == 1}
+
+    @translate_errors
+    async def pending_work(self, worker_ids: Sequence[str]) -> set[str]:
+        """Two fields of each record, pipelined: a sweep over thousands of idle Workers costs
+        one round trip per thousand and starts nothing."""
+        valid = [w for w in worker_ids if keys_or_none(self.keys, w) is not None]
+        keys = [self.keys.record(worker_id) for worker_id in valid]
+        rows = await hmget_many(self._transport, keys, ("next_seq", "done_seq"))
+        return {
+            worker_id
+            for worker_id, (next_seq, done_seq) in zip(valid, rows, strict=True)
+            if next_seq is None or int(next_seq) > int(done_seq or 0)
+        }
+
+    @translate_errors
+    async def take_run(
+        self,
+        worker_id: str,
+        member_id: str,
+        epoch: int,
+        run_id: str,
+        ts: float,
+        history: int,
+        *,
+        solo: bool = False,
+    ) -> TakenRun | None:
+        keys = self._worker_keys(worker_id)
+        started, user = codec.take_templates(worker_id, run_id, ts)
+        named: dict[str, Any] = {
+            "member": member_id,
+            "epoch": epoch,
+            "run_id": run_id,
+            "ts": repr(ts),
+            "history": max(history, 0),
+            "events_maxlen": self._maxlen,
+            **self._state_hole(worker_id),
+            **{f"started_{n}": part for n, part in enumerate(started, start=1)},
+            **{f"user_{n}": part for n, part in enumerate(user, start=1)},
+            "host_tag": self._members.host_tag(member_id),
+            "judged": 0,
+            "lost": "",
+            "solo": int(solo),
+            "max_crashes": self.settings.max_deliveries,
+        }
+        args = argv("take_run", **named)
+        found = check(await self._pipeline.run(self._scripts.take_run, keys.all(), args), worker_id)
+        if found and found[0] == "judge":  # another member's attempt: was that host lost?
+            lost = await self._members.lost(str(found[1]))
+            args = argv("take_run", **{**named, "judged": 1, "lost": found[1] if lost else ""})
+            found = check(await self._scripts.take_run(keys.all(), args), worker_id)
+        if not found:
+            return None
+        if found[0] == "suspect":
+            raise RunAlone(worker_id)
+        entry_id, raw, attempt, cancelled, cursor, history_json, crashes, lost = found
+        claim = RunClaim(run_id, int(attempt), bool(cancelled), cursor, int(crashes), lost == 1)
+        return TakenRun(codec.parse_input(entry_id, raw), claim, codec.history(history_json))
+
+    @translate_errors
+    async def append_events(self, worker_id: str, epoch: int, events: Sequence[Event]) -> str:
+        keys = self._worker_keys(worker_id)
+        args = argv(
+            "append",
+            [dump_event(event) for event in events],
+            epoch=epoch,
+            events_maxlen=self._maxlen,
+        )
+        reply = await self._pipeline.run(self._scripts.append, keys.all(), args)
+        (cursor,) = check(reply, worker_id)
+        return str(cursor)
+
+    @translate_errors
+    async def finish_run(
+        self,
+        worker_id: str,
+        epoch: int,
+        item: QueuedInput,
+        outcome: RunOutcome,
+        ts: float,
+        *,
+        run_id: str,
+    ) -> bool:
+        entry = transcript_for(run_id, item, outcome, ts)
+        events = final_events(worker_id, run_id, item, outcome, ts)
+        args = argv(
+            "finish_run",
+            [dump_event(event) for event in events],
+            epoch=epoch,
+            seq=item.seq,
+            entry_id=item.entry_id,
+            finished_at=repr(ts),
+            **{
+                f"transcript_{n}": part
+                for n, part in enumerate(codec.final_entry_template(entry), start=1)
+            },
+            input_tokens=outcome.input_tokens,
+            output_tokens=outcome.output_tokens,
+            result=outcome.result.value,
+            error_code=outcome.error_code or "",
+            events_maxlen=self._maxlen,
+            retention_s=self.settings.retention_s,
+            compact_max=COMPACT_MAX_ENTRIES,
+            **self._state_hole(worker_id),
+        )
+        keys = self._worker_keys(worker_id)
+        reply = await self._pipeline.run(self._scripts.finish_run, keys.all(), args)
+        _, more = check(reply, worker_id)
+        return bool(more)
+
+    @translate_errors
+    async def is_cancelled(self, worker_id: str, seq: int) -> bool:
+        # Through the batch path: on a cluster, one packed command to the record's node.
+        (upto,) = await send_many(
+            self._transport, [packed("HGET", self._worker_keys(worker_id).record, "cancel_upto")]
+        )
+        if isinstance(upto, Exception):
+            raise upto
+        if upto is None:
+            raise WorkerNotFound(f"no worker {worker_id}")
+        return seq <= int(upto)

@@ -1,0 +1,203 @@
+"""`RedisReaders`: the `Readers` role of `RedisStore`: Worker records and listings (each reading
+only the fields it shows), the placement view, and the event, transcript and run-log reads.
+
+Apart from the writes so every read path, and the lazy index repair the listings share
+(`_unindex`), is in one module; none of these changes a Worker.
+"""
+
+from __future__ import annotations
+
+from runtime_worker.store import _redis_codec as codec
+from runtime_worker.store import _redis_runs as runs
+from runtime_worker.store._redis_batch import (
+    CHUNK,
+    PLACEMENT_FIELDS,
+    Placement,
+    hmget_many,
+    packed,
+    parse_placement,
+    send_many,
+)
+from runtime_worker.store._redis_blocking import block_read
+from runtime_worker.store._redis_core import RedisCore, field_of
+from runtime_worker.store._scripts import answer, argv, check, translate_errors
+from runtime_worker.store.base import Listed, RecordAt, RunLogPage, WorkerRecord
+from runtime_worker.store.cursor import check_window, format_cursor, parse_cursor
+from shared.errors import WorkerNotFound
+from shared.events import Event
+from shared.models import RunDetail, TranscriptPage, WorkerState
+from shared.settings import MIN_EVENTS_MAXLEN
+
+LISTED_FIELDS = ("display_name", "profile", "state", "created_at")
+TRUSTED_PAGE = MIN_EVENTS_MAXLEN  # the fewest events trimming ever leaves: see `_follow`
+_STATES = {state.value: state for state in WorkerState}
+
+
+class RedisReaders(RedisCore):
+    """A part of `RedisStore` (see there)."""
+
+    @translate_errors
+    async def get_worker(self, worker_id: str) -> WorkerRecord:
+        fields = await answer(self.client.hgetall(self._worker_keys(worker_id).record))
+        if not fields:
+            raise WorkerNotFound(f"no worker {worker_id}")
+        return codec.record_from_fields(fields)
+
+    @translate_errors
+    async def get_worker_at(self, worker_id: str) -> RecordAt:
+        keys = self._worker_keys(worker_id)
+        newest_event = packed("XREVRANGE", keys.events, "+", "-", "COUNT", 1)
+        flat, newest = await send_many(
+            self._transport, [packed("HGETALL", keys.record), newest_event]
+        )
+        for reply in (flat, newest):
+            if isinstance(reply, Exception):
+                raise reply
+        if not flat:
+            raise WorkerNotFound(f"no worker {worker_id}")
+        record = codec.record_from_fields(dict(zip(flat[::2], flat[1::2], strict=True)))
+        return RecordAt(record, str(newest[0][0]) if newest else "0")
+
+    @translate_errors
+    async def list_workers(self) -> list[WorkerRecord]:
+        worker_ids = await self._indexed()
+        hashes: list[dict[str, str]] = []
+        for start in range(0, len(worker_ids), CHUNK):
+            async with self.client.pipeline(transaction=False) as pipe:
+                for worker_id in worker_ids[start : start + CHUNK]:
+                    pipe.hgetall(self.keys.record(worker_id))
+                hashes.extend(await pipe.execute())
+        await self._unindex([w for w, fields in zip(worker_ids, hashes, strict=True) if not fields])
+        return [codec.record_from_fields(fields) for fields in hashes if fields]
+
+    @translate_errors
+    async def listing(self) -> list[Listed]:
+        """Five fields of each record, not the whole hash: listing 10,000 Workers stays cheap."""
+        worker_ids = await self._indexed()
+        keys = [self.keys.record(worker_id) for worker_id in worker_ids]
+        rows = await hmget_many(self._transport, keys, LISTED_FIELDS)
+        found: list[Listed] = []
+        gone: list[str] = []
+        for worker_id, (name, profile, state, created_at) in zip(worker_ids, rows, strict=True):
+            if state is None:
+                gone.append(worker_id)
+            else:
+                found.append(Listed(worker_id, name, profile, _STATES[state], float(created_at)))
+        await self._unindex(gone)
+        return found
+
+    @translate_errors
+    async def placements(self) -> list[Placement]:
+        """What placement needs of every Worker (state, host, epoch, queue depth, run), read
+        without the rest of the records: a member's sweep costs a few fields per Worker."""
+        worker_ids = await self._indexed()
+        keys = [self.keys.record(worker_id) for worker_id in worker_ids]
+        rows = await hmget_many(self._transport, keys, PLACEMENT_FIELDS)
+        found: list[Placement] = []
+        gone: list[str] = []
+        for worker_id, row in zip(worker_ids, rows, strict=True):
+            placement = parse_placement(worker_id, row)
+            if placement is None:
+                gone.append(worker_id)
+            else:
+                found.append(placement)
+        await self._unindex(gone)
+        return found
+
+    async def _indexed(self) -> list[str]:
+        worker_ids: list[str] = await answer(self.client.zrange(self.keys.workers(), 0, -1))
+        return worker_ids
+
+    async def _unindex(self, gone: list[str]) -> None:
+        """Retention expired these Workers' keys: drop them from the index lazily. A Worker
+        whose record appears now was being created (`create` retried after Redis lost its
+        scripts indexes it before its record): it goes back, so none is lost from the index."""
+        if not gone:
+            return
+        await answer(self.client.zrem(self.keys.workers(), *gone))
+        keys = [self.keys.record(worker_id) for worker_id in gone]
+        rows = await hmget_many(self._transport, keys, ("created_at",))
+        back = {w: float(row[0]) for w, row in zip(gone, rows, strict=True) if row[0] is not None}
+        if back:
+            await answer(self.client.zadd(self.keys.workers(), back))
+
+    @translate_errors
+    async def read_events(self, worker_id: str, after: str | None, limit: int) -> list[Event]:
+        keys = self._worker_keys(worker_id)
+        position = None if after is None else parse_cursor(after)
+        start = "" if position is None else format_cursor(position)
+        reply = await self._pipeline.run(
+            self._scripts.read_events,
+            keys.all(),
+            argv("read_events", after=start, limit=max(limit, 0)),
+        )
+        entries, head, last, trimmed = check(reply, worker_id)
+        if position is not None:
+            newest = last or (entries[-1][0] if entries else "0")
+            first = parse_cursor(head) if head else None
+            check_window(position, first, parse_cursor(newest), bool(trimmed))
+        return [codec.event_from_entry(entry_id, field_of(raw, "e")) for entry_id, raw in entries]
+
+    @translate_errors
+    async def tail_events(
+        self, worker_id: str, after: str, limit: int, timeout_ms: int
+    ) -> list[Event]:
+        return await self._follow(worker_id, after, limit, timeout_ms)
+
+    async def _follow(self, worker_id: str, after: str, limit: int, timeout_ms: int) -> list[Event]:
+        """One blocking read after `after`; its entries are the answer when it cannot have
+        skipped any: trimming leaves at least `events_maxlen` entries, never fewer than
+        TRUSTED_PAGE, so a read after a trimmed-away cursor answers a full page. A full page, or
+        nothing (the Worker may be gone), is read again through the script, which tells."""
+        key = self._worker_keys(worker_id).events
+        position = format_cursor(parse_cursor(after))
+        entries = await block_read(self._blocking, key, position, TRUSTED_PAGE, timeout_ms)
+        if 0 < len(entries) < TRUSTED_PAGE:
+            return [codec.event_from_entry(entry_id, raw["e"]) for entry_id, raw in entries[:limit]]
+        return await self.read_events(worker_id, after, limit)
+
+    @translate_errors
+    async def last_cursor(self, worker_id: str) -> str:
+        keys = self._worker_keys(worker_id)
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.exists(keys.record)
+            pipe.xrevrange(keys.events, count=1)
+            exists, newest = await pipe.execute()
+        if not exists:
+            raise WorkerNotFound(f"no worker {worker_id}")
+        return str(newest[0][0]) if newest else "0"
+
+    @translate_errors
+    async def read_runs(self, worker_id: str, limit: int, before: str | None) -> RunLogPage:
+        return await runs.read_runs(
+            self.client, self._worker_keys(worker_id), worker_id, limit, before
+        )
+
+    @translate_errors
+    async def find_run(self, worker_id: str, run_id: str) -> RunDetail | None:
+        return await runs.find_run(self.client, self._worker_keys(worker_id), worker_id, run_id)
+
+    @translate_errors
+    async def read_transcript(
+        self, worker_id: str, limit: int, before: str | None
+    ) -> TranscriptPage:
+        keys = self._worker_keys(worker_id)
+        bound = None if before is None else parse_cursor(before)
+        if bound == (0, 0):  # nothing is older than the first possible id
+            if not await answer(self.client.exists(keys.record)):
+                raise WorkerNotFound(f"no worker {worker_id}")
+            return TranscriptPage(entries=[], next_before=None)
+        upper = "+" if bound is None else "(" + format_cursor(bound)
+        limit = max(limit, 0)
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.exists(keys.record)
+            pipe.xrevrange(keys.transcript, max=upper, min="-", count=limit + 1)
+            exists, newest_first = await pipe.execute()
+        if not exists:
+            raise WorkerNotFound(f"no worker {worker_id}")
+        more = len(newest_first) > limit
+        page = newest_first[:limit][::-1]
+        entries = [codec.parse_transcript(entry_id, fields["t"]) for entry_id, fields in page]
+        return TranscriptPage(
+            entries=entries, next_before=entries[0].cursor if more and entries else None
+        )
