@@ -22,6 +22,7 @@ from runtime_worker.store.base import WakeUp, WorkerRecord
 from runtime_worker.store.redis import RedisStore
 from shared.errors import UnsupportedOperation
 from shared.ids import new_id
+from shared.keys import key_slot
 from shared.models import CreateWorker, RuntimeKind, Strategy
 from shared.settings import Settings
 from shared.timeutil import now_s
@@ -166,7 +167,7 @@ def command_calls(cluster: RedisCluster, command: str) -> int:
 
 def shard_listeners(admin: redis.RedisCluster, channel: str) -> int:
     """Subscribers of a shard channel on the node that serves its slot now."""
-    node = node_of(admin, admin.keyslot(channel))
+    node = node_of(admin, key_slot(channel))
     ((_, count),) = node.redis_connection.pubsub_shardnumsub(channel)
     return int(count)
 
@@ -223,7 +224,8 @@ async def test_on_a_cluster_an_input_is_hinted_on_the_hosts_shard_channel(
 def move_slot(admin: redis.RedisCluster, slot: int) -> redis.cluster.ClusterNode:
     """Move `slot` with its keys to another primary, as `redis-cli --cluster reshard` does."""
     source = node_of(admin, slot)
-    target = next(n for n in admin.get_primaries() if n.name != source.name)
+    primaries: list[redis.cluster.ClusterNode] = admin.get_primaries()  # type: ignore[no-untyped-call]
+    target = next(n for n in primaries if n.name != source.name)
     source_id, target_id = node_id(source, admin), node_id(target, admin)
     target.redis_connection.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", source_id)
     source.redis_connection.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", target_id)
@@ -231,7 +233,7 @@ def move_slot(admin: redis.RedisCluster, slot: int) -> redis.cluster.ClusterNode
     source.redis_connection.execute_command(
         "MIGRATE", target.host, target.port, "", 0, 5000, "KEYS", *in_slot
     )
-    for node in admin.get_primaries():
+    for node in primaries:
         node.redis_connection.execute_command("CLUSTER SETSLOT", slot, "NODE", target_id)
     return target
 
