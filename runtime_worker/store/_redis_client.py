@@ -7,7 +7,9 @@ read under a zero timeout: a timer, a cancellation and one more pass of the even
 command, on every hop of the input path. A connection whose reply went unread is disconnected by
 redis-py itself (a cancelled command drops its connection), so looking at what is already
 buffered is as safe and costs nothing; redis-py adopted the same check upstream (pull request
-4063). Where the parser's internals are not the expected ones, the stock check runs.
+4063). Where the parser's internals are not the expected ones, the stock check runs. A cluster's
+batches (`_redis_transport`) get the same check on redis-py's cluster parser (which maps MOVED,
+ASK and the like to their exceptions).
 """
 
 from __future__ import annotations
@@ -24,15 +26,19 @@ Client = Redis | RedisCluster
 ClusterMode = Literal["auto", "on", "off"]
 
 
-def _parser_class() -> type[Any] | None:
+def _parser_class(cluster: bool = False) -> type[Any] | None:
     try:
         from redis._parsers import hiredis
+        from redis.asyncio.cluster import ClusterParser
     except ImportError:  # pragma: no cover - another redis-py layout: keep its own parser
         return None
-    base: Any = getattr(hiredis, "_AsyncHiredisParser", None)
+    hiredis_base: Any = getattr(hiredis, "_AsyncHiredisParser", None)
     not_enough_data = getattr(hiredis, "NOT_ENOUGH_DATA", None)
-    if not getattr(hiredis, "HIREDIS_AVAILABLE", False) or base is None or not_enough_data is None:
+    if not getattr(hiredis, "HIREDIS_AVAILABLE", False) or hiredis_base is None:
         return None  # pragma: no cover - redis-py parses in Python here: keep its own parser
+    base: Any = ClusterParser if cluster else hiredis_base
+    if not_enough_data is None or not issubclass(base, hiredis_base):
+        return None  # pragma: no cover - another redis-py layout: keep its own parser
 
     class BufferCheckParser(base):  # type: ignore[misc]
         async def can_read_destructive(self) -> bool:
@@ -48,6 +54,8 @@ def _parser_class() -> type[Any] | None:
 
 
 _PARSER = _parser_class()
+CLUSTER_PARSER = _parser_class(cluster=True)
+"""For the connections of a cluster's batches (`Transport`); None: keep redis-py's own."""
 
 
 def is_cluster(url: str, mode: ClusterMode, timeout_s: float) -> bool:
