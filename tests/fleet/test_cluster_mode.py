@@ -275,6 +275,21 @@ async def test_the_shard_subscriber_follows_its_slot_to_another_node(
     assert await cluster_store.client.xlen(cluster_store.keys.bell(member)) == 0
 
 
+async def test_concurrent_reads_of_the_slot_map_make_one(
+    cluster_store: RedisStore, redis_cluster: RedisCluster
+) -> None:
+    """redis-py 5's map read races itself (its startup nodes replaced mid-walk): the store's
+    client reads the map one call at a time, and callers that waited take the fresh one."""
+    client = cluster_store.client
+    assert isinstance(client, redis.asyncio.RedisCluster)
+    await client.initialize()
+    before = command_calls(redis_cluster, "cluster|slots")
+    await asyncio.gather(*(client.nodes_manager.initialize() for _ in range(8)))
+    assert command_calls(redis_cluster, "cluster|slots") - before == 1
+    await client.nodes_manager.initialize()  # a later call reads again
+    assert command_calls(redis_cluster, "cluster|slots") - before == 2
+
+
 async def test_on_a_cluster_an_input_nobody_hears_rings_the_doorbell(
     cluster_store: RedisStore,
 ) -> None:
