@@ -8,6 +8,7 @@ several fleet runtimes and namespaces share one Redis without collision.
 
 from __future__ import annotations
 
+import binascii
 import functools
 import re
 from dataclasses import dataclass
@@ -145,6 +146,30 @@ class Keys:
         prefix, _, suffix = self.bell(marker).partition(marker)
         return prefix, suffix
 
+    def hint_channel(self, member_id: str, slot: int) -> str:
+        """Shard channel (`SSUBSCRIBE`) of a member's new-input hints for Workers of one
+        cluster slot: tagged with that slot's own tag (`slot_tag`), so submit.lua, whose keys
+        are one Worker's, may `SPUBLISH` on it (a script touches one slot only)."""
+        if not is_member_key_part(member_id):
+            raise ValueError(f"not a member id usable in a key: {member_id!r}")
+        return (
+            "{"
+            + slot_tag(slot)
+            + "}:"
+            + ":".join((self.namespace, self.runtime_id, "m", member_id))
+            + ":hint"
+        )
+
+    def hint_around(self, worker_id: str) -> tuple[str, str]:
+        """`hint_channel(m, slot of worker_id)` is `prefix + m + suffix` (for submit.lua)."""
+        marker = "MEMBER"
+        prefix, _, suffix = self.hint_channel(marker, self.worker_slot(worker_id)).partition(marker)
+        return prefix, suffix
+
+    def worker_slot(self, worker_id: str) -> int:
+        """The cluster slot of every key of `worker_id`."""
+        return key_slot(self.record(worker_id))
+
     # -- membership and placement (member process) -----------------------------------------------
     # Runtime-wide, so they share the runtime tag `{<ns>:<runtime>}` (the members hash is above).
 
@@ -205,3 +230,57 @@ class Keys:
 
 _IDENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 """Ids placed after a tag (input ids may hold `:`), never braces."""
+
+
+SLOTS = 16384
+
+
+def key_slot(key: str) -> int:
+    """The Redis Cluster slot of `key` (CRC16 of its hash tag, as the server computes it)."""
+    start = key.find("{")
+    if start >= 0:
+        end = key.find("}", start + 1)
+        if end > start + 1:
+            key = key[start + 1 : end]
+    return binascii.crc_hqx(key.encode(), 0) % SLOTS
+
+
+_TAG_BASE = b"@@@@"  # a slot tag: four of "@A…O", one nibble each (0x40 | nibble)
+
+
+@functools.cache
+def _tag_basis() -> dict[int, tuple[int, int]]:
+    """CRC16 (init 0) is linear over GF(2) for messages of one length, so the nibbles that give
+    a tag a wanted CRC solve a 16 x 16 linear system: its reduced rows by leading bit, each
+    with the nibble bits it combines."""
+    basis: dict[int, tuple[int, int]] = {}
+    for bit in range(16):
+        unit = bytearray(4)
+        unit[bit // 4] = 1 << (bit % 4)
+        value, combo = binascii.crc_hqx(bytes(unit), 0), 1 << bit
+        while value:
+            lead = value.bit_length() - 1
+            if lead not in basis:
+                basis[lead] = (value, combo)
+                break
+            value, combo = value ^ basis[lead][0], combo ^ basis[lead][1]
+    return basis
+
+
+@functools.cache
+def slot_tag(slot: int) -> str:
+    """A four-letter hash tag whose slot is `slot`: names a channel in one slot whatever Worker,
+    member or namespace it serves. Solved, not searched (see `_tag_basis`)."""
+    if not 0 <= slot < SLOTS:
+        raise ValueError(f"not a cluster slot: {slot}")
+    basis = _tag_basis()
+    for high in range(4):  # the CRC's top two bits are free (slot = CRC mod 16384)
+        target, combo = (high << 14 | slot) ^ binascii.crc_hqx(_TAG_BASE, 0), 0
+        while target:
+            lead = target.bit_length() - 1
+            if lead not in basis:
+                break  # outside the span: another top
+            target, combo = target ^ basis[lead][0], combo ^ basis[lead][1]
+        else:
+            return bytes(_TAG_BASE[i] | (combo >> 4 * i) & 15 for i in range(4)).decode()
+    raise AssertionError(f"no tag for slot {slot}")  # pragma: no cover - tests cover all

@@ -41,7 +41,7 @@ from runtime_worker.store.redis import RedisStore
 from shared.errors import CursorExpired, LeaseLost, RuntimeUnavailable, ScopeConflict, WorkerBusy
 from shared.events import RunStarted, TextDelta, dump_event
 from shared.ids import new_id
-from shared.keys import Keys
+from shared.keys import SLOTS, Keys, slot_tag
 from shared.models import (
     RunResult,
     ScopeEntry,
@@ -463,6 +463,23 @@ def test_every_key_of_a_worker_shares_one_slot() -> None:
         keys.worker("a}b")
     with pytest.raises(ValueError):
         keys.bell("m{1")
+
+
+def test_every_slot_has_a_hint_channel_tag_of_its_own() -> None:
+    """submit.lua may SPUBLISH only in its Worker's slot: each slot's tag hashes to that slot
+    (redis-py's own CRC16 says so), and a Worker's hint channel shares its keys' slot."""
+    tags = [slot_tag(slot) for slot in range(SLOTS)]
+    assert [key_slot(("{" + tag + "}").encode()) for tag in tags] == list(range(SLOTS))
+    assert all(len(tag) == 4 and "{" not in tag and "}" not in tag for tag in tags)
+    keys = Keys("yoi", "fleet")
+    for _ in range(50):
+        worker_id = new_id()
+        prefix, suffix = keys.hint_around(worker_id)
+        channel = prefix + "m-1" + suffix
+        assert key_slot(channel.encode()) == key_slot(keys.record(worker_id).encode())
+        assert channel == keys.hint_channel("m-1", keys.worker_slot(worker_id))
+    with pytest.raises(ValueError):
+        keys.hint_channel("m{1", 0)
 
 
 async def test_every_script_call_stays_on_one_slot(

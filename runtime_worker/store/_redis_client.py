@@ -7,16 +7,20 @@ read under a zero timeout: a timer, a cancellation and one more pass of the even
 command, on every hop of the input path. A connection whose reply went unread is disconnected by
 redis-py itself (a cancelled command drops its connection), so looking at what is already
 buffered is as safe and costs nothing; redis-py adopted the same check upstream (pull request
-4063). Where the parser's internals are not the expected ones, the stock check runs.
+4063). Where the parser's internals are not the expected ones, the stock check runs. A cluster's
+batches (`_redis_transport`) get the same check on redis-py's cluster parser (which maps MOVED,
+ASK and the like to their exceptions).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import redis as sync_redis
 from redis.asyncio import Redis, RedisCluster
+from redis.asyncio.cluster import NodesManager
 
 log = logging.getLogger("yoi.store.redis")
 
@@ -24,15 +28,19 @@ Client = Redis | RedisCluster
 ClusterMode = Literal["auto", "on", "off"]
 
 
-def _parser_class() -> type[Any] | None:
+def _parser_class(cluster: bool = False) -> type[Any] | None:
     try:
         from redis._parsers import hiredis
+        from redis.asyncio.cluster import ClusterParser
     except ImportError:  # pragma: no cover - another redis-py layout: keep its own parser
         return None
-    base: Any = getattr(hiredis, "_AsyncHiredisParser", None)
+    hiredis_base: Any = getattr(hiredis, "_AsyncHiredisParser", None)
     not_enough_data = getattr(hiredis, "NOT_ENOUGH_DATA", None)
-    if not getattr(hiredis, "HIREDIS_AVAILABLE", False) or base is None or not_enough_data is None:
+    if not getattr(hiredis, "HIREDIS_AVAILABLE", False) or hiredis_base is None:
         return None  # pragma: no cover - redis-py parses in Python here: keep its own parser
+    base: Any = ClusterParser if cluster else hiredis_base
+    if not_enough_data is None or not issubclass(base, hiredis_base):
+        return None  # pragma: no cover - another redis-py layout: keep its own parser
 
     class BufferCheckParser(base):  # type: ignore[misc]
         async def can_read_destructive(self) -> bool:
@@ -48,6 +56,8 @@ def _parser_class() -> type[Any] | None:
 
 
 _PARSER = _parser_class()
+CLUSTER_PARSER = _parser_class(cluster=True)
+"""For the connections of a cluster's batches (`Transport`); None: keep redis-py's own."""
 
 
 def is_cluster(url: str, mode: ClusterMode, timeout_s: float) -> bool:
@@ -77,8 +87,46 @@ def make_client(url: str, *, cluster: bool = False, **options: Any) -> Client:
     if cluster:
         # Retries of its own would outlast a call's deadline: one attempt, errors mapped by us.
         made: RedisCluster = RedisCluster.from_url(url, cluster_error_retry_attempts=1, **options)
+        _one_map_read_at_once(made)
         return made
     if _PARSER is not None:
         options.setdefault("parser_class", _PARSER)
     client: Redis = Redis.from_url(url, **options)
     return client
+
+
+class _MapReads:
+    """One manager's reads of the slot map: a lock, and how many reads completed."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.lock = asyncio.Lock()
+        self.done = 0
+
+
+class _OneMapReadAtOnce(NodesManager):
+    """redis-py 5's `NodesManager.initialize` walks its startup nodes across awaits while a
+    concurrent call replaces them ("dictionary changed size during iteration", seen when a
+    primary fails over under a member's batches, shard subscribers and redis-py's own retries).
+    Here reads of the slot map run one at a time, and one that waited while another finished
+    takes that fresh map instead of reading it again. The manager has `__slots__`: its state
+    lives beside it, by id, checked against the running loop (ids are reused)."""
+
+    __slots__ = ()
+    _reads: ClassVar[dict[int, _MapReads]] = {}
+
+    async def initialize(self) -> None:
+        reads = self._reads.get(id(self))
+        if reads is None or reads.loop is not asyncio.get_running_loop():
+            reads = self._reads[id(self)] = _MapReads()
+        seen = reads.done
+        async with reads.lock:
+            if reads.done != seen:
+                return
+            await super().initialize()
+            reads.done += 1
+
+
+def _one_map_read_at_once(client: RedisCluster) -> None:
+    """See `_OneMapReadAtOnce` (the same object, one method more careful)."""
+    client.nodes_manager.__class__ = _OneMapReadAtOnce

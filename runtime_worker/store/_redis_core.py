@@ -263,7 +263,7 @@ class RedisCore(FleetStore):
         if strategy is None:  # the script resolves the profile's default: no read before it
             for profile, default in (default_strategies or {}).items():
                 defaults += [profile, default.value]
-        bell_prefix, bell_suffix = self.keys.bell_around
+        hint_prefix, hint_suffix = self._wakeups.channel_around(worker_id)
         args = argv(
             "submit",
             defaults,
@@ -273,13 +273,13 @@ class RedisCore(FleetStore):
             user_message=dump_event(event),
             events_maxlen=self._maxlen,
             dedupe_window=DEDUPE_WINDOW,
-            bell_prefix=bell_prefix,
-            bell_suffix=bell_suffix,
+            hint_prefix=hint_prefix,
+            hint_suffix=hint_suffix,
             worker_id=worker_id,
             digest=text_digest(text),
             interrupt_suffix=INTERRUPT_SUFFIX,
             max_queued=max_queued or 0,
-            publish=int(self._wakeups.publishes),
+            publish=self._wakeups.publish,
         )
         seq, cursor, duplicate, host, *hinted = check(
             await self._pipeline.run(self._scripts.submit, keys.all(), args), worker_id

@@ -7,6 +7,10 @@ alone (no added latency); calls made while one is out wait for it and then go as
 write, one round trip, `_redis_batch.send_many`). Each call still runs its own script on one
 Worker's keys, so nothing about atomicity or Redis Cluster slots changes.
 
+On a Redis Cluster each node has a lane of its own (a call goes to its key's node): a batch out
+to one node does not hold back the calls for the others, so a call waits for its own node only,
+never for the slowest of the three.
+
 Every call has its own deadline, the one a caller queued behind a batch too: a batch stuck on a
 Redis that stopped answering fails when its deadline passes, and the calls waiting behind it
 are then sent (or fail) on their own time, never in waves of the socket timeout.
@@ -30,6 +34,30 @@ _Call = tuple[AsyncScript, Sequence[str], Sequence[Arg], "asyncio.Future[Any]"]
 
 
 class Pipeline:
+    """The lanes of a store's hot scripts: one on one server, one per node on a cluster."""
+
+    def __init__(self, transport: Transport, deadline_s: float) -> None:
+        self.transport = transport
+        self.deadline_s = deadline_s
+        self._lanes: dict[str, _Lane] = {}
+
+    async def run(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        """The script's reply, as `script(keys, args)` answers it; `TimeoutError` past the
+        deadline (a call still waiting then is never sent)."""
+        name = self.transport.node_name(keys[0])
+        lane = self._lanes.get(name)
+        if lane is None:
+            lane = self._lanes[name] = _Lane(self.transport, self.deadline_s)
+        return await lane.run(script, keys, args)
+
+    async def aclose(self) -> None:
+        """Stop sending what waits (its callers get a connection error)."""
+        await asyncio.gather(*(lane.aclose() for lane in self._lanes.values()))
+
+
+class _Lane:
+    """Calls for one node: one out at once, the rest batched behind it."""
+
     def __init__(self, transport: Transport, deadline_s: float) -> None:
         self.transport = transport
         self.deadline_s = deadline_s
@@ -38,8 +66,6 @@ class Pipeline:
         self._drainer: asyncio.Task[None] | None = None
 
     async def run(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Arg]) -> Any:
-        """The script's reply, as `script(keys, args)` answers it; `TimeoutError` past the
-        deadline (a call still waiting then is never sent)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self._sending:
             self._waiting.append((script, keys, args, future))
@@ -59,7 +85,6 @@ class Pipeline:
         return reply
 
     async def aclose(self) -> None:
-        """Stop sending what waits (its callers get a connection error)."""
         if self._drainer is not None and not self._drainer.done():
             self._drainer.cancel()
             await asyncio.gather(self._drainer, return_exceptions=True)

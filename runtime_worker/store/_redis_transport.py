@@ -19,7 +19,7 @@ from typing import Any
 from redis import exceptions as rex
 from redis.asyncio import ConnectionPool, Redis, RedisCluster
 
-from runtime_worker.store._redis_client import Client
+from runtime_worker.store._redis_client import CLUSTER_PARSER, Client
 
 CHUNK = 1000
 """Commands per write: one write and one round trip each, and a bounded reply to hold."""
@@ -76,6 +76,18 @@ class Transport:
         self.cluster = isinstance(client, RedisCluster)
         self._pools: dict[str, ConnectionPool] = {}  # cluster: one pool per node, by name
         self._stale = False
+
+    def node_name(self, key: str) -> str:
+        """The node `key` goes to by the slot map known now: "" on one server, or while the map
+        is not read yet (a batch routes itself in any case: this only picks a lane)."""
+        client = self.client
+        if isinstance(client, Redis) or not client.nodes_manager.slots_cache:
+            return ""
+        try:
+            node = client.nodes_manager.get_node_from_slot(client.keyslot(key))
+        except (rex.SlotNotCoveredError, IndexError):
+            return ""
+        return str(node.name)
 
     async def send(self, commands: Sequence[Routed], *, replicated: bool = False) -> list[Any]:
         """The replies of `commands`, in order, an error reply in its place. `replicated`: on
@@ -196,6 +208,8 @@ class Transport:
                 connection_class = template.connection_class
             else:
                 kwargs, connection_class = dict(node.connection_kwargs), node.connection_class
+            if CLUSTER_PARSER is not None:  # the cheap readiness check (`_redis_client`)
+                kwargs["parser_class"] = CLUSTER_PARSER
             pool = self._pools[name] = ConnectionPool(connection_class=connection_class, **kwargs)
         return pool
 

@@ -1,10 +1,9 @@
 """A fleet member's wake-ups: pushed hints, a doorbell stream behind them, both only hints.
 
-`submit.lua` publishes a new input's hint on the host's channel (named as its doorbell stream)
-and counts the listeners; when none heard it, `RedisStore` rings the doorbell stream instead,
-as it does for cancels and stops. On a Redis Cluster nothing is published: redis-py's asyncio
-cluster client has no pub/sub (sharded or not), and a PUBLISH there is broadcast to every node
-for nobody, so every hint goes to the doorbell stream (`ring.lua`, batched with the hot scripts).
+`submit.lua` publishes a new input's hint for the host and counts the listeners; when none heard
+it, `RedisStore` rings the host's doorbell stream instead, as it does for cancels and stops. On
+one server the hint goes on the host's channel (named as its doorbell, `PUBLISH`); on a Redis
+Cluster on the host's shard channel of the Worker's slot (`SPUBLISH`, `_redis_shard_hints`).
 `listen` merges the two for one member, so a host reads one stream of `WakeUp`s. Correctness
 never depends on them: the host's sweep (`pending_work`) finds whatever a lost hint missed.
 """
@@ -17,12 +16,13 @@ import logging
 from collections.abc import AsyncIterator
 
 from redis import exceptions as rex
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.commands.core import AsyncScript
 
 from runtime_worker.store._redis_blocking import BELL_MAXLEN, doorbell
 from runtime_worker.store._redis_client import Client
 from runtime_worker.store._redis_pipeline import Pipeline
+from runtime_worker.store._redis_shard_hints import ShardHints
 from runtime_worker.store._scripts import TRANSPORT_ERRORS, argv, check
 from runtime_worker.store.base import WakeUp
 from shared.keys import Keys
@@ -31,6 +31,7 @@ log = logging.getLogger("yoi.store.redis")
 
 RETRY_S = 0.5  # a listener that lost Redis tries again after this long
 BELL_WAIT_MS = 1000
+RESUBSCRIBE_S = 0.05  # a slot map that changed is read again after this long
 INTERRUPT_SUFFIX = ":interrupt"
 """How submit.lua marks a hint whose input interrupts the running one (it gets it as an
 argument from `RedisStore.submit_input`, never spells it)."""
@@ -47,11 +48,20 @@ class WakeUps:
         self._keys = keys
         self._pipeline = pipeline  # rings go batched with the hot scripts
         self._ring = ring
+        self._shards = (
+            ShardHints(client, keys, INTERRUPT_SUFFIX) if isinstance(client, RedisCluster) else None
+        )
 
     @property
-    def publishes(self) -> bool:
-        """Whether new inputs' hints are published (one server) or all rung (a cluster)."""
-        return isinstance(self._client, Redis)
+    def publish(self) -> str:
+        """How submit.lua publishes new inputs' hints: on one server or a cluster's shard."""
+        return "PUBLISH" if self._shards is None else "SPUBLISH"
+
+    def channel_around(self, worker_id: str) -> tuple[str, str]:
+        """The hint channel of a host of `worker_id` is `prefix + member id + suffix`."""
+        if self._shards is None:
+            return self._keys.bell_around
+        return self._keys.hint_around(worker_id)
 
     async def ring(self, member_id: str, worker_id: str) -> None:
         """Only a hint: when it cannot be delivered the member's sweep finds the news."""
@@ -66,8 +76,12 @@ class WakeUps:
         being away (each reader retries on its own). Close it to stop both readers."""
         queue: asyncio.Queue[WakeUp] = asyncio.Queue()
         readers = {asyncio.create_task(self._rung(member_id, queue), name="yoi-doorbell")}
-        if self.publishes:
-            readers.add(asyncio.create_task(self._pushed(member_id, queue), name="yoi-hints"))
+        pushed = (
+            self._pushed(member_id, queue)
+            if self._shards is None
+            else self._sharded(member_id, queue)
+        )
+        readers.add(asyncio.create_task(pushed, name="yoi-hints"))
         getting: asyncio.Task[WakeUp] | None = None
         try:
             while True:
@@ -86,7 +100,7 @@ class WakeUps:
 
     async def _pushed(self, member_id: str, queue: asyncio.Queue[WakeUp]) -> None:
         channel = self._keys.bell(member_id)
-        assert isinstance(self._client, Redis)  # `publishes`
+        assert isinstance(self._client, Redis)  # one server
         while True:
             pubsub = self._client.pubsub(ignore_subscribe_messages=True)
             try:
@@ -102,6 +116,20 @@ class WakeUps:
                 with contextlib.suppress(*TRANSPORT_ERRORS):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
             await asyncio.sleep(RETRY_S)
+
+    async def _sharded(self, member_id: str, queue: asyncio.Queue[WakeUp]) -> None:
+        assert self._shards is not None  # a cluster
+        stale = False
+        while True:
+            try:
+                if stale:
+                    await self._shards.refresh()
+                await self._shards.follow(member_id, queue.put_nowait)
+                stale = True  # the slot map changed: read it again, subscribe anew
+                await asyncio.sleep(RESUBSCRIBE_S)
+            except (rex.RedisError, rex.RedisClusterException, OSError):
+                stale = True  # meanwhile hints go to the doorbell
+                await asyncio.sleep(RETRY_S)
 
     async def _rung(self, member_id: str, queue: asyncio.Queue[WakeUp]) -> None:
         bell = self._keys.bell(member_id)

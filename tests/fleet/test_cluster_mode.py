@@ -22,11 +22,13 @@ from runtime_worker.store.base import WakeUp, WorkerRecord
 from runtime_worker.store.redis import RedisStore
 from shared.errors import UnsupportedOperation
 from shared.ids import new_id
+from shared.keys import key_slot
 from shared.models import CreateWorker, RuntimeKind, Strategy
 from shared.settings import Settings
 from shared.timeutil import now_s
 from tests.fleet.support import HEARTBEAT_MS, LEASE_TTL_MS, store_of, wait_finished, wait_hosted
 from tests.fleet.test_cluster import delete_cluster_namespace
+from tests.helpers import wait_until
 from tests.redis_cluster import RedisCluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
@@ -154,43 +156,156 @@ async def test_scheduled_work_on_a_cluster_runs_on_its_own_redis(
             single.close()
 
 
-def publishes(cluster: RedisCluster) -> int:
-    """PUBLISH calls every node of the cluster has served (INFO commandstats)."""
+def command_calls(cluster: RedisCluster, command: str) -> int:
     total = 0
     for server in cluster.servers:
         with redis.Redis(host="127.0.0.1", port=server.port) as conn:
             stats = conn.info("commandstats")
-        total += int(stats.get("cmdstat_publish", {}).get("calls", 0))
+        total += int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
     return total
 
 
-async def test_on_a_cluster_an_input_is_hinted_through_the_doorbell(
-    cluster_store: RedisStore, redis_cluster: RedisCluster
-) -> None:
-    """Nothing is published on a cluster: the store rings the host's doorbell stream (in the
-    member's own slot, another node than the Worker's, mostly) and the host hears it there."""
-    published = publishes(redis_cluster)
-    member = "m-bell"
+def shard_listeners(admin: redis.RedisCluster, channel: str) -> int:
+    """Subscribers of a shard channel on the node that serves its slot now."""
+    node = node_of(admin, key_slot(channel))
+    ((_, count),) = node.redis_connection.pubsub_shardnumsub(channel)
+    return int(count)
+
+
+async def hosted_worker(store: RedisStore, member: str) -> WorkerRecord:
     record = WorkerRecord(
         worker_id=new_id(), display_name="w", profile="companion", created_at=now_s()
     )
-    await cluster_store.create(record)
-    assert await cluster_store.acquire(record.worker_id, member, 60_000)
+    await store.create(record)
+    assert await store.acquire(record.worker_id, member, 60_000)
+    return record
+
+
+async def hinted_when_subscribed(
+    store: RedisStore, admin: redis.RedisCluster, worker_id: str, member: str
+) -> None:
+    """Once `member`'s subscriber listens on the channel of `worker_id`'s slot (on the node
+    that serves the slot now), one input for the Worker reaches the member as a pushed hint."""
+    channel = store.keys.hint_channel(member, store.keys.worker_slot(worker_id))
+    wakes = store.wake_ups(member)
+    listening = asyncio.ensure_future(anext(wakes))  # starts the readers
+    try:
+        await wait_until(
+            lambda: asyncio.to_thread(lambda: shard_listeners(admin, channel) == 1),
+            what="the member's shard subscriber",
+        )
+        sub = await store.submit_input(worker_id, "q", new_id(), Strategy.ENQUEUE, now_s())
+        assert sub.host == member and not sub.duplicate
+        assert await asyncio.wait_for(listening, 5) == WakeUp(worker_id, cancels=False)
+    finally:
+        listening.cancel()
+        await asyncio.gather(listening, return_exceptions=True)
+        await wakes.aclose()
+
+
+async def test_on_a_cluster_an_input_is_hinted_on_the_hosts_shard_channel(
+    cluster_store: RedisStore, redis_cluster: RedisCluster
+) -> None:
+    """A listening host hears a new input through sharded pub/sub: submit.lua SPUBLISHes on the
+    host's channel of the Worker's slot; nothing is PUBLISHed (broadcast to every node) and the
+    doorbell stream stays empty."""
+    member = "m-shard"
+    record = await hosted_worker(cluster_store, member)
+    published = command_calls(redis_cluster, "publish")
+    admin = redis.RedisCluster.from_url(redis_cluster.url, decode_responses=True)
+    try:
+        await hinted_when_subscribed(cluster_store, admin, record.worker_id, member)
+    finally:
+        admin.close()
+    assert await cluster_store.client.xlen(cluster_store.keys.bell(member)) == 0
+    assert command_calls(redis_cluster, "publish") == published
+
+
+def move_slot(admin: redis.RedisCluster, slot: int) -> redis.cluster.ClusterNode:
+    """Move `slot` with its keys to another primary, as `redis-cli --cluster reshard` does."""
+    source = node_of(admin, slot)
+    primaries: list[redis.cluster.ClusterNode] = admin.get_primaries()  # type: ignore[no-untyped-call]
+    target = next(n for n in primaries if n.name != source.name)
+    source_id, target_id = node_id(source, admin), node_id(target, admin)
+    target.redis_connection.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", source_id)
+    source.redis_connection.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", target_id)
+    in_slot = source.redis_connection.execute_command("CLUSTER GETKEYSINSLOT", slot, 100)
+    source.redis_connection.execute_command(
+        "MIGRATE", target.host, target.port, "", 0, 5000, "KEYS", *in_slot
+    )
+    for node in primaries:
+        node.redis_connection.execute_command("CLUSTER SETSLOT", slot, "NODE", target_id)
+    return target
+
+
+async def test_the_shard_subscriber_follows_its_slot_to_another_node(
+    cluster_store: RedisStore, redis_cluster: RedisCluster
+) -> None:
+    """The source node unsubscribes the member from a slot it gives away: the member reads the
+    slot map again and subscribes where the slot is now, and hints are pushed again."""
+    member = "m-moving"
+    record = await hosted_worker(cluster_store, member)
+    slot = cluster_store.keys.worker_slot(record.worker_id)
+    channel = cluster_store.keys.hint_channel(member, slot)
+    admin = redis.RedisCluster.from_url(redis_cluster.url, decode_responses=True)
+    wakes = cluster_store.wake_ups(member)
+    listening = asyncio.ensure_future(anext(wakes))
+    try:
+        await wait_until(
+            lambda: asyncio.to_thread(lambda: shard_listeners(admin, channel) == 1),
+            what="the member's shard subscriber",
+        )
+        target = await asyncio.to_thread(move_slot, admin, slot)
+
+        def on_target() -> bool:
+            ((_, count),) = target.redis_connection.pubsub_shardnumsub(channel)
+            return int(count) == 1
+
+        await wait_until(lambda: asyncio.to_thread(on_target), what="a subscriber on the target")
+        sub = await cluster_store.submit_input(
+            record.worker_id, "q", new_id(), Strategy.ENQUEUE, now_s()
+        )
+        assert sub.host == member
+        assert await asyncio.wait_for(listening, 5) == WakeUp(record.worker_id, cancels=False)
+    finally:
+        listening.cancel()
+        await asyncio.gather(listening, return_exceptions=True)
+        await wakes.aclose()
+        admin.close()
+    assert await cluster_store.client.xlen(cluster_store.keys.bell(member)) == 0
+
+
+async def test_concurrent_reads_of_the_slot_map_make_one(
+    cluster_store: RedisStore, redis_cluster: RedisCluster
+) -> None:
+    """redis-py 5's map read races itself (its startup nodes replaced mid-walk): the store's
+    client reads the map one call at a time, and callers that waited take the fresh one."""
+    client = cluster_store.client
+    assert isinstance(client, redis.asyncio.RedisCluster)
+    await client.initialize()
+    before = command_calls(redis_cluster, "cluster|slots")
+    await asyncio.gather(*(client.nodes_manager.initialize() for _ in range(8)))
+    assert command_calls(redis_cluster, "cluster|slots") - before == 1
+    await client.nodes_manager.initialize()  # a later call reads again
+    assert command_calls(redis_cluster, "cluster|slots") - before == 2
+
+
+async def test_on_a_cluster_an_input_nobody_hears_rings_the_doorbell(
+    cluster_store: RedisStore,
+) -> None:
+    """No subscriber on the shard channel (the host is not listening yet): SPUBLISH counts 0,
+    so the store rings the host's doorbell stream, which the host reads once it listens."""
+    member = "m-bell"
+    record = await hosted_worker(cluster_store, member)
+    sub = await cluster_store.submit_input(
+        record.worker_id, "q", new_id(), Strategy.ENQUEUE, now_s()
+    )
+    assert sub.host == member
     bell = cluster_store.keys.bell(member)
+    assert await cluster_store.client.xlen(bell) == 1  # one ring, for the one input
     wakes = cluster_store.wake_ups(member)
     async with contextlib.aclosing(wakes):
-        listening = asyncio.ensure_future(anext(wakes))
-        sub = await cluster_store.submit_input(
-            record.worker_id,
-            "q",
-            new_id(),
-            Strategy.ENQUEUE,
-            now_s(),
-        )
-        assert sub.host == member and not sub.duplicate
-        assert await asyncio.wait_for(listening, 5) == WakeUp(record.worker_id, cancels=True)
-    assert await cluster_store.client.xlen(bell) == 1  # one ring, for the one input
-    assert publishes(redis_cluster) == published
+        assert await asyncio.wait_for(anext(wakes), 5) == WakeUp(record.worker_id, cancels=True)
 
 
 async def test_a_sweep_while_the_records_node_lags_loses_no_worker_from_the_index(

@@ -8,11 +8,11 @@ local A = args({
   'entry_tail', -- the input entry's JSON after its seq
   'user_message', 'events_maxlen',
   'dedupe_window', -- input ids per generation of the input id hashes
-  'bell_prefix', 'bell_suffix', -- the host's doorbell name around its member id
+  'hint_prefix', 'hint_suffix', -- the host's hint channel around its member id
   'worker_id', 'digest', -- the text's
   'interrupt_suffix', -- marks a hint whose input interrupts the running one
   'max_queued', -- unfinished inputs past which a new one is refused; 0: no bound
-  'publish'}) -- '1': publish the hint; '0' (a cluster): the caller rings the doorbell
+  'publish'}) -- 'PUBLISH' (one server) or 'SPUBLISH' (a cluster: the channel is in this slot)
 local w, inputs, ev, ids, ids_old = KEYS[1], KEYS[2], KEYS[3], KEYS[5], KEYS[6]
 local input_id, strategy = A.input_id, A.strategy
 local rec = redis.call('HMGET', w, 'state', 'next_seq', 'done_seq', 'host', 'profile')
@@ -75,19 +75,19 @@ if redis.call('HLEN', ids) >= tonumber(A.dedupe_window) then
 end
 redis.call('HSET', ids, input_id, seq .. ' ' .. cursor .. ' ' .. A.digest)
 -- The host's hint: none for a Worker busy already (its host's drain takes this input after the
--- one it runs) unless this input interrupts that one; else published on the host's channel
--- (named as its doorbell), counting the listeners: none heard it (or nothing is published, on a
--- Redis Cluster), the caller rings the stream.
+-- one it runs) unless this input interrupts that one; else published on the host's channel (one
+-- server: named as its doorbell; a cluster: the host's shard channel of this Worker's slot),
+-- counting the listeners: none heard it, the caller rings the doorbell stream.
 local hinted = 0
 if host ~= '' then
   if next_seq > done_seq and strategy ~= 'interrupt' then
     hinted = 1
-  elseif A.publish == '1' then
+  else
     local hint = A.worker_id
     if strategy == 'interrupt' then
       hint = hint .. A.interrupt_suffix
     end
-    hinted = redis.call('PUBLISH', A.bell_prefix .. host .. A.bell_suffix, hint)
+    hinted = redis.call(A.publish, A.hint_prefix .. host .. A.hint_suffix, hint)
   end
 end
 return {'ok', tostring(seq), cursor, 0, host, hinted}
