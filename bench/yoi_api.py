@@ -62,6 +62,30 @@ async def wait_hosted(conn: Connection, worker_ids: list[str], timeout_s: float)
     raise TimeoutError(f"{pending} of {len(wanted)} workers still pending after {timeout_s:.0f} s")
 
 
+async def hosted_total(conn: Connection) -> int:
+    """Workers the fleet's members host, from their last heartbeats (one small read)."""
+    listing = await conn.json("GET", f"/api/runtimes/{RUNTIME_ID}/members")
+    return sum(int(m["hosted"]) for m in listing["members"] if m.get("alive"))
+
+
+async def wait_all_hosted(conn: Connection, total: int, timeout_s: float, poll_s: float) -> float:
+    """`wait_hosted` for a fleet of `total` Workers without listing all of them every poll:
+    the members' hosted counts (heartbeats, so up to one heartbeat late) say when to look,
+    one listing confirms none is `pending`. The monotonic time that was seen."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if await hosted_total(conn) >= total:
+            states = await worker_states(conn)
+            pending = sum(1 for state in states.values() if state == "pending")
+            if len(states) >= total and pending == 0:
+                return time.monotonic()
+            await asyncio.sleep(poll_s)
+        else:
+            await asyncio.sleep(0.1)
+    hosted = await hosted_total(conn)
+    raise TimeoutError(f"{hosted} of {total} workers hosted after {timeout_s:.0f} s")
+
+
 async def worker_detail(conn: Connection | Pool, worker_id: str) -> dict[str, Any]:
     result: dict[str, Any] = await conn.json("GET", f"{WORKERS}/{worker_id}")
     return result

@@ -23,6 +23,7 @@ log = logging.getLogger("yoi.member")
 ADOPT_BATCH = 500  # acquisitions per round trip (one pipeline) in a placement step
 DEATH_MARGIN_S = 0.005  # look at a silent member this long after it counts as dead
 RETRY_MARGIN_S = 0.005  # try a dead member's lease again this long after it expires
+SWEEP_DUTY = 10  # a periodic sweep waits at least this many times its own duration
 
 
 class MemberPlacement(MemberBase):
@@ -187,7 +188,10 @@ class MemberPlacement(MemberBase):
         """Hints as they come (blocking read), and a full sweep every `sweep_interval_ms`. A
         member that stops heartbeating is noticed the moment it counts as dead (a sweep then
         takes its Workers), and a lease of it that outlived its heartbeat is tried again the
-        moment it expires: takeover within the lease TTL, without sweeping more often."""
+        moment it expires: takeover within the lease TTL, without sweeping more often. A sweep
+        reads every Worker: the next periodic one waits `SWEEP_DUTY` times as long as this one
+        took, so at 100,000 Workers the safety net costs a bounded share of the member's time
+        (a death or a lost lease still sweeps at once)."""
         backoff = Backoff("placement", log)
         interval_s = self.settings.sweep_interval_ms / 1000
         last_id: str | None = None
@@ -200,8 +204,10 @@ class MemberPlacement(MemberBase):
                     await self._refresh_members()  # a death found here makes a sweep due
                 if self._sweep_due or monotonic_s() >= next_sweep:
                     self._sweep_due = False
+                    began = monotonic_s()
                     await self.place()
-                    next_sweep = monotonic_s() + interval_s
+                    took = monotonic_s() - began
+                    next_sweep = monotonic_s() + max(interval_s, SWEEP_DUTY * took)
                 if self._retry_at is not None and monotonic_s() >= self._retry_at:
                     await self.retake()
                 wake_at = min(

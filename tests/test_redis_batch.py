@@ -9,7 +9,7 @@ import pytest
 
 from runtime_worker.placement import preferred_first, prefers
 from runtime_worker.store.base import WorkerRecord
-from runtime_worker.store.redis import RedisStore
+from runtime_worker.store._redis_host import RENEW_BATCH, RedisStore
 from shared.ids import new_id
 from shared.models import Strategy, WorkerState
 from shared.timeutil import now_s
@@ -140,6 +140,22 @@ async def test_create_after_redis_lost_its_scripts(private_redis: Backend) -> No
     leases = {worker_id: (await store.acquire_many([worker_id], MEMBER, 60_000))[worker_id].epoch}
     await store.client.script_flush()
     assert await store.renew(MEMBER, leases, 60_000) == {worker_id: True}
+
+
+async def test_renew_answers_each_lease_across_script_calls(backend: Backend) -> None:
+    # More leases than one renew call takes: each answer stays with its own Worker, a lease
+    # taken over (another holder) or fenced (an older epoch) is lost, the rest get the new TTL.
+    store = backend.store()
+    worker_ids = await _workers(store, RENEW_BATCH + 7)
+    leases = {w: a.epoch for w, a in (await store.acquire_many(worker_ids, MEMBER, 1_000)).items()}
+    taken, fenced = worker_ids[3], worker_ids[RENEW_BATCH + 2]
+    await store.client.set(store.keys.lease(taken), "m2")
+    leases[fenced] -= 1
+    renewed = await store.renew(MEMBER, {**leases, "not a worker id!": 1}, 60_000)
+    assert {w for w, ok in renewed.items() if not ok} == {taken, fenced, "not a worker id!"}
+    assert await store.client.pttl(store.keys.lease(worker_ids[-1])) > 30_000
+    assert 0 < await store.client.pttl(store.keys.lease(fenced)) <= 1_000
+    assert await store.client.get(store.keys.lease(taken)) == "m2"
 
 
 async def test_pruning_the_index_keeps_a_worker_whose_record_exists(backend: Backend) -> None:

@@ -725,8 +725,8 @@ def test_every_script_names_its_arguments_once() -> None:
         names = arg_names(script)
         assert len(names) == len(set(names)), script
         assert "ARGV" not in (folder / f"{script}.lua").read_text(), script
-    assert argv("renew", member="m", epoch=1, ttl_ms=0) == ["m", 1, 0]
+    assert argv("renew", [3, 4], member="m", ttl_ms=0) == ["m", 0, 3, 4]
     with pytest.raises(TypeError):
-        argv("renew", member="m", epoch=1)  # one missing
+        argv("renew", member="m")  # one missing
     with pytest.raises(TypeError):
-        argv("renew", member="m", epoch=1, ttl_ms=0, extra=2)
+        argv("renew", member="m", ttl_ms=0, extra=2)

@@ -28,6 +28,7 @@ from runtime_worker.store.outcome import final_events, transcript_for
 from shared.errors import WorkerNotFound
 from shared.events import Event, dump_event
 
+RENEW_BATCH = 100  # leases per renew script call (~0.2 ms of Redis): others go between calls
 COMPACT_MAX_ENTRIES = 100  # streams up to this length are rewritten compactly when idle
 
 
@@ -84,23 +85,30 @@ class RedisHostSide(RedisCore):
 
     @translate_errors
     async def renew(self, member_id: str, leases: dict[str, int], ttl_ms: int) -> dict[str, bool]:
-        """One round trip per thousand leases: a pipeline of compare-and-set scripts."""
+        """One script call per `RENEW_BATCH` leases (per slot on a cluster), pipelined: a
+        member's renewal costs Redis and Python a few microseconds per lease, not a call each."""
         result = dict.fromkeys(leases, False)
-        ttl = max(ttl_ms, 0)
-        valid: list[str] = []
-        calls: list[Call] = []
+        groups: dict[int, list[tuple[str, int, str, str]]] = {}
         for worker_id, epoch in leases.items():
             keys = keys_or_none(self.keys, worker_id)
             if keys is not None:
-                valid.append(worker_id)
-                calls.append(
-                    (
-                        (keys.record, keys.lease),
-                        argv("renew", member=member_id, epoch=epoch, ttl_ms=ttl),
-                    )
-                )
+                lease = (worker_id, epoch, keys.record, keys.lease)
+                groups.setdefault(self._transport.slot(keys.record), []).append(lease)
+        valid: list[str] = []
+        calls: list[Call] = []
+        head = argv("renew", member=member_id, ttl_ms=max(ttl_ms, 0))
+        for group in groups.values():
+            for start in range(0, len(group), RENEW_BATCH):
+                part = group[start : start + RENEW_BATCH]
+                pairs = [key for _, _, record, lease in part for key in (record, lease)]
+                calls.append((pairs, [*head, *(epoch for _, epoch, _, _ in part)]))
+                valid.extend(worker_id for worker_id, _, _, _ in part)
         if not calls:
             return result
+        replies = await evalsha_many(self._transport, self._scripts.renew, calls)
+        renewed = [ok for reply in replies for ok in reply]
+        result.update({wid: bool(ok) for wid, ok in zip(valid, renewed, strict=True)})
+        return result
         replies = await evalsha_many(self._transport, self._scripts.renew, calls)
         result.update({wid: bool(ok) for wid, ok in zip(valid, replies, strict=True)})
         return result

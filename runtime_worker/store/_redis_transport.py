@@ -89,6 +89,11 @@ class Transport:
             return ""
         return str(node.name)
 
+    def slot(self, key: str) -> int:
+        """The cluster slot of `key`; 0 on one server, where every key may share a script."""
+        client = self.client
+        return client.keyslot(key) if isinstance(client, RedisCluster) else 0
+
     async def send(self, commands: Sequence[Routed], *, replicated: bool = False) -> list[Any]:
         """The replies of `commands`, in order, an error reply in its place. `replicated`: on
         a cluster node that has replicas, the writes count only once a replica acknowledged
