@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from runtime_worker.placement import preferred_first, prefers
-from runtime_worker.store._redis_host import RENEW_BATCH, RedisStore
+from runtime_worker.store._redis_host import RENEW_BATCH
+from runtime_worker.store.redis import RedisStore
 from runtime_worker.store.base import WorkerRecord
 from shared.ids import new_id
 from shared.models import Strategy, WorkerState
