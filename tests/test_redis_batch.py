@@ -9,8 +9,8 @@ import pytest
 
 from runtime_worker.placement import preferred_first, prefers
 from runtime_worker.store._redis_host import RENEW_BATCH
-from runtime_worker.store.redis import RedisStore
 from runtime_worker.store.base import WorkerRecord
+from runtime_worker.store.redis import RedisStore
 from shared.ids import new_id
 from shared.models import Strategy, WorkerState
 from shared.timeutil import now_s
