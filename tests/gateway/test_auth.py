@@ -31,12 +31,13 @@ _BODIES = {
     "workers": {"display_name": "another"},
     "inputs": {"text": "hello", "strategy": "enqueue"},
     "messages": {"text": "hello", "strategy": "enqueue"},
+    "schedules": {"text": "hello", "cron": "0 9 * * *"},
 }
 
 
-def _concrete(path: str, worker_id: str, run_id: str) -> str:
+def _concrete(path: str, worker_id: str, run_id: str, schedule_id: str) -> str:
     path = path.replace("{runtime_id}", "backend-internal").replace("{worker_id}", worker_id)
-    path = path.replace("{run_id}", run_id)
+    path = path.replace("{run_id}", run_id).replace("{schedule_id}", schedule_id)
     path = path.replace("{member_id}", "embedded")
     assert not re.search(r"{\w+}", path), path
     return path
@@ -51,9 +52,14 @@ async def test_every_api_route_needs_the_token_beyond_loopback(namespace: str) -
             f"{BI}/workers/{worker_id}/inputs", json={"text": "hi", "wait_s": 20}, headers=AUTH
         )
         assert ran.status_code == 200, ran.text
+        scheduled = await client.post(
+            f"{BI}/workers/{worker_id}/schedules", json=_BODIES["schedules"], headers=AUTH
+        )
+        assert scheduled.status_code == 201, scheduled.text
+        schedule_id = scheduled.json()["schedule_id"]
         schema = (await client.get("/openapi.json")).json()
         routes = [
-            (method.upper(), _concrete(path, worker_id, ran.json()["run_id"]))
+            (method.upper(), _concrete(path, worker_id, ran.json()["run_id"], schedule_id))
             for path, operations in schema["paths"].items()
             if path.startswith("/api/")
             for method in operations
@@ -75,6 +81,8 @@ async def test_every_api_route_needs_the_token_beyond_loopback(namespace: str) -
             if path.endswith("/events/stream"):
                 continue  # streams are checked below: they do not end by themselves
             body = _BODIES.get(path.rsplit("/", 1)[-1]) if method == "POST" else None
+            if method == "PATCH":
+                body = {"webhook_url": None}
             response = await client.request(method, path, headers=AUTH, json=body)
             if path.endswith("/drain"):  # past auth: the embedded runtime has no member to drain
                 assert response.json()["error"]["code"] == "unsupported_operation"
