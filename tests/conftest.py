@@ -35,11 +35,17 @@ atexit.register(shutil.rmtree, os.environ["XDG_DATA_HOME"], True)
 REAL_REDIS_FIXTURES = frozenset({"redis_url", "private_redis_url"})
 
 
+FIRST = "tests/packaging/test_lowest_versions.py"
+"""The longest file (a venv at the lowest versions, then the unit tests in it): started first, so
+the other test process runs the rest beside it instead of it running alone at the end."""
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """`-m "not redis"` leaves out every test whose fixtures reach a real Redis, marked or not."""
     for item in items:
         if REAL_REDIS_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.redis)
+    items.sort(key=lambda item: not item.nodeid.startswith(FIRST))  # stable: the rest keep order
 
 
 @pytest.fixture(scope="session")

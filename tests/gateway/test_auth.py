@@ -80,7 +80,9 @@ async def test_every_api_route_needs_the_token_beyond_loopback(namespace: str) -
         for method, path in sorted(routes, key=lambda route: route[1].endswith("/stop")):
             if path.endswith("/events/stream"):
                 continue  # streams are checked below: they do not end by themselves
-            body = _BODIES.get(path.rsplit("/", 1)[-1]) if method == "POST" else None
+            body: dict[str, str | None] | None = (
+                dict(_BODIES.get(path.rsplit("/", 1)[-1], {})) if method == "POST" else None
+            )
             if method == "PATCH":
                 body = {"webhook_url": None}
             response = await client.request(method, path, headers=AUTH, json=body)
