@@ -19,10 +19,10 @@ import anyio
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.types import Receive, Scope, Send
 
-from gateway.hub import Hub, Hubs, Subscription, cursor_position
+from gateway.hub import UNAVAILABLE_RETRY_S, Hub, Hubs, Subscription, cursor_position
 from gateway.metrics import Metrics
 from runtime_worker.runtime import Runtime
-from shared.errors import CursorExpired, YoiError
+from shared.errors import CursorExpired, RuntimeUnavailable, YoiError
 from shared.events import ErrorEvent, Event, EventPage
 from shared.timeutil import now_s
 
@@ -80,7 +80,13 @@ async def follow(
         last = first.cursor
         hub, head = await hubs.join(runtime, worker_id, subscription)
         while cursor_position(last) < cursor_position(head) and not subscription.closed.is_set():
-            page = await runtime.events(worker_id, after=last, limit=hubs.page_limit)
+            try:
+                page = await runtime.events(worker_id, after=last, limit=hubs.page_limit)
+            except RuntimeUnavailable:
+                # Redis went away mid catch-up: as the hub does, keep the stream (its heartbeats
+                # go on) and read on from `last` once Redis answers (no gap, no repeat).
+                await anyio.sleep(UNAVAILABLE_RETRY_S)
+                continue
             if not page.events:
                 break
             yield frames(page.events)
