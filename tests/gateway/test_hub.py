@@ -36,6 +36,7 @@ class ScriptedRuntime:
         self.polls: asyncio.Queue[EventPage | YoiError] = asyncio.Queue()
         self.catch_up: list[EventPage | YoiError] = []
         self.started = asyncio.Event()
+        self.caught_up = asyncio.Event()  # the last scripted catch-up answer was taken
         self.hold_start = asyncio.Event()
         self.hold_start.set()
 
@@ -52,6 +53,8 @@ class ScriptedRuntime:
             answer = (
                 self.catch_up.pop(0) if self.catch_up else EventPage(events=[], cursor=after or "0")
             )
+            if not self.catch_up:
+                self.caught_up.set()
         if isinstance(answer, YoiError):
             raise answer
         return answer
@@ -88,7 +91,6 @@ def test_cursor_position_orders_numerically() -> None:
     ("failure", "code"),
     [
         (CursorExpired("trimmed", oldest_cursor="7-0"), "cursor_expired"),
-        (RuntimeUnavailable("redis went away"), "runtime_unavailable"),
         (WorkerNotFound("expired"), "worker_not_found"),
     ],
 )
@@ -113,6 +115,29 @@ async def test_a_failure_while_catching_up_is_an_error_frame_then_the_end(
         assert error["oldest_cursor"] == "7-0"
     assert parser.last_event_id == "1-0"  # the error frame does not move the resume point
     assert len(hubs) == 0 and metrics.sse_clients._value.get() == 0
+
+
+async def test_redis_away_while_catching_up_keeps_the_stream_and_reads_on_from_its_cursor() -> None:
+    runtime = ScriptedRuntime(head="9-0")
+    runtime.catch_up = [
+        RuntimeUnavailable("redis went away"),
+        EventPage(events=[delta("9-0", "b")], cursor="9-0"),
+    ]
+    hubs, metrics = make_hubs()
+    first = EventPage(events=[delta("1-0", "a")], cursor="1-0")
+    subscription = hubs.subscription()
+    stream = follow(cast(Runtime, runtime), WORKER, first, subscription, hubs=hubs, metrics=metrics)
+    task = asyncio.create_task(collect(stream))
+    await asyncio.wait_for(runtime.caught_up.wait(), 5)
+    # Once the catch-up is done, only a failure of the hub itself ends the stream.
+    runtime.polls.put_nowait(CursorExpired("the hub fell behind", oldest_cursor="9-0"))
+    parser = await asyncio.wait_for(task, 5)
+    assert [(m.event, m.json().get("text")) for m in parser.messages] == [
+        ("text_delta", "a"),
+        ("text_delta", "b"),
+        ("error", None),
+    ]
+    assert parser.last_event_id == "9-0"
 
 
 async def test_a_hub_failure_reaches_every_connection_as_an_error_frame() -> None:
