@@ -81,7 +81,10 @@ class Flusher:
         return self.counted()
 
     async def flush(self) -> None:
-        await self.store.append_events(self.worker_id, self.hosted.epoch, self.tail())
+        events = self.tail()
+        await self.store.append_events(
+            self.worker_id, self.hosted.epoch, events, run_id=self.run_id
+        )
 
     def tail(self) -> tuple[TextDelta, ...]:
         """The pending text as a delta (none when nothing is pending), counted as sent."""

@@ -177,7 +177,7 @@ async def _exchange(
             input_id=item.input_id,
             text=f"word{n} ",
         )
-        await store.append_events(worker_id, epoch, [delta])
+        await store.append_events(worker_id, epoch, [delta], run_id=claim.run_id)
     text = "".join(f"word{n} " for n in range(deltas))
     outcome = RunOutcome(RunResult.FINISHED, text, 12, deltas)
     return item, await _finish(store, worker_id, epoch, taken, outcome)
@@ -213,7 +213,7 @@ async def test_stale_epoch_writes_raise_lease_lost_and_write_nothing(backend: Ba
 
     delta = TextDelta(worker_id=wid, ts=now_s(), text="stale")
     with pytest.raises(LeaseLost):
-        await store.append_events(wid, old, [delta])
+        await store.append_events(wid, old, [delta], run_id=taken.claim.run_id)
     with pytest.raises(LeaseLost):
         await _finish(store, wid, old, taken, RunOutcome(RunResult.FINISHED, "x"))
     with pytest.raises(LeaseLost):
@@ -225,6 +225,55 @@ async def test_stale_epoch_writes_raise_lease_lost_and_write_nothing(backend: Ba
     after = await store.get_worker(wid)
     assert (after.host, after.epoch, after.done_seq) == ("m2", new, record_before.done_seq)
     assert await store.client.get(store.keys.lease(wid)) == "m2"
+
+
+async def test_a_failover_that_lost_an_acquisition_reuses_its_epoch_but_not_its_run(
+    real_redis: Backend, redis_url: str
+) -> None:
+    """What the run fence adds to the epoch: a failover that loses an acquisition (and the run
+    taken under it) rolls the Worker back to what the promoted replica had, where the next
+    acquisition gets the very same epoch. The member whose writes were lost still holds that
+    epoch, and its run's appends and finish would pass an epoch check; its run id is not the
+    Worker's, so they are refused. Simulated with DUMP/RESTORE of the Worker's keys."""
+    store = real_redis.store()
+    raw = Redis.from_url(redis_url)  # DUMP payloads are bytes
+    record, first = await _hosted(store)
+    wid = record.worker_id
+    keys = store.keys.worker(wid).all()
+    await store.submit_input(wid, "q", new_id(), Strategy.ENQUEUE, now_s())
+    await _take(store, wid, first)
+    await store.client.delete(store.keys.lease(wid))  # m1's lease lapsed in the outage
+    replica = [(key, await raw.dump(key), await raw.pttl(key)) for key in keys]
+    lost_epoch = await store.acquire(wid, "m2", 60_000)
+    assert lost_epoch == first + 1
+    # m1 never heartbeated: judged lost, its input is a suspect and runs alone.
+    lost_run = await store.take_run(wid, "m2", lost_epoch, new_id(), now_s(), 0, solo=True)
+    assert lost_run is not None
+    for key, dumped, ttl in replica:  # the promotion: m2's writes are gone
+        if dumped is None:
+            await raw.delete(key)
+        else:
+            await raw.restore(key, max(ttl, 0), dumped, replace=True)
+    epoch = await store.acquire(wid, "m3", 60_000)
+    assert epoch == lost_epoch  # the same number, handed out again
+    current = await store.take_run(wid, "m3", epoch, new_id(), now_s(), 0, solo=True)
+    assert current is not None
+    before = await _lengths(store, wid)
+
+    delta = TextDelta(
+        worker_id=wid, ts=now_s(), run_id=lost_run.claim.run_id, text="late", input_id="x"
+    )
+    with pytest.raises(LeaseLost):
+        await store.append_events(wid, lost_epoch, [delta], run_id=lost_run.claim.run_id)
+    with pytest.raises(LeaseLost):
+        await _finish(store, wid, lost_epoch, lost_run, RunOutcome(RunResult.FINISHED, "late"))
+    with pytest.raises(LeaseLost):  # and m2 cannot start another: the lease is m3's
+        await store.take_run(wid, "m2", lost_epoch, new_id(), now_s(), 0)
+    assert await _lengths(store, wid) == before
+    after = await store.get_worker(wid)
+    assert (after.run_id, after.done_seq) == (current.claim.run_id, 0)
+    await _finish(store, wid, epoch, current, RunOutcome(RunResult.FINISHED, "answer"))
+    await raw.aclose()
 
 
 async def test_right_epoch_but_foreign_lease_is_refused(backend: Backend) -> None:
@@ -396,10 +445,12 @@ async def test_trimmed_stream_expires_stale_cursor_with_working_oldest(
     store = backend.store(Settings(events_maxlen=1000))  # approximate (node) trimming
     record, epoch = await _hosted(store)
     wid = record.worker_id
+    await store.submit_input(wid, "q", new_id(), Strategy.ENQUEUE, now_s())
+    run_id = (await _take(store, wid, epoch)).claim.run_id
     stale = await store.last_cursor(wid)
     for _ in range(6):
         batch = [TextDelta(worker_id=wid, ts=now_s(), text="x") for _ in range(500)]
-        await store.append_events(wid, epoch, batch)
+        await store.append_events(wid, epoch, batch, run_id=run_id)
     length = await store.client.xlen(store.keys.events(wid))
     assert 1000 <= length < 3000
     with pytest.raises(CursorExpired) as caught:

@@ -37,10 +37,14 @@ class MemoryBase:
     def _find(self, worker_id: str) -> MemoryWorker | None:
         raise NotImplementedError  # MemoryStore's
 
-    def _fenced(self, worker_id: str, epoch: int) -> MemoryWorker:
+    def _fenced(self, worker_id: str, epoch: int, run_id: str | None = None) -> MemoryWorker:
+        """The Worker, if `epoch` is its own and (for a run's writes) `run_id` its current run,
+        as `fence` in `lua/_prelude.lua` checks."""
         worker = self._get(worker_id)
         if worker.record.epoch != epoch:
             raise LeaseLost(f"worker {worker_id} is at epoch {worker.record.epoch}, not {epoch}")
+        if run_id is not None and worker.record.run_id != run_id:
+            raise LeaseLost(f"worker {worker_id}: run {run_id} is not its current run")
         return worker
 
     def _emit(self, worker: MemoryWorker, event: Event) -> str:

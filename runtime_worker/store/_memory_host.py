@@ -1,5 +1,6 @@
 """`MemoryHostSide`: the `HostSide` role of `MemoryStore`: wake-ups handed to the host in
-process, leases, and the writes of a host's runs, each fenced by the lease epoch.
+process, leases, and the writes of a host's runs, each fenced by the lease epoch (and by the
+run, for appends and finishes).
 
 Apart from `memory.py` so what a host does to a Worker (take, append, finish, sweep) reads in
 one place, as `take_run.lua` and `finish_run.lua` do for Redis.
@@ -102,8 +103,10 @@ class MemoryHostSide(MemoryBase):
             host_lost=host_lost,
         )
 
-    async def append_events(self, worker_id: str, epoch: int, events: Sequence[Event]) -> str:
-        worker = self._fenced(worker_id, epoch)
+    async def append_events(
+        self, worker_id: str, epoch: int, events: Sequence[Event], *, run_id: str
+    ) -> str:
+        worker = self._fenced(worker_id, epoch, run_id)
         cursor = ""
         for event in events:
             cursor = self._emit(worker, event)
@@ -120,7 +123,7 @@ class MemoryHostSide(MemoryBase):
         *,
         run_id: str,
     ) -> bool:
-        worker = self._fenced(worker_id, epoch)
+        worker = self._fenced(worker_id, epoch, run_id)
         record = worker.record
         for event in runs.final_events(worker_id, run_id, item, outcome, ts):
             self._emit(worker, event)

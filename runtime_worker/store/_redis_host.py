@@ -1,6 +1,7 @@
 """`RedisHostSide`: the `HostSide` role of `RedisStore`: a member's wake-ups, its leases (one
 round trip per batch of Workers), and the writes of its runs (take, append, finish), each one
-script fenced by the lease epoch.
+script fenced by the lease epoch (and an append or finish by its run: see `fence` in
+`lua/_prelude.lua`).
 
 Apart from the gateway's steps (`_redis_core.py`) and the readers (`_redis_readers.py`) so all a
 host does to Redis is in one module.
@@ -187,12 +188,15 @@ class RedisHostSide(RedisCore):
         return TakenRun(codec.parse_input(entry_id, raw), claim, codec.history(history_json))
 
     @translate_errors
-    async def append_events(self, worker_id: str, epoch: int, events: Sequence[Event]) -> str:
+    async def append_events(
+        self, worker_id: str, epoch: int, events: Sequence[Event], *, run_id: str
+    ) -> str:
         keys = self._worker_keys(worker_id)
         args = argv(
             "append",
             [dump_event(event) for event in events],
             epoch=epoch,
+            run_id=run_id,
             events_maxlen=self._maxlen,
         )
         reply = await self._pipeline.run(self._scripts.append, keys.all(), args)
@@ -216,6 +220,7 @@ class RedisHostSide(RedisCore):
             "finish_run",
             [dump_event(event) for event in events],
             epoch=epoch,
+            run_id=run_id,
             seq=item.seq,
             entry_id=item.entry_id,
             finished_at=repr(ts),

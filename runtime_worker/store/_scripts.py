@@ -196,6 +196,8 @@ def check(reply: Any, worker_id: str = "") -> list[Any]:
         raise RateLimited(f"worker {worker_id} has {detail} inputs queued")
     if status == "lease_lost":
         raise LeaseLost(f"worker {worker_id} is at epoch {detail} now")
+    if status == "run_lost":
+        raise LeaseLost(f"worker {worker_id}: run {detail} is not its current run")
     if status == "input_id_conflict":
         raise InputIdConflict(f"input {detail} was sent before with another text")
     if status == "worker_exists":

@@ -8,7 +8,9 @@ Implementations keep one contract (tests/contract) and one reference model (test
 `MemoryStore` for the embedded runtime and `RedisStore` for the fleet. Host-side writes carry
 the lease `epoch` they were made under; a store refuses (raises `LeaseLost`) any write whose
 epoch is not the Worker's current one, atomically with the write itself, so a paused or
-partitioned host can never write after losing its lease.
+partitioned host can never write after losing its lease. A run's appends and finish carry its
+`run_id` too and are refused once it is not the Worker's current run (finished, or taken again
+by any host): epochs can repeat after a Redis failover lost an acquisition, run ids cannot.
 
 Inputs are numbered per Worker by `seq` (1, 2, ...). Three watermarks on the Worker record make
 multitasking and cancellation cheap and atomic:
@@ -314,8 +316,12 @@ class HostSide(ABC):
         input unless `solo` (the caller starts no other turn while this one runs)."""
 
     @abstractmethod
-    async def append_events(self, worker_id: str, epoch: int, events: Sequence[Event]) -> str:
-        """Append events (cursors are assigned here); return the last cursor."""
+    async def append_events(
+        self, worker_id: str, epoch: int, events: Sequence[Event], *, run_id: str
+    ) -> str:
+        """Append the run `run_id`'s events (cursors are assigned here); return the last cursor.
+        Refused (`LeaseLost`) unless `run_id` is the Worker's current run (taken and not
+        finished, nor taken again since), as `finish_run` is."""
 
     @abstractmethod
     async def finish_run(
@@ -328,7 +334,8 @@ class HostSide(ABC):
         *,
         run_id: str,
     ) -> bool:
-        """End the run `run_id`: its unwritten deltas, `error` (when the outcome has an error
+        """End the run `run_id` (refused, `LeaseLost`, unless it is the Worker's current run):
+        its unwritten deltas, `error` (when the outcome has an error
         code), `text_done`, `usage` and `run_finished` events, the assistant transcript entry (or
         a notice when there was no text), usage totals, `done_seq`, state (`idle`, `running`
         while more is queued, or `stopped` when draining a stop), and the input's

@@ -2,8 +2,9 @@
 over one Worker's keys (one hash tag), so it is atomic and Redis Cluster safe.
 
 Key layout and entry formats: shared/keys.py and docs/redis-layout.md. Host-side writes are
-fenced by the lease epoch inside their scripts; a refused write raises `LeaseLost` and writes
-nothing. Redis being away surfaces as `RuntimeUnavailable` (see `_scripts.translate_errors`).
+fenced by the lease epoch (a run's appends and finish by its run id too) inside their scripts;
+a refused write raises `LeaseLost` and writes nothing. Redis being away surfaces as
+`RuntimeUnavailable` (see `_scripts.translate_errors`).
 This module holds the fleet's roles (members, placement hints, schedules, health) over its
 parts: the connection and the gateway's steps in `_redis_core.py`, the host side in
 `_redis_host.py`, the readers in `_redis_readers.py`.

@@ -94,6 +94,7 @@ async def _run_once(store: Store, worker_id: str, epoch: int, text: str = "answe
                 text=text,
             )
         ],
+        run_id=claim.run_id,
     )
     await _finish(store, worker_id, epoch, taken, RunOutcome(RunResult.FINISHED, text, 3, 1))
     return item
@@ -218,12 +219,55 @@ async def test_stale_epoch_writes_nothing(store: Store) -> None:
     before = await store.last_cursor(record.worker_id)
     delta = TextDelta(worker_id=record.worker_id, ts=now_s(), text="stale")
     with pytest.raises(LeaseLost):
-        await store.append_events(record.worker_id, epoch, [delta])
+        await store.append_events(record.worker_id, epoch, [delta], run_id=taken.claim.run_id)
     with pytest.raises(LeaseLost):
         await store.take_run(record.worker_id, MEMBER, epoch, new_id(), now_s(), 0)
     with pytest.raises(LeaseLost):
         await _finish(store, record.worker_id, epoch, taken, RunOutcome(RunResult.FINISHED, "x"))
     assert await store.last_cursor(record.worker_id) == before
+
+
+def _delta(worker_id: str, taken: TakenRun, text: str) -> TextDelta:
+    ids = {"run_id": taken.claim.run_id, "input_id": taken.item.input_id}
+    return TextDelta(worker_id=worker_id, ts=now_s(), text=text, **ids)
+
+
+async def test_a_stale_runs_append_and_finish_are_refused(store: Store) -> None:
+    """The run fence, beside the epoch's: a run taken again since (here by the same member
+    under the same epoch, as after its drain ended while the input stayed unfinished) or
+    finished writes nothing more, so no event of a run follows the next attempt's start."""
+    record, epoch = await _hosted(store)
+    wid = record.worker_id
+    await _submit(store, wid, "one")
+    first = await _take(store, wid, epoch)
+    second = await _take(store, wid, epoch)
+    assert (second.item.seq, second.claim.attempt) == (first.item.seq, 2)
+    before = await store.last_cursor(wid)
+    with pytest.raises(LeaseLost):
+        await store.append_events(
+            wid, epoch, [_delta(wid, first, "late")], run_id=first.claim.run_id
+        )
+    with pytest.raises(LeaseLost):
+        await _finish(store, wid, epoch, first, RunOutcome(RunResult.FINISHED, "late"))
+    assert await store.last_cursor(wid) == before
+    current = await store.get_worker(wid)
+    assert (current.run_id, current.done_seq, current.usage.runs) == (second.claim.run_id, 0, 0)
+
+    await store.append_events(
+        wid, epoch, [_delta(wid, second, "on time")], run_id=second.claim.run_id
+    )
+    await _finish(store, wid, epoch, second, RunOutcome(RunResult.FINISHED, "on time"))
+    finished = await store.last_cursor(wid)
+    with pytest.raises(LeaseLost):  # finished: its run is over
+        await store.append_events(
+            wid, epoch, [_delta(wid, second, "late")], run_id=second.claim.run_id
+        )
+    with pytest.raises(LeaseLost):
+        await _finish(store, wid, epoch, second, RunOutcome(RunResult.FINISHED, "again"))
+    assert await store.last_cursor(wid) == finished
+    events = await store.read_events(wid, None, 100)
+    assert [e.type for e in events].count("run_finished") == 1
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["on time"]
 
 
 async def test_renew_reports_lost_leases(store: Store) -> None:

@@ -68,9 +68,8 @@ async def _busy_history(store: SqliteStore) -> tuple[str, str, int]:
         assert taken is not None
         item, claim = taken.item, taken.claim
         ids = {"worker_id": worker_id, "ts": now_s(), "run_id": claim.run_id}
-        await store.append_events(
-            worker_id, epoch, [TextDelta(**ids, input_id=item.input_id, text="piece ")]
-        )
+        delta = TextDelta(**ids, input_id=item.input_id, text="piece ")
+        await store.append_events(worker_id, epoch, [delta], run_id=claim.run_id)
         if n == 1:
             await store.cancel(worker_id)
         outcome = RunOutcome(RunResult.FINISHED, "piece ", input_tokens=2, output_tokens=1)
@@ -100,7 +99,7 @@ async def test_a_reopened_store_holds_exactly_what_was_written(tmp_path: Path) -
         new_epoch = await reopened.acquire(worker_id, MEMBER, 0)
         assert new_epoch == epoch + 1
         with pytest.raises(LeaseLost):
-            await reopened.append_events(worker_id, epoch, [])
+            await reopened.append_events(worker_id, epoch, [], run_id=new_id())
         # The dedupe entries still answer, and the input left queued is still there.
         again = await reopened.submit_input(worker_id, "in 1", "i1", Strategy.ENQUEUE, now_s())
         assert again.duplicate

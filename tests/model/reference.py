@@ -129,8 +129,9 @@ class Worker:
     def retained_transcript(self) -> list[Entry]:
         return self.transcript[-self.transcript_maxlen :]
 
-    def fence(self, epoch: int) -> None:
-        if epoch != self.epoch:
+    def fence(self, epoch: int, run_id: str | None = None) -> None:
+        """The epoch is the Worker's and (a run's writes) the run is its current one."""
+        if epoch != self.epoch or (run_id is not None and run_id != self.run_id):
             raise Refused("lease_lost")
 
 
@@ -245,7 +246,7 @@ class Model:
         return Taken(item, run_id, epoch, w.run_attempt, item.seq <= w.cancel_upto, lines)
 
     def deltas(self, w: Worker, taken: Taken, texts: list[str]) -> None:
-        w.fence(taken.epoch)
+        w.fence(taken.epoch, taken.run_id)
         for text in texts:
             w.emit("text_delta", run_id=taken.run_id, input_id=taken.item.input_id, text=text)
 
@@ -259,7 +260,7 @@ class Model:
         deltas: list[str],
     ) -> bool:
         """The run's end; answers whether more inputs wait."""
-        w.fence(taken.epoch)
+        w.fence(taken.epoch, taken.run_id)
         ids = {"run_id": taken.run_id, "input_id": taken.item.input_id}
         for delta in deltas:
             w.emit("text_delta", **ids, text=delta)

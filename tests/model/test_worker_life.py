@@ -3,8 +3,9 @@
 Hypothesis drives random sequences of create, submit (each strategy, reused input ids with the
 same or another text), cancel, stop, acquire / renew / release, lease loss and takeover (a
 lease that expires at once, then another member takes the Worker: epoch fencing), take, deltas,
-finish (each result), reads by cursor (old, trimmed, ahead, malformed) and transcript pages,
-and compares every answer, error and the whole event log, transcript and record after each step.
+finish (each result), writes of runs finished or taken again since (the run fence), reads by
+cursor (old, trimmed, ahead, malformed) and transcript pages, and compares every answer, error
+and the whole event log, transcript and record after each step.
 
 Bounded for CI: `YOI_MODEL_EXAMPLES` (default 60) examples of `YOI_MODEL_STEPS` (default 40)
 steps per backend; raise both locally to search longer.
@@ -91,6 +92,8 @@ class WorkerLife(RuleBasedStateMachine):
         self.ids: list[str] = []
         self.epochs: dict[tuple[str, str], int] = {}  # (worker, member) -> the epoch it got
         self.taken: dict[tuple[str, str], tuple[Taken, QueuedInput]] = {}
+        # Runs finished or taken again since, per Worker: their writes must all be refused.
+        self.ended: dict[str, list[tuple[Taken, QueuedInput]]] = {}
         self.clock = 1_000.0
 
     async def _make(self) -> Store:
@@ -300,6 +303,9 @@ class WorkerLife(RuleBasedStateMachine):
             expected.cancelled,
         )
         assert got.history == expected.history
+        replaced = self.taken.get((w.worker_id, member))
+        if replaced is not None:
+            self.ended.setdefault(w.worker_id, []).append(replaced)
         self.taken[(w.worker_id, member)] = (expected, got.item)
 
     @rule(pick=picks, member=members, parts=delta_texts)
@@ -321,7 +327,7 @@ class WorkerLife(RuleBasedStateMachine):
         ]
         self.both(
             lambda: self.model.deltas(w, taken, parts),
-            lambda: self.store.append_events(w.worker_id, taken.epoch, events),
+            lambda: self.store.append_events(w.worker_id, taken.epoch, events, run_id=taken.run_id),
         )
 
     @rule(
@@ -334,8 +340,9 @@ class WorkerLife(RuleBasedStateMachine):
     def finish(self, pick: int, member: str, result: RunResult, text: str, tail: list[str]) -> None:
         w = self.worker(pick)
         found = self.taken.pop((w.worker_id, member), None)
-        if found is None or found[0].item.seq <= w.done_seq:
+        if found is None:
             return
+        self.ended.setdefault(w.worker_id, []).append(found)
         taken, item = found
         ts = self.tick()
         ids = {"worker_id": w.worker_id, "run_id": taken.run_id, "input_id": item.input_id}
@@ -357,6 +364,32 @@ class WorkerLife(RuleBasedStateMachine):
         if answers is not None:
             more, got = answers
             assert got == more
+
+    @rule(pick=picks, which=st.integers(min_value=0, max_value=7))
+    def stale_run_writes(self, pick: int, which: int) -> None:
+        """A run finished or taken again since (by any member, at any epoch) appends and
+        finishes: the model refuses unless it is the Worker's current run, and so must the
+        store."""
+        w = self.worker(pick)
+        ended = self.ended.get(w.worker_id)
+        if not ended:
+            return
+        taken, item = ended[which % len(ended)]
+        ids = {"worker_id": w.worker_id, "run_id": taken.run_id, "input_id": item.input_id}
+        delta = TextDelta(**ids, ts=self.tick(), text="stale")
+        self.both(
+            lambda: self.model.deltas(w, taken, ["stale"]),
+            lambda: self.store.append_events(
+                w.worker_id, taken.epoch, [delta], run_id=taken.run_id
+            ),
+        )
+        outcome = RunOutcome(RunResult.FINISHED, "stale")
+        self.both(
+            lambda: self.model.finish(w, taken, RunResult.FINISHED, "stale", (0, 0), []),
+            lambda: self.store.finish_run(
+                w.worker_id, taken.epoch, item, outcome, self.tick(), run_id=taken.run_id
+            ),
+        )
 
     # -- readers ---------------------------------------------------------------------------------
 

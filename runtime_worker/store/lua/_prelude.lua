@@ -49,9 +49,15 @@ end
 
 -- The fencing check every host-side write makes first: the caller's epoch is the Worker's; with
 -- `member` (a take), that member holds the lease now: a take under an expired lease is refused
--- even when nobody took the lease since. Returns an error reply, or nil when the write may go.
-local function fence(w, lease, epoch, member)
-  local current = redis.call('HGET', w, 'epoch')
+-- even when nobody took the lease since. With `run_id` (an append or a finish), that run is the
+-- Worker's current one: taken, not finished, and not taken again since. The epoch alone can
+-- repeat after a failover lost an acquisition (the promoted replica hands the same number out
+-- again); a run id is random and set only by a take made under the lease, so a run another
+-- take replaced (on any host, at any epoch) writes nothing more. Returns an error reply, or nil
+-- when the write may go.
+local function fence(w, lease, epoch, member, run_id)
+  local rec = redis.call('HMGET', w, 'epoch', 'run_id')
+  local current = rec[1]
   if not current then
     return fail('worker_not_found')
   end
@@ -60,6 +66,9 @@ local function fence(w, lease, epoch, member)
   end
   if member and redis.call('GET', lease) ~= member then
     return fail('lease_lost', current)
+  end
+  if run_id and rec[2] ~= run_id then
+    return fail('run_lost', run_id)
   end
   return nil
 end

@@ -2,7 +2,7 @@
 -- The rest of the arguments: event JSON (the run's unwritten text deltas, then its final
 -- events). Reply: {'ok', cursor of the last event (run_finished), more inputs waiting (0/1)}.
 local A = args({
-  'epoch', 'seq', 'entry_id',
+  'epoch', 'run_id', 'seq', 'entry_id',
   -- the final transcript entry (the run log's record of the run): JSON around the attempt and
   -- the start time, both from the record (`finished_at` when the run never started)
   'transcript_1', 'transcript_2', 'transcript_3', 'finished_at',
@@ -10,7 +10,7 @@ local A = args({
   'error_code', -- '' for none
   'state_prefix', 'state_suffix', 'events_maxlen', 'retention_s', 'compact_max'})
 local w, inputs, ev, tr, lease = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[7]
-local refused = fence(w, lease, A.epoch, nil)
+local refused = fence(w, lease, A.epoch, nil, A.run_id)
 if refused then
   return refused
 end
