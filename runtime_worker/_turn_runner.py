@@ -116,12 +116,14 @@ class TurnRunner:
             self._stream(worker_id, hosted, profile, taken, flusher), name="yoi-turn"
         )
         hosted.turn = turn
-        # The take saw every cancel made before it; a hint since (handled while no turn was
-        # registered) may be a cancel that raced the start.
-        if hosted.hinted and await self.store.is_cancelled(worker_id, item.seq):
-            hosted.cancel_requested = True
-            turn.cancel()
+        # From here on no way out of this method leaves the turn running: a turn outliving its
+        # drain would stream on beside the next attempt of the same input.
         try:
+            # The take saw every cancel made before it; a hint since (handled while no turn was
+            # registered) may be a cancel that raced the start.
+            if hosted.hinted and await self._cancelled(worker_id, item.seq):
+                hosted.cancel_requested = True
+                turn.cancel()
             return await asyncio.shield(turn)
         except asyncio.CancelledError:
             if hosted.cancel_requested and turn.cancelled():
@@ -134,9 +136,22 @@ class TurnRunner:
                     reason="cancelled",
                 )
             turn.cancel()  # the host itself is stopping: leave the input for the next host
+            await asyncio.wait([turn])  # the drain ends after its turn, not beside it
+            raise
+        except BaseException:
+            turn.cancel()
+            await asyncio.wait([turn])
             raise
         finally:
             hosted.turn = None
+
+    async def _cancelled(self, worker_id: str, seq: int) -> bool:
+        """Whether the input was cancelled since its take; False when the store cannot say now
+        (a poke or the host's sweep reads it again while the turn runs)."""
+        try:
+            return await self.store.is_cancelled(worker_id, seq)
+        except RuntimeUnavailable:
+            return False
 
     async def _stream(
         self, worker_id: str, hosted: Hosted, profile: Profile, taken: TakenRun, flusher: Flusher
