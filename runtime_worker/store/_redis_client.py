@@ -104,18 +104,30 @@ class _MapReads:
         self.done = 0
 
 
+class _Snapshots(dict[str, Any]):
+    """A dict whose `values()` is a copy: a walk across awaits survives the dict changing."""
+
+    def values(self) -> list[Any]:  # type: ignore[override]
+        return list(super().values())
+
+
 class _OneMapReadAtOnce(NodesManager):
     """redis-py 5's `NodesManager.initialize` walks its startup nodes across awaits while a
     concurrent call replaces them ("dictionary changed size during iteration", seen when a
     primary fails over under a member's batches, shard subscribers and redis-py's own retries).
     Here reads of the slot map run one at a time, and one that waited while another finished
-    takes that fresh map instead of reading it again. The manager has `__slots__`: its state
-    lives beside it, by id, checked against the running loop (ids are reused)."""
+    takes that fresh map instead of reading it again. redis-py's command path also drops a
+    node it failed to reach from the startup nodes (outside any map read): the walk goes over
+    a copy of them (`_Snapshots`), so that drop cannot break it either (it killed a member's
+    placement loop in the failover test). The manager has `__slots__`: its state lives beside
+    it, by id, checked against the running loop (ids are reused)."""
 
     __slots__ = ()
     _reads: ClassVar[dict[int, _MapReads]] = {}
 
     async def initialize(self) -> None:
+        if not isinstance(self.startup_nodes, _Snapshots):
+            self.startup_nodes = _Snapshots(self.startup_nodes)
         reads = self._reads.get(id(self))
         if reads is None or reads.loop is not asyncio.get_running_loop():
             reads = self._reads[id(self)] = _MapReads()

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio
+from redis.asyncio.cluster import ClusterNode
 
 from runtime_worker.member import Member
 from runtime_worker.runtime import Runtime
@@ -288,6 +289,32 @@ async def test_concurrent_reads_of_the_slot_map_make_one(
     assert command_calls(redis_cluster, "cluster|slots") - before == 1
     await client.nodes_manager.initialize()  # a later call reads again
     assert command_calls(redis_cluster, "cluster|slots") - before == 2
+
+
+async def test_a_node_dropped_during_a_read_of_the_slot_map_does_not_break_it(
+    cluster_store: RedisStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """redis-py's command path drops a node it could not reach from the startup nodes while a
+    map read walks them (a failover): the read goes on ("dictionary changed size during
+    iteration" killed a member's placement loop in the failover test)."""
+    client = cluster_store.client
+    assert isinstance(client, redis.asyncio.RedisCluster)
+    await client.initialize()
+    manager = client.nodes_manager
+    names = list(manager.startup_nodes)
+    assert len(names) > 2
+    original = ClusterNode.execute_command
+
+    async def dropping(node: ClusterNode, *args: Any, **kwargs: Any) -> Any:
+        if node.name == names[0]:  # the killed primary, walked first
+            manager.startup_nodes.pop(names[-1], None)  # as `RedisCluster._execute_command` does
+            raise redis.exceptions.ConnectionError("the node is down")
+        return await original(node, *args, **kwargs)
+
+    monkeypatch.setattr(ClusterNode, "execute_command", dropping)
+    await manager.initialize()
+    monkeypatch.undo()
+    assert manager.slots_cache  # the map was read
 
 
 async def test_on_a_cluster_an_input_nobody_hears_rings_the_doorbell(
