@@ -117,10 +117,13 @@ class _OneMapReadAtOnce(NodesManager):
     primary fails over under a member's batches, shard subscribers and redis-py's own retries).
     Here reads of the slot map run one at a time, and one that waited while another finished
     takes that fresh map instead of reading it again. redis-py's command path also drops a
-    node it failed to reach from the startup nodes (outside any map read): the walk goes over
-    a copy of them (`_Snapshots`), so that drop cannot break it either (it killed a member's
-    placement loop in the failover test). The manager has `__slots__`: its state lives beside
-    it, by id, checked against the running loop (ids are reused)."""
+    node it failed to reach (a connection error or a timeout, on a live node too) from the
+    startup nodes, outside any map read: the walk goes over a copy of them (`_Snapshots`), so
+    a drop cannot break it (it killed a member's placement loop in the failover test), and it
+    starts from every node of the last map read too, so drops that emptied the startup nodes
+    between two reads cannot leave the client with no node to ask, for good (members in the
+    failover test stayed unable to reach a healthy cluster). The manager has `__slots__`: its
+    state lives beside it, by id, checked against the running loop (ids are reused)."""
 
     __slots__ = ()
     _reads: ClassVar[dict[int, _MapReads]] = {}
@@ -128,6 +131,8 @@ class _OneMapReadAtOnce(NodesManager):
     async def initialize(self) -> None:
         if not isinstance(self.startup_nodes, _Snapshots):
             self.startup_nodes = _Snapshots(self.startup_nodes)
+        for name, node in self.nodes_cache.items():
+            self.startup_nodes.setdefault(name, node)
         reads = self._reads.get(id(self))
         if reads is None or reads.loop is not asyncio.get_running_loop():
             reads = self._reads[id(self)] = _MapReads()

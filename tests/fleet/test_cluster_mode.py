@@ -317,6 +317,24 @@ async def test_a_node_dropped_during_a_read_of_the_slot_map_does_not_break_it(
     assert manager.slots_cache  # the map was read
 
 
+async def test_a_map_read_after_every_startup_node_was_dropped_asks_the_last_map(
+    cluster_store: RedisStore,
+) -> None:
+    """redis-py drops each node a command failed to reach from its startup nodes and refills
+    them only from a map read that succeeded: drops of every one (a failover, under load) left
+    the client unable to read the map ever again. It asks the nodes of the last map too."""
+    client = cluster_store.client
+    assert isinstance(client, redis.asyncio.RedisCluster)
+    await client.initialize()
+    manager = client.nodes_manager
+    known = set(manager.nodes_cache)
+    for name in list(manager.startup_nodes):
+        manager.startup_nodes.pop(name, None)  # as `RedisCluster._execute_command` does
+    await manager.initialize()
+    assert set(manager.startup_nodes) == known
+    assert await client.ping()
+
+
 async def test_on_a_cluster_an_input_nobody_hears_rings_the_doorbell(
     cluster_store: RedisStore,
 ) -> None:
