@@ -1,15 +1,19 @@
 """The SQLite store beyond the shared contract: what it wrote is what it reads back after a
-reopen, cursors go on increasing, and one process at a time holds the file."""
+reopen, cursors go on increasing, one process at a time holds the file, the file is one SQLite
+database in WAL mode, and `Runtime.embedded()` takes it only when asked (memory by default)."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 
+from runtime_worker.runtime import Runtime
 from runtime_worker.store._sqlite_codec import claims_of
 from runtime_worker.store.base import RunOutcome, WorkerRecord
 from runtime_worker.store.bounds import DEDUPE_WINDOW
+from runtime_worker.store.memory import MemoryStore
 from runtime_worker.store.sqlite import SqliteStore
 from shared.errors import LeaseLost, RuntimeUnavailable, WorkerNotFound
 from shared.events import TextDelta
@@ -198,3 +202,39 @@ async def test_dedupe_generations_and_retention_survive_a_reopen(tmp_path: Path)
         assert set(again._saved) == {worker.worker_id}  # what the file holds
     finally:
         await again.aclose()
+
+
+def _files_and_journal_mode(path: Path) -> tuple[list[str], str]:
+    files = sorted(p.name for p in path.parent.iterdir())
+    db = sqlite3.connect(path)
+    try:
+        (mode,) = db.execute("PRAGMA journal_mode").fetchone()
+    finally:
+        db.close()
+    return files, str(mode)
+
+
+async def test_the_store_is_one_file_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "yoi.sqlite3"
+    store = SqliteStore(path, SETTINGS)
+    await store.create(_record())
+    await store.aclose()
+    # WAL is a property of the file (it outlives the connection); a clean close checkpoints
+    # the log back into it, so the one database file is all that is left.
+    assert _files_and_journal_mode(path) == (["yoi.sqlite3"], "wal")
+
+
+async def test_embedded_keeps_memory_unless_given_a_path_or_a_store(tmp_path: Path) -> None:
+    in_memory = Runtime.embedded(SETTINGS)
+    assert type(in_memory.store) is MemoryStore
+    durable = Runtime.embedded(SETTINGS, path=tmp_path / "w.sqlite3")
+    try:
+        assert isinstance(durable.store, SqliteStore)
+        assert (tmp_path / "w.sqlite3").is_file()
+    finally:
+        await durable.store.aclose()
+    given = MemoryStore(SETTINGS)
+    assert Runtime.embedded(SETTINGS, path=tmp_path / "unused.sqlite3", store=given).store is given
+    assert not (tmp_path / "unused.sqlite3").exists()
+    await in_memory.store.aclose()
+    await given.aclose()
