@@ -5,15 +5,25 @@ input needs its Worker's host alive, or a member with room to take the Worker. W
 there the caller waits up to `Settings.capacity_wait_s` (members restarting come back within
 it), then gets 503 `capacity_exhausted` with `Retry-After`, and nothing was written.
 
-The members' view is cached for half the heartbeat interval, so the hot input path pays no Redis
-round trip when the fleet has room (a member that left within that time may still count); when
-the cache says there is none, the Worker's record and the members are read afresh.
+Both paths admit from the members' view, cached for half the heartbeat interval, so the hot
+paths pay no Redis round trip while the fleet has room (a member that left within that time may
+still count); only when the view says there is none is it read afresh.
+
+Creates spend a room budget: the free places the view shows (capacity minus hosted, over the
+members that take Workers) minus the creates this gateway admitted since the oldest of those
+members' heartbeats, which its hosted counts cannot include yet. A burst therefore never takes
+more places than the view has, however often the view is read while heartbeats lag. What can
+still overshoot capacity is bounded by what no heartbeat shows: Workers created before that
+heartbeat and not hosted yet when it was sent (placement's backlog, milliseconds in a healthy
+fleet), and other gateways' creates since it. Reading the members afresh on every create, as
+before, had the same bound (the hosted counts come from heartbeats either way).
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+from collections import deque
 from collections.abc import Callable, Sequence
 
 from runtime_worker.store.base import Store
@@ -25,8 +35,17 @@ from shared.timeutil import monotonic_s
 POLL_S = 0.1  # how often a waiting caller looks at the members again
 
 
+def takes_workers(member: MemberInfo) -> bool:
+    return member.alive and not member.draining
+
+
 def has_room(members: Sequence[MemberInfo]) -> bool:
-    return any(m.alive and not m.draining and m.hosted < m.capacity for m in members)
+    return any(takes_workers(m) and m.hosted < m.capacity for m in members)
+
+
+def free_places(members: Sequence[MemberInfo]) -> int:
+    """Places for new Workers the members' last heartbeats show."""
+    return sum(max(0, m.capacity - m.hosted) for m in members if takes_workers(m))
 
 
 def alive_ids(members: Sequence[MemberInfo]) -> set[str]:
@@ -48,17 +67,34 @@ class Admission:
         self._clock = clock
         self._members: list[MemberInfo] = []
         self._read_at = -math.inf
+        self._free = 0  # free_places of the view
+        self._counted_at = -math.inf  # the view's oldest heartbeat, on this process's clock
+        self._admitted: deque[float] = deque()  # when each create was admitted, oldest first
 
     async def _view(self, *, fresh: bool = False) -> list[MemberInfo]:
         if fresh or self._clock() - self._read_at > self._fresh_s:
-            self._members = await self._store.members()
-            self._read_at = self._clock()
+            asked_at = self._clock()
+            members = await self._store.members()
+            self._members, self._read_at = members, self._clock()
+            self._free = free_places(members)
+            # Heartbeat ages are judged in Redis; counting from before the read only counts
+            # more of our own creates against the budget, never fewer.
+            ages = [m.heartbeat_age_ms or 0 for m in members if takes_workers(m)]
+            self._counted_at = asked_at - max(ages, default=0) / 1000
+            while self._admitted and self._admitted[0] < self._counted_at:
+                self._admitted.popleft()
         return self._members
 
+    def _budget(self, _members: Sequence[MemberInfo]) -> bool:
+        """Whether the view (just read by `_view`) leaves a place for one more create."""
+        return self._free - len(self._admitted) > 0
+
     async def admit_worker(self) -> None:
-        """Return when a member has room for a new Worker; else `CapacityExhausted`. Creating
-        is rare and costs round trips anyway: it reads the members afresh, never the cache."""
-        await self._wait(has_room, "no runtime process has room")
+        """Return when a member has room for a new Worker; else `CapacityExhausted`. From the
+        cached view while the budget lasts; afresh when it says no room."""
+        if not self._budget(await self._view()):
+            await self._wait(self._budget, "no runtime process has room")
+        self._admitted.append(self._clock())
 
     async def admit_input(self, worker_id: str) -> None:
         """Return when the Worker's host is alive or a member has room to take it."""

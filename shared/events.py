@@ -92,3 +92,21 @@ def parse_event(raw: str | bytes) -> Event:
 def dump_event(event: Event) -> str:
     """JSON without the cursor: the store assigns it (it is the stream entry id)."""
     return event.model_dump_json(exclude={"cursor"}, exclude_none=True)
+
+
+_LEGACY_STORED = '{"v":1,"worker_id":'  # how entries were stored before: as `dump_event`
+
+
+def dump_stored(event: Event) -> str:
+    """An event as a store keeps it under its Worker's key: `dump_event` without the worker id
+    (the key says it; 50 bytes of every entry). `parse_stored` puts it back, so readers see
+    the same events."""
+    return event.model_dump_json(exclude={"cursor", "worker_id"}, exclude_none=True)
+
+
+def parse_stored(raw: str, worker_id: str, cursor: str) -> Event:
+    """The event `dump_stored` kept (or `dump_event`, as stored before) of `worker_id`, at
+    `cursor`. `worker_id` comes from a key, so it holds no character JSON would escape."""
+    if not raw.startswith(_LEGACY_STORED):
+        raw = '{"worker_id":"' + worker_id + '",' + raw[1:]
+    return parse_event(raw).model_copy(update={"cursor": cursor})

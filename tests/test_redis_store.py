@@ -39,7 +39,7 @@ from runtime_worker.store.base import (
 )
 from runtime_worker.store.redis import RedisStore
 from shared.errors import CursorExpired, LeaseLost, RuntimeUnavailable, ScopeConflict, WorkerBusy
-from shared.events import RunStarted, TextDelta, dump_event
+from shared.events import RunStarted, TextDelta, dump_event, dump_stored
 from shared.ids import new_id
 from shared.keys import SLOTS, Keys, slot_tag
 from shared.models import (
@@ -439,6 +439,29 @@ async def test_entries_are_versioned_json_an_operator_can_tail(backend: Backend)
     assert await store.client.exists(keys.inputs) == 0  # acknowledged, dropped when idle
 
 
+async def test_stored_entries_leave_out_what_the_key_says_and_read_back_whole(
+    backend: Backend,
+) -> None:
+    """Events and records are kept without the worker id (the key holds it), and read back as
+    the API shows them; entries stored with it (before) read back the same."""
+    store = backend.store()
+    record, epoch = await _hosted(store)
+    wid = record.worker_id
+    await _exchange(store, wid, epoch, deltas=2)
+    keys = store.keys.worker(wid)
+    raw = [fields["e"] for _, fields in await store.client.xrange(keys.events)]
+    assert raw and not any(wid in body or "worker_id" in body for body in raw)
+    assert not await answer(store.client.hexists(keys.record, "worker_id"))
+    assert (await store.get_worker(wid)).worker_id == wid
+    legacy = TextDelta(worker_id=wid, ts=now_s(), run_id="r", input_id="i", text="old")
+    await store.client.xadd(keys.events, {"e": dump_event(legacy)})
+    events = await store.read_events(wid, None, 100)
+    assert {event.worker_id for event in events} == {wid}
+    assert events[-1].model_dump(exclude={"cursor"}) == legacy.model_dump(exclude={"cursor"})
+    first = json.loads(events[0].model_dump_json())
+    assert list(first)[:4] == ["v", "cursor", "worker_id", "ts"]  # the API's shape, unchanged
+
+
 async def test_trimmed_stream_expires_stale_cursor_with_working_oldest(
     backend: Backend,
 ) -> None:
@@ -712,7 +735,8 @@ async def test_take_run_writes_what_the_models_dump(backend: Backend) -> None:
     assert taken.item.ts == round(taken.item.ts, 3)
     started = await answer(store.client.xrange(keys.events, min=taken.claim.cursor, count=1))
     want = RunStarted(worker_id=record.worker_id, ts=ts, run_id=run_id, input_id="in-1:a")
-    assert json.loads(started[0][1]["e"]) == json.loads(dump_event(want))
+    assert json.loads(started[0][1]["e"]) == json.loads(dump_stored(want))
+    assert "worker_id" not in started[0][1]["e"]  # the key says it: not repeated per event
     assert sub.seq == taken.item.seq
 
 

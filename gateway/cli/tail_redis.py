@@ -29,7 +29,7 @@ from gateway.cli.refs import parse_ref
 from gateway.cli.render import event_line, safe
 from runtime_worker.store._redis_client import Client, is_cluster, make_client
 from shared.errors import RuntimeUnavailable, YoiError
-from shared.events import Event, parse_event
+from shared.events import Event, parse_stored
 from shared.keys import Keys
 from shared.settings import EMBEDDED_RUNTIME_ID, Settings
 
@@ -86,7 +86,8 @@ async def _tail(
                 "(check --namespace)",
                 NOT_FOUND,
             )
-        async for event in _read(client, keys.events(worker_id), after or "0-0", follow):
+        events = _read(client, worker_id, keys.events(worker_id), after or "0-0", follow)
+        async for event in events:
             typer.echo(show(event))
     except ResponseError as exc:  # e.g. a malformed --after: Redis names the problem
         raise CliFailure(f"Redis refused the read: {safe(str(exc))}", USAGE) from exc
@@ -96,27 +97,29 @@ async def _tail(
         await client.aclose()
 
 
-async def _read(client: Client, key: str, cursor: str, follow: bool) -> AsyncIterator[Event]:
+async def _read(
+    client: Client, worker_id: str, key: str, cursor: str, follow: bool
+) -> AsyncIterator[Event]:
     while True:
         block = BLOCK_MS if follow else None
         answer = await client.xread({key: cursor}, count=BATCH, block=block)
         entries = answer[0][1] if answer else []
         for entry_id, fields in entries:
             cursor = entry_id
-            event = _event(entry_id, fields)
+            event = _event(worker_id, entry_id, fields)
             if event is not None:
                 yield event
         if not follow and len(entries) < BATCH:
             return
 
 
-def _event(entry_id: str, fields: dict[str, str]) -> Event | None:
+def _event(worker_id: str, entry_id: str, fields: dict[str, str]) -> Event | None:
     """The entry's one JSON value as a typed event; None for a type this CLI predates."""
     if len(fields) != 1:
         return None
     (raw,) = fields.values()
     try:
-        return parse_event(raw).model_copy(update={"cursor": entry_id})
+        return parse_stored(raw, worker_id, entry_id)
     except ValidationError:
         return None
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 from runtime_worker.store.base import QueuedInput, WorkerRecord
 from runtime_worker.store.outcome import user_entry
-from shared.events import Event, RunStarted, dump_event, parse_event
+from shared.events import Event, RunStarted, dump_stored, parse_stored
 from shared.models import ScopeEntry, TranscriptEntry, Usage, WorkerState
 
 ENTRY_VERSION = 1
@@ -21,10 +21,11 @@ ENTRY_VERSION = 1
 _COUNTERS = ("epoch", "next_seq", "done_seq", "cancel_upto", "run_seq", "run_attempt")
 
 
-def record_fields(record: WorkerRecord) -> dict[str, str]:
-    """The hash of a new Worker; usage starts from the record's totals."""
-    fields = {
-        "worker_id": record.worker_id,
+def record_fields(record: WorkerRecord, *, with_id: bool = True) -> dict[str, str]:
+    """The hash of a new Worker; usage starts from the record's totals. Without the worker id
+    for a store whose key says it (`record_from_fields` is then told it)."""
+    fields = {"worker_id": record.worker_id} if with_id else {}
+    fields |= {
         "display_name": record.display_name,
         "profile": record.profile,
         "created_at": repr(record.created_at),
@@ -58,7 +59,11 @@ def record_fields(record: WorkerRecord) -> dict[str, str]:
     return fields
 
 
-def record_from_fields(fields: Mapping[str, str]) -> WorkerRecord:
+def record_from_fields(fields: Mapping[str, str], worker_id: str | None = None) -> WorkerRecord:
+    """The record of `fields`; `worker_id` where they do not hold it (Redis: the key does)."""
+    worker_id = fields.get("worker_id", worker_id)
+    if worker_id is None:
+        raise KeyError("worker_id")
     runs_by_result = {
         name.removeprefix("runs_"): int(value)
         for name, value in fields.items()
@@ -78,7 +83,7 @@ def record_from_fields(fields: Mapping[str, str]) -> WorkerRecord:
         last_error=fields.get("last_error"),
     )
     record = WorkerRecord(
-        worker_id=fields["worker_id"],
+        worker_id=worker_id,
         display_name=fields["display_name"],
         profile=fields["profile"],
         created_at=float(fields["created_at"]),
@@ -144,14 +149,14 @@ def parse_transcript(entry_id: str, raw: str) -> TranscriptEntry:
     return TranscriptEntry.model_validate_json(raw).model_copy(update={"cursor": entry_id})
 
 
-def event_from_entry(entry_id: str, raw: str) -> Event:
-    return parse_event(raw).model_copy(update={"cursor": entry_id})
+def event_from_entry(worker_id: str, entry_id: str, raw: str) -> Event:
+    return parse_stored(raw, worker_id, entry_id)
 
 
 def template(event: Event, field: str) -> tuple[str, str]:
     """The event's JSON split around one field's value, for a script to fill the hole:
     `prefix + value_json + suffix`."""
-    prefix, suffix = holes(dump_event(event), (field, getattr(event, field)))
+    prefix, suffix = holes(dump_stored(event), (field, getattr(event, field)))
     return prefix, suffix
 
 
@@ -174,11 +179,11 @@ def take_templates(worker_id: str, run_id: str, ts: float) -> tuple[list[str], l
     """What lua/take_run.lua fills with an input's values as JSON: the run_started event with
     holes for the input id and the attempt, and the user transcript entry with holes for the
     text, the ts and the input id. Built from the models, so the script writes what
-    `dump_event` and `transcript_json` would."""
+    `dump_stored` and `transcript_json` would."""
     started = RunStarted(worker_id=worker_id, ts=ts, run_id=run_id, input_id="x", attempt=1)
     user = user_entry(QueuedInput(entry_id="", seq=0, input_id="x", text="", ts=0.0), run_id)
     return (
-        holes(dump_event(started), ("input_id", "x"), ("attempt", 1)),
+        holes(dump_stored(started), ("input_id", "x"), ("attempt", 1)),
         holes(transcript_json(user), ("text", ""), ("ts", 0.0), ("input_id", "x")),
     )
 

@@ -45,7 +45,7 @@ from runtime_worker.store.base import (
 from runtime_worker.store.bounds import DEDUPE_WINDOW, text_digest
 from runtime_worker.store.fleet import FleetStore
 from shared.errors import WorkerNotFound
-from shared.events import StateChanged, UserMessage, dump_event
+from shared.events import StateChanged, UserMessage, dump_stored
 from shared.keys import Keys, WorkerKeys
 from shared.models import (
     ScopeEntry,
@@ -175,8 +175,9 @@ class RedisCore(FleetStore):
         worker_id = record.worker_id
         keys = self._worker_keys(worker_id).all()
         event = StateChanged(worker_id=worker_id, ts=now_s(), state=record.state)
-        pairs = [part for item in codec.record_fields(record).items() for part in item]
-        args = argv("create", pairs, events_maxlen=self._maxlen, state_changed=dump_event(event))
+        fields = codec.record_fields(record, with_id=False)  # the key says it
+        pairs = [part for item in fields.items() for part in item]
+        args = argv("create", pairs, events_maxlen=self._maxlen, state_changed=dump_stored(event))
         # Redis runs them in this order: the index entry never names a record not written yet
         # (`list_workers` drops index entries without a record).
         index = packed("ZADD", self.keys.workers(), "NX", repr(record.created_at), worker_id)
@@ -216,7 +217,7 @@ class RedisCore(FleetStore):
             retention_s=self.settings.retention_s,
         )
         (flat,) = check(await self._scripts.stop(keys.all(), args), worker_id)
-        record = codec.record_from_fields(dict(zip(flat[::2], flat[1::2], strict=True)))
+        record = codec.record_from_fields(dict(zip(flat[::2], flat[1::2], strict=True)), worker_id)
         if record.host is not None:
             await self._wakeups.ring(record.host, worker_id)
         elif record.state is WorkerState.STOPPING:
@@ -270,7 +271,7 @@ class RedisCore(FleetStore):
             input_id=input_id,
             strategy="" if strategy is None else strategy.value,
             entry_tail=codec.input_entry_tail(input_id, text, ts, trace),
-            user_message=dump_event(event),
+            user_message=dump_stored(event),
             events_maxlen=self._maxlen,
             dedupe_window=DEDUPE_WINDOW,
             hint_prefix=hint_prefix,

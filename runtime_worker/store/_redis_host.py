@@ -27,7 +27,7 @@ from runtime_worker.store._scripts import argv, check, translate_errors
 from runtime_worker.store.base import QueuedInput, RunAlone, RunClaim, RunOutcome, TakenRun, WakeUp
 from runtime_worker.store.outcome import final_events, transcript_for
 from shared.errors import WorkerNotFound
-from shared.events import Event, dump_event
+from shared.events import Event, dump_stored
 
 RENEW_BATCH = 100  # leases per renew script call (~0.2 ms of Redis): others go between calls
 COMPACT_MAX_ENTRIES = 100  # streams up to this length are rewritten compactly when idle
@@ -194,7 +194,7 @@ class RedisHostSide(RedisCore):
         keys = self._worker_keys(worker_id)
         args = argv(
             "append",
-            [dump_event(event) for event in events],
+            [dump_stored(event) for event in events],
             epoch=epoch,
             run_id=run_id,
             events_maxlen=self._maxlen,
@@ -218,7 +218,7 @@ class RedisHostSide(RedisCore):
         events = final_events(worker_id, run_id, item, outcome, ts)
         args = argv(
             "finish_run",
-            [dump_event(event) for event in events],
+            [dump_stored(event) for event in events],
             epoch=epoch,
             run_id=run_id,
             seq=item.seq,

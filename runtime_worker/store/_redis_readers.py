@@ -41,7 +41,7 @@ class RedisReaders(RedisCore):
         fields = await answer(self.client.hgetall(self._worker_keys(worker_id).record))
         if not fields:
             raise WorkerNotFound(f"no worker {worker_id}")
-        return codec.record_from_fields(fields)
+        return codec.record_from_fields(fields, worker_id)
 
     @translate_errors
     async def get_worker_at(self, worker_id: str) -> RecordAt:
@@ -55,7 +55,7 @@ class RedisReaders(RedisCore):
                 raise reply
         if not flat:
             raise WorkerNotFound(f"no worker {worker_id}")
-        record = codec.record_from_fields(dict(zip(flat[::2], flat[1::2], strict=True)))
+        record = codec.record_from_fields(dict(zip(flat[::2], flat[1::2], strict=True)), worker_id)
         return RecordAt(record, str(newest[0][0]) if newest else "0")
 
     @translate_errors
@@ -68,7 +68,11 @@ class RedisReaders(RedisCore):
                     pipe.hgetall(self.keys.record(worker_id))
                 hashes.extend(await pipe.execute())
         await self._unindex([w for w, fields in zip(worker_ids, hashes, strict=True) if not fields])
-        return [codec.record_from_fields(fields) for fields in hashes if fields]
+        return [
+            codec.record_from_fields(fields, worker_id)
+            for worker_id, fields in zip(worker_ids, hashes, strict=True)
+            if fields
+        ]
 
     @translate_errors
     async def listing(self) -> list[Listed]:
@@ -136,7 +140,10 @@ class RedisReaders(RedisCore):
             newest = last or (entries[-1][0] if entries else "0")
             first = parse_cursor(head) if head else None
             check_window(position, first, parse_cursor(newest), bool(trimmed))
-        return [codec.event_from_entry(entry_id, field_of(raw, "e")) for entry_id, raw in entries]
+        return [
+            codec.event_from_entry(worker_id, entry_id, field_of(raw, "e"))
+            for entry_id, raw in entries
+        ]
 
     @translate_errors
     async def tail_events(
@@ -153,7 +160,10 @@ class RedisReaders(RedisCore):
         position = format_cursor(parse_cursor(after))
         entries = await block_read(self._blocking, key, position, TRUSTED_PAGE, timeout_ms)
         if 0 < len(entries) < TRUSTED_PAGE:
-            return [codec.event_from_entry(entry_id, raw["e"]) for entry_id, raw in entries[:limit]]
+            return [
+                codec.event_from_entry(worker_id, entry_id, raw["e"])
+                for entry_id, raw in entries[:limit]
+            ]
         return await self.read_events(worker_id, after, limit)
 
     @translate_errors

@@ -37,7 +37,7 @@ class RedisWebhooks(WebhookStore):
             keys=[record_key], args=argv("webhook_url", url=url or "")
         )
         flat = check(reply, worker_id)
-        return codec.record_from_fields(dict(zip(flat[::2], flat[1::2], strict=True)))
+        return codec.record_from_fields(dict(zip(flat[::2], flat[1::2], strict=True)), worker_id)
 
     @translate_errors
     async def enqueue_delivery(self, delivery: PendingDelivery, due_ms: int) -> None:
