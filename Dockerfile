@@ -22,5 +22,9 @@ RUN pip install --no-cache-dir -c /tmp/constraints.txt /tmp/dist/yoi_fleet-*.whl
 RUN useradd --create-home --uid 10001 yoi
 USER yoi
 WORKDIR /home/yoi
+# The gateway's data directory (the Companion's SQLite store), made here so that a volume
+# mounted on it (docker-compose.yml) starts owned by `yoi`.
+ENV YOI_DATA_DIR=/home/yoi/data
+RUN mkdir -p /home/yoi/data
 EXPOSE 8000
 CMD ["yoi", "gateway", "--host", "0.0.0.0", "--port", "8000"]

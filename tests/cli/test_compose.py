@@ -51,6 +51,17 @@ def test_redis_persists_with_an_append_only_file(compose: dict[str, Any]) -> Non
     assert volume[1] == "/data" and volume[0] in compose["volumes"]
 
 
+def test_the_gateways_data_dir_is_a_volume_made_by_the_image(compose: dict[str, Any]) -> None:
+    """The Companion's store (issue 11) outlives `docker compose down` and a rebuild."""
+    (volume,) = services(compose)["gateway"]["volumes"]
+    name, mounted = volume.split(":")
+    assert name in compose["volumes"]
+    _, final = dockerfile_stages()
+    assert f"ENV YOI_DATA_DIR={mounted}" in final
+    # Made as `yoi`, after `USER yoi`: a fresh named volume takes the folder's owner.
+    assert final.index("USER yoi") < final.index(f"RUN mkdir -p {mounted}")
+
+
 def test_runtime_scales(compose: dict[str, Any]) -> None:
     runtime = services(compose)["runtime"]
     for fixed in ("container_name", "ports", "hostname"):
