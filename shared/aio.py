@@ -1,13 +1,19 @@
 """`run(main)`: `asyncio.run` on uvloop when it is installed (a faster event loop for the
-gateway's and the runtime processes' socket-bound work), on asyncio's own loop otherwise."""
+gateway's and the runtime processes' socket-bound work), on asyncio's own loop otherwise, with
+the cycle collector tuned for a long-running server."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+# Container allocations (net of frees) between two youngest-generation collections; Python's
+# default is 700.
+GC_GEN0_THRESHOLD = 10_000
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -19,6 +25,19 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
+def tune_gc() -> None:
+    """A request allocates and frees many short-lived objects, so at the default threshold the
+    cycle collector ran hundreds of times a second under load, and its older passes walked
+    every object the imports made (measured: about a sixth of the gateway's CPU per answer).
+    Freeze what exists at start (modules, never garbage) out of every pass and collect the
+    youngest generation less often; the older generations keep their default ratios."""
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(max(gc.get_threshold()[0], GC_GEN0_THRESHOLD), gen1, gen2)
+
+
 def run(main: Coroutine[Any, Any, T]) -> T:
+    tune_gc()
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         return runner.run(main)
