@@ -67,7 +67,6 @@ class Admission:
         self._clock = clock
         self._members: list[MemberInfo] = []
         self._read_at = -math.inf
-        self._free = 0  # free_places of the view
         self._counted_at = -math.inf  # the view's oldest heartbeat, on this process's clock
         self._admitted: deque[float] = deque()  # when each create was admitted, oldest first
 
@@ -76,7 +75,6 @@ class Admission:
             asked_at = self._clock()
             members = await self._store.members()
             self._members, self._read_at = members, self._clock()
-            self._free = free_places(members)
             # Heartbeat ages are judged in Redis; counting from before the read only counts
             # more of our own creates against the budget, never fewer.
             ages = [m.heartbeat_age_ms or 0 for m in members if takes_workers(m)]
@@ -85,9 +83,10 @@ class Admission:
                 self._admitted.popleft()
         return self._members
 
-    def _budget(self, _members: Sequence[MemberInfo]) -> bool:
-        """Whether the view (just read by `_view`) leaves a place for one more create."""
-        return self._free - len(self._admitted) > 0
+    def _budget(self, members: Sequence[MemberInfo]) -> bool:
+        """Whether the view (just read by `_view`, which dropped the creates its heartbeats
+        count) leaves a place for one more create."""
+        return free_places(members) - len(self._admitted) > 0
 
     async def admit_worker(self) -> None:
         """Return when a member has room for a new Worker; else `CapacityExhausted`. From the
