@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any, Protocol
 
 from runtime_worker.admission import Admission
 from runtime_worker.host import Host
@@ -18,7 +19,14 @@ from runtime_worker.store.base import Store, WorkerRecord
 from runtime_worker.webhook_urls import webhook_info
 from shared.errors import CursorExpired, InvalidInput
 from shared.ids import display_ref, is_worker_id
-from shared.models import Capabilities, InFlight, RuntimeKind, WorkerDetail, WorkerDiagnostics
+from shared.models import (
+    Capabilities,
+    InFlight,
+    RuntimeKind,
+    WorkerDetail,
+    WorkerDiagnostics,
+    WorkerState,
+)
 from shared.settings import Settings
 
 EMBEDDED_MEMBER_ID = "embedded"
@@ -30,6 +38,21 @@ try:
     VERSION = version("yoi-fleet")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     VERSION = "0.0.0"
+
+
+class Summarized(Protocol):
+    """What a Worker's summary is made of: a record, or a listing's few fields."""
+
+    @property
+    def worker_id(self) -> str: ...
+    @property
+    def display_name(self) -> str: ...
+    @property
+    def profile(self) -> str: ...
+    @property
+    def state(self) -> WorkerState: ...
+    @property
+    def created_at(self) -> float: ...
 
 
 class RuntimeBase:
@@ -63,17 +86,24 @@ class RuntimeBase:
             raise InvalidInput("malformed worker id")
         return await self.store.get_worker(worker_id)
 
+    def summary_fields(self, worker: Summarized) -> dict[str, Any]:
+        """The fields every wire view of a Worker opens with (`WorkerSummary`: the listing, the
+        dashboard's row, the detail), defined once so the views cannot drift apart."""
+        return {
+            "runtime_id": self.runtime_id,
+            "worker_id": worker.worker_id,
+            "display_name": worker.display_name,
+            "display_ref": display_ref(worker.display_name, self.runtime_id),
+            "profile": worker.profile,
+            "state": worker.state,
+            "kind": self.kind,
+            "created_at": worker.created_at,
+        }
+
     async def _detail(self, record: WorkerRecord, cursor: str | None = None) -> WorkerDetail:
         """The wire detail of a record; `cursor` when the caller knows the newest event's."""
         return WorkerDetail(
-            runtime_id=self.runtime_id,
-            worker_id=record.worker_id,
-            display_name=record.display_name,
-            display_ref=display_ref(record.display_name, self.runtime_id),
-            profile=record.profile,
-            state=record.state,
-            kind=self.kind,
-            created_at=record.created_at,
+            **self.summary_fields(record),
             scope=record.scope,
             delegated_from=record.delegated_from,
             capabilities=self.capabilities(),

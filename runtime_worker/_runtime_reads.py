@@ -21,7 +21,7 @@ from runtime_worker.store.base import NOW_CURSOR
 from runtime_worker.store.outcome import total_usage
 from shared.errors import InvalidInput, RuntimeUnavailable
 from shared.events import Event, EventPage
-from shared.ids import display_ref, is_worker_id
+from shared.ids import is_worker_id
 from shared.models import (
     LIVE_STATES,
     InputAccepted,
@@ -108,19 +108,7 @@ class RuntimeReads(RuntimeBase):
         listed = await self.store.listing()
         listed.sort(key=lambda w: w.created_at)
         # Built without validation: every value comes from a record made from a valid request.
-        return [
-            WorkerSummary.model_construct(
-                runtime_id=self.runtime_id,
-                worker_id=w.worker_id,
-                display_name=w.display_name,
-                display_ref=display_ref(w.display_name, self.runtime_id),
-                profile=w.profile,
-                state=w.state,
-                kind=self.kind,
-                created_at=w.created_at,
-            )
-            for w in listed
-        ]
+        return [WorkerSummary.model_construct(**self.summary_fields(w)) for w in listed]
 
     async def get_worker(self, worker_id: str) -> WorkerDetail:
         if not is_worker_id(worker_id):

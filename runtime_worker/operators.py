@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from runtime_worker.runtime import Runtime
 from shared.errors import InvalidInput
-from shared.ids import display_ref
 from shared.keys import is_member_key_part
 from shared.models import MemberInfo, WorkerRow
 
@@ -17,14 +16,7 @@ async def worker_rows(runtime: Runtime) -> list[WorkerRow]:
     records = sorted(await runtime.store.list_workers(), key=lambda r: r.created_at)
     return [
         WorkerRow(
-            runtime_id=runtime.runtime_id,
-            worker_id=record.worker_id,
-            display_name=record.display_name,
-            display_ref=display_ref(record.display_name, runtime.runtime_id),
-            profile=record.profile,
-            state=record.state,
-            kind=runtime.kind,
-            created_at=record.created_at,
+            **runtime.summary_fields(record),
             host=record.host,
             epoch=record.epoch,
             queue_depth=record.queue_depth,
