@@ -1,10 +1,11 @@
 """`TurnGate`: a host's turns run side by side, but a solo turn runs alone.
 
-A solo turn is the attempt of a suspect input: its previous host was lost while running it
-with other turns, and any of them may have killed it. Run alone, a crash is its own, and only
-such a crash counts toward dead-lettering (`store.base.RunAlone`). A solo turn waits until no
-other turn is in flight, and no turn starts while it waits or runs. Suspects are rare (they
-follow a host's crash), so the common path is a counter and no await.
+A solo turn is the attempt of a suspect input: two of its hosts were lost while running it
+with other turns, and any of them may have killed them (after one loss it runs beside others
+again, so a member's death is recovered by all survivors at once). Run alone, a crash is its
+own, and only such a crash counts toward dead-lettering (`store.base.RunAlone`). A solo turn
+waits until no other turn is in flight, and no turn starts while it waits or runs. Suspects
+are rare (they follow two crashes), so the common path is a counter and no await.
 """
 
 from __future__ import annotations

@@ -184,7 +184,7 @@ class RedisHostSide(RedisCore):
         if found[0] == "suspect":
             raise RunAlone(worker_id)
         entry_id, raw, attempt, cancelled, cursor, history_json, crashes, lost = found
-        claim = RunClaim(run_id, int(attempt), bool(cancelled), cursor, int(crashes), lost == 1)
+        claim = RunClaim(run_id, int(attempt), bool(cancelled), cursor, int(crashes), int(lost) > 0)
         return TakenRun(codec.parse_input(entry_id, raw), claim, codec.history(history_json))
 
     @translate_errors

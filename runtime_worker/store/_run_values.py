@@ -46,8 +46,8 @@ class RunClaim:
 
 
 class RunAlone(Exception):
-    """`take_run`'s answer instead of starting an input whose previous host was lost while it
-    ran other turns too (any of them may have killed it): take it again with `solo=True`,
+    """`take_run`'s answer instead of starting an input whose hosts were lost twice while it
+    ran beside other turns (any of them may have killed them): take it again with `solo=True`,
     starting no other turn until it ends, so that a crash then is the input's own."""
 
 

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from runtime_worker.runtime import Runtime
-from shared.events import RunFinished, RunStarted
+from shared.events import Event, RunFinished, RunStarted
 from shared.models import SendInput, Strategy
 from tests.fleet.support import (
     LEASE_TTL_MS,
@@ -115,6 +115,30 @@ async def test_kill_9_moves_workers_and_answers_every_input_once(
         assert finished_counts(events) == Counter(expected[worker_id]), worker_id
     details = await asyncio.gather(*(client.get_worker(w) for w in victims))
     assert all(d.diagnostics.host in ("m2", "m3") for d in details)
+    # The answers the kill cut short start again side by side on both survivors, not one
+    # after another (a first loss does not make an input run alone).
+    # (Run alone, at most one per survivor would be in flight at once.)
+    restarted = _restarted_runs({w: seen[w] for w in victims})
+    assert _most_at_once(restarted) > 2, restarted
+
+
+def _restarted_runs(events_by_worker: dict[str, list[Event]]) -> list[tuple[float, float]]:
+    """(start, end) of every attempt 2, from its run_started and its run_finished."""
+    spans = []
+    for events in events_by_worker.values():
+        for start in (e for e in of_type(events, RunStarted) if e.attempt == 2):
+            (end,) = of_type(events, RunFinished, start.input_id)
+            spans.append((start.ts, end.ts))
+    return spans
+
+
+def _most_at_once(spans: list[tuple[float, float]]) -> int:
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    running = most = 0
+    for _, step in edges:
+        running += step
+        most = max(most, running)
+    return most
 
 
 async def test_sigstop_past_the_lease_is_fenced(fleet: Fleet, client: Runtime) -> None:

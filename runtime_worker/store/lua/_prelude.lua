@@ -129,21 +129,25 @@ end
 -- Start (an attempt of) the run of the input `seq` of entry `entry_id` (keys in WorkerKeys
 -- order). nil when its run finished already (a redelivery: acknowledged). Else the attempt,
 -- whether the input is cancelled (0/1), the run_started cursor, the crashes counted against
--- the input and whether a host of it was lost (1: a suspect); or the string 'judge' and the
--- previous attempt's host (the caller tells whether that host was lost, see `terms`), or
--- 'suspect' (take it again, running it alone). `user()` makes the transcript's user entry
--- (first attempt only), `started(attempt)` the run_started event.
+-- the input and how many of its hosts were lost while running it (`suspect`; > 0: a host was
+-- lost); or the string 'judge' and the previous attempt's host (the caller tells whether that
+-- host was lost, see `terms`), or 'suspect' (take it again, running it alone). `user()` makes
+-- the transcript's user entry (first attempt only), `started(attempt)` the run_started event.
 --
 -- Dead letters count crashes of the input's own run only. Every attempt records its host
 -- (`run_host`: member id and process incarnation, cleared by a graceful release) and whether
 -- it ran alone on it (`run_solo`). Another host taking the input again asks once whether that
 -- host was lost (it stopped heartbeating, on the fleet clock): if not (Redis was away, its
 -- lease lapsed, it handed the Worker back) nothing counts. If it was, a crash counts only when
--- the attempt ran alone; otherwise any of the turns it ran may have killed it, so the input
--- becomes a suspect and its next attempts run alone (`terms.solo`), where a crash is its own.
+-- the attempt ran alone; otherwise any of the turns it ran may have killed it. After one such
+-- loss the input runs again beside other turns, so that a member's death is recovered by every
+-- survivor at once; after SOLO_AFTER_LOSSES its attempts run alone (`terms.solo`), where a
+-- crash is its own. A poison input thus kills at most that many shared hosts before it is
+-- isolated, and an input that was only beside it is never dead-lettered.
 -- `terms`: host_tag (this host), judged ('1' when the caller judged), lost (the host judged
 -- lost, or ''), solo ('1': the caller runs no other turn meanwhile), max_crashes, ts (the
 -- attempt's start: `run_started_at`, for the run's final transcript entry).
+local SOLO_AFTER_LOSSES = 2
 local function start_run(keys, seq, entry_id, run_id, input_id, user, started, state, maxlen,
     terms)
   local w, inputs, ev, tr = keys[1], keys[2], keys[3], keys[4]
@@ -165,7 +169,7 @@ local function start_run(keys, seq, entry_id, run_id, input_id, user, started, s
         return 'judge', previous
       end
       if terms.lost == previous then
-        suspect = 1
+        suspect = suspect + 1
         if rec[8] == '1' then
           crashes = crashes + 1
         end
@@ -173,7 +177,8 @@ local function start_run(keys, seq, entry_id, run_id, input_id, user, started, s
       -- Judged once: a second take (after 'suspect') does not count the same loss again.
       redis.call('HSET', w, 'run_host', '', 'crashes', crashes, 'suspect', suspect)
     end
-    if suspect == 1 and terms.solo ~= '1' and crashes < tonumber(terms.max_crashes) then
+    if suspect >= SOLO_AFTER_LOSSES and terms.solo ~= '1'
+        and crashes < tonumber(terms.max_crashes) then
       return 'suspect'
     end
   end
