@@ -72,7 +72,9 @@ async def test_cancel_in_every_phase(fleet: Fleet, client: Runtime) -> None:
 
 
 async def test_poison_input_is_dead_lettered(fleet: Fleet, client: Runtime) -> None:
-    names = ["m1", "m2", "m3"]
+    # It kills two hosts running it beside other turns (nothing counts), then a third running
+    # it alone (its own crash: one delivery, the limit); the fourth dead-letters it.
+    names = ["m1", "m2", "m3", "m4"]
     for name in names:
         fleet.start(name, max_deliveries="1", provider="chaos")
     await wait_members(client, names)
@@ -86,9 +88,9 @@ async def test_poison_input_is_dead_lettered(fleet: Fleet, client: Runtime) -> N
     assert finished.reason == "dead_letter"
     (error,) = of_type(events, ErrorEvent, poison.input_id)
     assert error.code == "dead_letter"
-    assert attempts(events, poison.input_id) == [1, 2, 3]
+    assert attempts(events, poison.input_id) == [1, 2, 3, 4]
     crashed = [m for m in fleet.members.values() if not m.alive]
-    assert [m.wait_exit() for m in crashed] == [70, 70]
+    assert [m.wait_exit() for m in crashed] == [70, 70, 70]
 
     after = await client.send_input(worker_id, SendInput(text="and now something normal"))
     seen = await wait_finished(client, {worker_id: {after.input_id}})
