@@ -170,6 +170,19 @@ async def test_disconnect_before_output_is_retried(
     assert len(server.requests) == 2
 
 
+async def test_a_connection_closed_unanswered_is_retried_at_once(
+    server: FakeOpenAIServer, make: MakeProvider
+) -> None:
+    """The first connection failure skips the backoff (30-60 s here, past the test's limit):
+    it is most often a pooled connection the server had closed, and the wait would land on the
+    first token."""
+    server.script(Behaviour.unanswered())
+    async with asyncio.timeout(10):
+        items = await _collect(make(backoff_base_s=60.0))
+    assert _text(items) == "".join(DEFAULT_CHUNKS)
+    assert len(server.requests) == 2
+
+
 async def test_disconnect_after_output_is_final(
     server: FakeOpenAIServer, make: MakeProvider
 ) -> None:

@@ -1,7 +1,8 @@
 """The OpenAI-compatible streaming provider: OpenAI, vLLM, Ollama, llama.cpp server, LM Studio.
 
 Built on the `openai` SDK with its own retries off: this module retries 429, 5xx and connection
-errors with exponential backoff and jitter (or after the server's own `Retry-After`), but only
+errors with exponential backoff and jitter (or after the server's own `Retry-After`; a first
+connection failure at once, being most often a pooled connection the server closed), but only
 until the first text chunk has been yielded; after that a failure is final, since replaying would
 duplicate text the caller already streamed. Error messages name the status or the host:port and
 the server's reason with anything secret-shaped masked, never the key or the URL path.
@@ -128,6 +129,16 @@ def _server_reason(error: openai.APIError, secret: str) -> str:
     return f": {message[:MAX_REASON_CHARS]}"
 
 
+def _hung_up(error: openai.OpenAIError) -> bool:
+    """The connection failed, not the server's answer (a timeout is a slow server). The first
+    such failure is retried at once: llama.cpp's server closes the connection after every
+    streamed answer, so a turn that starts right after one can find its pooled connection
+    closed under it; waiting out a backoff would only add that wait to the first token."""
+    return isinstance(error, openai.APIConnectionError) and not isinstance(
+        error, openai.APITimeoutError
+    )
+
+
 def _is_transient(error: openai.OpenAIError) -> bool:
     """429, 5xx, connection errors and timeouts (`APITimeoutError` is a connection error)."""
     if isinstance(error, openai.APIStatusError):
@@ -193,7 +204,12 @@ class OpenAICompatProvider(Provider):
                 asked_s = _retry_after_s(error)
                 if attempt >= self.max_retries or (asked_s or 0) > MAX_RETRY_AFTER_S:
                     raise self._final_error(error, attempts=attempt + 1) from None
-                pause_s = self._backoff_s(attempt) if asked_s is None else asked_s
+                if asked_s is not None:
+                    pause_s = asked_s
+                elif attempt == 0 and _hung_up(error):
+                    pause_s = 0.0  # most likely a kept-alive connection the server had closed
+                else:
+                    pause_s = self._backoff_s(attempt)
             await asyncio.sleep(pause_s)
             attempt += 1
 
