@@ -62,8 +62,11 @@ class LlamaServer:
 
 
 @contextmanager
-def llama_server(log_dir: Path, *, threads: int = 2, parallel: int = 1) -> Iterator[LlamaServer]:
-    """llama-server on a free loopback port with /metrics and /slots on; stopped on exit."""
+def llama_server(
+    log_dir: Path, *, threads: int = 2, parallel: int = 1, priority: int = 0
+) -> Iterator[LlamaServer]:
+    """llama-server on a free loopback port with /metrics and /slots on; stopped on exit.
+    `priority`: its `--prio` (0 normal ... 3 = nice -20 on Linux)."""
     binary = build()
     port = free_port()
     argv = [
@@ -71,7 +74,7 @@ def llama_server(log_dir: Path, *, threads: int = 2, parallel: int = 1) -> Itera
         "--model", str(model_path()), "--alias", MODEL_NAME,
         "--host", "127.0.0.1", "--port", str(port),
         "--threads", str(threads), "--parallel", str(parallel), "--ctx-size", str(CONTEXT_TOKENS),
-        "--metrics", "--slots", "--no-webui", "--no-warmup",
+        "--metrics", "--slots", "--no-webui", "--no-warmup", "--prio", str(priority),
     ]  # fmt: skip
     with ManagedProcess("llama-server", argv, log_dir) as process:
         wait_until(

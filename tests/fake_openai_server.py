@@ -29,12 +29,18 @@ class Behaviour:
     chunk_delay_s: float = 0.0
     error_message: str = "fake failure"
     retry_after: str | None = None  # the `Retry-After` header of an error answer
+    hang_up: bool = False  # close the connection without answering a byte
 
     @classmethod
     def fail(
         cls, status: int, message: str = "fake failure", retry_after: str | None = None
     ) -> Behaviour:
         return cls(status=status, error_message=message, retry_after=retry_after)
+
+    @classmethod
+    def unanswered(cls) -> Behaviour:
+        """What a client sees sending on a kept-alive connection the server just closed."""
+        return cls(hang_up=True)
 
     @classmethod
     def disconnect(cls, after: int) -> Behaviour:
@@ -113,7 +119,9 @@ class FakeOpenAIServer:
         behaviour = self.behaviours.popleft() if self.behaviours else Behaviour()
         watcher = asyncio.create_task(_watch_hangup(reader, request))
         try:
-            if request.method != "POST" or not request.path.endswith("/chat/completions"):
+            if behaviour.hang_up:
+                writer.transport.abort()
+            elif request.method != "POST" or not request.path.endswith("/chat/completions"):
                 await _send_json(writer, 404, _error_body("no such route"))
             elif behaviour.status != 200:
                 body = _error_body(behaviour.error_message)

@@ -8,6 +8,7 @@ import traceback
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 
+import openai
 import pytest
 from pydantic import SecretStr
 
@@ -96,6 +97,39 @@ async def test_streams_text_then_usage(server: FakeOpenAIServer, make: MakeProvi
     assert seen.finished and not seen.client_closed
 
 
+async def test_the_request_is_the_one_the_typed_sdk_call_sends(
+    server: FakeOpenAIServer, make: MakeProvider
+) -> None:
+    """The provider skips the SDK's typed `create` (for its CPU cost), not its request: the
+    same body, key for key, and the same headers (the key included) as `create` sends."""
+    greedy = TurnRequest(messages=MESSAGES, model="m", max_output_tokens=7, temperature=0.0)
+    await _collect(make(), greedy)
+    sdk = openai.AsyncOpenAI(base_url=server.base_url, api_key=API_KEY, max_retries=0)
+    try:
+        stream = await sdk.chat.completions.create(
+            model="m",
+            messages=[{"role": "system", "content": "be kind"},
+                      {"role": "user", "content": "say hello to the world"}],
+            stream=True,
+            stream_options={"include_usage": True},
+            max_tokens=7,
+            temperature=0.0,
+        )  # fmt: skip
+        async with stream:
+            async for _ in stream:
+                pass
+    finally:
+        await sdk.close()
+    ours, typed = server.requests
+    assert list(ours.body.items()) == list(typed.body.items())
+
+    def fixed(headers: dict[str, str]) -> dict[str, str]:  # the SDK's per-call retry/timeout
+        return {k: v for k, v in headers.items() if not k.startswith("x-stainless-r")}
+
+    assert fixed(ours.headers) == fixed(typed.headers)
+    assert ours.headers["authorization"] == f"Bearer {API_KEY}"
+
+
 async def test_model_falls_back_to_the_default(
     server: FakeOpenAIServer, make: MakeProvider
 ) -> None:
@@ -133,6 +167,19 @@ async def test_disconnect_before_output_is_retried(
 ) -> None:
     server.script(Behaviour.disconnect(after=0))
     assert _text(await _collect(make())) == "".join(DEFAULT_CHUNKS)
+    assert len(server.requests) == 2
+
+
+async def test_a_connection_closed_unanswered_is_retried_at_once(
+    server: FakeOpenAIServer, make: MakeProvider
+) -> None:
+    """The first connection failure skips the backoff (30-60 s here, past the test's limit):
+    it is most often a pooled connection the server had closed, and the wait would land on the
+    first token."""
+    server.script(Behaviour.unanswered())
+    async with asyncio.timeout(10):
+        items = await _collect(make(backoff_base_s=60.0))
+    assert _text(items) == "".join(DEFAULT_CHUNKS)
     assert len(server.requests) == 2
 
 
