@@ -96,6 +96,8 @@ class Runtime(RuntimeSchedules):
         return cls(runtime_id, store, kind=RuntimeKind.FLEET, settings=settings, admission=admits)
 
     async def start(self) -> None:
+        if self.admission is not None:
+            self.admission.start()
         if self.host is not None:
             await self.host.start()
             # A durable store reopened: host its Workers again, so a run the last process was
@@ -116,6 +118,8 @@ class Runtime(RuntimeSchedules):
         Idempotent."""
         if self._schedule_loop is not None:
             await self._schedule_loop.stop()
+        if self.admission is not None:
+            await self.admission.aclose()
         if self.host is not None:
             await self.host.stop()
         await self.store.aclose()

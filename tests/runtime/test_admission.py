@@ -4,15 +4,17 @@ however often it is read while the heartbeats lag."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import cast
 
 import pytest
 
-from runtime_worker.admission import Admission
+from runtime_worker.admission import REFRESHER, Admission
 from runtime_worker.store.base import Store
-from shared.errors import CapacityExhausted
+from shared.errors import CapacityExhausted, RuntimeUnavailable
 from shared.models import MemberInfo
 from shared.settings import Settings
+from tests.helpers import wait_until
 
 
 class Clock:
@@ -107,3 +109,43 @@ async def test_draining_and_dead_members_offer_no_places() -> None:
     registry = Registry(clock, dead, draining)
     with pytest.raises(CapacityExhausted):
         await admission(registry, clock).admit_worker()
+
+
+class Unreliable(Registry):
+    """Answers `failures` reads with Redis away first, and records who read."""
+
+    def __init__(self, clock: Clock, failures: int, *members: MemberInfo) -> None:
+        super().__init__(clock, *members)
+        self.failures = failures
+        self.readers: list[str] = []
+
+    async def members(self) -> list[MemberInfo]:
+        task = asyncio.current_task()
+        self.readers.append(task.get_name() if task else "")
+        if self.failures > 0:
+            self.failures -= 1
+            raise RuntimeUnavailable("fleet runtime fleet is unavailable (TimeoutError)")
+        return await super().members()
+
+
+async def test_a_started_admission_keeps_its_view_fresh_so_requests_never_read() -> None:
+    registry = Unreliable(Clock(), 2, member("a", 1000, 0))
+    settings = Settings(heartbeat_ms=1000, capacity_wait_s=0, redis_url=None)  # every 0.25 s
+    admit = Admission(cast(Store, registry), settings)  # the real clock: the task sleeps
+    admit.start()
+    try:
+        # Two failed reads (Redis away) do not stop it: it reads again on its own.
+        async def refreshed() -> bool:
+            return registry.reads >= 3
+
+        await wait_until(refreshed, timeout_s=5, what="background reads")
+        for _ in range(20):
+            await admit.admit_worker()
+            await admit.admit_input("w")
+            await asyncio.sleep(0.005)  # settle-ok: requests spread over several refreshes
+        assert set(registry.readers) == {REFRESHER}
+    finally:
+        await admit.aclose()
+    reads = registry.reads
+    await asyncio.sleep(0.3)  # settle-ok: more than a refresh interval, and none came
+    assert registry.reads == reads
