@@ -739,6 +739,20 @@ async def test_take_run_writes_what_the_models_dump(backend: Backend) -> None:
     assert sub.seq == taken.item.seq
 
 
+@pytest.mark.parametrize("ts", [1796215993.0464337, 1.0, 0.0, 1e-07, 123456789012.125, 1e16])
+def test_take_templates_are_the_models_json_byte_for_byte(ts: float) -> None:
+    """The templates are built once around placeholders, then filled per take: each must be
+    exactly what the models themselves dump for that run id and ts."""
+    run_id = new_id()
+    started = RunStarted(worker_id="w", ts=ts, run_id=run_id, input_id="x", attempt=1)
+    user = TranscriptEntry(role=TranscriptRole.USER, text="", ts=0.0, input_id="x", run_id=run_id)
+    want = (
+        codec.holes(dump_stored(started), ("input_id", "x"), ("attempt", 1)),
+        codec.holes(codec.transcript_json(user), ("text", ""), ("ts", 0.0), ("input_id", "x")),
+    )
+    assert codec.take_templates(run_id, ts) == want
+
+
 async def test_concurrent_scripts_go_in_batches_and_survive_a_script_flush(
     flushable: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -142,7 +142,7 @@ def run(ctx: Context, result: ScenarioResult) -> None:
     yoi_runs = result.metrics.get("yoi_runs_per_s")
     result.ratio["yoi_x_bare"] = ratio(yoi_runs, bare_rps)
     result.ratio["yoi_x_arq_fast"] = ratio(yoi_runs, arq_runs)
-    result.check("yoi_x_bare", result.ratio["yoi_x_bare"], ">=", 0.5)
+    result.check("yoi_x_bare", result.ratio["yoi_x_bare"], ">=", 0.6)
     result.check("yoi_x_arq_fast", result.ratio["yoi_x_arq_fast"], ">=", 1.5)
     result.loadgen["wrk"] = f"1 thread, {CONNECTIONS} connections, {duration_s:g} s per round"
     result.notes.append(

@@ -6,8 +6,11 @@ anyone can tail them. Event and transcript cursors are not stored: they are the 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
+
+from pydantic_core import to_json
 
 from runtime_worker.store.base import QueuedInput, WorkerRecord
 from runtime_worker.store.outcome import user_entry
@@ -175,16 +178,35 @@ def holes(text: str, *fields: tuple[str, object]) -> list[str]:
     return parts
 
 
-def take_templates(worker_id: str, run_id: str, ts: float) -> tuple[list[str], list[str]]:
+_RUN_SHAPE = "run-id-of-the-shape"
+_TS_SHAPE = 0.5
+_RUN_FIELD = f'"run_id":"{_RUN_SHAPE}"'
+_TS_FIELD = f'"ts":{_TS_SHAPE}'
+
+
+@functools.cache
+def _take_shapes() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """`take_templates` built from the models once, around placeholder run id and ts: the
+    models' dumps cost more than the rest of a take's Python, on every take."""
+    started = RunStarted(worker_id="w", ts=_TS_SHAPE, run_id=_RUN_SHAPE, input_id="x", attempt=1)
+    user = user_entry(QueuedInput(entry_id="", seq=0, input_id="x", text="", ts=0.0), _RUN_SHAPE)
+    return (
+        tuple(holes(dump_stored(started), ("input_id", "x"), ("attempt", 1))),
+        tuple(holes(transcript_json(user), ("text", ""), ("ts", 0.0), ("input_id", "x"))),
+    )
+
+
+def take_templates(run_id: str, ts: float) -> tuple[list[str], list[str]]:
     """What lua/take_run.lua fills with an input's values as JSON: the run_started event with
     holes for the input id and the attempt, and the user transcript entry with holes for the
-    text, the ts and the input id. Built from the models, so the script writes what
-    `dump_stored` and `transcript_json` would."""
-    started = RunStarted(worker_id=worker_id, ts=ts, run_id=run_id, input_id="x", attempt=1)
-    user = user_entry(QueuedInput(entry_id="", seq=0, input_id="x", text="", ts=0.0), run_id)
+    text, the ts and the input id. The models' own JSON (`dump_stored`, `transcript_json`),
+    with this take's run id and ts put in as pydantic encodes them."""
+    started, user = _take_shapes()
+    run_field = '"run_id":' + to_json(run_id).decode()
+    ts_field = '"ts":' + to_json(ts).decode()
     return (
-        holes(dump_stored(started), ("input_id", "x"), ("attempt", 1)),
-        holes(transcript_json(user), ("text", ""), ("ts", 0.0), ("input_id", "x")),
+        [part.replace(_RUN_FIELD, run_field).replace(_TS_FIELD, ts_field) for part in started],
+        [part.replace(_RUN_FIELD, run_field) for part in user],
     )
 
 

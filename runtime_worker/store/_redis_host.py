@@ -156,7 +156,7 @@ class RedisHostSide(RedisCore):
         solo: bool = False,
     ) -> TakenRun | None:
         keys = self._worker_keys(worker_id)
-        started, user = codec.take_templates(worker_id, run_id, ts)
+        started, user = codec.take_templates(run_id, ts)
         named: dict[str, Any] = {
             "member": member_id,
             "epoch": epoch,

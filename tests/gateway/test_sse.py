@@ -10,6 +10,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from gateway.sse import frame, frames
+from shared.events import Event, RunStarted, TextDelta
 from shared.settings import Settings
 from tests.gateway.sse_parser import Message
 from tests.gateway.support import (
@@ -197,3 +199,16 @@ def test_parser_message_helpers() -> None:
     message = Message(event="x", data='{"a": 1}', last_event_id="1-0", block_had_id=True)
     assert event_payloads([message]) == [{"a": 1}]
     assert isinstance(Settings, type)
+
+
+def test_written_out_frames_are_the_encoders_bytes() -> None:
+    """`frames` writes the SSE text itself: byte for byte what sse-starlette's encoder makes,
+    line breaks in a text included (JSON escapes them), and the encoder's way without an id."""
+    worker_id = "01a236d0-e7be-7a48-96be-b6b6f12962b1"
+    events: list[Event] = [
+        TextDelta(worker_id=worker_id, ts=1.5, run_id="r", input_id="i", text='a\nb\r"c'),
+        RunStarted(worker_id=worker_id, ts=2.0, run_id="r", input_id="i", attempt=1),
+    ]
+    stamped = [e.model_copy(update={"cursor": f"17-{n}"}) for n, e in enumerate(events)]
+    for batch in (stamped, events):  # with cursors, and without (the encoder's own path)
+        assert frames(batch) == b"".join(frame(event).encode() for event in batch)
