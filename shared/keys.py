@@ -178,6 +178,12 @@ class Keys:
         every member reads it (no group) so one with spare capacity takes the Worker at once."""
         return self._tag() + ":place"
 
+    def unhosted(self) -> str:
+        """SET of Workers that may need a host: added beside the script that makes one so
+        (create, release), removed by the member that takes one. What a steady-state sweep
+        reads instead of every record; the periodic full sweep repairs what an outage lost."""
+        return self._tag() + ":free"
+
     def arq_queue(self) -> str:
         """ZSET: arq's queue of this runtime's scheduled work (deferred inputs, housekeeping)."""
         return self._tag() + ":arq"

@@ -98,6 +98,30 @@ async def test_placements_read_what_placement_needs_and_prune_the_index(
     assert await store.client.zrange(store.keys.workers(), 0, -1) == [kept, busy]
 
 
+async def test_unhosted_names_the_workers_that_may_need_a_host(backend: Backend) -> None:
+    """Created and handed back: in the set; taken, ended or gone: out of it (a sweep's cost
+    follows these, not the fleet's size)."""
+    store = backend.store()
+    taken, handed_back, stopped, gone, waiting = await _workers(store, 5)
+    assert {p.worker_id for p in await store.unhosted()} == {
+        taken, handed_back, stopped, gone, waiting
+    }
+    answers = await store.acquire_many([taken, handed_back], MEMBER, 60_000)
+    assert await store.release_many({handed_back: answers[handed_back].epoch}, MEMBER) == {
+        handed_back
+    }
+    await store.request_stop(stopped)
+    await store.client.delete(*store.keys.worker(gone).all())  # as if expired
+    found = {p.worker_id: p for p in await store.unhosted()}
+    assert set(found) == {handed_back, waiting}
+    assert (found[handed_back].host, found[handed_back].epoch) == (None, 1)
+    members = await store.client.smembers(store.keys.unhosted())
+    assert members == {handed_back, waiting}  # ended and gone ones left the set on the read
+    await store.mark_unhosted([taken])
+    await store.settle_unhosted([waiting])
+    assert {p.worker_id for p in await store.unhosted()} == {handed_back, taken}
+
+
 async def test_listing_matches_the_records(backend: Backend) -> None:
     store = backend.store()
     await _workers(store, 3)

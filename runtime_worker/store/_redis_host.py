@@ -50,6 +50,8 @@ class RedisHostSide(RedisCore):
             self._transport, self._scripts.acquire, [(keys.all(), args)], replicated=True
         )
         epoch = check(reply, worker_id)[0]
+        if int(epoch):
+            await self._settle_unhosted([worker_id])
         return int(epoch) or None
 
     @translate_errors
@@ -73,7 +75,22 @@ class RedisHostSide(RedisCore):
             acquisition = parse_acquisition(reply)
             if acquisition is not None:
                 answers[worker_id] = acquisition
+        await self._settle_unhosted([w for w, got in answers.items() if got.epoch])
         return answers
+
+    async def _settle_unhosted(self, worker_ids: Sequence[str]) -> None:
+        """These Workers have a host (this caller) now: sweeps need not read them. After the
+        acquisition, so a Worker is never out of the set while it needs a host; a removal lost
+        with Redis only leaves a candidate a sweep reads once more."""
+        await self._set_many("SREM", self.keys.unhosted(), worker_ids)
+
+    @translate_errors
+    async def settle_unhosted(self, worker_ids: Sequence[str]) -> None:
+        await self._settle_unhosted(worker_ids)
+
+    @translate_errors
+    async def mark_unhosted(self, worker_ids: Sequence[str]) -> None:
+        await self._set_many("SADD", self.keys.unhosted(), worker_ids)
 
     def _acquire_args(self, worker_id: str, member_id: str, ttl_ms: int) -> list[Any]:
         return argv(
@@ -110,9 +127,6 @@ class RedisHostSide(RedisCore):
         renewed = [ok for reply in replies for ok in reply]
         result.update({wid: bool(ok) for wid, ok in zip(valid, renewed, strict=True)})
         return result
-        replies = await evalsha_many(self._transport, self._scripts.renew, calls)
-        result.update({wid: bool(ok) for wid, ok in zip(valid, replies, strict=True)})
-        return result
 
     @translate_errors
     async def release_many(
@@ -128,7 +142,9 @@ class RedisHostSide(RedisCore):
                 args = argv("release", member=member_id, epoch=epoch, idle_only=idle)
                 calls.append(((keys.record, keys.lease), args))
         replies = await evalsha_many(self._transport, self._scripts.release, calls)
-        return {worker_id for worker_id, ok in zip(valid, replies, strict=True) if ok == 1}
+        released = {worker_id for worker_id, ok in zip(valid, replies, strict=True) if ok == 1}
+        await self._set_many("SADD", self.keys.unhosted(), sorted(released))  # what sweeps read
+        return released
 
     @translate_errors
     async def pending_work(self, worker_ids: Sequence[str]) -> set[str]:
