@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from runtime_worker.placement import preferred_first, prefers
-from runtime_worker.store._redis_host import RENEW_BATCH
+from runtime_worker.store import _redis_host
+from runtime_worker.store._redis_host import RENEW_BATCH, RENEW_SEND
 from runtime_worker.store.base import WorkerRecord
 from runtime_worker.store.redis import RedisStore
 from shared.ids import new_id
@@ -104,7 +105,11 @@ async def test_unhosted_names_the_workers_that_may_need_a_host(backend: Backend)
     store = backend.store()
     taken, handed_back, stopped, gone, waiting = await _workers(store, 5)
     assert {p.worker_id for p in await store.unhosted()} == {
-        taken, handed_back, stopped, gone, waiting
+        taken,
+        handed_back,
+        stopped,
+        gone,
+        waiting,
     }
     answers = await store.acquire_many([taken, handed_back], MEMBER, 60_000)
     assert await store.release_many({handed_back: answers[handed_back].epoch}, MEMBER) == {
@@ -167,9 +172,14 @@ async def test_create_after_redis_lost_its_scripts(private_redis: Backend) -> No
     assert await store.renew(MEMBER, leases, 60_000) == {worker_id: True}
 
 
-async def test_renew_answers_each_lease_across_script_calls(backend: Backend) -> None:
-    # More leases than one renew call takes: each answer stays with its own Worker, a lease
-    # taken over (another holder) or fenced (an older epoch) is lost, the rest get the new TTL.
+@pytest.mark.parametrize("send", [RENEW_SEND, RENEW_BATCH // 2 + 1])
+async def test_renew_answers_each_lease_across_script_calls(
+    backend: Backend, send: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # More leases than one renew call takes (and than one send, the second time): each answer
+    # stays with its own Worker, a lease taken over (another holder) or fenced (an older
+    # epoch) is lost, the rest get the new TTL.
+    monkeypatch.setattr(_redis_host, "RENEW_SEND", send)
     store = backend.store()
     worker_ids = await _workers(store, RENEW_BATCH + 7)
     leases = {w: a.epoch for w, a in (await store.acquire_many(worker_ids, MEMBER, 1_000)).items()}

@@ -32,6 +32,7 @@ from shared.errors import WorkerNotFound
 from shared.events import Event, dump_stored
 
 RENEW_BATCH = 100  # leases per renew script call (~0.2 ms of Redis): others go between calls
+RENEW_SEND = 5000  # leases per round trip of a renewal: the member's other steps run between
 COMPACT_MAX_ENTRIES = 100  # streams up to this length are rewritten compactly when idle
 
 
@@ -103,14 +104,25 @@ class RedisHostSide(RedisCore):
             **self._state_hole(worker_id),
         )
 
-    @translate_errors
     async def renew(self, member_id: str, leases: dict[str, int], ttl_ms: int) -> dict[str, bool]:
         """One script call per `RENEW_BATCH` leases (per slot on a cluster), pipelined, each
         lease's two keys packed straight into RESP: a member's renewal costs Redis and Python
-        a couple of microseconds per lease, not a call each."""
-        result = dict.fromkeys(leases, False)
+        a couple of microseconds per lease, not a call each. Sent `RENEW_SEND` leases at a
+        time, each part with its own deadline: renewing 50,000 holds neither the member's
+        event loop nor one deadline for all of them."""
+        items = list(leases.items())
+        result: dict[str, bool] = {}
+        for start in range(0, len(items), RENEW_SEND):
+            result |= await self._renew_part(member_id, items[start : start + RENEW_SEND], ttl_ms)
+        return result
+
+    @translate_errors
+    async def _renew_part(
+        self, member_id: str, leases: list[tuple[str, int]], ttl_ms: int
+    ) -> dict[str, bool]:
+        result = dict.fromkeys((worker_id for worker_id, _ in leases), False)
         groups: dict[int, list[tuple[str, int, bytes]]] = {}
-        for worker_id, epoch in leases.items():
+        for worker_id, epoch in leases:
             pair = self.keys.lease_pair(worker_id)
             if pair is not None:
                 slot = self._transport.slot(pair[0]) if self.cluster else 0
