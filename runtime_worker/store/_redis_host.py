@@ -127,7 +127,7 @@ class RedisHostSide(RedisCore):
             if pair is not None:
                 slot = self._transport.slot(pair[0]) if self.cluster else 0
                 groups.setdefault(slot, []).append((worker_id, epoch, pack_pair(*pair)))
-        valid: list[str] = []
+        parts: list[list[str]] = []
         calls: list[Call] = []
         head = argv("renew", member=member_id, ttl_ms=max(ttl_ms, 0))
         for group in groups.values():
@@ -136,12 +136,13 @@ class RedisHostSide(RedisCore):
                 first = self.keys.record(part[0][0])  # routes the call: its slot is the group's
                 keys = PackedKeys(first, 2 * len(part), b"".join(data for _, _, data in part))
                 calls.append((keys, [*head, *(epoch for _, epoch, _ in part)]))
-                valid.extend(worker_id for worker_id, _, _ in part)
+                parts.append([worker_id for worker_id, _, _ in part])
         if not calls:
             return result
         replies = await evalsha_many(self._transport, self._scripts.renew, calls)
-        renewed = [ok for reply in replies for ok in reply]
-        result.update({wid: bool(ok) for wid, ok in zip(valid, renewed, strict=True)})
+        for part_ids, lost in zip(parts, replies, strict=True):
+            result.update(dict.fromkeys(part_ids, True))
+            result.update({part_ids[int(i) - 1]: False for i in lost})
         return result
 
     @translate_errors
