@@ -112,6 +112,10 @@ class MemberPlacement(MemberBase):
         estimate lags other members' heartbeats). Returns how many Workers were taken."""
         if not self._taking:
             return 0
+        if self._unmarked:  # given up without a release: the next read must see them
+            unmarked = list(self._unmarked)
+            await self.store.mark_unhosted(unmarked)
+            self._unmarked.difference_update(unmarked)
         records = await self.store.unhosted()
         await self._refresh_members()
         hosted = self.host.hosted()
@@ -229,6 +233,8 @@ class MemberPlacement(MemberBase):
 
     async def _drop(self, leases: dict[str, int], *, release: bool) -> None:
         await self.host.drop_many(leases, release=release)  # those not re-taken meanwhile
+        if not release:  # a lost lease: nobody may host it, and our name is on its record
+            self._unmarked.update(leases)
 
     async def _placement_loop(self) -> None:
         """Hints as they come (blocking read), a sweep of the unhosted Workers every

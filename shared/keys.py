@@ -97,13 +97,12 @@ class Keys:
             raise ValueError(f"not a worker id usable in a key: {worker_id!r}")
         return f"{self._tag(worker_id)}:w"
 
-    def lease_pair(self, worker_id: str) -> tuple[str, str] | None:
-        """`worker(worker_id)`'s record and lease, or None for an id no key can hold: a
-        renewal builds these for every hosted Worker every few seconds, not all seven."""
+    def lease_or_none(self, worker_id: str) -> str | None:
+        """`worker(worker_id).lease`, or None for an id no key can hold: a renewal builds one
+        for every hosted Worker every few seconds, not all seven keys."""
         if not is_worker_key_part(worker_id):
             return None
-        tag = self._tag(worker_id)
-        return f"{tag}:w", f"{tag}:lease"
+        return f"{self._tag(worker_id)}:lease"
 
     def events(self, worker_id: str) -> str:
         return self.worker(worker_id).events

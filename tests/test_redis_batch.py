@@ -177,19 +177,21 @@ async def test_renew_answers_each_lease_across_script_calls(
     backend: Backend, send: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # More leases than one renew call takes (and than one send, the second time): each answer
-    # stays with its own Worker, a lease taken over (another holder) or fenced (an older
-    # epoch) is lost, the rest get the new TTL.
+    # stays with its own Worker, a lease taken over (another holder) or expired is lost, the
+    # rest get the new TTL.
     monkeypatch.setattr(_redis_host, "RENEW_SEND", send)
     store = backend.store()
     worker_ids = await _workers(store, RENEW_BATCH + 7)
     leases = {w: a.epoch for w, a in (await store.acquire_many(worker_ids, MEMBER, 1_000)).items()}
-    taken, fenced = worker_ids[3], worker_ids[RENEW_BATCH + 2]
+    taken, expired = worker_ids[3], worker_ids[RENEW_BATCH + 2]
     await store.client.set(store.keys.lease(taken), "m2")
-    leases[fenced] -= 1
+    await store.client.delete(store.keys.lease(expired))
     renewed = await store.renew(MEMBER, {**leases, "not a worker id!": 1}, 60_000)
-    assert {w for w, ok in renewed.items() if not ok} == {taken, fenced, "not a worker id!"}
+    assert {w for w, ok in renewed.items() if not ok} == {taken, expired, "not a worker id!"}
+    assert set(renewed) == {*worker_ids, "not a worker id!"}
     assert await store.client.pttl(store.keys.lease(worker_ids[-1])) > 30_000
-    assert 0 < await store.client.pttl(store.keys.lease(fenced)) <= 1_000
+    assert await store.client.pttl(store.keys.lease(worker_ids[0])) > 30_000
+    assert not await store.client.exists(store.keys.lease(expired))  # not written back
     assert await store.client.get(store.keys.lease(taken)) == "m2"
 
 

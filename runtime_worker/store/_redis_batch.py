@@ -46,10 +46,10 @@ def pack(*args: Arg) -> bytes:
     return b"".join(parts)
 
 
-def pack_pair(first: str, second: str) -> bytes:
-    """`pack(first, second)` of two keys, for a renewal's thousands (one format, no loop)."""
-    one, two = first.encode(), second.encode()
-    return b"$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(one), one, len(two), two)
+def pack_one(arg: str) -> bytes:
+    """`pack(arg)` of one key, for a renewal's thousands (one format, no loop)."""
+    data = arg.encode()
+    return b"$%d\r\n%s\r\n" % (len(data), data)
 
 
 def command(count: int) -> bytes:

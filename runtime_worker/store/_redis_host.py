@@ -19,7 +19,7 @@ from runtime_worker.store._redis_batch import (
     PackedKeys,
     evalsha_many,
     hmget_many,
-    pack_pair,
+    pack_one,
     packed,
     parse_acquisition,
     send_many,
@@ -106,37 +106,37 @@ class RedisHostSide(RedisCore):
 
     async def renew(self, member_id: str, leases: dict[str, int], ttl_ms: int) -> dict[str, bool]:
         """One script call per `RENEW_BATCH` leases (per slot on a cluster), pipelined, each
-        lease's two keys packed straight into RESP: a member's renewal costs Redis and Python
-        a couple of microseconds per lease, not a call each. Sent `RENEW_SEND` leases at a
-        time, each part with its own deadline: renewing 50,000 holds neither the member's
-        event loop nor one deadline for all of them."""
-        items = list(leases.items())
+        lease key packed straight into RESP: a member's renewal costs Redis and Python about
+        a microsecond per lease, not a call each. Sent `RENEW_SEND` leases at a time, each
+        part with its own deadline: renewing 50,000 holds neither the member's event loop nor
+        one deadline for all of them. The holder is checked, not the epoch (see renew.lua)."""
+        worker_ids = list(leases)
         result: dict[str, bool] = {}
-        for start in range(0, len(items), RENEW_SEND):
-            result |= await self._renew_part(member_id, items[start : start + RENEW_SEND], ttl_ms)
+        for start in range(0, len(worker_ids), RENEW_SEND):
+            part = worker_ids[start : start + RENEW_SEND]
+            result |= await self._renew_part(member_id, part, ttl_ms)
         return result
 
     @translate_errors
     async def _renew_part(
-        self, member_id: str, leases: list[tuple[str, int]], ttl_ms: int
+        self, member_id: str, worker_ids: list[str], ttl_ms: int
     ) -> dict[str, bool]:
-        result = dict.fromkeys((worker_id for worker_id, _ in leases), False)
-        groups: dict[int, list[tuple[str, int, bytes]]] = {}
-        for worker_id, epoch in leases:
-            pair = self.keys.lease_pair(worker_id)
-            if pair is not None:
-                slot = self._transport.slot(pair[0]) if self.cluster else 0
-                groups.setdefault(slot, []).append((worker_id, epoch, pack_pair(*pair)))
+        result = dict.fromkeys(worker_ids, False)
+        groups: dict[int, list[tuple[str, str]]] = {}
+        for worker_id in worker_ids:
+            lease = self.keys.lease_or_none(worker_id)
+            if lease is not None:
+                slot = self._transport.slot(lease) if self.cluster else 0
+                groups.setdefault(slot, []).append((worker_id, lease))
         parts: list[list[str]] = []
         calls: list[Call] = []
         head = argv("renew", member=member_id, ttl_ms=max(ttl_ms, 0))
         for group in groups.values():
             for start in range(0, len(group), RENEW_BATCH):
                 part = group[start : start + RENEW_BATCH]
-                first = self.keys.record(part[0][0])  # routes the call: its slot is the group's
-                keys = PackedKeys(first, 2 * len(part), b"".join(data for _, _, data in part))
-                calls.append((keys, [*head, *(epoch for _, epoch, _ in part)]))
-                parts.append([worker_id for worker_id, _, _ in part])
+                data = b"".join(pack_one(lease) for _, lease in part)
+                calls.append((PackedKeys(part[0][1], len(part), data), head))
+                parts.append([worker_id for worker_id, _ in part])
         if not calls:
             return result
         replies = await evalsha_many(self._transport, self._scripts.renew, calls)
