@@ -209,6 +209,7 @@ class MemberPlacement(MemberBase):
         answers = await self.store.acquire_many(worker_ids, self.member_id, ttl_ms)
         now = monotonic_s()
         taken = 0
+        settled: list[str] = []
         for worker_id, got in answers.items():
             if got.epoch:
                 try:
@@ -224,11 +225,13 @@ class MemberPlacement(MemberBase):
                     await self.store.release_many({worker_id: got.epoch}, self.member_id)
                     continue
                 taken += 1
+                settled.append(worker_id)
             elif got.holder is not None and got.holder not in self._alive and got.expires_ms:
                 # A dead member's lease, not expired yet: try again the moment it is.
                 self._retry.add(worker_id)
                 due = now + got.expires_ms / 1000 + RETRY_MARGIN_S
                 self._retry_at = due if self._retry_at is None else min(self._retry_at, due)
+        await self.store.settle_unhosted(settled)  # hosted first: a stop may cancel this
         return taken
 
     async def _drop(self, leases: dict[str, int], *, release: bool) -> None:

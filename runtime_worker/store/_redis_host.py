@@ -78,13 +78,13 @@ class RedisHostSide(RedisCore):
             acquisition = parse_acquisition(reply)
             if acquisition is not None:
                 answers[worker_id] = acquisition
-        await self._settle_unhosted([w for w, got in answers.items() if got.epoch])
         return answers
 
     async def _settle_unhosted(self, worker_ids: Sequence[str]) -> None:
         """These Workers have a host (this caller) now: sweeps need not read them. After the
-        acquisition, so a Worker is never out of the set while it needs a host; a removal lost
-        with Redis only leaves a candidate a sweep reads once more."""
+        acquisition (and after the host has them: no await may come between those), so a
+        Worker is never out of the set while it needs a host; a removal lost with Redis only
+        leaves a candidate a sweep reads once more."""
         await self._set_many("SREM", self.keys.unhosted(), worker_ids)
 
     @translate_errors

@@ -50,7 +50,8 @@ class FleetStore(Store):
     @abstractmethod
     async def unhosted(self) -> list[Placement]:
         """`placements` of the Workers that may need a host (created, handed back, marked):
-        what a steady-state sweep reads instead of every Worker. Acquiring one removes it."""
+        what a steady-state sweep reads instead of every Worker. The member that acquired
+        one removes it (`settle_unhosted`), once it hosts it."""
 
     @abstractmethod
     async def settle_unhosted(self, worker_ids: Sequence[str]) -> None:
