@@ -11,7 +11,6 @@ from runtime_worker.placement import HOSTABLE_STATES
 from runtime_worker.store import _redis_codec as codec
 from runtime_worker.store import _redis_runs as runs
 from runtime_worker.store._redis_batch import (
-    CHUNK,
     PLACEMENT_FIELDS,
     Placement,
     hmget_many,
@@ -31,7 +30,7 @@ from shared.models import RunDetail, TranscriptPage, WorkerState
 from shared.settings import MIN_EVENTS_MAXLEN
 
 LISTED_FIELDS = ("display_name", "profile", "state", "created_at")
-PLACEMENT_PAGE = 10_000  # records per call of a full sweep
+PLACEMENT_PAGE = 10_000  # records per call of a full sweep or a listing
 UNHOSTED_PAGE = 10_000  # candidates per steady-state sweep
 TRUSTED_PAGE = MIN_EVENTS_MAXLEN  # the fewest events trimming ever leaves: see `_follow`
 _STATES = {state.value: state for state in WorkerState}
@@ -62,26 +61,43 @@ class RedisReaders(RedisCore):
         record = codec.record_from_fields(dict(zip(flat[::2], flat[1::2], strict=True)), worker_id)
         return RecordAt(record, str(newest[0][0]) if newest else "0")
 
-    @translate_errors
     async def list_workers(self) -> list[WorkerRecord]:
-        worker_ids = await self._indexed()
-        hashes: list[dict[str, str]] = []
-        for start in range(0, len(worker_ids), CHUNK):
-            async with self.client.pipeline(transaction=False) as pipe:
-                for worker_id in worker_ids[start : start + CHUNK]:
-                    pipe.hgetall(self.keys.record(worker_id))
-                hashes.extend(await pipe.execute())
-        await self._unindex([w for w, fields in zip(worker_ids, hashes, strict=True) if not fields])
-        return [
-            codec.record_from_fields(fields, worker_id)
-            for worker_id, fields in zip(worker_ids, hashes, strict=True)
-            if fields
-        ]
+        """Every record, read a page per call (`PLACEMENT_PAGE`), each with its own deadline:
+        100,000 records take longer than one."""
+        worker_ids = await self._indexed_now()
+        found: list[WorkerRecord] = []
+        for start in range(0, len(worker_ids), PLACEMENT_PAGE):
+            found += await self._records_of(worker_ids[start : start + PLACEMENT_PAGE])
+        return found
 
     @translate_errors
+    async def _records_of(self, worker_ids: list[str]) -> list[WorkerRecord]:
+        commands = [packed("HGETALL", self.keys.record(worker_id)) for worker_id in worker_ids]
+        replies = await send_many(self._transport, commands)
+        found: list[WorkerRecord] = []
+        gone: list[str] = []
+        for worker_id, flat in zip(worker_ids, replies, strict=True):
+            if isinstance(flat, Exception):
+                raise flat
+            if not flat:
+                gone.append(worker_id)
+                continue
+            fields = dict(zip(flat[::2], flat[1::2], strict=True))
+            found.append(codec.record_from_fields(fields, worker_id))
+        await self._unindex(gone)
+        return found
+
     async def listing(self) -> list[Listed]:
-        """Five fields of each record, not the whole hash: listing 10,000 Workers stays cheap."""
-        worker_ids = await self._indexed()
+        """Five fields of each record, not the whole hash, a page per call as `list_workers`:
+        listing 100,000 Workers stays within every call's deadline."""
+        worker_ids = await self._indexed_now()
+        found: list[Listed] = []
+        for start in range(0, len(worker_ids), PLACEMENT_PAGE):
+            found += await self._listed_of(worker_ids[start : start + PLACEMENT_PAGE])
+        return found
+
+    @translate_errors
+    async def _listed_of(self, worker_ids: list[str]) -> list[Listed]:
         keys = [self.keys.record(worker_id) for worker_id in worker_ids]
         rows = await hmget_many(self._transport, keys, LISTED_FIELDS)
         found: list[Listed] = []
