@@ -9,6 +9,7 @@ host does to Redis is in one module.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
 
@@ -109,12 +110,19 @@ class RedisHostSide(RedisCore):
         lease key packed straight into RESP: a member's renewal costs Redis and Python about
         a microsecond per lease, not a call each. Sent `RENEW_SEND` leases at a time, each
         part with its own deadline: renewing 50,000 holds neither the member's event loop nor
-        one deadline for all of them. The holder is checked, not the epoch (see renew.lua)."""
+        one deadline for all of them. The parts go side by side: on a busy member every await
+        waits its turn in the event loop, so parts in a row would add those waits up (and let
+        the last leases lapse). The holder is checked, not the epoch (see renew.lua)."""
         worker_ids = list(leases)
+        parts = [
+            self._renew_part(member_id, worker_ids[start : start + RENEW_SEND], ttl_ms)
+            for start in range(0, len(worker_ids), RENEW_SEND)
+        ]
         result: dict[str, bool] = {}
-        for start in range(0, len(worker_ids), RENEW_SEND):
-            part = worker_ids[start : start + RENEW_SEND]
-            result |= await self._renew_part(member_id, part, ttl_ms)
+        for answered in await asyncio.gather(*parts, return_exceptions=True):
+            if isinstance(answered, BaseException):  # every part ended: none left unowned
+                raise answered
+            result |= answered
         return result
 
     @translate_errors
