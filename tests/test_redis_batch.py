@@ -10,6 +10,7 @@ import pytest
 from runtime_worker.placement import preferred_first, prefers
 from runtime_worker.store import _redis_host
 from runtime_worker.store._redis_host import RENEW_BATCH, RENEW_SEND
+from runtime_worker.store._scripts import answer
 from runtime_worker.store.base import WorkerRecord
 from runtime_worker.store.redis import RedisStore
 from shared.ids import new_id
@@ -121,7 +122,7 @@ async def test_unhosted_names_the_workers_that_may_need_a_host(backend: Backend)
     found = {p.worker_id: p for p in await store.unhosted()}
     assert set(found) == {handed_back, waiting}
     assert (found[handed_back].host, found[handed_back].epoch) == (None, 1)
-    members = await store.client.smembers(store.keys.unhosted())
+    members = await answer(store.client.smembers(store.keys.unhosted()))
     assert members == {handed_back, waiting}  # ended and gone ones left the set on the read
     await store.mark_unhosted([taken])
     await store.settle_unhosted([waiting])

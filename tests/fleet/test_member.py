@@ -11,6 +11,7 @@ import pytest
 from runtime_worker.member import Member, new_member_id
 from runtime_worker.runtime import Runtime
 from runtime_worker.schedule import add_recurring
+from runtime_worker.store._scripts import answer
 from shared.errors import InvalidInput, WorkerBusy
 from shared.keys import is_member_key_part
 from shared.models import CreateWorker, SendInput, Strategy
@@ -135,10 +136,10 @@ async def test_a_sweep_of_the_unhosted_takes_a_worker_whose_hint_was_lost(
     member._taking = True
     assert await member.place_unhosted() == 1
     assert member.host.is_hosted(hinted) and not member.host.is_hosted(lost)
-    assert await store.client.smembers(store.keys.unhosted()) == set()
+    assert await answer(store.client.smembers(store.keys.unhosted())) == set()
     member.settings = member.settings.model_copy(update={"capacity": 1})
     assert await member.place() == 0  # at its capacity: it cannot take it, it marks it
-    assert await store.client.smembers(store.keys.unhosted()) == {lost}
+    assert await answer(store.client.smembers(store.keys.unhosted())) == {lost}
 
 
 async def test_concurrent_reject_inputs_accept_exactly_one(
