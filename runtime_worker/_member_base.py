@@ -85,6 +85,7 @@ class MemberBase:
         self._death_at: float | None = None  # when the next silent member would count as dead
         self._retry: set[str] = set()  # Workers whose lease a dead member still holds
         self._retry_at: float | None = None  # when the first of those leases expires
+        self._unmarked: set[str] = set()  # Workers given up unreleased, for the unhosted set
         self._live = 0  # live Workers seen by the last sweep (hints add to it)
         self._renewed_at = monotonic_s()
         self._sweep_due = True
@@ -151,7 +152,9 @@ class MemberBase:
             await asyncio.wait_for(back.wait(), delay_s)
 
     def _on_lost(self, worker_id: str) -> None:
-        self._sweep_due = True
+        """A drain found its lease lost: the next sweep of the unhosted reads the Worker (a
+        full sweep per lost lease would read the whole fleet each time)."""
+        self._unmarked.add(worker_id)
 
     async def stop(self, grace_s: float | None = None) -> None:
         """`Member.stop`, declared here because `_reap` starts it when a loop fails."""

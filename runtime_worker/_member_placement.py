@@ -13,9 +13,17 @@ from collections.abc import Iterable
 
 from runtime_worker._backoff import Backoff
 from runtime_worker._member_base import MemberBase
-from runtime_worker.placement import HOSTABLE_STATES, alive_view, plan, preferred_first, target_for
+from runtime_worker.placement import (
+    HOSTABLE_STATES,
+    Plan,
+    alive_view,
+    plan,
+    preferred_first,
+    target_for,
+)
 from runtime_worker.store._redis_members import MemberView
 from shared.errors import RuntimeUnavailable, YoiError
+from shared.models import MemberInfo
 from shared.timeutil import monotonic_s
 
 log = logging.getLogger("yoi.member")
@@ -24,6 +32,7 @@ ADOPT_BATCH = 500  # acquisitions per round trip (one pipeline) in a placement s
 DEATH_MARGIN_S = 0.005  # look at a silent member this long after it counts as dead
 RETRY_MARGIN_S = 0.005  # try a dead member's lease again this long after it expires
 SWEEP_DUTY = 10  # a periodic sweep waits at least this many times its own duration
+FULL_EVERY = 10  # sweeps of the unhosted Workers per full sweep (the safety net)
 
 
 class MemberPlacement(MemberBase):
@@ -78,8 +87,9 @@ class MemberPlacement(MemberBase):
             await self._drop(lost, release=False)
 
     async def place(self) -> int:
-        """A placement sweep: drop ended Workers, take unhosted ones up to the fair share, hand
-        idle ones back when above it. Returns how many Workers were taken."""
+        """A full placement sweep over every Worker: drop ended Workers, take unhosted ones up
+        to the fair share, hand idle ones back when above it, and put back in the unhosted set
+        those it could not take (what an outage lost from it). Returns how many were taken."""
         if not self._taking:
             return 0
         records = await self.store.placements()
@@ -91,6 +101,46 @@ class MemberPlacement(MemberBase):
         self._sweep_host({r.worker_id for r in records if r.queue_depth and r.worker_id in hosted})
         del records  # thousands of rows: not kept while the Workers are taken
         await self._drop({w: hosted[w] for w in step.drop}, release=True)
+        taken = await self._apply(step, hosted, members)
+        await self.store.mark_unhosted([w for w in step.take if not self.host.is_hosted(w)])
+        return taken
+
+    async def place_unhosted(self) -> int:
+        """A steady-state sweep: only the Workers that may need a host (`store.unhosted`), so
+        its cost follows them, not the fleet's size. The live count is the members' hosted
+        counts plus the unhosted ones; handing back to even out is left to full sweeps (the
+        estimate lags other members' heartbeats). Returns how many Workers were taken."""
+        if not self._taking:
+            return 0
+        if self._unmarked:  # given up without a release: the next read must see them
+            unmarked = list(self._unmarked)
+            await self.store.mark_unhosted(unmarked)
+            self._unmarked.difference_update(unmarked)
+        records = await self.store.unhosted()
+        await self._refresh_members()
+        hosted = self.host.hosted()
+        members = alive_view(self._members, self.member_id, self.settings.capacity, len(hosted))
+        alive = {m.member_id for m in members}
+        mine = [r.worker_id for r in records if r.host == self.member_id and r.worker_id in hosted]
+        await self.store.settle_unhosted(mine)
+        waiting = sum(
+            1
+            for r in records
+            if r.worker_id not in hosted and r.host not in alive - {self.member_id}
+        )
+        self._live = sum(m.hosted for m in members) + waiting
+        step = plan(
+            records,
+            me=self.member_id,
+            hosted=hosted,
+            members=members,
+            live_count=self._live,
+            idle=[],
+        )
+        return await self._apply(step, hosted, members)
+
+    async def _apply(self, step: Plan, hosted: dict[str, int], members: list[MemberInfo]) -> int:
+        """A plan's moves after its drops; how many Workers were taken."""
         taken = await self._take(step.reclaim, len(step.reclaim))
         for worker_id, epoch in step.disown.items():  # no lease, our name on it: clear it
             await self.store.release_many({worker_id: epoch}, self.member_id)
@@ -159,6 +209,7 @@ class MemberPlacement(MemberBase):
         answers = await self.store.acquire_many(worker_ids, self.member_id, ttl_ms)
         now = monotonic_s()
         taken = 0
+        settled: list[str] = []
         for worker_id, got in answers.items():
             if got.epoch:
                 try:
@@ -174,38 +225,49 @@ class MemberPlacement(MemberBase):
                     await self.store.release_many({worker_id: got.epoch}, self.member_id)
                     continue
                 taken += 1
+                settled.append(worker_id)
             elif got.holder is not None and got.holder not in self._alive and got.expires_ms:
                 # A dead member's lease, not expired yet: try again the moment it is.
                 self._retry.add(worker_id)
                 due = now + got.expires_ms / 1000 + RETRY_MARGIN_S
                 self._retry_at = due if self._retry_at is None else min(self._retry_at, due)
+        await self.store.settle_unhosted(settled)  # hosted first: a stop may cancel this
         return taken
 
     async def _drop(self, leases: dict[str, int], *, release: bool) -> None:
         await self.host.drop_many(leases, release=release)  # those not re-taken meanwhile
+        if not release:  # a lost lease: nobody may host it, and our name is on its record
+            self._unmarked.update(leases)
 
     async def _placement_loop(self) -> None:
-        """Hints as they come (blocking read), and a full sweep every `sweep_interval_ms`. A
-        member that stops heartbeating is noticed the moment it counts as dead (a sweep then
-        takes its Workers), and a lease of it that outlived its heartbeat is tried again the
-        moment it expires: takeover within the lease TTL, without sweeping more often. A sweep
+        """Hints as they come (blocking read), a sweep of the unhosted Workers every
+        `sweep_interval_ms` and a full one every `FULL_EVERY` of those. A member that stops
+        heartbeating is noticed the moment it counts as dead (a full sweep then takes its
+        Workers), and a lease of it that outlived its heartbeat is tried again the moment it
+        expires: takeover within the lease TTL, without sweeping more often. A full sweep
         reads every Worker: the next periodic one waits `SWEEP_DUTY` times as long as this one
         took, so at 100,000 Workers the safety net costs a bounded share of the member's time
-        (a death or a lost lease still sweeps at once)."""
+        (a death, a lost lease or an outage still sweeps at once)."""
         backoff = Backoff("placement", log)
         interval_s = self.settings.sweep_interval_ms / 1000
         last_id: str | None = None
-        next_sweep = 0.0
+        next_sweep = next_full = 0.0
         while True:
             try:
                 if last_id is None:
                     last_id = await self.store.placement_cursor()
                 if self._death_at is not None and monotonic_s() >= self._death_at:
                     await self._refresh_members()  # a death found here makes a sweep due
-                if self._sweep_due or monotonic_s() >= next_sweep:
+                if self._sweep_due or monotonic_s() >= next_full:
                     self._sweep_due = False
                     began = monotonic_s()
                     await self.place()
+                    took = monotonic_s() - began
+                    next_full = monotonic_s() + max(FULL_EVERY * interval_s, SWEEP_DUTY * took)
+                    next_sweep = monotonic_s() + interval_s
+                elif monotonic_s() >= next_sweep:
+                    began = monotonic_s()
+                    await self.place_unhosted()
                     took = monotonic_s() - began
                     next_sweep = monotonic_s() + max(interval_s, SWEEP_DUTY * took)
                 if self._retry_at is not None and monotonic_s() >= self._retry_at:

@@ -97,14 +97,20 @@ def plan(
     hosted: Collection[str],
     members: Sequence[MemberInfo],
     rng: random.Random | None = None,
+    live_count: int | None = None,
+    idle: Sequence[str] | None = None,
 ) -> Plan:
-    """Decide from a snapshot; `members` comes from `alive_view`."""
+    """Decide from a snapshot; `members` comes from `alive_view`. With `live_count` (how many
+    Workers are live in the whole fleet) `records` is a partial view, the Workers that may
+    need a host: a hosted Worker absent from it is not dropped, and `idle` names the hosted
+    Workers that may be handed back."""
     rng = rng or random.Random()
     alive = {m.member_id for m in members}
     live = [r for r in records if r.state in HOSTABLE_STATES]
     live_ids = {r.worker_id for r in live}
-    target = target_for(len(live), members, me)
-    drop = [worker_id for worker_id in hosted if worker_id not in live_ids]
+    count = len(live) if live_count is None else live_count
+    target = target_for(count, members, me)
+    drop = [w for w in hosted if w not in live_ids] if live_count is None else []
     own: list[Placed] = []
     take: list[str] = []
     for record in live:
@@ -123,17 +129,18 @@ def plan(
     want = max(0, target - holding)
     shed: list[str] = []
     if holding > target:
-        share = fair_share(len(live), [m.capacity for m in members])
+        share = fair_share(count, [m.capacity for m in members])
         room = sum(max(0, min(m.capacity, share) - m.hosted) for m in members if m.member_id != me)
-        idle = [
-            r.worker_id
-            for r in live
-            if r.worker_id in hosted
-            and r.state is WorkerState.IDLE
-            and r.queue_depth == 0
-            and r.run_id is None
-        ]
-        shed = idle[: min(holding - target, room)]
+        if idle is None:
+            idle = [
+                r.worker_id
+                for r in live
+                if r.worker_id in hosted
+                and r.state is WorkerState.IDLE
+                and r.queue_depth == 0
+                and r.run_id is None
+            ]
+        shed = list(idle[: min(holding - target, room)])
     return Plan(
         target=target,
         drop=drop,

@@ -97,6 +97,13 @@ class Keys:
             raise ValueError(f"not a worker id usable in a key: {worker_id!r}")
         return f"{self._tag(worker_id)}:w"
 
+    def lease_or_none(self, worker_id: str) -> str | None:
+        """`worker(worker_id).lease`, or None for an id no key can hold: a renewal builds one
+        for every hosted Worker every few seconds, not all seven keys."""
+        if not is_worker_key_part(worker_id):
+            return None
+        return f"{self._tag(worker_id)}:lease"
+
     def events(self, worker_id: str) -> str:
         return self.worker(worker_id).events
 
@@ -177,6 +184,12 @@ class Keys:
         """STREAM of placement hints, field `w` = a Worker id that was created or handed back:
         every member reads it (no group) so one with spare capacity takes the Worker at once."""
         return self._tag() + ":place"
+
+    def unhosted(self) -> str:
+        """SET of Workers that may need a host: added beside the script that makes one so
+        (create, release), removed by the member that takes one. What a steady-state sweep
+        reads instead of every record; the periodic full sweep repairs what an outage lost."""
+        return self._tag() + ":free"
 
     def arq_queue(self) -> str:
         """ZSET: arq's queue of this runtime's scheduled work (deferred inputs, housekeeping)."""

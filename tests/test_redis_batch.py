@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from runtime_worker.placement import preferred_first, prefers
-from runtime_worker.store._redis_host import RENEW_BATCH
+from runtime_worker.store import _redis_host
+from runtime_worker.store._redis_host import RENEW_BATCH, RENEW_SEND
+from runtime_worker.store._scripts import answer
 from runtime_worker.store.base import WorkerRecord
 from runtime_worker.store.redis import RedisStore
 from shared.ids import new_id
@@ -98,6 +100,35 @@ async def test_placements_read_what_placement_needs_and_prune_the_index(
     assert await store.client.zrange(store.keys.workers(), 0, -1) == [kept, busy]
 
 
+async def test_unhosted_names_the_workers_that_may_need_a_host(backend: Backend) -> None:
+    """Created and handed back: in the set; taken, ended or gone: out of it (a sweep's cost
+    follows these, not the fleet's size)."""
+    store = backend.store()
+    taken, handed_back, stopped, gone, waiting = await _workers(store, 5)
+    assert {p.worker_id for p in await store.unhosted()} == {
+        taken,
+        handed_back,
+        stopped,
+        gone,
+        waiting,
+    }
+    answers = await store.acquire_many([taken, handed_back], MEMBER, 60_000)
+    await store.settle_unhosted([taken, handed_back])  # what the member does once it hosts them
+    assert await store.release_many({handed_back: answers[handed_back].epoch}, MEMBER) == {
+        handed_back
+    }
+    await store.request_stop(stopped)
+    await store.client.delete(*store.keys.worker(gone).all())  # as if expired
+    found = {p.worker_id: p for p in await store.unhosted()}
+    assert set(found) == {handed_back, waiting}
+    assert (found[handed_back].host, found[handed_back].epoch) == (None, 1)
+    members = await answer(store.client.smembers(store.keys.unhosted()))
+    assert members == {handed_back, waiting}  # ended and gone ones left the set on the read
+    await store.mark_unhosted([taken])
+    await store.settle_unhosted([waiting])
+    assert {p.worker_id for p in await store.unhosted()} == {handed_back, taken}
+
+
 async def test_listing_matches_the_records(backend: Backend) -> None:
     store = backend.store()
     await _workers(store, 3)
@@ -143,19 +174,26 @@ async def test_create_after_redis_lost_its_scripts(private_redis: Backend) -> No
     assert await store.renew(MEMBER, leases, 60_000) == {worker_id: True}
 
 
-async def test_renew_answers_each_lease_across_script_calls(backend: Backend) -> None:
-    # More leases than one renew call takes: each answer stays with its own Worker, a lease
-    # taken over (another holder) or fenced (an older epoch) is lost, the rest get the new TTL.
+@pytest.mark.parametrize("send", [RENEW_SEND, RENEW_BATCH // 2 + 1])
+async def test_renew_answers_each_lease_across_script_calls(
+    backend: Backend, send: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # More leases than one renew call takes (and than one send, the second time): each answer
+    # stays with its own Worker, a lease taken over (another holder) or expired is lost, the
+    # rest get the new TTL.
+    monkeypatch.setattr(_redis_host, "RENEW_SEND", send)
     store = backend.store()
     worker_ids = await _workers(store, RENEW_BATCH + 7)
     leases = {w: a.epoch for w, a in (await store.acquire_many(worker_ids, MEMBER, 1_000)).items()}
-    taken, fenced = worker_ids[3], worker_ids[RENEW_BATCH + 2]
+    taken, expired = worker_ids[3], worker_ids[RENEW_BATCH + 2]
     await store.client.set(store.keys.lease(taken), "m2")
-    leases[fenced] -= 1
+    await store.client.delete(store.keys.lease(expired))
     renewed = await store.renew(MEMBER, {**leases, "not a worker id!": 1}, 60_000)
-    assert {w for w, ok in renewed.items() if not ok} == {taken, fenced, "not a worker id!"}
+    assert {w for w, ok in renewed.items() if not ok} == {taken, expired, "not a worker id!"}
+    assert set(renewed) == {*worker_ids, "not a worker id!"}
     assert await store.client.pttl(store.keys.lease(worker_ids[-1])) > 30_000
-    assert 0 < await store.client.pttl(store.keys.lease(fenced)) <= 1_000
+    assert await store.client.pttl(store.keys.lease(worker_ids[0])) > 30_000
+    assert not await store.client.exists(store.keys.lease(expired))  # not written back
     assert await store.client.get(store.keys.lease(taken)) == "m2"
 
 

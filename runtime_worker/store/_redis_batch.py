@@ -20,7 +20,19 @@ from runtime_worker.store._redis_transport import Routed, Transport
 from shared.models import WorkerState
 
 Arg = str | int | bytes
-Call = tuple[Sequence[str], Sequence[Arg]]
+
+
+@dataclass(frozen=True, slots=True)
+class PackedKeys:
+    """A script's KEYS already in RESP (`pack`), and the first of them (it routes the call):
+    a renewal packs each lease's keys once, not a list of strings per call."""
+
+    first: str
+    count: int
+    data: bytes
+
+
+Call = tuple[Sequence[str] | PackedKeys, Sequence[Arg]]
 """A script's KEYS and ARGV."""
 
 
@@ -32,6 +44,12 @@ def pack(*args: Arg) -> bytes:
         data = arg if isinstance(arg, bytes) else str(arg).encode()
         parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
     return b"".join(parts)
+
+
+def pack_one(arg: str) -> bytes:
+    """`pack(arg)` of one key, for a renewal's thousands (one format, no loop)."""
+    data = arg.encode()
+    return b"$%d\r\n%s\r\n" % (len(data), data)
 
 
 def command(count: int) -> bytes:
@@ -83,8 +101,12 @@ def _evalsha(sha: str, calls: Sequence[Call]) -> list[Routed]:
     packed = []
     head = pack("EVALSHA", sha)
     for keys, args in calls:
-        count = command(3 + len(keys) + len(args))
-        packed.append((keys[0], count + head + pack(len(keys), *keys, *args)))
+        if isinstance(keys, PackedKeys):
+            count = command(3 + keys.count + len(args))
+            packed.append((keys.first, count + head + pack(keys.count) + keys.data + pack(*args)))
+        else:
+            count = command(3 + len(keys) + len(args))
+            packed.append((keys[0], count + head + pack(len(keys), *keys, *args)))
     return packed
 
 

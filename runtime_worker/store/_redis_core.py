@@ -59,6 +59,7 @@ log = logging.getLogger("yoi.store.redis")
 
 CONNECT_TIMEOUT_S = 2.0
 APPROX_TRIM_FROM = 1000
+SET_CHUNK = 1000  # members per SADD/SREM
 
 
 class RedisCore(FleetStore):
@@ -157,6 +158,16 @@ class RedisCore(FleetStore):
         prefix, suffix = codec.template(event, "state")
         return {"state_prefix": prefix, "state_suffix": suffix}
 
+    async def _set_many(self, op: str, key: str, members: Sequence[str]) -> None:
+        """SADD or SREM many members of one set, a bounded command per thousand."""
+        commands = [
+            packed(op, key, *members[start : start + SET_CHUNK])
+            for start in range(0, len(members), SET_CHUNK)
+        ]
+        for reply in await send_many(self._transport, commands) if commands else []:
+            if isinstance(reply, Exception):
+                raise reply
+
     @property
     def _maxlen(self) -> str:
         """How scripts trim the event stream: approximately (whole nodes of ~100 entries) when
@@ -184,24 +195,26 @@ class RedisCore(FleetStore):
         hint = packed(
             "XADD", self.keys.placement(), "MAXLEN", "~", PLACEMENT_MAXLEN, "*", "w", worker_id
         )
+        unhosted = packed("SADD", self.keys.unhosted(), worker_id)  # what sweeps read
         created = evalsha(self._scripts.create.sha, keys, args)
         # A cluster runs a batch's parts side by side on their nodes, in no order: there the
         # record goes first, or a sweep could drop an index entry whose record is not written
         # yet (`_unindex`) and lose the Worker from the index for good.
-        first = [created] if self.cluster else [created, index, hint]
+        after = [index, unhosted, hint]
+        first = [created] if self.cluster else [created, *after]
         reply, *rest = await send_many(self._transport, first, replicated=True)
         if isinstance(reply, rex.NoScriptError):  # Redis lost its scripts: load, then again
             reply = await self._scripts.create(keys, args)
             (cursor,) = check(reply, worker_id)
             # The index entry went in before the record: a listing meanwhile may have dropped
-            # it (see `_unindex`), and the hint named a Worker not there yet. Both again.
-            rest = await send_many(self._transport, [index, hint])
+            # it (see `_unindex`), and the hint named a Worker not there yet. All again.
+            rest = await send_many(self._transport, after)
         elif isinstance(reply, Exception):
             raise reply
         else:
             (cursor,) = check(reply, worker_id)
             if self.cluster:
-                rest = await send_many(self._transport, [index, hint])
+                rest = await send_many(self._transport, after)
         for other in rest:
             if isinstance(other, Exception):
                 raise other

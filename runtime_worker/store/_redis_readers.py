@@ -7,10 +7,10 @@ Apart from the writes so every read path, and the lazy index repair the listings
 
 from __future__ import annotations
 
+from runtime_worker.placement import HOSTABLE_STATES
 from runtime_worker.store import _redis_codec as codec
 from runtime_worker.store import _redis_runs as runs
 from runtime_worker.store._redis_batch import (
-    CHUNK,
     PLACEMENT_FIELDS,
     Placement,
     hmget_many,
@@ -25,10 +25,13 @@ from runtime_worker.store.base import Listed, RecordAt, RunLogPage, WorkerRecord
 from runtime_worker.store.cursor import check_window, format_cursor, parse_cursor
 from shared.errors import WorkerNotFound
 from shared.events import Event
+from shared.keys import is_worker_key_part
 from shared.models import RunDetail, TranscriptPage, WorkerState
 from shared.settings import MIN_EVENTS_MAXLEN
 
 LISTED_FIELDS = ("display_name", "profile", "state", "created_at")
+PLACEMENT_PAGE = 10_000  # records per call of a full sweep or a listing
+UNHOSTED_PAGE = 10_000  # candidates per steady-state sweep
 TRUSTED_PAGE = MIN_EVENTS_MAXLEN  # the fewest events trimming ever leaves: see `_follow`
 _STATES = {state.value: state for state in WorkerState}
 
@@ -58,26 +61,43 @@ class RedisReaders(RedisCore):
         record = codec.record_from_fields(dict(zip(flat[::2], flat[1::2], strict=True)), worker_id)
         return RecordAt(record, str(newest[0][0]) if newest else "0")
 
-    @translate_errors
     async def list_workers(self) -> list[WorkerRecord]:
-        worker_ids = await self._indexed()
-        hashes: list[dict[str, str]] = []
-        for start in range(0, len(worker_ids), CHUNK):
-            async with self.client.pipeline(transaction=False) as pipe:
-                for worker_id in worker_ids[start : start + CHUNK]:
-                    pipe.hgetall(self.keys.record(worker_id))
-                hashes.extend(await pipe.execute())
-        await self._unindex([w for w, fields in zip(worker_ids, hashes, strict=True) if not fields])
-        return [
-            codec.record_from_fields(fields, worker_id)
-            for worker_id, fields in zip(worker_ids, hashes, strict=True)
-            if fields
-        ]
+        """Every record, read a page per call (`PLACEMENT_PAGE`), each with its own deadline:
+        100,000 records take longer than one."""
+        worker_ids = await self._indexed_now()
+        found: list[WorkerRecord] = []
+        for start in range(0, len(worker_ids), PLACEMENT_PAGE):
+            found += await self._records_of(worker_ids[start : start + PLACEMENT_PAGE])
+        return found
 
     @translate_errors
+    async def _records_of(self, worker_ids: list[str]) -> list[WorkerRecord]:
+        commands = [packed("HGETALL", self.keys.record(worker_id)) for worker_id in worker_ids]
+        replies = await send_many(self._transport, commands)
+        found: list[WorkerRecord] = []
+        gone: list[str] = []
+        for worker_id, flat in zip(worker_ids, replies, strict=True):
+            if isinstance(flat, Exception):
+                raise flat
+            if not flat:
+                gone.append(worker_id)
+                continue
+            fields = dict(zip(flat[::2], flat[1::2], strict=True))
+            found.append(codec.record_from_fields(fields, worker_id))
+        await self._unindex(gone)
+        return found
+
     async def listing(self) -> list[Listed]:
-        """Five fields of each record, not the whole hash: listing 10,000 Workers stays cheap."""
-        worker_ids = await self._indexed()
+        """Five fields of each record, not the whole hash, a page per call as `list_workers`:
+        listing 100,000 Workers stays within every call's deadline."""
+        worker_ids = await self._indexed_now()
+        found: list[Listed] = []
+        for start in range(0, len(worker_ids), PLACEMENT_PAGE):
+            found += await self._listed_of(worker_ids[start : start + PLACEMENT_PAGE])
+        return found
+
+    @translate_errors
+    async def _listed_of(self, worker_ids: list[str]) -> list[Listed]:
         keys = [self.keys.record(worker_id) for worker_id in worker_ids]
         rows = await hmget_many(self._transport, keys, LISTED_FIELDS)
         found: list[Listed] = []
@@ -90,22 +110,50 @@ class RedisReaders(RedisCore):
         await self._unindex(gone)
         return found
 
-    @translate_errors
     async def placements(self) -> list[Placement]:
         """What placement needs of every Worker (state, host, epoch, queue depth, run), read
-        without the rest of the records: a member's sweep costs a few fields per Worker."""
-        worker_ids = await self._indexed()
-        keys = [self.keys.record(worker_id) for worker_id in worker_ids]
+        without the rest of the records: a member's sweep costs a few fields per Worker. Read
+        a page per call, each with its own deadline: 100,000 Workers take longer than one."""
+        worker_ids = await self._indexed_now()
+        found: list[Placement] = []
+        for start in range(0, len(worker_ids), PLACEMENT_PAGE):
+            found += await self._placements_of(worker_ids[start : start + PLACEMENT_PAGE], True)
+        return found
+
+    @translate_errors
+    async def unhosted(self) -> list[Placement]:
+        """`placements` of the Workers that may need a host (the unhosted set, at most
+        `UNHOSTED_PAGE` of them, a random choice: sweeps in turn see them all). Those that
+        ended or are gone leave the set here."""
+        (worker_ids,) = await send_many(
+            self._transport, [packed("SRANDMEMBER", self.keys.unhosted(), UNHOSTED_PAGE)]
+        )
+        if isinstance(worker_ids, Exception):
+            raise worker_ids
+        found = await self._placements_of(worker_ids, False)
+        live = {p.worker_id for p in found if p.state in HOSTABLE_STATES}
+        await self._set_many("SREM", self.keys.unhosted(), [w for w in worker_ids if w not in live])
+        return [p for p in found if p.worker_id in live]
+
+    @translate_errors
+    async def _indexed_now(self) -> list[str]:
+        return await self._indexed()
+
+    @translate_errors
+    async def _placements_of(self, worker_ids: list[str], unindex: bool) -> list[Placement]:
+        valid = [w for w in worker_ids if is_worker_key_part(w)]
+        keys = [self.keys.record(worker_id) for worker_id in valid]
         rows = await hmget_many(self._transport, keys, PLACEMENT_FIELDS)
         found: list[Placement] = []
         gone: list[str] = []
-        for worker_id, row in zip(worker_ids, rows, strict=True):
+        for worker_id, row in zip(valid, rows, strict=True):
             placement = parse_placement(worker_id, row)
             if placement is None:
                 gone.append(worker_id)
             else:
                 found.append(placement)
-        await self._unindex(gone)
+        if unindex:
+            await self._unindex(gone)
         return found
 
     async def _indexed(self) -> list[str]:

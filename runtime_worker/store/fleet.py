@@ -48,6 +48,20 @@ class FleetStore(Store):
         """What placement needs of every Worker (state, host, epoch, queue depth, run)."""
 
     @abstractmethod
+    async def unhosted(self) -> list[Placement]:
+        """`placements` of the Workers that may need a host (created, handed back, marked):
+        what a steady-state sweep reads instead of every Worker. The member that acquired
+        one removes it (`settle_unhosted`), once it hosts it."""
+
+    @abstractmethod
+    async def settle_unhosted(self, worker_ids: Sequence[str]) -> None:
+        """These Workers have a host (the caller): no more candidates for `unhosted`."""
+
+    @abstractmethod
+    async def mark_unhosted(self, worker_ids: Sequence[str]) -> None:
+        """These Workers may need a host: candidates for `unhosted` (a full sweep's repair)."""
+
+    @abstractmethod
     async def acquire_many(
         self, worker_ids: Sequence[str], member_id: str, ttl_ms: int
     ) -> dict[str, Acquisition]:

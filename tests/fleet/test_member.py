@@ -11,6 +11,7 @@ import pytest
 from runtime_worker.member import Member, new_member_id
 from runtime_worker.runtime import Runtime
 from runtime_worker.schedule import add_recurring
+from runtime_worker.store._scripts import answer
 from shared.errors import InvalidInput, WorkerBusy
 from shared.keys import is_member_key_part
 from shared.models import CreateWorker, SendInput, Strategy
@@ -119,6 +120,26 @@ async def test_placement_hint_hosts_a_new_worker_before_any_sweep(
     detail = await client.create_worker(CreateWorker(display_name="fresh"))  # it hints members
     await wait_hosted(client, [detail.worker_id], timeout_s=2)
     print(f"hinted placement: {monotonic() - started:.3f}s")
+
+
+async def test_a_sweep_of_the_unhosted_takes_a_worker_whose_hint_was_lost(
+    make_member: MemberFactory, client: Runtime
+) -> None:
+    """No full sweep and no hint: the steady-state sweep reads the unhosted set only, and a
+    full sweep puts back in it a Worker an outage lost from it."""
+    store = store_of(client)
+    member = await make_member("unhinted", sweep_interval_ms=60_000)
+    await wait_members(client, ["unhinted"])
+    member._taking = False  # neither hints nor sweeps take anything meanwhile
+    hinted, lost = await create_workers(client, 2)
+    await store.settle_unhosted([lost])  # as if the create's SADD was lost with Redis
+    member._taking = True
+    assert await member.place_unhosted() == 1
+    assert member.host.is_hosted(hinted) and not member.host.is_hosted(lost)
+    assert await answer(store.client.smembers(store.keys.unhosted())) == set()
+    member.settings = member.settings.model_copy(update={"capacity": 1})
+    assert await member.place() == 0  # at its capacity: it cannot take it, it marks it
+    assert await answer(store.client.smembers(store.keys.unhosted())) == {lost}
 
 
 async def test_concurrent_reject_inputs_accept_exactly_one(
