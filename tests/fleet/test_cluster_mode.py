@@ -18,7 +18,9 @@ from redis.asyncio.cluster import ClusterNode
 from runtime_worker.member import Member
 from runtime_worker.runtime import Runtime
 from runtime_worker.schedule import Scheduler, schedule_input
+from runtime_worker.store import _redis_batch, _redis_pipeline
 from runtime_worker.store._redis_client import is_cluster
+from runtime_worker.store._redis_transport import Routed, Transport
 from runtime_worker.store.base import WakeUp, WorkerRecord
 from runtime_worker.store.redis import RedisStore
 from shared.errors import UnsupportedOperation
@@ -391,3 +393,85 @@ async def test_a_sweep_while_the_records_node_lags_loses_no_worker_from_the_inde
     swept.set()
     await creating
     assert worker_id in {w.worker_id for w in await cluster_store.listing()}
+
+
+async def _workers_by_node(store: RedisStore, each: int) -> dict[str, list[str]]:
+    """New Workers, `each` on every node their keys may live on, by node."""
+    transport = store._transport
+    await transport.client.initialize()
+    by_node: dict[str, list[str]] = {}
+    for n in range(100 * each):
+        worker_id = new_id()
+        node = transport.node_name(store.keys.record(worker_id))
+        if len(by_node.setdefault(node, [])) < each:
+            record = WorkerRecord(
+                worker_id=worker_id, display_name=f"w{n}", profile="companion", created_at=now_s()
+            )
+            await store.create(record)
+            by_node[node].append(worker_id)
+        if len(by_node) == 3 and all(len(w) == each for w in by_node.values()):
+            return by_node
+    raise AssertionError(f"no {each} Workers on each of three nodes: {by_node}")
+
+
+async def test_calls_for_other_nodes_wait_for_the_batch_out_and_go_in_one_wave(
+    cluster_store: RedisStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Calls made while a batch to one node is out wait for it to come back (`STRAGGLER_S` at
+    most), then go to each node as one batch: no lone first call per node, fewer writes."""
+    by_node = await _workers_by_node(cluster_store, 3)
+    first, *others = by_node.values()
+    transport = cluster_store._transport
+    sent: list[set[str]] = []
+    real = _redis_batch.send_many  # what _redis_pipeline imported
+
+    async def counted(on: Transport, commands: Sequence[Routed], **kw: bool) -> list[Any]:
+        sent.append({transport.node_name(key) for key, _ in commands})
+        return await real(on, commands, **kw)
+
+    await cluster_store.submit_input(first[1], "q", new_id(), Strategy.ENQUEUE, now_s())
+    monkeypatch.setattr(_redis_pipeline, "send_many", counted)  # the script loaded by now
+    later = [w for workers in others for w in workers]
+    subs = await asyncio.gather(
+        *(
+            cluster_store.submit_input(w, "q", new_id(), Strategy.ENQUEUE, now_s())
+            for w in [first[0], *later]
+        )
+    )
+    assert [s.seq for s in subs] == [1] * (1 + len(later))
+    names = [transport.node_name(cluster_store.keys.record(w[0])) for w in others]
+    assert sorted(sorted(nodes) for nodes in sent[1:]) == sorted([n] for n in names), sent
+    assert len(sent) == 3  # the lone first call, then one batch per other node
+
+
+async def test_a_node_that_does_not_answer_holds_the_calls_for_the_others_briefly_at_most(
+    cluster_store: RedisStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lanes send in waves, yet a node whose batch is stuck (here: held until the test lets it
+    go) delays the other nodes' calls by `STRAGGLER_S` per batch, never by its own deadline."""
+    by_node = await _workers_by_node(cluster_store, 3)
+    (stuck_node, stuck), (_, free), *_ = by_node.items()
+    transport = cluster_store._transport
+    send = transport._node_send
+    release = asyncio.Event()
+
+    async def held(name: str, commands: Sequence[bytes], *, wait: bool = False) -> list[Any]:
+        if name == stuck_node:
+            await release.wait()
+        return await send(name, commands, wait=wait)
+
+    monkeypatch.setattr(transport, "_node_send", held)
+    holding = asyncio.ensure_future(
+        cluster_store.submit_input(stuck[0], "q", new_id(), Strategy.ENQUEUE, now_s())
+    )
+    try:
+        for worker_id in free:  # each after the last: every one waits for the stuck batch
+            async with asyncio.timeout(1.0):  # far below the 2 s deadline the stuck call has
+                sub = await cluster_store.submit_input(
+                    worker_id, "q", new_id(), Strategy.ENQUEUE, now_s()
+                )
+            assert sub.seq == 1
+        assert not holding.done()
+    finally:
+        release.set()
+    assert (await holding).seq == 1
