@@ -7,14 +7,9 @@ alone (no added latency); calls made while one is out wait for it and then go as
 write, one round trip, `_redis_batch.send_many`). Each call still runs its own script on one
 Worker's keys, so nothing about atomicity or Redis Cluster slots changes.
 
-On a Redis Cluster each node has a lane of its own (a call goes to its key's node), and the
-lanes send in waves: a lane whose batch came back sends what waited once the other lanes' batches
-are back too, or `STRAGGLER_S` later, whichever comes first (so does a call for an idle lane
-while others are out). Lanes that sent each on their own time made as many batches per node as
-one server gets in all (a batch's round trip is mostly the event loop's turn, not Redis's work):
-three times the writes, reads and wake-ups in the process and in Redis for the same calls. In
-waves each node gets fewer, larger batches, and a slow or lost node still holds the others back
-by `STRAGGLER_S` per batch at most, never by its own timeout.
+On a Redis Cluster each node has a lane of its own (a call goes to its key's node): a batch out
+to one node does not hold back the calls for the others, so a call waits for its own node only,
+never for the slowest of the three.
 
 Every call has its own deadline, the one a caller queued behind a batch too: a batch stuck on a
 Redis that stopped answering fails when its deadline passes, and the calls waiting behind it
@@ -24,8 +19,7 @@ are then sent (or fail) on their own time, never in waves of the socket timeout.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from redis import exceptions as rex
@@ -37,8 +31,6 @@ from runtime_worker.store._redis_transport import Transport
 _Script = tuple[AsyncScript, Sequence[str], Sequence[Arg]]
 """A script with its KEYS and ARGV."""
 _Call = tuple[AsyncScript, Sequence[str], Sequence[Arg], "asyncio.Future[Any]"]
-STRAGGLER_S = 0.005
-"""How long a lane ready to send waits for the other lanes' batches to come back."""
 
 
 class Pipeline:
@@ -48,8 +40,6 @@ class Pipeline:
         self.transport = transport
         self.deadline_s = deadline_s
         self._lanes: dict[str, _Lane] = {}
-        self._out = 0  # batches on the wire, all lanes
-        self._wave: list[asyncio.Future[None]] = []  # lanes waiting for them to come back
 
     async def run(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         """The script's reply, as `script(keys, args)` answers it; `TimeoutError` past the
@@ -57,35 +47,8 @@ class Pipeline:
         name = self.transport.node_name(keys[0])
         lane = self._lanes.get(name)
         if lane is None:
-            lane = self._lanes[name] = _Lane(self, self.transport, self.deadline_s)
+            lane = self._lanes[name] = _Lane(self.transport, self.deadline_s)
         return await lane.run(script, keys, args)
-
-    def busy(self) -> bool:
-        """Whether a batch of any lane is on the wire."""
-        return self._out > 0
-
-    async def wave(self) -> None:
-        """Until no batch of any lane is out, or `STRAGGLER_S`."""
-        if self._out:
-            back = asyncio.get_running_loop().create_future()
-            self._wave = [*(f for f in self._wave if not f.done()), back]  # none pile up
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(STRAGGLER_S):
-                    await back
-
-    @contextlib.contextmanager
-    def out(self) -> Iterator[None]:
-        """Count a batch on the wire while the block runs."""
-        self._out += 1
-        try:
-            yield
-        finally:
-            self._out -= 1
-            if not self._out:
-                wave, self._wave = self._wave, []
-                for back in wave:
-                    if not back.done():
-                        back.set_result(None)
 
     async def aclose(self) -> None:
         """Stop sending what waits (its callers get a connection error)."""
@@ -95,8 +58,7 @@ class Pipeline:
 class _Lane:
     """Calls for one node: one out at once, the rest batched behind it."""
 
-    def __init__(self, pipeline: Pipeline, transport: Transport, deadline_s: float) -> None:
-        self.pipeline = pipeline
+    def __init__(self, transport: Transport, deadline_s: float) -> None:
         self.transport = transport
         self.deadline_s = deadline_s
         self._waiting: list[_Call] = []
@@ -105,18 +67,14 @@ class _Lane:
 
     async def run(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        if self._sending or self.pipeline.busy():  # joins the next wave
+        if self._sending:
             self._waiting.append((script, keys, args, future))
-            if not self._sending:
-                self._sending = True
-                self._drainer = asyncio.ensure_future(self._drain())
             async with asyncio.timeout(self.deadline_s):
                 return await future
         self._sending = True
         try:
             async with asyncio.timeout(self.deadline_s):
-                with self.pipeline.out():
-                    (reply,) = await self._send([(script, keys, args)])
+                (reply,) = await self._send([(script, keys, args)])
         finally:  # what waited meanwhile goes out in a task of its own
             if self._waiting:
                 self._drainer = asyncio.ensure_future(self._drain())
@@ -134,15 +92,13 @@ class _Lane:
     async def _drain(self) -> None:
         try:
             while self._waiting:
-                await self.pipeline.wave()
                 batch = [call for call in self._waiting if not call[3].done()]
                 self._waiting = []
                 if not batch:  # every caller gave up waiting: send nothing
                     continue
                 try:
                     async with asyncio.timeout(self.deadline_s):
-                        with self.pipeline.out():
-                            replies = await self._send([(s, k, a) for s, k, a, _ in batch])
+                        replies = await self._send([(s, k, a) for s, k, a, _ in batch])
                 except Exception as exc:  # the connection failed: every call of the batch did
                     replies = [exc] * len(batch)
                 except BaseException:

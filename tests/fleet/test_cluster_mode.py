@@ -18,9 +18,7 @@ from redis.asyncio.cluster import ClusterNode
 from runtime_worker.member import Member
 from runtime_worker.runtime import Runtime
 from runtime_worker.schedule import Scheduler, schedule_input
-from runtime_worker.store import _redis_batch, _redis_pipeline
 from runtime_worker.store._redis_client import is_cluster
-from runtime_worker.store._redis_transport import Routed, Transport
 from runtime_worker.store.base import WakeUp, WorkerRecord
 from runtime_worker.store.redis import RedisStore
 from shared.errors import UnsupportedOperation
@@ -414,41 +412,11 @@ async def _workers_by_node(store: RedisStore, each: int) -> dict[str, list[str]]
     raise AssertionError(f"no {each} Workers on each of three nodes: {by_node}")
 
 
-async def test_calls_for_other_nodes_wait_for_the_batch_out_and_go_in_one_wave(
+async def test_a_node_that_does_not_answer_holds_back_no_call_for_the_other_nodes(
     cluster_store: RedisStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Calls made while a batch to one node is out wait for it to come back (`STRAGGLER_S` at
-    most), then go to each node as one batch: no lone first call per node, fewer writes."""
-    by_node = await _workers_by_node(cluster_store, 3)
-    first, *others = by_node.values()
-    transport = cluster_store._transport
-    sent: list[set[str]] = []
-    real = _redis_batch.send_many  # what _redis_pipeline imported
-
-    async def counted(on: Transport, commands: Sequence[Routed], **kw: bool) -> list[Any]:
-        sent.append({transport.node_name(key) for key, _ in commands})
-        return await real(on, commands, **kw)
-
-    await cluster_store.submit_input(first[1], "q", new_id(), Strategy.ENQUEUE, now_s())
-    monkeypatch.setattr(_redis_pipeline, "send_many", counted)  # the script loaded by now
-    later = [w for workers in others for w in workers]
-    subs = await asyncio.gather(
-        *(
-            cluster_store.submit_input(w, "q", new_id(), Strategy.ENQUEUE, now_s())
-            for w in [first[0], *later]
-        )
-    )
-    assert [s.seq for s in subs] == [1] * (1 + len(later))
-    names = [transport.node_name(cluster_store.keys.record(w[0])) for w in others]
-    assert sorted(sorted(nodes) for nodes in sent[1:]) == sorted([n] for n in names), sent
-    assert len(sent) == 3  # the lone first call, then one batch per other node
-
-
-async def test_a_node_that_does_not_answer_holds_the_calls_for_the_others_briefly_at_most(
-    cluster_store: RedisStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Lanes send in waves, yet a node whose batch is stuck (here: held until the test lets it
-    go) delays the other nodes' calls by `STRAGGLER_S` per batch, never by its own deadline."""
+    """Each node has a lane of its own: a node whose batch is stuck (here: held until the test
+    lets it go) does not hold the calls for the other nodes back."""
     by_node = await _workers_by_node(cluster_store, 3)
     (stuck_node, stuck), (_, free), *_ = by_node.items()
     transport = cluster_store._transport
@@ -465,7 +433,7 @@ async def test_a_node_that_does_not_answer_holds_the_calls_for_the_others_briefl
         cluster_store.submit_input(stuck[0], "q", new_id(), Strategy.ENQUEUE, now_s())
     )
     try:
-        for worker_id in free:  # each after the last: every one waits for the stuck batch
+        for worker_id in free:  # one after another, all while the stuck batch is out
             async with asyncio.timeout(1.0):  # far below the 2 s deadline the stuck call has
                 sub = await cluster_store.submit_input(
                     worker_id, "q", new_id(), Strategy.ENQUEUE, now_s()
