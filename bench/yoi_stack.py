@@ -91,6 +91,9 @@ def yoi_stack(
         "YOI_FLEETS": RUNTIME_ID,
         "YOI_RUNTIME_ID": RUNTIME_ID,
         "YOI_CAPACITY": str(capacity),
+        # Its own embedded store: the default data dir is the machine's, and a gateway refuses
+        # one that another (a developer's, another run's) holds.
+        "YOI_DATA_DIR": str(log_dir / "gateway-data"),
         **(env or {}),
     }
     with ExitStack() as stack:

@@ -51,9 +51,10 @@ def no_late_writes(events: list[Event]) -> list[str]:
     for started in of_type(events, RunStarted):
         if started.attempt < 2:
             continue
-        older = {e.run_id for e in of_type(events, RunStarted, started.input_id)} - {started.run_id}
-        after = events[events.index(started) :]
-        late += [e.cursor for e in after if e.run_id in older]
+        at = events.index(started)
+        before = events[:at]  # a third attempt is newer than the second, not older
+        older = {e.run_id for e in of_type(before, RunStarted, started.input_id)}
+        late += [e.cursor for e in events[at:] if e.run_id in older]
     return late
 
 

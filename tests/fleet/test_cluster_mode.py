@@ -391,3 +391,55 @@ async def test_a_sweep_while_the_records_node_lags_loses_no_worker_from_the_inde
     swept.set()
     await creating
     assert worker_id in {w.worker_id for w in await cluster_store.listing()}
+
+
+async def _workers_by_node(store: RedisStore, each: int) -> dict[str, list[str]]:
+    """New Workers, `each` on every node their keys may live on, by node."""
+    transport = store._transport
+    await transport.client.initialize()
+    by_node: dict[str, list[str]] = {}
+    for n in range(100 * each):
+        worker_id = new_id()
+        node = transport.node_name(store.keys.record(worker_id))
+        if len(by_node.setdefault(node, [])) < each:
+            record = WorkerRecord(
+                worker_id=worker_id, display_name=f"w{n}", profile="companion", created_at=now_s()
+            )
+            await store.create(record)
+            by_node[node].append(worker_id)
+        if len(by_node) == 3 and all(len(w) == each for w in by_node.values()):
+            return by_node
+    raise AssertionError(f"no {each} Workers on each of three nodes: {by_node}")
+
+
+async def test_a_node_that_does_not_answer_holds_back_no_call_for_the_other_nodes(
+    cluster_store: RedisStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each node has a lane of its own: a node whose batch is stuck (here: held until the test
+    lets it go) does not hold the calls for the other nodes back."""
+    by_node = await _workers_by_node(cluster_store, 3)
+    (stuck_node, stuck), (_, free), *_ = by_node.items()
+    transport = cluster_store._transport
+    send = transport._node_send
+    release = asyncio.Event()
+
+    async def held(name: str, commands: Sequence[bytes], *, wait: bool = False) -> list[Any]:
+        if name == stuck_node:
+            await release.wait()
+        return await send(name, commands, wait=wait)
+
+    monkeypatch.setattr(transport, "_node_send", held)
+    holding = asyncio.ensure_future(
+        cluster_store.submit_input(stuck[0], "q", new_id(), Strategy.ENQUEUE, now_s())
+    )
+    try:
+        for worker_id in free:  # one after another, all while the stuck batch is out
+            async with asyncio.timeout(1.0):  # far below the 2 s deadline the stuck call has
+                sub = await cluster_store.submit_input(
+                    worker_id, "q", new_id(), Strategy.ENQUEUE, now_s()
+                )
+            assert sub.seq == 1
+        assert not holding.done()
+    finally:
+        release.set()
+    assert (await holding).seq == 1
