@@ -7,6 +7,9 @@ Apart from the writes so every read path, and the lazy index repair the listings
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 from runtime_worker.placement import HOSTABLE_STATES
 from runtime_worker.store import _redis_codec as codec
 from runtime_worker.store import _redis_runs as runs
@@ -33,7 +36,19 @@ LISTED_FIELDS = ("display_name", "profile", "state", "created_at")
 PLACEMENT_PAGE = 10_000  # records per call of a full sweep or a listing
 UNHOSTED_PAGE = 10_000  # candidates per steady-state sweep
 TRUSTED_PAGE = MIN_EVENTS_MAXLEN  # the fewest events trimming ever leaves: see `_follow`
+T = TypeVar("T")
 _STATES = {state.value: state for state in WorkerState}
+
+
+async def _in_pages(
+    worker_ids: list[str], read: Callable[[list[str]], Awaitable[list[T]]]
+) -> list[T]:
+    """`read` a page of `PLACEMENT_PAGE` Workers per call, one after another (each call has
+    its own deadline: 100,000 records take longer than one)."""
+    found: list[T] = []
+    for start in range(0, len(worker_ids), PLACEMENT_PAGE):
+        found += await read(worker_ids[start : start + PLACEMENT_PAGE])
+    return found
 
 
 class RedisReaders(RedisCore):
@@ -64,11 +79,7 @@ class RedisReaders(RedisCore):
     async def list_workers(self) -> list[WorkerRecord]:
         """Every record, read a page per call (`PLACEMENT_PAGE`), each with its own deadline:
         100,000 records take longer than one."""
-        worker_ids = await self._indexed_now()
-        found: list[WorkerRecord] = []
-        for start in range(0, len(worker_ids), PLACEMENT_PAGE):
-            found += await self._records_of(worker_ids[start : start + PLACEMENT_PAGE])
-        return found
+        return await _in_pages(await self._indexed_now(), self._records_of)
 
     @translate_errors
     async def _records_of(self, worker_ids: list[str]) -> list[WorkerRecord]:
@@ -90,11 +101,7 @@ class RedisReaders(RedisCore):
     async def listing(self) -> list[Listed]:
         """Five fields of each record, not the whole hash, a page per call as `list_workers`:
         listing 100,000 Workers stays within every call's deadline."""
-        worker_ids = await self._indexed_now()
-        found: list[Listed] = []
-        for start in range(0, len(worker_ids), PLACEMENT_PAGE):
-            found += await self._listed_of(worker_ids[start : start + PLACEMENT_PAGE])
-        return found
+        return await _in_pages(await self._indexed_now(), self._listed_of)
 
     @translate_errors
     async def _listed_of(self, worker_ids: list[str]) -> list[Listed]:
@@ -114,11 +121,9 @@ class RedisReaders(RedisCore):
         """What placement needs of every Worker (state, host, epoch, queue depth, run), read
         without the rest of the records: a member's sweep costs a few fields per Worker. Read
         a page per call, each with its own deadline: 100,000 Workers take longer than one."""
-        worker_ids = await self._indexed_now()
-        found: list[Placement] = []
-        for start in range(0, len(worker_ids), PLACEMENT_PAGE):
-            found += await self._placements_of(worker_ids[start : start + PLACEMENT_PAGE], True)
-        return found
+        return await _in_pages(
+            await self._indexed_now(), lambda page: self._placements_of(page, True)
+        )
 
     @translate_errors
     async def unhosted(self) -> list[Placement]:
