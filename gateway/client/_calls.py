@@ -168,14 +168,7 @@ def create_workers(
 ) -> Call[list[WorkerDetail]]:
     """A batch create: each item a `CreateWorker` or its fields as a mapping; the whole batch
     is validated here first (the first bad item raises `InvalidInput` naming it, nothing sent)."""
-    body = _valid(
-        lambda: CreateWorkers(
-            workers=[
-                item if isinstance(item, CreateWorker) else CreateWorker.model_validate(item)
-                for item in workers
-            ]
-        )
-    )
+    body = _valid(lambda: CreateWorkers.model_validate({"workers": list(workers)}))
     path = f"{runtime_path(runtime_id)}/workers:batch"
     body_json = body.model_dump(mode="json", exclude_none=True)
     return Call("POST", path, _created_workers, body=body_json, idempotent=False)
