@@ -178,13 +178,13 @@ class RedisCore(FleetStore):
 
     # -- workers ---------------------------------------------------------------------------------
 
-    def _create_call(self, record: WorkerRecord) -> tuple[list[str], list[Arg]]:
-        """The create script's KEYS and ARGV for one record (in state `pending`)."""
+    def _create_call(self, record: WorkerRecord, state_changed: str) -> tuple[list[str], list[Arg]]:
+        """The create script's KEYS and ARGV for one record (in state `pending`), with its
+        first event as stored (`dump_stored`, which leaves the worker id to the key)."""
         keys = self._worker_keys(record.worker_id).all()
-        event = StateChanged(worker_id=record.worker_id, ts=now_s(), state=record.state)
         fields = codec.record_fields(record, with_id=False)  # the key says it
         pairs = [part for item in fields.items() for part in item]
-        args = argv("create", pairs, events_maxlen=self._maxlen, state_changed=dump_stored(event))
+        args = argv("create", pairs, events_maxlen=self._maxlen, state_changed=state_changed)
         return keys, args
 
     def _created_after(self, records: Sequence[WorkerRecord]) -> list[Routed]:
@@ -223,8 +223,14 @@ class RedisCore(FleetStore):
         return await self._create_all(records) if records else []
 
     async def _create_all(self, records: Sequence[WorkerRecord]) -> list[RecordAt]:
-        records = [dataclasses.replace(r, state=WorkerState.PENDING) for r in records]
-        calls = [self._create_call(record) for record in records]
+        pending = WorkerState.PENDING
+        records = [
+            r if r.state is pending else dataclasses.replace(r, state=pending) for r in records
+        ]
+        # The first event of each: stored without its worker id, so one text serves the batch
+        # (its Workers are created in one step, at one time).
+        event = dump_stored(StateChanged(worker_id=records[0].worker_id, ts=now_s(), state=pending))
+        calls = [self._create_call(record, event) for record in records]
         script = self._scripts.create
         creates = [evalsha(script.sha, keys, args) for keys, args in calls]
         # Redis runs them in this order: an index entry never names a record not written yet
@@ -256,10 +262,7 @@ class RedisCore(FleetStore):
         for other in rest:
             if isinstance(other, Exception):
                 raise other
-        return [
-            RecordAt(dataclasses.replace(record), cursor)
-            for record, cursor in zip(records, cursors, strict=True)
-        ]
+        return [RecordAt(record, cursor) for record, cursor in zip(records, cursors, strict=True)]
 
     @translate_errors
     async def request_stop(self, worker_id: str) -> WorkerRecord:
