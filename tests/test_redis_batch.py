@@ -10,6 +10,7 @@ import pytest
 from runtime_worker.placement import preferred_first, prefers
 from runtime_worker.store import _redis_core, _redis_host
 from runtime_worker.store._redis_host import RENEW_BATCH, RENEW_SEND
+from runtime_worker.store._redis_placement import hinted
 from runtime_worker.store._scripts import answer
 from runtime_worker.store.base import WorkerRecord
 from runtime_worker.store.redis import RedisStore
@@ -178,6 +179,7 @@ async def test_a_batch_create_indexes_marks_and_hints_every_worker(
     backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(_redis_core, "SET_CHUNK", 4)  # two index and unhosted commands
+    monkeypatch.setattr(_redis_core, "HINT_IDS", 3)  # three hints
     store = backend.store()
     records = [_record(f"b{n}") for n in range(7)]
     created = await store.create_workers(records)
@@ -186,7 +188,9 @@ async def test_a_batch_create_indexes_marks_and_hints_every_worker(
     assert set(await store.client.zrange(store.keys.workers(), 0, -1)) == set(worker_ids)
     assert await store.client.smembers(store.keys.unhosted()) == set(worker_ids)
     hints = await store.client.xrange(store.keys.placement())  # twice if the script was loaded
-    assert list(dict.fromkeys(fields["w"] for _, fields in hints)) == worker_ids  # in order
+    assert [len(fields["ws"].split()) for _, fields in hints[:3]] == [3, 3, 1]
+    assert list(dict.fromkeys(hinted(hints))) == worker_ids  # in order
+    assert (await store.wait_placement("0-0", 0))[0] == worker_ids  # what members read
     unhosted = {r.worker_id for r in await store.unhosted()}
     assert unhosted == set(worker_ids)  # what a member's steady sweep reads
 
@@ -202,8 +206,8 @@ async def test_a_batch_create_after_redis_lost_its_scripts(private_redis: Backen
         assert made.cursor == await store.last_cursor(record.worker_id)
     indexed = set(await store.client.zrange(store.keys.workers(), 0, -1))
     assert {r.worker_id for r in records} <= indexed
-    hinted = {fields["w"] for _, fields in await store.client.xrange(store.keys.placement())}
-    assert {r.worker_id for r in records} <= hinted
+    named = set(hinted(await store.client.xrange(store.keys.placement())))
+    assert {r.worker_id for r in records} <= named
 
 
 @pytest.mark.parametrize("send", [RENEW_SEND, RENEW_BATCH // 2 + 1])

@@ -26,7 +26,7 @@ from runtime_worker.store._redis_client import Client, is_cluster, make_client
 from runtime_worker.store._redis_conversations import Conversations
 from runtime_worker.store._redis_members import Members
 from runtime_worker.store._redis_pipeline import Pipeline
-from runtime_worker.store._redis_placement import PLACEMENT_MAXLEN, PlacementHints
+from runtime_worker.store._redis_placement import HINT_IDS, PLACEMENT_MAXLEN, PlacementHints
 from runtime_worker.store._redis_schedules import Schedules
 from runtime_worker.store._redis_scope import ScopeClaims
 from runtime_worker.store._redis_transport import Routed, Transport
@@ -61,6 +61,7 @@ log = logging.getLogger("yoi.store.redis")
 CONNECT_TIMEOUT_S = 2.0
 APPROX_TRIM_FROM = 1000
 SET_CHUNK = 1000  # members per SADD/SREM
+TRIM = ("MAXLEN", "~", PLACEMENT_MAXLEN)  # how a placement hint trims the stream
 
 
 class RedisCore(FleetStore):
@@ -189,21 +190,21 @@ class RedisCore(FleetStore):
 
     def _created_after(self, records: Sequence[WorkerRecord]) -> list[Routed]:
         """What follows the records of new Workers, once per batch: their index entries and
-        unhosted marks (a bounded command per thousand) and a placement hint each."""
+        unhosted marks (a bounded command per thousand) and their placement hints (one entry
+        per `HINT_IDS`)."""
         after: list[Routed] = []
         for start in range(0, len(records), SET_CHUNK):
             part = records[start : start + SET_CHUNK]
             scored = [arg for r in part for arg in (repr(r.created_at), r.worker_id)]
             after.append(packed("ZADD", self.keys.workers(), "NX", *scored))
             after.append(packed("SADD", self.keys.unhosted(), *(r.worker_id for r in part)))
-        for record in records:
-            after.append(
-                packed(
-                    "XADD",
-                    self.keys.placement(),
-                    *("MAXLEN", "~", PLACEMENT_MAXLEN, "*", "w", record.worker_id),
-                )
-            )
+        if len(records) == 1:  # a lone create's hint, as members before batches read it
+            hint = ("w", records[0].worker_id)
+            after.append(packed("XADD", self.keys.placement(), *TRIM, "*", *hint))
+            return after
+        for start in range(0, len(records), HINT_IDS):
+            ids = " ".join(r.worker_id for r in records[start : start + HINT_IDS])
+            after.append(packed("XADD", self.keys.placement(), *TRIM, "*", "ws", ids))
         return after
 
     @translate_errors
