@@ -66,10 +66,13 @@ class RedisHostSide(RedisCore):
         (taken), or who holds the lease and for how long (not taken); a Worker that does not
         exist is left out."""
         calls: list[tuple[str, Call]] = []
+        args: list[Any] | None = None
         for worker_id in worker_ids:
             keys = keys_or_none(self.keys, worker_id)
             if keys is not None:
-                args = self._acquire_args(worker_id, member_id, ttl_ms)
+                # The same for every Worker of the call: its event is stored without the
+                # worker id (`dump_stored`), and they are taken at one time.
+                args = args or self._acquire_args(worker_id, member_id, ttl_ms)
                 calls.append((worker_id, (keys.all(), args)))
         replies = await evalsha_many(
             self._transport, self._scripts.acquire, [c for _, c in calls], replicated=True

@@ -146,6 +146,14 @@ class InputPath(ABC):
         the cursor of that event (a client reading on from it misses nothing); a fleet store
         also has a member take the Worker."""
 
+    async def create_workers(self, records: Sequence[WorkerRecord]) -> list[RecordAt]:
+        """`create` of each record, answered in order. A store may write them together (one
+        round trip per node for a fleet store, the runtime-wide parts once per batch): the
+        effect is each Worker's own `create`. Nothing here judges scopes or validates: the
+        caller did, for the whole batch, before calling. A failure (the store unavailable)
+        may leave a prefix, or on a cluster any subset, of the records created."""
+        return [await self.create(record) for record in records]
+
     @abstractmethod
     async def submit_input(
         self,
