@@ -292,7 +292,10 @@ class HostSide(ABC):
 
     @abstractmethod
     async def renew(self, member_id: str, leases: dict[str, int], ttl_ms: int) -> dict[str, bool]:
-        """Extend the leases this member holds; False for each one it lost."""
+        """Extend the leases this member holds: True for each one renewed, False for each one
+        it lost. A Worker left out of the answer: the part of Redis that holds its lease (one
+        node of a cluster) did not answer in time, so that lease is neither renewed nor known
+        lost. `RuntimeUnavailable` when nothing answered."""
 
     @abstractmethod
     async def release_many(
