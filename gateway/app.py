@@ -2,8 +2,9 @@
 
 Middleware, outermost first: access log and metrics (and the last-resort typed 500), CORS (only
 when origins are configured), auth (token or stream ticket), the per-caller rate limit (only
-when `YOI_RATE_LIMIT_PER_S` is set), body size limit. The hot routes (inputs, the events long
-poll, create) are cheap themselves: see `gateway.requests`.
+when `YOI_RATE_LIMIT_PER_S` is set), body size limit, then the hot routes' own dispatch. The hot
+routes (inputs, the events long poll, create) are cheap themselves (`gateway.requests`) and
+reach their endpoints without the router's scan (`gateway.hotroutes`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from starlette.middleware.cors import CORSMiddleware
 from gateway import errors, openapi
 from gateway.auth import AuthMiddleware, Tickets, api_token, check_bind
 from gateway.companion import Companion
+from gateway.hotroutes import HotRoutesMiddleware
 from gateway.hub import Hubs
 from gateway.metrics import Metrics
 from gateway.middleware import AccessLogMiddleware, BodyLimitMiddleware
@@ -85,6 +87,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         middleware.append(Middleware(RateLimitMiddleware, limiter=limiter))
     middleware += [
         Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
+        # Innermost: the hot routes (`RequestRoute`s) straight to their endpoints, below
+        # everything above and with the same exception handlers (`gateway.hotroutes`).
+        Middleware(HotRoutesMiddleware),
     ]
     app = FastAPI(
         title="Yoi Fleet gateway",

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 import uvicorn
 
 from gateway.app import create_app
+from gateway.protocol import CoalescingHttpToolsProtocol
 from shared import aio
 from shared.logs import uvicorn_log_config
 from shared.settings import Settings
@@ -28,6 +29,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 def config(settings: Settings) -> uvicorn.Config:
     return uvicorn.Config(
         app=create_app(settings),
+        http=CoalescingHttpToolsProtocol,  # a sized answer's head and body in one write
         host=settings.host,
         port=settings.port,
         log_config=uvicorn_log_config(settings.log_level),
