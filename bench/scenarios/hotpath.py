@@ -34,6 +34,9 @@ def bench_settings() -> Settings:
         openai_api_key=None,
         data_dir=None,
         log_level="WARNING",
+        # Every input of a round goes to one Worker, queued behind the runs before it: the
+        # default bound (1,000) would answer the full size's later inputs 429.
+        max_queued_inputs=100_000,
     )
 
 
