@@ -818,3 +818,29 @@ def test_every_script_names_its_arguments_once() -> None:
         argv("renew", member="m")  # one missing
     with pytest.raises(TypeError):
         argv("renew", member="m", ttl_ms=0, extra=2)
+
+
+async def test_idle_streams_are_rewritten_after_the_first_runs_and_then_sparsely(
+    real_redis: Backend,
+) -> None:
+    """finish_run.lua rewrites an idle Worker's short streams after runs 1-4, 8, 16, ...: after
+    the 8th the streams are at their exact size (a rewrite by hand frees nothing more)."""
+    store = real_redis.store()
+    record, epoch = await _hosted(store)
+    keys = store.keys.worker(record.worker_id)
+
+    async def used() -> int:
+        return sum([await store.client.memory_usage(k, samples=0) or 0 for k in keys.all()])
+
+    async def rewritten() -> int:
+        for key in (keys.events, keys.transcript):
+            blob = await store.client.dump(key)
+            await store.client.restore(key, 0, blob, replace=True)
+        return await used()
+
+    sizes = {}
+    for runs in range(1, 9):
+        await _exchange(store, record.worker_id, epoch)
+        sizes[runs] = (await used(), await rewritten())
+    assert all(sizes[n][0] == sizes[n][1] for n in (1, 2, 3, 4, 8)), sizes
+    assert any(sizes[n][0] > sizes[n][1] for n in (5, 6, 7)), sizes  # the slack left between

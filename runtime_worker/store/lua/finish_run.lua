@@ -24,7 +24,7 @@ local t1, t2, t3 = A.transcript_1, A.transcript_2, A.transcript_3
 redis.call('XADD', tr, 'MAXLEN', run[1], '*', 't', t1 .. run[2] .. t2 .. (run[3] or A.finished_at) .. t3)
 redis.call('HINCRBY', w, 'input_tokens', A.input_tokens)
 redis.call('HINCRBY', w, 'output_tokens', A.output_tokens)
-redis.call('HINCRBY', w, 'runs', 1)
+local runs = redis.call('HINCRBY', w, 'runs', 1)
 redis.call('HINCRBY', w, 'runs_' .. A.result, 1)
 if A.error_code ~= '' then
   redis.call('HSET', w, 'last_error', A.error_code)
@@ -57,7 +57,9 @@ if not queued then
   else
     more = true
   end
-  compact(ev, tonumber(A.compact_max))
-  compact(tr, tonumber(A.compact_max))
+  if sparse(runs) then
+    compact(ev, tonumber(A.compact_max))
+    compact(tr, tonumber(A.compact_max))
+  end
 end
 return {'ok', cursor, more and 1 or 0}
