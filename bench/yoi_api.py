@@ -41,6 +41,24 @@ async def create_workers(pool: Pool, count: int, prefix: str = "bench") -> list[
     return list(await asyncio.gather(*(one(i) for i in range(count))))
 
 
+async def create_workers_batched(
+    pool: Pool, count: int, prefix: str = "bench", *, batch: int, concurrency: int
+) -> list[str]:
+    """Create `count` Workers through the batch create (`POST …/workers:batch`), `batch` per
+    request, `concurrency` requests in flight; their ids in creation order."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def part(start: int) -> list[str]:
+        names = range(start, min(start + batch, count))
+        body = {"workers": [{"display_name": f"{prefix}-{index}"} for index in names]}
+        async with gate:
+            made = await pool.json("POST", f"{WORKERS}:batch", body)
+        return [str(worker["worker_id"]) for worker in made["workers"]]
+
+    parts = await asyncio.gather(*(part(start) for start in range(0, count, batch)))
+    return [worker_id for ids in parts for worker_id in ids]
+
+
 async def worker_states(conn: Connection) -> dict[str, str]:
     listing = await conn.json("GET", WORKERS)
     return {w["worker_id"]: w["state"] for w in listing["workers"]}

@@ -87,7 +87,11 @@ class MemberBase:
         self._retry_at: float | None = None  # when the first of those leases expires
         self._unmarked: set[str] = set()  # Workers given up unreleased, for the unhosted set
         self._live = 0  # live Workers seen by the last sweep (hints add to it)
-        self._renewed_at = monotonic_s()
+        self._renewed_at = monotonic_s()  # the start of the last renewal that answered
+        # Workers whose lease counts from another time than `_renewed_at`: taken since, or left
+        # unanswered by their node since (worker id → the time their lease was last extended).
+        self._lease_from: dict[str, float] = {}
+        self._renew_partial = False  # the last renewal left some leases unanswered
         self._sweep_due = True
         self._taking = False
         self._draining = False  # told to drain: takes nothing, hands idle Workers back
@@ -135,6 +139,7 @@ class MemberBase:
     ) -> None:
         backoff = Backoff(what, log)
         while True:
+            began = monotonic_s()
             try:
                 await step()
             except RuntimeUnavailable as exc:
@@ -143,7 +148,9 @@ class MemberBase:
             if backoff.succeeded():
                 self._redis_back.set()  # cut the other loops' backoff short
                 self._redis_back = asyncio.Event()
-            await asyncio.sleep(interval_ms / 1000)
+            # Timed from the step's start: a slow step (a renewal one node held up) does not
+            # push the next one later.
+            await asyncio.sleep(max(0.0, began + interval_ms / 1000 - monotonic_s()))
 
     async def _pause(self, delay_s: float) -> None:
         """A backoff delay that ends early when another loop sees Redis answer again."""

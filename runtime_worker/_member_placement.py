@@ -70,21 +70,73 @@ class MemberPlacement(MemberBase):
         self._death_at = now + min(left_ms) / 1000 + DEATH_MARGIN_S if left_ms else None
 
     async def renew(self) -> None:
-        """Extend every lease held; drop the Workers whose lease is lost."""
+        """Extend every lease held; drop the Workers whose lease is lost, and those whose lease
+        went a whole TTL unrenewed. Each Worker's last renewal counts on its own: on a cluster
+        a node that does not answer leaves its own Workers unrenewed (`store.renew` leaves them
+        out), the others are renewed as usual, and a Worker taken since the last renewal counts
+        from its acquisition."""
         leases = self.host.hosted()
-        ttl_ms = self.settings.lease_ttl_ms
+        ttl_s = self.settings.lease_ttl_ms / 1000
+        began = monotonic_s()  # a lease renewed in this round runs a TTL from here at least
         try:
-            result = await self.store.renew(self.member_id, leases, ttl_ms) if leases else {}
+            result = await self.store.renew(self.member_id, leases, self.settings.lease_ttl_ms)
         except RuntimeUnavailable:
-            if monotonic_s() - self._renewed_at > ttl_ms / 1000 and self.host.hosted_count:
-                log.warning("leases expired while Redis was away: giving every worker up")
-                await self._drop(self.host.hosted(), release=False)
+            await self._give_up_lapsed(ttl_s, "leases expired while Redis was away")
             raise
-        self._renewed_at = monotonic_s()
-        lost = {w: e for w, e in leases.items() if not result.get(w, True)}
+        unanswered = [w for w in leases if w not in result]
+        self._note_renewed(began, result, unanswered)
+        lost = {w: e for w, e in leases.items() if result.get(w) is False}
         if lost:
             log.info("%d leases lost: other members host those workers now", len(lost))
             await self._drop(lost, release=False)
+        if unanswered and not self._renew_partial:
+            log.warning(
+                "%d leases not renewed: their part of Redis did not answer; the others were",
+                len(unanswered),
+            )
+        elif self._renew_partial and not unanswered:
+            log.info("lease renewal complete again")
+        self._renew_partial = bool(unanswered)
+        if unanswered:
+            await self._give_up_lapsed(ttl_s, "leases unrenewed for a whole TTL")
+
+    def _note_renewed(self, began: float, result: dict[str, bool], unanswered: list[str]) -> None:
+        """After a round that answered (in part, maybe): the Workers left unanswered keep their
+        own last renewal (`_lease_from`), every other hosted one counts from `began`."""
+        before = self._renewed_at
+        for worker_id in unanswered:
+            self._lease_from.setdefault(worker_id, before)
+        if self._lease_from:  # renewed now, or gone: their own time no longer counts
+            is_hosted = self.host.is_hosted
+            self._lease_from = {
+                w: at for w, at in self._lease_from.items() if not result.get(w) and is_hosted(w)
+            }
+        self._renewed_at = began
+
+    async def _give_up_lapsed(self, ttl_s: float, why: str) -> None:
+        """Drop (without release: nobody may host them until their leases expire in Redis too)
+        the Workers whose lease was last renewed, or taken, over a TTL ago."""
+        if not self.host.hosted_count:
+            return
+        now = monotonic_s()
+        hosted = self.host.hosted()
+        if now - self._renewed_at > ttl_s:
+            since = self._lease_from
+            lapsed = {
+                w: e for w, e in hosted.items() if now - since.get(w, self._renewed_at) > ttl_s
+            }
+        else:
+            lapsed = {
+                w: hosted[w]
+                for w, at in self._lease_from.items()
+                if w in hosted and now - at > ttl_s
+            }
+        if not lapsed:
+            return
+        log.warning("%s: giving %d of %d workers up", why, len(lapsed), len(hosted))
+        await self._drop(lapsed, release=False)
+        for worker_id in lapsed:
+            self._lease_from.pop(worker_id, None)
 
     async def place(self) -> int:
         """A full placement sweep over every Worker: drop ended Workers, take unhosted ones up
@@ -206,6 +258,7 @@ class MemberPlacement(MemberBase):
 
     async def _adopt(self, worker_ids: list[str]) -> int:
         ttl_ms = self.settings.lease_ttl_ms
+        began = monotonic_s()  # a lease taken now runs a TTL from here at least
         answers = await self.store.acquire_many(worker_ids, self.member_id, ttl_ms)
         now = monotonic_s()
         taken = 0
@@ -226,6 +279,7 @@ class MemberPlacement(MemberBase):
                     continue
                 taken += 1
                 settled.append(worker_id)
+                self._lease_from[worker_id] = began  # not `_renewed_at`: maybe older
             elif got.holder is not None and got.holder not in self._alive and got.expires_ms:
                 # A dead member's lease, not expired yet: try again the moment it is.
                 self._retry.add(worker_id)

@@ -113,17 +113,23 @@ class Admission:
                 self._admitted.popleft()
         return self._members
 
-    def _budget(self, members: Sequence[MemberInfo]) -> bool:
+    def _budget(self, members: Sequence[MemberInfo], count: int = 1) -> bool:
         """Whether the view (just read by `_view`, which dropped the creates its heartbeats
-        count) leaves a place for one more create."""
-        return free_places(members) - len(self._admitted) > 0
+        count) leaves places for `count` more creates."""
+        return free_places(members) - len(self._admitted) >= count
 
-    async def admit_worker(self) -> None:
-        """Return when a member has room for a new Worker; else `CapacityExhausted`. From the
-        cached view while the budget lasts; afresh when it says no room."""
-        if not self._budget(await self._view()):
-            await self._wait(self._budget, "no runtime process has room")
-        self._admitted.append(self._clock())
+    async def admit_worker(self, count: int = 1) -> None:
+        """Return when the members have room for `count` new Workers (a batch is admitted
+        whole or not at all); else `CapacityExhausted`. From the cached view while the budget
+        lasts; afresh when it says no room."""
+
+        def room(members: Sequence[MemberInfo]) -> bool:
+            return self._budget(members, count)
+
+        if not room(await self._view()):
+            await self._wait(room, "no runtime process has room")
+        now = self._clock()
+        self._admitted.extend(now for _ in range(count))
 
     async def admit_input(self, worker_id: str) -> None:
         """Return when the Worker's host is alive or a member has room to take it."""

@@ -181,8 +181,9 @@ class Keys:
     # Runtime-wide, so they share the runtime tag `{<ns>:<runtime>}` (the members hash is above).
 
     def placement(self) -> str:
-        """STREAM of placement hints, field `w` = a Worker id that was created or handed back:
-        every member reads it (no group) so one with spare capacity takes the Worker at once."""
+        """STREAM of placement hints, field `w` = a Worker id that was created or handed back
+        (or `ws` = the space-separated ids of up to 100 Workers of a batch create): every
+        member reads it (no group) so one with spare capacity takes the Worker at once."""
         return self._tag() + ":place"
 
     def unhosted(self) -> str:

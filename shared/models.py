@@ -176,6 +176,23 @@ class CreateWorker(BaseModel):
     )
 
 
+MAX_CREATE_BATCH = 1000
+"""Workers per batch create (`POST …/workers:batch`); the body limit bounds its size too."""
+
+
+class CreateWorkers(BaseModel):
+    """The body of a batch create: Workers made in one request, answered in this order."""
+
+    model_config = ConfigDict(extra="forbid")
+    workers: list[CreateWorker] = Field(min_length=1, max_length=MAX_CREATE_BATCH)
+
+
+class CreatedWorkers(BaseModel):
+    """A batch create's answer: the new Workers' details, in the order they were asked for."""
+
+    workers: list[WorkerDetail]
+
+
 class SendInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: str = Field(min_length=1)

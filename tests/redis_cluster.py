@@ -58,12 +58,15 @@ def cluster_info(url: str) -> dict[str, str]:
 class RedisCluster:
     """`primaries * (1 + replicas)` cluster-enabled servers joined by `redis-cli --cluster
     create`; `url` names one primary, as a user's `redis://` URL would. `persistent`: each
-    node keeps an AOF (a killed node restarts with its data)."""
+    node keeps an AOF (a killed node restarts with its data). `full_coverage` False: the
+    nodes keep serving their slots while another primary is down
+    (`cluster-require-full-coverage no`), as a cluster without replicas may be run."""
 
     workdir: Path
     primaries: int = 3
     replicas: int = 0
     persistent: bool = True
+    full_coverage: bool = True
     servers: list[RedisServer] = field(default_factory=list)
 
     @property
@@ -75,6 +78,7 @@ class RedisCluster:
             args = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
             args += ["--cluster-node-timeout", "2000"]
             args += ["--appendonly", "yes" if self.persistent else "no"]
+            args += ["--cluster-require-full-coverage", "yes" if self.full_coverage else "no"]
             server = RedisServer(self.workdir / f"node{index}", args, free_cluster_port())
             self.servers.append(server)
             server.start()

@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from runtime_worker.placement import preferred_first, prefers
-from runtime_worker.store import _redis_host
+from runtime_worker.store import _redis_core, _redis_host
 from runtime_worker.store._redis_host import RENEW_BATCH, RENEW_SEND
+from runtime_worker.store._redis_placement import hinted
 from runtime_worker.store._scripts import answer
 from runtime_worker.store.base import WorkerRecord
 from runtime_worker.store.redis import RedisStore
@@ -172,6 +173,41 @@ async def test_create_after_redis_lost_its_scripts(private_redis: Backend) -> No
     leases = {worker_id: (await store.acquire_many([worker_id], MEMBER, 60_000))[worker_id].epoch}
     await store.client.script_flush()
     assert await store.renew(MEMBER, leases, 60_000) == {worker_id: True}
+
+
+async def test_a_batch_create_indexes_marks_and_hints_every_worker(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_redis_core, "SET_CHUNK", 4)  # two index and unhosted commands
+    monkeypatch.setattr(_redis_core, "HINT_IDS", 3)  # three hints
+    store = backend.store()
+    records = [_record(f"b{n}") for n in range(7)]
+    created = await store.create_workers(records)
+    worker_ids = [r.worker_id for r in records]
+    assert [c.record.worker_id for c in created] == worker_ids
+    assert set(await store.client.zrange(store.keys.workers(), 0, -1)) == set(worker_ids)
+    assert await store.client.smembers(store.keys.unhosted()) == set(worker_ids)
+    hints = await store.client.xrange(store.keys.placement())  # twice if the script was loaded
+    assert [len(fields["ws"].split()) for _, fields in hints[:3]] == [3, 3, 1]
+    assert list(dict.fromkeys(hinted(hints))) == worker_ids  # in order
+    assert (await store.wait_placement("0-0", 0))[0] == worker_ids  # what members read
+    unhosted = {r.worker_id for r in await store.unhosted()}
+    assert unhosted == set(worker_ids)  # what a member's steady sweep reads
+
+
+async def test_a_batch_create_after_redis_lost_its_scripts(private_redis: Backend) -> None:
+    store = private_redis.store()
+    await _workers(store, 1)  # the script is loaded
+    await store.client.script_flush()
+    records = [_record(f"after{n}") for n in range(3)]
+    created = await store.create_workers(records)
+    for record, made in zip(records, created, strict=True):
+        assert (await store.get_worker(record.worker_id)).display_name == record.display_name
+        assert made.cursor == await store.last_cursor(record.worker_id)
+    indexed = set(await store.client.zrange(store.keys.workers(), 0, -1))
+    assert {r.worker_id for r in records} <= indexed
+    named = set(hinted(await store.client.xrange(store.keys.placement())))
+    assert {r.worker_id for r in records} <= named
 
 
 @pytest.mark.parametrize("send", [RENEW_SEND, RENEW_BATCH // 2 + 1])

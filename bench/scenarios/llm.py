@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,9 @@ class Answer:
     delta_to_client_s: float = float("nan")  # Yoi: first text written to it at the client
     prompt_tokens: int = 0  # what the server evaluated for it (not from its cache)
     server_ms_per_token: float = float("nan")  # the server's own decode time per token
+    # Per process (server, gateway, runtime, redis, client): ns on a CPU and ns runnable but
+    # waiting for one, over the answer (context: who used the cores, who waited for them).
+    cpu_ns: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def tokens_per_s(self) -> float:
@@ -190,10 +194,38 @@ async def _counters(http: httpx.AsyncClient, server: LlamaServer) -> dict[str, f
     return values
 
 
-async def _timed(http: httpx.AsyncClient, server: LlamaServer, answer: Awaitable[Answer]) -> Answer:
+def _schedstat(pid: int) -> tuple[int, int]:
+    """ns on a CPU and ns waiting for one, summed over the process's threads (the kernel's
+    schedstat: finer than the 10 ms ticks of /proc/PID/stat); zeros once it is gone."""
+    ran = waited = 0
+    try:
+        threads = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return 0, 0
+    for thread in threads:
+        try:
+            fields = (thread / "schedstat").read_text().split()
+        except OSError:
+            continue
+        ran, waited = ran + int(fields[0]), waited + int(fields[1])
+    return ran, waited
+
+
+def _cpu(pids: dict[str, int]) -> dict[str, tuple[int, int]]:
+    return {name: _schedstat(pid) for name, pid in pids.items()}
+
+
+async def _timed(
+    http: httpx.AsyncClient,
+    server: LlamaServer,
+    answer: Awaitable[Answer],
+    pids: dict[str, int],
+) -> Answer:
     """`answer` (an awaitable), with what the server spent on it from its counters."""
     before = await _counters(http, server)
+    cpu_before = _cpu(pids)
     got: Answer = await answer
+    cpu_after = _cpu(pids)
     after = await _counters(http, server)
 
     def spent(name: str) -> float:
@@ -206,11 +238,20 @@ async def _timed(http: httpx.AsyncClient, server: LlamaServer, answer: Awaitable
         server_ms_per_token=(
             spent("tokens_predicted_seconds_total") * 1000 / decoded if decoded else float("nan")
         ),
+        cpu_ns={
+            name: (ran - cpu_before[name][0], waited - cpu_before[name][1])
+            for name, (ran, waited) in cpu_after.items()
+        },
     )
 
 
 async def _measure(
-    stack: YoiStack, server: LlamaServer, rounds: int, prompts: tuple[str, ...], max_tokens: int
+    stack: YoiStack,
+    server: LlamaServer,
+    rounds: int,
+    prompts: tuple[str, ...],
+    max_tokens: int,
+    pids: dict[str, int],
 ) -> dict[str, Any]:
     conn = Connection("127.0.0.1", stack.port)
     client = openai.AsyncOpenAI(base_url=server.base_url, api_key="not-needed", max_retries=0)
@@ -242,7 +283,7 @@ async def _measure(
                         answer = _direct(client, system, prompt, max_tokens)
                     else:
                         answer = _through_yoi(stack, conn, worker_id, prompt)
-                    pair[side] = await _timed(http, server, answer)
+                    pair[side] = await _timed(http, server, answer, pids)
                 direct.append(pair["direct"])
                 yoi.append(pair["yoi"])
                 where = f"round {round_index} prompt {index}"
@@ -274,6 +315,15 @@ def _summary(answers: list[Answer], prefix: str) -> dict[str, float]:
         f"{prefix}_server_decode_ms_per_token_p50": p50([a.server_ms_per_token for a in answers]),
         f"{prefix}_n": float(len(answers)),
     }
+    tokens = sum(a.output_tokens for a in answers)
+    for name in sorted({name for a in answers for name in a.cpu_ns}):
+        ran = sum(a.cpu_ns.get(name, (0, 0))[0] for a in answers)
+        waited = sum(a.cpu_ns.get(name, (0, 0))[1] for a in answers)
+        if tokens and (ran or name in ("server", "client")):
+            summary[f"{prefix}_cpu_us_per_token_{name}"] = round(ran / tokens / 1000, 1)
+            summary[f"{prefix}_runnable_wait_us_per_token_{name}"] = round(
+                waited / tokens / 1000, 1
+            )
     if prefix == "yoi":  # where its first token's time went, from the events' own timestamps
         summary["yoi_to_run_started_p50_ms"] = p50([a.run_started_s * 1000 for a in answers])
         summary["yoi_first_delta_to_client_p50_ms"] = p50(
@@ -310,7 +360,14 @@ def run(ctx: Context, result: ScenarioResult) -> None:
     ):
         env = _yoi_env(server, profiles)
         with yoi_stack(redis, ctx.log_dir, runtimes=1, env=env) as stack:
-            measured = asyncio.run(_measure(stack, server, rounds, prompts, max_tokens))
+            pids = {
+                "server": server.process.pid,
+                "gateway": stack.gateway.pid,
+                "runtime": stack.runtimes[0].pid,
+                "redis": redis.proc.pid,
+                "client": os.getpid(),
+            }
+            measured = asyncio.run(_measure(stack, server, rounds, prompts, max_tokens, pids))
     direct: list[Answer] = measured.get("direct", [])
     yoi: list[Answer] = measured.get("yoi", [])
     result.ceiling.update(_summary(direct, "direct"))

@@ -22,10 +22,18 @@ from bench.rawhttp import Connection, Pool
 from bench.redis_server import PrivateRedis, private_redis
 from bench.results import ScenarioResult
 from bench.stats import percentile, ratio
-from bench.yoi_api import create_workers, inputs_path, runs_completed, wait_all_hosted
+from bench.yoi_api import (
+    create_workers,
+    create_workers_batched,
+    inputs_path,
+    runs_completed,
+    wait_all_hosted,
+)
 from bench.yoi_stack import DEFAULT_CAPACITY, YoiStack, yoi_stack
 
 CONCURRENCY = 32
+BATCH = 500  # Workers per batch create (`POST …/workers:batch`); 0: one request per Worker
+BATCHES_IN_FLIGHT = 4
 SETTLE_S = 1.0
 MB = 1024 * 1024
 SMALL = 1000  # the first phase's fleet: the latency to compare the full count against
@@ -55,6 +63,8 @@ class _Phases:
         self.conn = Connection("127.0.0.1", stack.port)
         self.probe_conn = Connection("127.0.0.1", stack.port)
         self.worker_ids: list[str] = []
+        # BENCH_SCALE_BATCH=0: the creates one by one (a build without the batch create)
+        self.batch = int(os.environ.get("BENCH_SCALE_BATCH") or BATCH)
         self.hosting_s = 0.0
         self.create_s = 0.0
         self.exchange_s = 0.0
@@ -66,7 +76,13 @@ class _Phases:
         poll_s = 0.25 if total <= 10_000 else 1.0
         runs_before = await runs_completed(self.conn)
         started = time.monotonic()
-        new = await create_workers(self.pool, count, prefix=f"scale{len(self.worker_ids)}")
+        prefix = f"scale{len(self.worker_ids)}"
+        if self.batch:
+            new = await create_workers_batched(
+                self.pool, count, prefix, batch=self.batch, concurrency=BATCHES_IN_FLIGHT
+            )
+        else:
+            new = await create_workers(self.pool, count, prefix=prefix)
         self.create_s += time.monotonic() - started
         hosted_at = await wait_all_hosted(self.conn, total, self.ctx.pick(300, 90), poll_s)
         self.hosting_s += hosted_at - started
@@ -129,6 +145,7 @@ async def _measure(
     metrics["first_token_p90_ms_full"] = round(percentile(full_ms, 90), 2)
     metrics["probes_per_phase"] = float(PROBES)
     metrics["workers"] = float(count)
+    metrics["create_batch"] = float(phases.batch)
     return metrics
 
 
@@ -149,7 +166,9 @@ def run(ctx: Context, result: ScenarioResult) -> None:
     _checks(result)
     result.notes.append(
         f"{count} workers created over {CONCURRENCY} connections in two phases ({SMALL}, then "
-        f"the rest), each Worker given one exchange; all_hosted_s sums both phases from their "
+        f"the rest; batch creates of {BATCH}, {BATCHES_IN_FLIGHT} in flight, unless "
+        f"BENCH_SCALE_BATCH says otherwise: 0 is one create per Worker), "
+        f"each Worker given one exchange; all_hosted_s sums both phases from their "
         f"first create to all hosted; memory and RSS are deltas from the idle fleet before any "
         f"worker existed; first token: {PROBES} long-polled inputs per phase, one at a time, "
         f"each to a random idle Worker"

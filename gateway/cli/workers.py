@@ -13,7 +13,7 @@ from gateway.cli.refs import resolve
 from gateway.cli.render import age, json_line, safe, table, transcript_line
 from shared.api import AllWorkers, RuntimeList
 from shared.ids import is_display_name, is_runtime_id
-from shared.models import WorkerSummary
+from shared.models import MAX_CREATE_BATCH, CreateWorker, WorkerSummary
 
 
 def runtimes(ctx: typer.Context, as_json: Json = False) -> None:
@@ -67,24 +67,37 @@ def _rows(found: list[WorkerSummary]) -> list[list[str]]:
 def create(
     ctx: typer.Context,
     runtime_id: Annotated[str, typer.Argument(metavar="RUNTIME")],
-    name: Annotated[str, typer.Argument(help="The display name.")],
+    names: Annotated[
+        list[str], typer.Argument(metavar="NAME...", help="Display names: one Worker each.")
+    ],
     profile: Annotated[str | None, typer.Option(help="Profile (default: the runtime's).")] = None,
     as_json: Json = False,
 ) -> None:
-    """Create a Worker on a runtime."""
-    if not is_display_name(name):
-        raise CliFailure(f"{name!r} is not a valid name (letters, digits, _ . -)", USAGE)
+    """Create Workers on a runtime: one, or several names as batch creates (up to 1,000 a
+    request; a refused request creates none of its Workers)."""
+    for name in names:
+        if not is_display_name(name):
+            raise CliFailure(f"{name!r} is not a valid name (letters, digits, _ . -)", USAGE)
+    runtime = _runtime(runtime_id)
     with connect(target_of(ctx)) as client:
-        worker = client.create_worker(_runtime(runtime_id), name, profile=profile)
-    if as_json:
-        typer.echo(json_line(worker))
-        return
-    typer.echo(
-        safe(
-            f"created {worker.runtime_id}/{worker.worker_id} "
-            f"({worker.display_ref}, profile {worker.profile})"
+        if len(names) == 1:
+            made = [client.create_worker(runtime, names[0], profile=profile)]
+        else:
+            made = []
+            for start in range(0, len(names), MAX_CREATE_BATCH):
+                part = names[start : start + MAX_CREATE_BATCH]
+                items = [CreateWorker(display_name=name, profile=profile) for name in part]
+                made += client.create_workers(runtime, items)
+    for worker in made:
+        if as_json:
+            typer.echo(json_line(worker))
+            continue
+        typer.echo(
+            safe(
+                f"created {worker.runtime_id}/{worker.worker_id} "
+                f"({worker.display_ref}, profile {worker.profile})"
+            )
         )
-    )
 
 
 def transcript(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -30,7 +30,9 @@ from shared.errors import InvalidInput
 from shared.events import EventPage
 from shared.models import (
     CancelResult,
+    CreatedWorkers,
     CreateWorker,
+    CreateWorkers,
     InputAccepted,
     InputRequest,
     MemberInfo,
@@ -159,6 +161,21 @@ def create_worker(
     path = f"{runtime_path(runtime_id)}/workers"
     body_json = body.model_dump(mode="json", exclude_none=True)
     return Call("POST", path, _model(WorkerDetail), body=body_json, idempotent=False)
+
+
+def create_workers(
+    runtime_id: str, workers: Sequence[CreateWorker | Mapping[str, Any]]
+) -> Call[list[WorkerDetail]]:
+    """A batch create: each item a `CreateWorker` or its fields as a mapping; the whole batch
+    is validated here first (the first bad item raises `InvalidInput` naming it, nothing sent)."""
+    body = _valid(lambda: CreateWorkers.model_validate({"workers": list(workers)}))
+    path = f"{runtime_path(runtime_id)}/workers:batch"
+    body_json = body.model_dump(mode="json", exclude_none=True)
+    return Call("POST", path, _created_workers, body=body_json, idempotent=False)
+
+
+def _created_workers(data: bytes) -> list[WorkerDetail]:
+    return CreatedWorkers.model_validate_json(data).workers
 
 
 def get_worker(runtime_id: str, worker_id: str) -> Call[WorkerDetail]:

@@ -5,10 +5,10 @@ this module only carries them over the wire."""
 from __future__ import annotations
 
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Self, TypeVar, overload
+from typing import Any, Self, TypeVar, overload
 
 import httpx
 
@@ -22,6 +22,7 @@ from shared.errors import YoiError
 from shared.events import Event, EventPage
 from shared.models import (
     CancelResult,
+    CreateWorker,
     InputAccepted,
     MemberInfo,
     RunDetail,
@@ -158,6 +159,15 @@ class Client:
                 runtime_id, display_name, profile, scope, delegated_from, webhook_url
             )
         )
+
+    def create_workers(
+        self, runtime_id: str, workers: Sequence[CreateWorker | Mapping[str, Any]]
+    ) -> list[WorkerDetail]:
+        """Up to 1,000 Workers in one request (each a `CreateWorker` or a mapping of its
+        fields: `display_name`, `profile`, `scope`, `delegated_from`, `webhook_url`), their
+        details in order. All or nothing for a refused batch: `InvalidInput` naming the item,
+        `ScopeConflict`, `CapacityExhausted` create none."""
+        return self.call(calls.create_workers(runtime_id, workers))
 
     def update_worker(
         self, runtime_id: str, worker_id: str, *, webhook_url: str | None

@@ -24,7 +24,9 @@ from shared.api import AllWorkers, WorkerList
 from shared.errors import RuntimeUnavailable
 from shared.models import (
     CancelResult,
+    CreatedWorkers,
     CreateWorker,
+    CreateWorkers,
     InputAccepted,
     InputRequest,
     RunDetail,
@@ -79,6 +81,28 @@ async def create_worker(request: Request) -> Response:
     runtime = runtime_of(gateway_of(request), request.path_params["runtime_id"])
     body = await read_json(request, CreateWorker)
     return json_response(await runtime.create_worker(body), 201)
+
+
+@request_route(
+    router,
+    WORKERS + ":batch",
+    "POST",
+    status_code=201,
+    response_model=CreatedWorkers,
+    responses=error_responses(404, 409, 413, 503),
+    operation_id="create_workers",
+    openapi_extra=declare("runtime_id", body=CreateWorkers),
+)
+async def create_workers(request: Request) -> Response:
+    """Up to 1,000 Workers in one request, their details in the order asked. The whole batch
+    is judged first: a bad item is 422 naming it (`body.workers.3…`, `workers.3: …`), a write
+    scope overlapping another item's or a live Worker's is 409 `scope_conflict`, no room for
+    all of them is 503 `capacity_exhausted`; then nothing was created. A 503 while writing
+    may leave some made."""
+    runtime = runtime_of(gateway_of(request), request.path_params["runtime_id"])
+    body = await read_json(request, CreateWorkers)
+    created = await runtime.create_workers(body.workers)
+    return json_response(CreatedWorkers(workers=created), 201)
 
 
 @router.get(WORKER, responses=error_responses(404, 503), operation_id="get_worker")

@@ -83,10 +83,11 @@ async def evalsha_many(
     """Run `script` once per call, batched; the replies in call order. A script Redis lost
     (restart, SCRIPT FLUSH, a promoted replica) is loaded and the calls it refused run again;
     any other error reply raises (after the whole batch ran, as a pipeline does)."""
-    replies = await send_many(transport, _evalsha(script.sha, calls), replicated=replicated)
+    packed = _evalsha(script.sha, calls)
+    replies = await send_many(transport, packed, replicated=replicated)
     missing = [i for i, reply in enumerate(replies) if isinstance(reply, rex.NoScriptError)]
-    if missing:
-        script.sha = await transport.load(str(script.script))
+    if missing:  # loaded where it was missing (on a cluster: those nodes only)
+        script.sha = await transport.load(str(script.script), [packed[i][0] for i in missing])
         retry = _evalsha(script.sha, [calls[i] for i in missing])
         again = await send_many(transport, retry, replicated=replicated)
         for index, reply in zip(missing, again, strict=True):

@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 
 from runtime_worker.store import _redis_codec as codec
 from runtime_worker.store._redis_batch import (
+    Arg,
     evalsha,
     packed,
     send_many,
@@ -25,10 +26,10 @@ from runtime_worker.store._redis_client import Client, is_cluster, make_client
 from runtime_worker.store._redis_conversations import Conversations
 from runtime_worker.store._redis_members import Members
 from runtime_worker.store._redis_pipeline import Pipeline
-from runtime_worker.store._redis_placement import PLACEMENT_MAXLEN, PlacementHints
+from runtime_worker.store._redis_placement import HINT_IDS, PLACEMENT_MAXLEN, PlacementHints
 from runtime_worker.store._redis_schedules import Schedules
 from runtime_worker.store._redis_scope import ScopeClaims
-from runtime_worker.store._redis_transport import Transport
+from runtime_worker.store._redis_transport import Routed, Transport
 from runtime_worker.store._redis_wakeups import INTERRUPT_SUFFIX, WakeUps
 from runtime_worker.store._scripts import (
     Scripts,
@@ -60,6 +61,7 @@ log = logging.getLogger("yoi.store.redis")
 CONNECT_TIMEOUT_S = 2.0
 APPROX_TRIM_FROM = 1000
 SET_CHUNK = 1000  # members per SADD/SREM
+TRIM = ("MAXLEN", "~", PLACEMENT_MAXLEN)  # how a placement hint trims the stream
 
 
 class RedisCore(FleetStore):
@@ -177,48 +179,91 @@ class RedisCore(FleetStore):
 
     # -- workers ---------------------------------------------------------------------------------
 
+    def _create_call(self, record: WorkerRecord, state_changed: str) -> tuple[list[str], list[Arg]]:
+        """The create script's KEYS and ARGV for one record (in state `pending`), with its
+        first event as stored (`dump_stored`, which leaves the worker id to the key)."""
+        keys = self._worker_keys(record.worker_id).all()
+        fields = codec.record_fields(record, with_id=False)  # the key says it
+        pairs = [part for item in fields.items() for part in item]
+        args = argv("create", pairs, events_maxlen=self._maxlen, state_changed=state_changed)
+        return keys, args
+
+    def _created_after(self, records: Sequence[WorkerRecord]) -> list[Routed]:
+        """What follows the records of new Workers, once per batch: their index entries and
+        unhosted marks (a bounded command per thousand) and their placement hints (one entry
+        per `HINT_IDS`)."""
+        after: list[Routed] = []
+        for start in range(0, len(records), SET_CHUNK):
+            part = records[start : start + SET_CHUNK]
+            scored = [arg for r in part for arg in (repr(r.created_at), r.worker_id)]
+            after.append(packed("ZADD", self.keys.workers(), "NX", *scored))
+            after.append(packed("SADD", self.keys.unhosted(), *(r.worker_id for r in part)))
+        if len(records) == 1:  # a lone create's hint, as members before batches read it
+            hint = ("w", records[0].worker_id)
+            after.append(packed("XADD", self.keys.placement(), *TRIM, "*", *hint))
+            return after
+        for start in range(0, len(records), HINT_IDS):
+            ids = " ".join(r.worker_id for r in records[start : start + HINT_IDS])
+            after.append(packed("XADD", self.keys.placement(), *TRIM, "*", "ws", ids))
+        return after
+
     @translate_errors
     async def create(self, record: WorkerRecord) -> RecordAt:
         """One round trip (two on a cluster): the script writing the record and first event,
         then the index entry and the placement hint that has a member take the new Worker
         within milliseconds (a hint lost with Redis is left to the members' sweep)."""
-        record = dataclasses.replace(record, state=WorkerState.PENDING)
-        worker_id = record.worker_id
-        keys = self._worker_keys(worker_id).all()
-        event = StateChanged(worker_id=worker_id, ts=now_s(), state=record.state)
-        fields = codec.record_fields(record, with_id=False)  # the key says it
-        pairs = [part for item in fields.items() for part in item]
-        args = argv("create", pairs, events_maxlen=self._maxlen, state_changed=dump_stored(event))
-        # Redis runs them in this order: the index entry never names a record not written yet
+        (created,) = await self._create_all([record])
+        return created
+
+    @translate_errors
+    async def create_workers(self, records: Sequence[WorkerRecord]) -> list[RecordAt]:
+        """`create` of many in one batch: every record's script pipelined (on a cluster cut by
+        node and sent side by side), then the runtime-wide parts once: one ZADD and one SADD
+        per thousand Workers, and their hints. Not atomic across Workers: a failure (Redis
+        away) may leave some of them created (on one server a prefix, in order)."""
+        return await self._create_all(records) if records else []
+
+    async def _create_all(self, records: Sequence[WorkerRecord]) -> list[RecordAt]:
+        pending = WorkerState.PENDING
+        records = [
+            r if r.state is pending else dataclasses.replace(r, state=pending) for r in records
+        ]
+        # The first event of each: stored without its worker id, so one text serves the batch
+        # (its Workers are created in one step, at one time).
+        event = dump_stored(StateChanged(worker_id=records[0].worker_id, ts=now_s(), state=pending))
+        calls = [self._create_call(record, event) for record in records]
+        script = self._scripts.create
+        creates = [evalsha(script.sha, keys, args) for keys, args in calls]
+        # Redis runs them in this order: an index entry never names a record not written yet
         # (`list_workers` drops index entries without a record).
-        index = packed("ZADD", self.keys.workers(), "NX", repr(record.created_at), worker_id)
-        hint = packed(
-            "XADD", self.keys.placement(), "MAXLEN", "~", PLACEMENT_MAXLEN, "*", "w", worker_id
-        )
-        unhosted = packed("SADD", self.keys.unhosted(), worker_id)  # what sweeps read
-        created = evalsha(self._scripts.create.sha, keys, args)
+        after = self._created_after(records)
         # A cluster runs a batch's parts side by side on their nodes, in no order: there the
-        # record goes first, or a sweep could drop an index entry whose record is not written
+        # records go first, or a sweep could drop an index entry whose record is not written
         # yet (`_unindex`) and lose the Worker from the index for good.
-        after = [index, unhosted, hint]
-        first = [created] if self.cluster else [created, *after]
-        reply, *rest = await send_many(self._transport, first, replicated=True)
-        if isinstance(reply, rex.NoScriptError):  # Redis lost its scripts: load, then again
-            reply = await self._scripts.create(keys, args)
-            (cursor,) = check(reply, worker_id)
-            # The index entry went in before the record: a listing meanwhile may have dropped
-            # it (see `_unindex`), and the hint named a Worker not there yet. All again.
+        first = creates if self.cluster else [*creates, *after]
+        replies = await send_many(self._transport, first, replicated=True)
+        head, rest = replies[: len(creates)], replies[len(creates) :]
+        lost = [i for i, reply in enumerate(head) if isinstance(reply, rex.NoScriptError)]
+        if lost:  # Redis lost its scripts: load, then those creates again
+            script.sha = await self._transport.load(str(script.script))
+            again = [evalsha(script.sha, *calls[i]) for i in lost]
+            for index, reply in zip(lost, await send_many(self._transport, again), strict=True):
+                head[index] = reply
+        cursors = []
+        for record, reply in zip(records, head, strict=True):
+            if isinstance(reply, Exception):
+                raise reply
+            (cursor,) = check(reply, record.worker_id)
+            cursors.append(str(cursor))
+        # After lost scripts the index entries went in before their records: a listing
+        # meanwhile may have dropped them (see `_unindex`), and the hints named Workers not
+        # there yet. All again.
+        if self.cluster or lost:
             rest = await send_many(self._transport, after)
-        elif isinstance(reply, Exception):
-            raise reply
-        else:
-            (cursor,) = check(reply, worker_id)
-            if self.cluster:
-                rest = await send_many(self._transport, after)
         for other in rest:
             if isinstance(other, Exception):
                 raise other
-        return RecordAt(dataclasses.replace(record), str(cursor))
+        return [RecordAt(record, cursor) for record, cursor in zip(records, cursors, strict=True)]
 
     @translate_errors
     async def request_stop(self, worker_id: str) -> WorkerRecord:

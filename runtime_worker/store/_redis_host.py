@@ -31,13 +31,14 @@ from runtime_worker.store._redis_core import RedisCore, keys_or_none
 from runtime_worker.store._scripts import argv, check, translate_errors
 from runtime_worker.store.base import QueuedInput, RunAlone, RunClaim, RunOutcome, TakenRun, WakeUp
 from runtime_worker.store.outcome import final_events, transcript_for
-from shared.errors import WorkerNotFound
+from shared.errors import RuntimeUnavailable, WorkerNotFound
 from shared.events import Event, dump_stored
 from shared.models import TranscriptRole
 
 RENEW_BATCH = 100  # leases per renew script call (~0.2 ms of Redis): others go between calls
 RENEW_SEND = 5000  # leases per round trip of a renewal: the member's other steps run between
 COMPACT_MAX_ENTRIES = 100  # streams up to this length are rewritten compactly when idle
+RENEW_MIN_DEADLINE_S = 0.25  # a part's deadline is never below this, however short the TTL
 HISTORY_COPY_BUDGET = 4_000_000  # the hosts' copies of recent history: text + ENTRY_COST each
 ENTRY_COST = 100  # what one kept entry costs besides its text (the tuple, the list slot)
 
@@ -152,10 +153,13 @@ class RedisHostSide(RedisCore):
         (taken), or who holds the lease and for how long (not taken); a Worker that does not
         exist is left out."""
         calls: list[tuple[str, Call]] = []
+        args: list[Any] | None = None
         for worker_id in worker_ids:
             keys = keys_or_none(self.keys, worker_id)
             if keys is not None:
-                args = self._acquire_args(worker_id, member_id, ttl_ms)
+                # The same for every Worker of the call: its event is stored without the
+                # worker id (`dump_stored`), and they are taken at one time.
+                args = args or self._acquire_args(worker_id, member_id, ttl_ms)
                 calls.append((worker_id, (keys.all(), args)))
         replies = await evalsha_many(
             self._transport, self._scripts.acquire, [c for _, c in calls], replicated=True
@@ -198,30 +202,50 @@ class RedisHostSide(RedisCore):
         part with its own deadline: renewing 50,000 holds neither the member's event loop nor
         one deadline for all of them. The parts go side by side: on a busy member every await
         waits its turn in the event loop, so parts in a row would add those waits up (and let
-        the last leases lapse). The holder is checked, not the epoch (see renew.lua)."""
-        worker_ids = list(leases)
-        parts = [
-            self._renew_part(member_id, worker_ids[start : start + RENEW_SEND], ttl_ms)
-            for start in range(0, len(worker_ids), RENEW_SEND)
-        ]
+        the last leases lapse). The holder is checked, not the epoch (see renew.lua).
+
+        On a cluster the parts are cut by node too, and a node that does not answer fails its
+        own part only: its Workers are left out of the answer (neither renewed nor known lost)
+        and the other nodes' leases are renewed all the same, so one primary failing over
+        lapses no lease of the others. A part waits at most half the TTL (`_renew_deadline_s`):
+        a renewal held longer would hold back the next one of the nodes that did answer.
+        `RuntimeUnavailable` only when no part answered."""
         result: dict[str, bool] = {}
-        for answered in await asyncio.gather(*parts, return_exceptions=True):
-            if isinstance(answered, BaseException):  # every part ended: none left unowned
+        by_node: dict[str, list[tuple[str, str]]] = {}
+        node_name = self._transport.node_name
+        for worker_id in leases:
+            lease = self.keys.lease_or_none(worker_id)
+            if lease is None:
+                result[worker_id] = False
+            else:
+                by_node.setdefault(node_name(lease), []).append((worker_id, lease))
+        deadline_s = _renew_deadline_s(self.call_timeout_s, ttl_ms)
+        parts = [
+            self._renew_part(member_id, group[start : start + RENEW_SEND], ttl_ms, deadline_s)
+            for group in by_node.values()
+            for start in range(0, len(group), RENEW_SEND)
+        ]
+        unanswered: RuntimeUnavailable | None = None
+        answers = await asyncio.gather(*parts, return_exceptions=True)
+        for answered in answers:  # every part ended: none left unowned
+            if isinstance(answered, RuntimeUnavailable):
+                unanswered = answered
+            elif isinstance(answered, BaseException):
                 raise answered
-            result |= answered
+            else:
+                result |= answered
+        if unanswered is not None and all(isinstance(a, BaseException) for a in answers):
+            raise unanswered
         return result
 
     @translate_errors
     async def _renew_part(
-        self, member_id: str, worker_ids: list[str], ttl_ms: int
+        self, member_id: str, leases: list[tuple[str, str]], ttl_ms: int, deadline_s: float
     ) -> dict[str, bool]:
-        result = dict.fromkeys(worker_ids, False)
         groups: dict[int, list[tuple[str, str]]] = {}
-        for worker_id in worker_ids:
-            lease = self.keys.lease_or_none(worker_id)
-            if lease is not None:
-                slot = self._transport.slot(lease) if self.cluster else 0
-                groups.setdefault(slot, []).append((worker_id, lease))
+        for worker_id, lease in leases:
+            slot = self._transport.slot(lease) if self.cluster else 0
+            groups.setdefault(slot, []).append((worker_id, lease))
         parts: list[list[str]] = []
         calls: list[Call] = []
         head = argv("renew", member=member_id, ttl_ms=max(ttl_ms, 0))
@@ -231,9 +255,9 @@ class RedisHostSide(RedisCore):
                 data = b"".join(pack_one(lease) for _, lease in part)
                 calls.append((PackedKeys(part[0][1], len(part), data), head))
                 parts.append([worker_id for worker_id, _ in part])
-        if not calls:
-            return result
-        replies = await evalsha_many(self._transport, self._scripts.renew, calls)
+        async with asyncio.timeout(deadline_s):
+            replies = await evalsha_many(self._transport, self._scripts.renew, calls)
+        result: dict[str, bool] = {}
         for part_ids, lost in zip(parts, replies, strict=True):
             result.update(dict.fromkeys(part_ids, True))
             result.update({part_ids[int(i) - 1]: False for i in lost})
@@ -405,3 +429,13 @@ class RedisHostSide(RedisCore):
         if upto is None:
             raise WorkerNotFound(f"no worker {worker_id}")
         return seq <= int(upto)
+
+
+def _renew_deadline_s(call_timeout_s: float, ttl_ms: int) -> float:
+    """How long one part of a renewal waits: the call deadline, or half the TTL if shorter
+    (never below `RENEW_MIN_DEADLINE_S`). The member renews every third of a TTL: a round
+    held up to half of one by a node that does not answer still renews the leases of the
+    nodes that do before they lapse."""
+    if ttl_ms <= 0:  # no expiry
+        return call_timeout_s
+    return min(call_timeout_s, max(ttl_ms / 2000, RENEW_MIN_DEADLINE_S))

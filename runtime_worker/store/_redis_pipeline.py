@@ -126,7 +126,8 @@ class _Lane:
         lost = [i for i, reply in enumerate(replies) if isinstance(reply, rex.NoScriptError)]
         if lost:  # Redis restarted, flushed its scripts or failed over: load them, run again
             for script in {calls[i][0] for i in lost}:
-                script.sha = await transport.load(str(script.script))
+                keys = [calls[i][1][0] for i in lost if calls[i][0] is script]
+                script.sha = await transport.load(str(script.script), keys)
             again = [evalsha(calls[i][0].sha, calls[i][1], calls[i][2]) for i in lost]
             again_replies = await send_many(transport, again, replicated=True)
             for index, reply in zip(lost, again_replies, strict=True):

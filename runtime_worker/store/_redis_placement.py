@@ -16,6 +16,10 @@ from runtime_worker.store._redis_client import Client
 from runtime_worker.store._scripts import answer
 
 PLACEMENT_MAXLEN = 1000  # placement hints kept (approximately): only hints, members sweep too
+HINT_IDS = 100
+"""Workers named by one hint of a batch create (field `ws`, the ids space-separated; a lone
+Worker's hint has `w`): a batch of 1,000 is ten entries, so members reading behind a burst of
+batches do not find the stream trimmed past what they have not read."""
 MAX_BLOCK_MS = 5000  # blocking reads stay well under the client's socket timeout
 
 
@@ -49,5 +53,15 @@ class PlacementHints:
         if not reply:
             return [], last_id
         entries: list[tuple[str, dict[str, str]]] = reply[0][1]
-        worker_ids = [fields["w"] for _, fields in entries if "w" in fields]
-        return list(dict.fromkeys(worker_ids)), entries[-1][0]
+        return list(dict.fromkeys(hinted(entries))), entries[-1][0]
+
+
+def hinted(entries: Sequence[tuple[str, dict[str, str]]]) -> list[str]:
+    """The Worker ids the hint entries name, in order."""
+    worker_ids: list[str] = []
+    for _, fields in entries:
+        if "w" in fields:
+            worker_ids.append(fields["w"])
+        elif "ws" in fields:
+            worker_ids.extend(fields["ws"].split())
+    return worker_ids

@@ -36,6 +36,10 @@ Routed = tuple[str, bytes]
 """A packed command and the key that routes it on a cluster."""
 
 
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def _takes_command_name() -> bool:
     parameter = inspect.signature(ConnectionPool.get_connection).parameters.get("command_name")
     return parameter is not None and parameter.default is inspect.Parameter.empty
@@ -218,10 +222,21 @@ class Transport:
             pool = self._pools[name] = ConnectionPool(connection_class=connection_class, **kwargs)
         return pool
 
-    async def load(self, text: str) -> str:
-        """Load a script where it runs: the server, or every primary of the cluster."""
-        sha: str = await self.client.script_load(text)
-        return sha
+    async def load(self, text: str, keys: Sequence[str] = ()) -> str:
+        """Load a script where it runs: the server; on a cluster the nodes of `keys` (those
+        that answered NOSCRIPT for them: a node that is away holds back no other node's
+        calls), or every primary when no key is given."""
+        if not self.cluster or not keys:
+            sha: str = await self.client.script_load(text)
+            return sha
+        raw = text.encode()
+        data = b"*3\r\n$6\r\nSCRIPT\r\n$4\r\nLOAD\r\n$%d\r\n%s\r\n" % (len(raw), raw)
+        one_per_node = {self.node_name(key) or key: key for key in keys}
+        replies = await self.send([(key, data) for key in one_per_node.values()])
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return _text(replies[0])
 
     async def aclose(self) -> None:
         pools, self._pools = list(self._pools.values()), {}

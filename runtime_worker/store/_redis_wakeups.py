@@ -31,6 +31,7 @@ log = logging.getLogger("yoi.store.redis")
 
 RETRY_S = 0.5  # a listener that lost Redis tries again after this long
 BELL_WAIT_MS = 1000
+RING_WAIT_S = 0.5  # a doorbell ring waited for at most this long (a quarter of a call's deadline)
 RESUBSCRIBE_S = 0.05  # a slot map that changed is read again after this long
 INTERRUPT_SUFFIX = ":interrupt"
 """How submit.lua marks a hint whose input interrupts the running one (it gets it as an
@@ -64,11 +65,15 @@ class WakeUps:
         return self._keys.hint_around(worker_id)
 
     async def ring(self, member_id: str, worker_id: str) -> None:
-        """Only a hint: when it cannot be delivered the member's sweep finds the news."""
+        """Only a hint: when it cannot be delivered the member's sweep finds the news. Waited
+        for `RING_WAIT_S` at most: the input it tells of is accepted already, and its caller's
+        answer must not wait on a node that does not answer (on a cluster the doorbell may live
+        on another node than the Worker)."""
         try:
             args = argv("ring", worker_id=worker_id, maxlen=BELL_MAXLEN)
-            check(await self._pipeline.run(self._ring, [self._keys.bell(member_id)], args))
-        except (ValueError, rex.RedisError, OSError) as exc:
+            async with asyncio.timeout(RING_WAIT_S):
+                check(await self._pipeline.run(self._ring, [self._keys.bell(member_id)], args))
+        except (ValueError, rex.RedisError, OSError, TimeoutError) as exc:
             log.warning("hint for member %s dropped (%s)", member_id, type(exc).__name__)
 
     async def listen(self, member_id: str) -> AsyncIterator[WakeUp]:

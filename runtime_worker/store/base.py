@@ -146,6 +146,14 @@ class InputPath(ABC):
         the cursor of that event (a client reading on from it misses nothing); a fleet store
         also has a member take the Worker."""
 
+    async def create_workers(self, records: Sequence[WorkerRecord]) -> list[RecordAt]:
+        """`create` of each record, answered in order. A store may write them together (one
+        round trip per node for a fleet store, the runtime-wide parts once per batch): the
+        effect is each Worker's own `create`. Nothing here judges scopes or validates: the
+        caller did, for the whole batch, before calling. A failure (the store unavailable)
+        may leave a prefix, or on a cluster any subset, of the records created."""
+        return [await self.create(record) for record in records]
+
     @abstractmethod
     async def submit_input(
         self,
@@ -284,7 +292,10 @@ class HostSide(ABC):
 
     @abstractmethod
     async def renew(self, member_id: str, leases: dict[str, int], ttl_ms: int) -> dict[str, bool]:
-        """Extend the leases this member holds; False for each one it lost."""
+        """Extend the leases this member holds: True for each one renewed, False for each one
+        it lost. A Worker left out of the answer: the part of Redis that holds its lease (one
+        node of a cluster) did not answer in time, so that lease is neither renewed nor known
+        lost. `RuntimeUnavailable` when nothing answered."""
 
     @abstractmethod
     async def release_many(

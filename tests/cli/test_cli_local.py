@@ -84,6 +84,17 @@ def test_gateway_alone_serves_the_embedded_runtime() -> None:
         listing = yoi("runtimes", env=clean_env(YOI_GATEWAY=gateway))
         assert listing.returncode == 0, listing.stderr
         assert [row.split()[0] for row in listing.stdout.splitlines()[1:]] == ["backend-internal"]
+        # Several names: one batch create, a line each in order; a bad name creates none.
+        env = clean_env(YOI_GATEWAY=gateway)
+        made = yoi("create", "backend-internal", "b1", "b2", "b3", env=env)
+        assert made.returncode == 0, made.stderr
+        assert [line.split()[2] for line in made.stdout.splitlines()] == [
+            f"(b{n}@backend-internal," for n in (1, 2, 3)
+        ]
+        refused = yoi("create", "backend-internal", "b4", "not a name", env=env)
+        assert refused.returncode == 2 and refused.stdout == ""
+        workers = yoi("workers", "backend-internal", env=env).stdout
+        assert "b3@backend-internal" in workers and "b4@" not in workers
     finally:
         code = finish(proc, signal.SIGTERM)
     # uvicorn shuts down gracefully, then re-raises the signal it caught: exit status -15

@@ -620,3 +620,24 @@ async def test_an_unhosted_worker_wakes_nobody(store: Store) -> None:
         await _submit(store, record.worker_id)
         await _submit(store, hosted.worker_id)
         assert (await asyncio.wait_for(listening, 5)).worker_id == hosted.worker_id
+
+
+async def test_create_workers_makes_each_as_create_does_in_order(store: Store) -> None:
+    records = [
+        WorkerRecord(
+            worker_id=new_id(), display_name=f"b{n}", profile="assistant", created_at=now_s()
+        )
+        for n in range(5)
+    ]
+    created = await store.create_workers(records)
+    assert [c.record.worker_id for c in created] == [r.worker_id for r in records]
+    listed = {r.worker_id for r in await store.list_workers()}
+    for record, made in zip(records, created, strict=True):
+        assert made.record.state is WorkerState.PENDING
+        assert made.cursor == await store.last_cursor(record.worker_id)
+        got = await store.get_worker(record.worker_id)
+        assert (got.display_name, got.state) == (record.display_name, WorkerState.PENDING)
+        assert record.worker_id in listed
+        events = await store.read_events(record.worker_id, None, 10)
+        assert [e.type for e in events] == ["state_changed"]
+    assert await store.create_workers([]) == []

@@ -443,3 +443,35 @@ async def test_a_node_that_does_not_answer_holds_back_no_call_for_the_other_node
     finally:
         release.set()
     assert (await holding).seq == 1
+
+
+async def test_a_ring_to_a_node_that_does_not_answer_holds_back_no_accepted_input(
+    cluster_store: RedisStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nobody heard the pushed hint, so the submit rings the host's doorbell, which lives on
+    another node than the Worker: that node not answering drops the ring (only a hint), and
+    the input, accepted already, is answered within a fraction of the call's deadline."""
+    transport = cluster_store._transport
+    await transport.client.initialize()
+    member = "m-quiet-bell"
+    bell_node = transport.node_name(cluster_store.keys.bell(member))
+    record = await hosted_worker(cluster_store, member)
+    while transport.node_name(cluster_store.keys.record(record.worker_id)) == bell_node:
+        record = await hosted_worker(cluster_store, member)
+    send = transport._node_send
+    release = asyncio.Event()
+
+    async def held(name: str, commands: Sequence[bytes], *, wait: bool = False) -> list[Any]:
+        if name == bell_node:
+            await release.wait()
+        return await send(name, commands, wait=wait)
+
+    monkeypatch.setattr(transport, "_node_send", held)
+    try:
+        async with asyncio.timeout(1.5):  # below the 2 s deadline the ring would have had
+            sub = await cluster_store.submit_input(
+                record.worker_id, "q", new_id(), Strategy.ENQUEUE, now_s()
+            )
+    finally:
+        release.set()
+    assert sub.seq == 1 and sub.host == member and not sub.duplicate

@@ -224,6 +224,9 @@ def _body_test(path_template: str) -> Any:
 test_create_worker_bodies_the_schema_allows_are_accepted = _body_test(
     "/api/runtimes/{runtime_id}/workers"
 )
+test_create_workers_bodies_the_schema_allows_are_accepted = _body_test(
+    "/api/runtimes/{runtime_id}/workers:batch"
+)
 test_send_input_bodies_the_schema_allows_are_accepted = _body_test(
     "/api/runtimes/{runtime_id}/workers/{worker_id}/inputs"
 )

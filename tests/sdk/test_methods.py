@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.client import AsyncClient, Client
+from gateway.client import AsyncClient, Client, InvalidInput
 from shared.api import AllWorkers, CompanionDetail, Health, Readiness, StreamTicket
 from shared.events import EventPage, RunFinished
 from shared.models import (
     CancelResult,
+    CreateWorker,
     InputAccepted,
     RuntimeDetail,
     RuntimeKind,
@@ -54,6 +55,14 @@ def test_runtimes_and_workers(client: Client) -> None:
 
         stopped = client.stop("fleet", created.worker_id)
         assert stopped.state in (WorkerState.STOPPING, WorkerState.STOPPED)
+
+        batch = client.create_workers(
+            "fleet", [{"display_name": "b0"}, CreateWorker(display_name="b1")]
+        )
+        assert [(w.display_name, w.runtime_id) for w in batch] == [("b0", "fleet"), ("b1", "fleet")]
+        assert all(isinstance(w, WorkerDetail) for w in batch)
+        with pytest.raises(InvalidInput, match=r"workers\.1"):  # validated before it is sent
+            client.create_workers("fleet", [{"display_name": "ok"}, {"display_name": ""}])
 
 
 def test_send_events_transcript_and_cancel(client: Client) -> None:
@@ -151,6 +160,8 @@ async def test_the_async_client_has_every_method(gateway: Gateway) -> None:
         }
         assert (await client.get_runtime("fleet")).runtime_id == "fleet"
         worker = await client.create_worker("fleet", "dave")
+        (made,) = await client.create_workers("backend-internal", [{"display_name": "erin"}])
+        assert (made.display_name, made.state) == ("erin", WorkerState.IDLE)
         assert worker.worker_id in {w.worker_id for w in await client.list_workers("fleet")}
         assert worker.worker_id in {w.worker_id for w in (await client.all_workers()).workers}
         assert (await client.get_worker("fleet", worker.worker_id)).display_name == "dave"
