@@ -794,7 +794,7 @@ async def test_a_failing_script_names_its_file_and_line(real_redis: Backend) -> 
     failing = next(
         number
         for number, line in enumerate(source.splitlines(), start=1)
-        if line.startswith("redis.call('XADD', tr")
+        if "redis.call('XADD', tr" in line
     )
     with pytest.raises(ScriptError, match=rf"^finish_run\.lua:{failing}: "):
         # Too few arguments: the transcript entry is missing where the script appends it.
@@ -818,3 +818,124 @@ def test_every_script_names_its_arguments_once() -> None:
         argv("renew", member="m")  # one missing
     with pytest.raises(TypeError):
         argv("renew", member="m", ttl_ms=0, extra=2)
+
+
+async def test_idle_streams_are_rewritten_after_the_first_runs_and_then_sparsely(
+    real_redis: Backend,
+) -> None:
+    """finish_run.lua rewrites an idle Worker's short streams after runs 1-4, 8, 16, ...: after
+    the 8th the streams are at their exact size (a rewrite by hand frees nothing more)."""
+    store = real_redis.store()
+    record, epoch = await _hosted(store)
+    keys = store.keys.worker(record.worker_id)
+
+    async def used() -> int:
+        return sum([await store.client.memory_usage(k, samples=0) or 0 for k in keys.all()])
+
+    async def rewritten() -> int:
+        for key in (keys.events, keys.transcript):
+            blob = await store.client.dump(key)
+            await store.client.restore(key, 0, blob, replace=True)
+        return await used()
+
+    sizes = {}
+    for runs in range(1, 9):
+        await _exchange(store, record.worker_id, epoch)
+        sizes[runs] = (await used(), await rewritten())
+    assert all(sizes[n][0] == sizes[n][1] for n in (1, 2, 3, 4, 8)), sizes
+    assert any(sizes[n][0] > sizes[n][1] for n in (5, 6, 7)), sizes  # the slack left between
+
+
+# -- the host's copy of the history ---------------------------------------------------------------
+
+
+async def _fresh_history(store: RedisStore, worker_id: str, limit: int) -> list[tuple[str, str]]:
+    page = await store.client.xrevrange(store.keys.worker(worker_id).transcript, count=limit)
+    entries = [json.loads(fields["t"]) for _, fields in reversed(page)]
+    return [(entry["role"], entry["text"]) for entry in entries]
+
+
+def _count_fresh_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    reads: list[str] = []
+    parse = codec.history
+
+    def counted(raw: str) -> list[tuple[str, str]]:
+        reads.append(raw)
+        return parse(raw)
+
+    monkeypatch.setattr(codec, "history", counted)
+    return reads
+
+
+async def _run_once(store: RedisStore, worker_id: str, epoch: int, n: int, limit: int) -> TakenRun:
+    await store.submit_input(worker_id, f"question {n}", new_id(), Strategy.REJECT, now_s())
+    taken = await store.take_run(worker_id, MEMBER, epoch, new_id(), now_s(), limit)
+    assert taken is not None
+    # answers, empty failures (a notice entry) and partial failures, in turn
+    result = RunResult.FINISHED if n % 3 else RunResult.FAILED
+    await _finish(store, worker_id, epoch, taken, RunOutcome(result, f"a{n}" * (n % 2), 1, 1))
+    return taken
+
+
+@pytest.mark.parametrize("maxlen", [3, 500])
+async def test_takes_answer_the_hosts_copy_of_the_history_as_a_fresh_read(
+    real_redis: Backend, monkeypatch: pytest.MonkeyPatch, maxlen: int
+) -> None:
+    """The copy is kept from the take's and the finish's own entries, bounded like the
+    transcript (a transcript of 3 entries trims below the limit of 5)."""
+    store = real_redis.store()
+    record = await _worker(store, transcript_maxlen=maxlen)
+    epoch = await store.acquire(record.worker_id, MEMBER, 60_000)
+    assert epoch is not None
+    reads = _count_fresh_reads(monkeypatch)
+    for n in range(9):
+        await store.submit_input(
+            record.worker_id, f"question {n}", new_id(), Strategy.REJECT, now_s()
+        )
+        taken = await store.take_run(record.worker_id, MEMBER, epoch, new_id(), now_s(), 5)
+        assert taken is not None
+        assert taken.history == await _fresh_history(store, record.worker_id, 5)
+        assert taken.history[-1] == ("user", f"question {n}")
+        result = RunResult.FINISHED if n % 3 else RunResult.FAILED
+        outcome = RunOutcome(result, f"a{n}" * (n % 2), 1, 1)
+        await _finish(store, record.worker_id, epoch, taken, outcome)
+    assert len(reads) == 1  # the first take only
+
+
+async def test_a_copy_behind_the_transcript_or_of_another_epoch_is_read_afresh(
+    real_redis: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one, two = real_redis.store(), real_redis.store()
+    record, epoch = await _hosted(one)
+    worker_id = record.worker_id
+    reads = _count_fresh_reads(monkeypatch)
+    for n in range(2):
+        await _run_once(one, worker_id, epoch, n, 10)
+    assert len(reads) == 1
+    # An entry the copy never saw (a reply lost after the script ran, a failover): afresh.
+    transcript = one.keys.worker(worker_id).transcript
+    ((_, newest),) = await one.client.xrevrange(transcript, count=1)
+    written = json.loads(newest["t"]) | {"text": "written behind the copy"}
+    await one.client.xadd(transcript, {"t": json.dumps(written)})
+    taken = await _run_once(one, worker_id, epoch, 2, 10)
+    assert len(reads) == 2
+    assert taken.history == (await _fresh_history(one, worker_id, 10))[:-1]
+    assert ("assistant", "written behind the copy") in taken.history
+    # Another host ran the Worker meanwhile: its new epoch's first take reads afresh.
+    assert await one.release_many({worker_id: epoch}, MEMBER) == {worker_id}
+    other = await two.acquire(worker_id, "m-2", 60_000)
+    assert other is not None
+    await two.submit_input(worker_id, "to two", new_id(), Strategy.REJECT, now_s())
+    on_two = await two.take_run(worker_id, "m-2", other, new_id(), now_s(), 10)
+    assert on_two is not None
+    await _finish(two, worker_id, other, on_two, RunOutcome(RunResult.FINISHED, "from two", 1, 1))
+    assert await two.release_many({worker_id: other}, "m-2") == {worker_id}
+    again = await one.acquire(worker_id, MEMBER, 60_000)
+    assert again is not None
+    reads.clear()
+    await one.submit_input(worker_id, "back", new_id(), Strategy.REJECT, now_s())
+    back = await one.take_run(worker_id, MEMBER, again, new_id(), now_s(), 10)
+    assert back is not None
+    assert len(reads) == 1
+    assert back.history == await _fresh_history(one, worker_id, 10)
+    assert ("assistant", "from two") in back.history

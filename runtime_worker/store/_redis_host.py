@@ -10,7 +10,9 @@ host does to Redis is in one module.
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from runtime_worker.store import _redis_codec as codec
@@ -31,15 +33,99 @@ from runtime_worker.store.base import QueuedInput, RunAlone, RunClaim, RunOutcom
 from runtime_worker.store.outcome import final_events, transcript_for
 from shared.errors import RuntimeUnavailable, WorkerNotFound
 from shared.events import Event, dump_stored
+from shared.models import TranscriptRole
 
 RENEW_BATCH = 100  # leases per renew script call (~0.2 ms of Redis): others go between calls
 RENEW_SEND = 5000  # leases per round trip of a renewal: the member's other steps run between
 COMPACT_MAX_ENTRIES = 100  # streams up to this length are rewritten compactly when idle
 RENEW_MIN_DEADLINE_S = 0.25  # a part's deadline is never below this, however short the TTL
+HISTORY_COPY_BUDGET = 4_000_000  # the hosts' copies of recent history: text + ENTRY_COST each
+ENTRY_COST = 100  # what one kept entry costs besides its text (the tuple, the list slot)
+
+
+@dataclass
+class _History:
+    """A host's copy of one Worker's newest transcript entries, (role, text) oldest first, up
+    to the id of the newest (see `known` in lua/take_run.lua), kept for one epoch and one
+    history limit."""
+
+    worker_id: str
+    epoch: int
+    limit: int
+    newest: str
+    entries: list[tuple[str, str]] = field(default_factory=list)
+    cost: int = 0
+
+
+class _HistoryCopies:
+    """The copies of the Workers this process took runs of, most recently used last, at most
+    `HISTORY_COPY_BUDGET` in all (the least recently used go first): a take of a Worker
+    without a current copy reads its history afresh, as every take did before. A caller holds
+    on to the copy it got: one evicted meanwhile is still whole, only no longer kept."""
+
+    def __init__(self) -> None:
+        self._copies: OrderedDict[str, _History] = OrderedDict()
+        self._cost = 0
+
+    def current(self, worker_id: str, epoch: int, limit: int | None = None) -> _History | None:
+        """The copy made for this epoch (and this limit, when given), if any."""
+        copy = self._copies.get(worker_id)
+        if copy is None or copy.epoch != epoch or (limit is not None and copy.limit != limit):
+            return None
+        self._copies.move_to_end(worker_id)
+        return copy
+
+    def put(
+        self, worker_id: str, epoch: int, limit: int, newest: str, entries: list[tuple[str, str]]
+    ) -> None:
+        """The copy is these entries, up to the entry id `newest`."""
+        self.drop(worker_id)
+        copy = _History(worker_id, epoch, limit, newest)
+        self._copies[worker_id] = copy
+        self._add(copy, entries)
+
+    def extend(
+        self, copy: _History, newest: str, entry: tuple[str, str] | None, bound: int
+    ) -> list[tuple[str, str]]:
+        """The copy with one more entry (none: its newest id moved only), the oldest beyond
+        `bound` dropped; answers its entries."""
+        copy.newest = newest
+        self._add(copy, [entry] if entry is not None else [])
+        excess = len(copy.entries) - bound
+        if excess > 0:
+            gone = sum(len(text) + ENTRY_COST for _, text in copy.entries[:excess])
+            del copy.entries[:excess]
+            self._charge(copy, -gone)
+        return list(copy.entries)
+
+    def drop(self, worker_id: str) -> None:
+        copy = self._copies.pop(worker_id, None)
+        if copy is not None:
+            self._cost -= copy.cost
+
+    def _add(self, copy: _History, entries: list[tuple[str, str]]) -> None:
+        copy.entries.extend(entries)
+        self._charge(copy, sum(len(text) + ENTRY_COST for _, text in entries))
+        while self._cost > HISTORY_COPY_BUDGET and self._copies:
+            _, oldest = self._copies.popitem(last=False)
+            self._cost -= oldest.cost
+
+    def _charge(self, copy: _History, cost: int) -> None:
+        copy.cost += cost
+        if self._copies.get(copy.worker_id) is copy:  # an evicted copy counts no more
+            self._cost += cost
 
 
 class RedisHostSide(RedisCore):
     """A part of `RedisStore` (see there)."""
+
+    _history_copies: _HistoryCopies | None = None
+
+    @property
+    def _histories(self) -> _HistoryCopies:
+        if self._history_copies is None:
+            self._history_copies = _HistoryCopies()
+        return self._history_copies
 
     async def wake_ups(self, member_id: str) -> AsyncGenerator[WakeUp, None]:
         async for wake in self._wakeups.listen(member_id):
@@ -222,12 +308,16 @@ class RedisHostSide(RedisCore):
     ) -> TakenRun | None:
         keys = self._worker_keys(worker_id)
         started, user = codec.take_templates(run_id, ts)
+        limit = max(history, 0)
+        copies = self._histories
+        copy = copies.current(worker_id, epoch, limit) if limit else None
         named: dict[str, Any] = {
             "member": member_id,
             "epoch": epoch,
             "run_id": run_id,
             "ts": repr(ts),
-            "history": max(history, 0),
+            "history": limit,
+            "known": copy.newest if copy is not None else "",
             "events_maxlen": self._maxlen,
             **self._state_hole(worker_id),
             **{f"started_{n}": part for n, part in enumerate(started, start=1)},
@@ -248,9 +338,22 @@ class RedisHostSide(RedisCore):
             return None
         if found[0] == "suspect":
             raise RunAlone(worker_id)
-        entry_id, raw, attempt, cancelled, cursor, history_json, crashes, lost = found
+        entry_id, raw, attempt, cancelled, cursor, history_json, crashes, lost, newest, length = (
+            found
+        )
         claim = RunClaim(run_id, int(attempt), bool(cancelled), cursor, int(crashes), int(lost) > 0)
-        return TakenRun(codec.parse_input(entry_id, raw), claim, codec.history(history_json))
+        item = codec.parse_input(entry_id, raw)
+        if not limit:
+            return TakenRun(item, claim, codec.history(history_json))
+        if history_json or copy is None:  # read afresh: the copy starts from it
+            entries = codec.history(history_json)
+            copies.put(worker_id, epoch, limit, newest, entries)
+            return TakenRun(item, claim, entries)
+        # The copy was current: this take added the input's own entry on its first attempt;
+        # the transcript's length bounds it (a transcript shorter than the limit was trimmed).
+        written = (TranscriptRole.USER.value, item.text) if claim.attempt == 1 else None
+        entries = copies.extend(copy, newest, written, min(limit, int(length)))
+        return TakenRun(item, claim, entries)
 
     @translate_errors
     async def append_events(
@@ -303,8 +406,16 @@ class RedisHostSide(RedisCore):
             **self._state_hole(worker_id),
         )
         keys = self._worker_keys(worker_id)
-        reply = await self._pipeline.run(self._scripts.finish_run, keys.all(), args)
-        _, more = check(reply, worker_id)
+        copies = self._histories
+        copy = copies.current(worker_id, epoch)
+        try:
+            reply = await self._pipeline.run(self._scripts.finish_run, keys.all(), args)
+            _, more, written = check(reply, worker_id)
+        except BaseException:
+            copies.drop(worker_id)  # whether the entry was written is not known
+            raise
+        if copy is not None:  # unbounded until the next take bounds it by limit and length
+            copies.extend(copy, written, (entry.role.value, entry.text), len(copy.entries) + 1)
         return bool(more)
 
     @translate_errors

@@ -1,6 +1,7 @@
 -- finish_run: final events, transcript entry, usage, done_seq, acknowledgement, next state.
 -- The rest of the arguments: event JSON (the run's unwritten text deltas, then its final
--- events). Reply: {'ok', cursor of the last event (run_finished), more inputs waiting (0/1)}.
+-- events). Reply: {'ok', cursor of the last event (run_finished), more inputs waiting (0/1),
+-- the final transcript entry's id}.
 local A = args({
   'epoch', 'run_id', 'seq', 'entry_id',
   -- the final transcript entry (the run log's record of the run): JSON around the attempt and
@@ -21,10 +22,10 @@ for _, event in ipairs(A.rest) do
 end
 local run = redis.call('HMGET', w, 'transcript_maxlen', 'run_attempt', 'run_started_at')
 local t1, t2, t3 = A.transcript_1, A.transcript_2, A.transcript_3
-redis.call('XADD', tr, 'MAXLEN', run[1], '*', 't', t1 .. run[2] .. t2 .. (run[3] or A.finished_at) .. t3)
+local written = redis.call('XADD', tr, 'MAXLEN', run[1], '*', 't', t1 .. run[2] .. t2 .. (run[3] or A.finished_at) .. t3)
 redis.call('HINCRBY', w, 'input_tokens', A.input_tokens)
 redis.call('HINCRBY', w, 'output_tokens', A.output_tokens)
-redis.call('HINCRBY', w, 'runs', 1)
+local runs = redis.call('HINCRBY', w, 'runs', 1)
 redis.call('HINCRBY', w, 'runs_' .. A.result, 1)
 if A.error_code ~= '' then
   redis.call('HSET', w, 'last_error', A.error_code)
@@ -57,7 +58,9 @@ if not queued then
   else
     more = true
   end
-  compact(ev, tonumber(A.compact_max))
-  compact(tr, tonumber(A.compact_max))
+  if sparse(runs) then
+    compact(ev, tonumber(A.compact_max))
+    compact(tr, tonumber(A.compact_max))
+  end
 end
-return {'ok', cursor, more and 1 or 0}
+return {'ok', cursor, more and 1 or 0, written}

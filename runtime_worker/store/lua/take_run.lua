@@ -2,11 +2,18 @@
 -- finished runs, plus the newest transcript entries the turn sends as history.
 -- Reply: {'ok'} (nothing to run), a bad_entry failure (an entry submit.lua did not write),
 -- {'ok', 'judge', host} or {'ok', 'suspect'} (see start_run: take again with those terms), or
--- {'ok', entry id, input json, attempt, cancelled, cursor, history, crashes, host lost}:
--- history is one JSON array of the newest transcript entries, newest first (one string parses
--- faster than many).
+-- {'ok', entry id, input json, attempt, cancelled, cursor, history, crashes, host lost,
+-- newest, length}: history is one JSON array of the newest transcript entries, newest first
+-- (one string parses faster than many), or '' when the host's own copy is current; newest is
+-- the id of the transcript's newest entry after the take, length the transcript's length.
+-- `known`: the newest transcript entry id of the host's copy of the history ('' for none). The
+-- copy is current when that is still the transcript's newest entry before this take: only
+-- takes and finishes write the transcript, each fenced, so an entry any other attempt wrote (a
+-- takeover, a lost reply, a failover that lost writes) makes the newest id differ, and the
+-- history is read afresh. Trimming drops the oldest entries only: `length` bounds the copy.
 local A = args({
-  'member', 'epoch', 'run_id', 'history', 'state_prefix', 'state_suffix', 'events_maxlen',
+  'member', 'epoch', 'run_id', 'history', 'known', 'state_prefix', 'state_suffix',
+  'events_maxlen',
   'host_tag', 'judged', 'lost', 'solo', 'max_crashes', 'ts', -- start_run's terms
   -- run_started JSON around the input id and the attempt
   'started_1', 'started_2', 'started_3',
@@ -31,6 +38,13 @@ local function decoded(raw)
   return input
 end
 
+local function newest_id()
+  local last = redis.call('XREVRANGE', tr, '+', '-', 'COUNT', 1)[1]
+  return last and last[1] or ''
+end
+
+local limit = tonumber(A.history)
+local current = limit > 0 and A.known ~= '' and newest_id() == A.known
 local member = A.member
 -- Each pass acknowledges and drops a finished redelivery, so the stream bounds the loop.
 for _ = 0, redis.call('XLEN', inputs) do
@@ -55,8 +69,7 @@ for _ = 0, redis.call('XLEN', inputs) do
     return {'ok', 'suspect'}
   elseif attempt then
     local history = {}
-    local limit = tonumber(A.history)
-    if limit > 0 then
+    if limit > 0 and not current then
       for _, item in ipairs(redis.call('XREVRANGE', tr, '+', '-', 'COUNT', limit)) do
         local kv = item[2]
         for i = 1, #kv, 2 do
@@ -66,8 +79,10 @@ for _ = 0, redis.call('XLEN', inputs) do
         end
       end
     end
-    local joined = '[' .. table.concat(history, ',') .. ']'
-    return {'ok', entry_id, raw, attempt, cancelled, cursor, joined, crashes, lost}
+    local joined = current and '' or '[' .. table.concat(history, ',') .. ']'
+    local newest = limit > 0 and newest_id() or ''
+    return {'ok', entry_id, raw, attempt, cancelled, cursor, joined, crashes, lost, newest,
+      redis.call('XLEN', tr)}
   end
 end
 return {'ok'}
