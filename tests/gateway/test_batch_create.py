@@ -40,7 +40,7 @@ async def _batch(client: httpx.AsyncClient, items: list[dict[str, Any]], runtime
 
 
 async def test_a_batch_answers_each_worker_in_order(client: httpx.AsyncClient) -> None:
-    items = [{"display_name": f"b{n}"} for n in range(20)]
+    items: list[dict[str, Any]] = [{"display_name": f"b{n}"} for n in range(20)]
     items[3]["scope"] = _write("/repo/a")
     items[4]["scope"] = _write("/repo/b")
     response = await _batch(client, items)
@@ -77,7 +77,11 @@ async def test_a_batch_answers_each_worker_in_order(client: httpx.AsyncClient) -
 async def test_a_bad_item_names_its_index_and_creates_nothing(
     client: httpx.AsyncClient, bad: dict[str, Any], code: str, where: str
 ) -> None:
-    items = [{"display_name": "ok0"}, {"display_name": "ok1", "scope": _write("/s")}, bad]
+    items: list[dict[str, Any]] = [
+        {"display_name": "ok0"},
+        {"display_name": "ok1", "scope": _write("/s")},
+        bad,
+    ]
     response = await _batch(client, items)
     error = response.json()["error"]
     assert (error["code"], response.status_code) in {(code, 422), (code, 404)}, response.text
