@@ -29,6 +29,7 @@ def test_loopback_needs_no_token(host: str) -> None:
 
 _BODIES = {
     "workers": {"display_name": "another"},
+    "workers:batch": {"workers": [{"display_name": "batched"}]},
     "inputs": {"text": "hello", "strategy": "enqueue"},
     "messages": {"text": "hello", "strategy": "enqueue"},
     "schedules": {"text": "hello", "cron": "0 9 * * *"},

@@ -11,9 +11,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from gateway.state import Gateway
 from runtime_worker.member import Member
 from shared.models import MAX_CREATE_BATCH
 from shared.settings import Settings
+from shared.timeutil import monotonic_s
 from tests.gateway.support import BI, running_app, settings_for
 from tests.helpers import wait_until
 
@@ -195,6 +197,23 @@ async def test_a_fleet_batch_is_hosted_and_answered(
         )
         assert sent.status_code == 200 and sent.json()["text"] == "You said: hi", sent.text
 
+        # The refusal is judged on the gateway's view of the members' heartbeats: wait until a
+        # heartbeat counts all 50 and the admission view was read after it (a view older than
+        # that heartbeat may still show places the batch's hosting has taken since).
+        async def counted() -> bool:
+            members: list[dict[str, Any]] = (await client.get(f"{FLEET}/members")).json()["members"]
+            return sum(int(m["hosted"]) for m in members if m["alive"]) == 50
+
+        await wait_until(counted, what="a heartbeat counting the 50 hosted")
+        gateway: Gateway = _app.state.gateway
+        admission = gateway.runtimes().get("fleet").admission
+        assert admission is not None
+        seen_at = monotonic_s()
+
+        async def view_after() -> bool:
+            return admission._read_at > seen_at
+
+        await wait_until(view_after, what="the admission view read after that heartbeat")
         # 50 of 60 places taken: a batch of 11 has no room as a whole and creates nothing.
         full = await _batch(client, [{"display_name": f"g{n}"} for n in range(11)], FLEET)
         assert full.status_code == 503, full.text
