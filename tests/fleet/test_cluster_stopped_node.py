@@ -107,9 +107,8 @@ async def test_a_stopped_primary_lapses_only_its_own_workers_leases(
         seen = await wait_finished(client, during, timeout_s=15)
         for worker_id, events in seen.items():
             assert attempts(events, f"during-{worker_id}") == [1], worker_id
-        await asyncio.sleep(
-            max(0.0, stopped_at + STOPPED_S - monotonic())
-        )  # settle-ok: the outage itself
+        outage_left = max(0.0, stopped_at + STOPPED_S - monotonic())
+        await asyncio.sleep(outage_left)  # settle-ok: the outage itself
         for worker_id in staying:  # still the same host under the same lease: no takeover
             record = await client.store.get_worker(worker_id)
             assert (record.host, record.epoch) == (hosts[worker_id], before[worker_id].epoch)
