@@ -266,3 +266,17 @@ def settings_for(namespace: str, **overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings(**values)
+
+
+def fleet_settings_for(namespace: str, redis_url: str, **overrides: Any) -> Settings:
+    """`settings_for` a gateway with the fleet runtime `fleet` on `redis_url`, with the fast
+    heartbeats, leases and sweeps the fleet tests wait on."""
+    values: dict[str, Any] = {
+        "redis_url": redis_url,
+        "fleets": ["fleet"],
+        "runtime_id": "fleet",
+        "heartbeat_ms": 100,
+        "lease_ttl_ms": 1000,
+        "sweep_interval_ms": 200,
+    }
+    return settings_for(namespace, **(values | overrides))

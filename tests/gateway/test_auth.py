@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import httpx
 import pytest
@@ -27,7 +28,7 @@ def test_loopback_needs_no_token(host: str) -> None:
     assert is_loopback(host)
 
 
-_BODIES = {
+_BODIES: dict[str, dict[str, Any]] = {
     "workers": {"display_name": "another"},
     "workers:batch": {"workers": [{"display_name": "batched"}]},
     "inputs": {"text": "hello", "strategy": "enqueue"},
@@ -81,7 +82,7 @@ async def test_every_api_route_needs_the_token_beyond_loopback(namespace: str) -
         for method, path in sorted(routes, key=lambda route: route[1].endswith("/stop")):
             if path.endswith("/events/stream"):
                 continue  # streams are checked below: they do not end by themselves
-            body: dict[str, str | None] | None = (
+            body: dict[str, Any] | None = (
                 dict(_BODIES.get(path.rsplit("/", 1)[-1], {})) if method == "POST" else None
             )
             if method == "PATCH":

@@ -13,7 +13,13 @@ from runtime_worker.member import Member
 from runtime_worker.runtime import Runtime
 from shared.models import CreateWorker
 from shared.settings import Settings
-from tests.gateway.support import events_until, finished, running_app, settings_for
+from tests.gateway.support import (
+    events_until,
+    finished,
+    fleet_settings_for,
+    running_app,
+    settings_for,
+)
 from tests.helpers import wait_until
 
 MAX_QUEUED = 3
@@ -21,16 +27,7 @@ TOKEN = "backpressure-token"
 
 
 def fleet_settings(namespace: str, redis_url: str, **extra: Any) -> Settings:
-    return settings_for(
-        namespace,
-        redis_url=redis_url,
-        fleets=["fleet"],
-        runtime_id="fleet",
-        heartbeat_ms=100,
-        lease_ttl_ms=1000,
-        sweep_interval_ms=200,
-        **extra,
-    )
+    return fleet_settings_for(namespace, redis_url, **extra)
 
 
 async def start_member(settings: Settings, member_id: str, **extra: Any) -> Member:

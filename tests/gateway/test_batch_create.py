@@ -16,7 +16,7 @@ from runtime_worker.member import Member
 from shared.models import MAX_CREATE_BATCH
 from shared.settings import Settings
 from shared.timeutil import monotonic_s
-from tests.gateway.support import BI, running_app, settings_for
+from tests.gateway.support import BI, fleet_settings_for, running_app, settings_for
 from tests.helpers import wait_until
 
 FLEET = "/api/runtimes/fleet"
@@ -146,17 +146,7 @@ async def test_a_live_workers_scope_refuses_the_whole_batch(client: httpx.AsyncC
 
 @pytest.fixture
 def fleet_settings(namespace: str, redis_url: str) -> Settings:
-    return settings_for(
-        namespace,
-        redis_url=redis_url,
-        fleets=["fleet"],
-        runtime_id="fleet",
-        heartbeat_ms=100,
-        lease_ttl_ms=1000,
-        sweep_interval_ms=200,
-        capacity=60,
-        capacity_wait_s=0.2,
-    )
+    return fleet_settings_for(namespace, redis_url, capacity=60, capacity_wait_s=0.2)
 
 
 @pytest.fixture

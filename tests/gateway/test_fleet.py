@@ -12,7 +12,14 @@ from fastapi import FastAPI
 
 from runtime_worker.member import Member
 from shared.settings import Settings
-from tests.gateway.support import BlockingReads, open_stream, ran, running_app, settings_for, state
+from tests.gateway.support import (
+    BlockingReads,
+    fleet_settings_for,
+    open_stream,
+    ran,
+    running_app,
+    state,
+)
 from tests.helpers import wait_until
 
 FLEET = "/api/runtimes/fleet"
@@ -20,15 +27,7 @@ FLEET = "/api/runtimes/fleet"
 
 @pytest.fixture
 def fleet_settings(namespace: str, redis_url: str) -> Settings:
-    return settings_for(
-        namespace,
-        redis_url=redis_url,
-        fleets=["fleet"],
-        runtime_id="fleet",
-        heartbeat_ms=100,
-        lease_ttl_ms=1000,
-        sweep_interval_ms=200,
-    )
+    return fleet_settings_for(namespace, redis_url)
 
 
 @pytest.fixture

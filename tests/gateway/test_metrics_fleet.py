@@ -21,7 +21,12 @@ from runtime_worker.providers.base import Provider, StreamItem, TurnRequest
 from runtime_worker.providers.echo import EchoProvider
 from shared.errors import ProviderError
 from shared.settings import Settings
-from tests.gateway.support import events_until, finished, running_app, settings_for
+from tests.gateway.support import (
+    events_until,
+    finished,
+    fleet_settings_for,
+    running_app,
+)
 from tests.helpers import wait_until
 
 DASHBOARD = Path(__file__).parents[2] / "docs" / "grafana-dashboard.json"
@@ -51,15 +56,7 @@ def providers(_profile: Profile) -> Provider:
 
 @pytest.fixture
 def fleet_settings(namespace: str, redis_url: str) -> Settings:
-    return settings_for(
-        namespace,
-        redis_url=redis_url,
-        fleets=["fleet"],
-        runtime_id="fleet",
-        heartbeat_ms=100,
-        lease_ttl_ms=1000,
-        sweep_interval_ms=200,
-    )
+    return fleet_settings_for(namespace, redis_url)
 
 
 @pytest.fixture
