@@ -99,6 +99,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--sides", default="one,cluster")
+    parser.add_argument(
+        "--primaries", type=int, default=3, help="cluster primaries: 1 isolates cluster mode's own cost"
+    )
     args = parser.parse_args()
     log_dir = Path(tempfile.mkdtemp(prefix="cluster-probe-"))
     results: dict[str, Any] = {"load_1m": os.getloadavg()[0]}
@@ -109,7 +112,7 @@ def main() -> None:
                     server, [server.port], [server.proc.pid], args.seconds, log_dir / "one"
                 )
         else:
-            with private_cluster(log_dir) as cluster:
+            with private_cluster(log_dir, primaries=args.primaries) as cluster:
                 ports = [s.port for s in cluster.servers]
                 pids = [s.proc.pid for s in cluster.servers if s.proc is not None]
                 results["cluster"] = probe(cluster, ports, pids, args.seconds, log_dir / "cluster")

@@ -22,6 +22,8 @@ import redis
 from tests.helpers import wait_until_sync
 from tests.redis_server import RedisServer
 
+SLOTS = 16384  # hash slots of every Redis Cluster
+
 
 def free_cluster_port() -> int:
     """A port whose cluster bus port (+10000) is free too, both below 65536 (ephemeral ports
@@ -86,6 +88,9 @@ class RedisCluster:
         assert cli, "redis-cli must be on PATH to create a cluster"
         create = [cli, "--cluster", "create", *(s.address for s in self.servers)]
         create += ["--cluster-replicas", str(self.replicas), "--cluster-yes"]
+        if len(self.servers) == 1:  # `--cluster create` wants 3 primaries: one takes every slot
+            port = str(self.servers[0].port)
+            create = [cli, "-p", port, "cluster", "addslotsrange", "0", str(SLOTS - 1)]
         try:
             subprocess.run(create, check=True, capture_output=True, timeout=60)
             self.wait_ok()
