@@ -104,11 +104,37 @@ class _MapReads:
         self.done = 0
 
 
+MAP_READ_NODE_S = 1.0
+"""How long one node may take to answer `CLUSTER SLOTS` in a map read before the read asks the
+next one: the client has no socket timeout (see `RedisCore.from_url`), and a node that stopped
+answering without refusing would otherwise hold the read, and every call waiting for the map
+behind its lock, for good."""
+
+
 class _Snapshots(dict[str, Any]):
-    """A dict whose `values()` is a copy: a walk across awaits survives the dict changing."""
+    """A dict whose `values()` is a copy: a walk across awaits survives the dict changing. The
+    walk is redis-py's map read, the only caller: each node in the copy answers it within
+    `MAP_READ_NODE_S` or counts as unreachable."""
 
     def values(self) -> list[Any]:  # type: ignore[override]
-        return list(super().values())
+        return [_BoundedRead(node) for node in super().values()]
+
+
+class _BoundedRead:
+    """A startup node whose commands give up after `MAP_READ_NODE_S` (a cancelled read drops
+    its connection in redis-py, so no reply is left for the next command)."""
+
+    __slots__ = ("_node",)
+
+    def __init__(self, node: Any) -> None:
+        self._node = node
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._node, name)
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with asyncio.timeout(MAP_READ_NODE_S):
+            return await self._node.execute_command(*args, **kwargs)
 
 
 class _OneMapReadAtOnce(NodesManager):

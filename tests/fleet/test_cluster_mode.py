@@ -18,7 +18,7 @@ from redis.asyncio.cluster import ClusterNode
 from runtime_worker.member import Member
 from runtime_worker.runtime import Runtime
 from runtime_worker.schedule import Scheduler, schedule_input
-from runtime_worker.store._redis_client import is_cluster
+from runtime_worker.store._redis_client import MAP_READ_NODE_S, is_cluster
 from runtime_worker.store.base import WakeUp, WorkerRecord
 from runtime_worker.store.redis import RedisStore
 from shared.errors import UnsupportedOperation
@@ -315,6 +315,37 @@ async def test_a_node_dropped_during_a_read_of_the_slot_map_does_not_break_it(
     await manager.initialize()
     monkeypatch.undo()
     assert manager.slots_cache  # the map was read
+
+
+async def test_a_map_read_passes_a_node_that_stopped_answering(
+    cluster_store: RedisStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client has no socket timeout (every call has its own deadline), and a node that
+    stopped answering without refusing (a dropped network, a stopped server) held the map read,
+    and every call waiting for the map behind it, for good: each node now gets
+    `MAP_READ_NODE_S` to answer, then the read asks the next one."""
+    client = cluster_store.client
+    assert isinstance(client, redis.asyncio.RedisCluster)
+    await client.initialize()
+    manager = client.nodes_manager
+    silent = next(iter(manager.startup_nodes))  # walked first
+    original = ClusterNode.execute_command
+    asked: list[str] = []
+
+    async def hanging(node: ClusterNode, *args: Any, **kwargs: Any) -> Any:
+        asked.append(node.name)
+        if node.name == silent:
+            await asyncio.Event().wait()  # no answer, no refusal
+        return await original(node, *args, **kwargs)
+
+    monkeypatch.setattr(ClusterNode, "execute_command", hanging)
+    manager.slots_cache.clear()
+    async with asyncio.timeout(MAP_READ_NODE_S + 5):
+        await manager.initialize()
+    monkeypatch.undo()
+    assert asked[0] == silent and len(asked) > 1  # the silent node was asked, then the next
+    assert manager.slots_cache  # the map was read from the others
+    assert await client.ping()
 
 
 async def test_a_map_read_after_every_startup_node_was_dropped_asks_the_last_map(
