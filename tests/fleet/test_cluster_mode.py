@@ -446,34 +446,75 @@ async def _workers_by_node(store: RedisStore, each: int) -> dict[str, list[str]]
 async def test_a_node_that_does_not_answer_holds_back_no_call_for_the_other_nodes(
     cluster_store: RedisStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Each node has a lane of its own: a node whose batch is stuck (here: held until the test
-    lets it go) does not hold the calls for the other nodes back."""
+    """A node whose part of a batch is stuck (here: held until the test lets it go) does not
+    hold the calls for the other nodes back, and keeps one part out: its next calls wait for
+    it, they do not pile up on the wire."""
     by_node = await _workers_by_node(cluster_store, 3)
     (stuck_node, stuck), (_, free), *_ = by_node.items()
     transport = cluster_store._transport
     send = transport._node_send
     release = asyncio.Event()
+    stuck_sends = 0
 
     async def held(name: str, commands: Sequence[bytes], *, wait: bool = False) -> list[Any]:
+        nonlocal stuck_sends
         if name == stuck_node:
+            stuck_sends += 1
             await release.wait()
         return await send(name, commands, wait=wait)
 
     monkeypatch.setattr(transport, "_node_send", held)
-    holding = asyncio.ensure_future(
-        cluster_store.submit_input(stuck[0], "q", new_id(), Strategy.ENQUEUE, now_s())
-    )
+    holding = [
+        asyncio.ensure_future(
+            cluster_store.submit_input(stuck[0], "q", new_id(), Strategy.ENQUEUE, now_s())
+        )
+    ]
     try:
-        for worker_id in free:  # one after another, all while the stuck batch is out
+        for worker_id in free:  # one after another, all while the stuck part is out
+            holding.append(  # and one more for the stuck node each time
+                asyncio.ensure_future(
+                    cluster_store.submit_input(stuck[1], "q", new_id(), Strategy.ENQUEUE, now_s())
+                )
+            )
             async with asyncio.timeout(1.0):  # far below the 2 s deadline the stuck call has
                 sub = await cluster_store.submit_input(
                     worker_id, "q", new_id(), Strategy.ENQUEUE, now_s()
                 )
             assert sub.seq == 1
-        assert not holding.done()
+        assert not any(call.done() for call in holding)
+        assert stuck_sends == 1
     finally:
         release.set()
-    assert (await holding).seq == 1
+    seqs = [(await call).seq for call in holding]
+    assert seqs[0] == 1 and sorted(seqs[1:]) == list(range(1, len(free) + 1))
+
+
+async def test_calls_made_together_for_every_node_leave_as_one_round(
+    cluster_store: RedisStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Calls made in one turn of the event loop go out as one batch cut by node: one write
+    per node, not a lone call first and the rest behind it."""
+    by_node = await _workers_by_node(cluster_store, 4)
+    for first, *_ in by_node.values():  # the script loaded on every node (NOSCRIPT: no resend)
+        await cluster_store.submit_input(first, "q", new_id(), Strategy.ENQUEUE, now_s())
+    by_node = {node: workers[1:] for node, workers in by_node.items()}
+    transport = cluster_store._transport
+    send = transport._node_send
+    writes: list[tuple[str, int]] = []
+
+    async def counted(name: str, commands: Sequence[bytes], *, wait: bool = False) -> list[Any]:
+        writes.append((name, len(commands)))
+        return await send(name, commands, wait=wait)
+
+    monkeypatch.setattr(transport, "_node_send", counted)
+    calls = [
+        cluster_store.submit_input(worker_id, "q", new_id(), Strategy.ENQUEUE, now_s())
+        for workers in by_node.values()
+        for worker_id in workers
+    ]
+    subs = await asyncio.gather(*calls)
+    assert all(sub.seq == 1 for sub in subs)
+    assert sorted(writes) == sorted((node, len(w)) for node, w in by_node.items())
 
 
 async def test_a_ring_to_a_node_that_does_not_answer_holds_back_no_accepted_input(
