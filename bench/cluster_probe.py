@@ -100,7 +100,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--sides", default="one,cluster")
     parser.add_argument(
-        "--primaries", type=int, default=3, help="cluster primaries: 1 isolates cluster mode's own cost"
+        "--primaries", type=int, default=3, help="1 isolates cluster mode's own cost"
     )
     args = parser.parse_args()
     log_dir = Path(tempfile.mkdtemp(prefix="cluster-probe-"))
