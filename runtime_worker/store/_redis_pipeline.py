@@ -106,13 +106,7 @@ class _Lane:
                 except BaseException:
                     _fail(batch, rex.ConnectionError("the batch was cancelled"))
                     raise
-                for (_, _, _, future), reply in zip(batch, replies, strict=True):
-                    if future.done():
-                        continue
-                    if isinstance(reply, Exception):
-                        future.set_exception(reply)
-                    else:
-                        future.set_result(reply)
+                _answer(batch, replies)
         finally:
             self._sending = False
             _fail(self._waiting, rex.ConnectionError("the batch was cancelled"))
@@ -179,13 +173,7 @@ class _ClusterLane:
             del self._out[node]
             if self._waiting:  # calls held back for this node, or the drainer has ended
                 self._wake()
-        for (_, _, _, future), reply in zip(calls, replies, strict=True):
-            if future.done():
-                continue
-            if isinstance(reply, Exception):
-                future.set_exception(reply)
-            else:
-                future.set_result(reply)
+        _answer(calls, replies)
 
     async def aclose(self) -> None:
         self._closed = True
@@ -213,6 +201,17 @@ async def _send(transport: Transport, calls: Sequence[_Script]) -> list[Any]:
         for index, reply in zip(lost, again_replies, strict=True):
             replies[index] = reply
     return replies
+
+
+def _answer(calls: Sequence[_Call], replies: Sequence[Any]) -> None:
+    """Each waiting caller its reply (an error reply raised), unless it gave up already."""
+    for (_, _, _, future), reply in zip(calls, replies, strict=True):
+        if future.done():
+            continue
+        if isinstance(reply, Exception):
+            future.set_exception(reply)
+        else:
+            future.set_result(reply)
 
 
 def _fail(calls: list[_Call], exc: Exception) -> None:
