@@ -19,10 +19,9 @@ from typing import Any
 
 import redis
 
+from shared.keys import SLOTS
 from tests.helpers import wait_until_sync
 from tests.redis_server import RedisServer
-
-SLOTS = 16384  # hash slots of every Redis Cluster
 
 
 def free_cluster_port() -> int:
