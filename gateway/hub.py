@@ -117,9 +117,7 @@ class Hub:
 
     async def run(self) -> None:
         try:
-            # Start at the head: joiners catch up on their own, the hub only carries news.
-            first = await self.runtime.events(self.worker_id, after=NOW, limit=1)
-            self.cursor = first.cursor
+            self.cursor = await self._head()
             self.started.set()
             while not self.stopping:
                 # The hub's cursor is always its own last page's: one blocking read per wake.
@@ -148,6 +146,16 @@ class Hub:
         except Exception as exc:
             log.error("event reader of a worker failed: %s", type(exc).__name__)
             self._fail(RuntimeUnavailable("the event stream failed"))
+
+    async def _head(self) -> str:
+        """The Worker's newest cursor: the hub starts there, joiners catch up on their own and
+        the hub only carries news. Redis away at the start is waited out as it is later: the
+        joiners' streams keep beating while they wait for `started`."""
+        while True:
+            try:
+                return (await self.runtime.events(self.worker_id, after=NOW, limit=1)).cursor
+            except RuntimeUnavailable:
+                await asyncio.sleep(UNAVAILABLE_RETRY_S)
 
     def _fail(self, error: YoiError) -> None:
         self.failure = error

@@ -39,6 +39,7 @@ class ScriptedRuntime:
         self.caught_up = asyncio.Event()  # the last scripted catch-up answer was taken
         self.hold_start = asyncio.Event()
         self.hold_start.set()
+        self.start_failures: list[YoiError] = []
 
     async def events(
         self, worker_id: str, *, after: str | None = None, limit: int = 100, wait_ms: int = 0
@@ -46,6 +47,8 @@ class ScriptedRuntime:
         if after == "now":
             self.started.set()
             await self.hold_start.wait()
+            if self.start_failures:
+                raise self.start_failures.pop(0)
             return EventPage(events=[], cursor=self.head)
         if wait_ms > 0:
             answer = await self.polls.get()
@@ -238,6 +241,24 @@ async def test_redis_away_keeps_the_hub_and_it_reads_on_from_its_cursor(
     assert [e.cursor for e in await asyncio.wait_for(subscription.take(), 5)] == ["2-0", "3-0"]
     assert hub.failure is None and hub.subscribers == {subscription}
     assert not subscription.closed.is_set()
+    await hubs.aclose()
+
+
+async def test_redis_away_when_the_hub_starts_keeps_the_stream_until_it_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stream opened just before Redis went away: its hub's first read fails, and the
+    connection waits (beating) for the hub rather than ending with an error."""
+    monkeypatch.setattr("gateway.hub.UNAVAILABLE_RETRY_S", 0.0)
+    hubs, _ = make_hubs()
+    runtime = ScriptedRuntime(head="4-0")
+    runtime.start_failures = [RuntimeUnavailable("redis went away") for _ in range(3)]
+    subscription = hubs.subscription()
+    hub, head = await asyncio.wait_for(hubs.join(cast(Runtime, runtime), WORKER, subscription), 5)
+    assert head == "4-0" and not runtime.start_failures
+    assert hub.failure is None and not subscription.closed.is_set()
+    runtime.polls.put_nowait(EventPage(events=[delta("5-0")], cursor="5-0"))
+    assert [e.cursor for e in await asyncio.wait_for(subscription.take(), 5)] == ["5-0"]
     await hubs.aclose()
 
 
