@@ -761,7 +761,7 @@ async def test_concurrent_scripts_go_in_batches_and_survive_a_script_flush(
     sizes: list[int] = []
     real = _redis_batch.send_many  # what _redis_pipeline imported
 
-    async def counted(transport: Transport, commands: Sequence[Routed], **kw: bool) -> list[Any]:
+    async def counted(transport: Transport, commands: Sequence[Routed], **kw: Any) -> list[Any]:
         sizes.append(len(commands))
         return await real(transport, commands, **kw)
 

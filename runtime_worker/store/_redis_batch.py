@@ -16,7 +16,7 @@ from redis import exceptions as rex
 from redis.commands.core import AsyncScript
 
 from runtime_worker.store._redis_transport import CHUNK as CHUNK
-from runtime_worker.store._redis_transport import Routed, Transport
+from runtime_worker.store._redis_transport import Route, Routed, Transport
 from shared.models import WorkerState
 
 Arg = str | int | bytes
@@ -69,12 +69,16 @@ def evalsha(sha: str, keys: Sequence[str], args: Sequence[Arg]) -> Routed:
 
 
 async def send_many(
-    transport: Transport, commands: Sequence[Routed], *, replicated: bool = False
+    transport: Transport,
+    commands: Sequence[Routed],
+    *,
+    replicated: bool = False,
+    route: Route | None = None,
 ) -> list[Any]:
     """The replies of many commands (each from `packed` or `evalsha`), batched per connection
-    (per node, on a cluster); an error reply is returned in its place. `replicated`: see
-    `Transport.send`."""
-    return await transport.send(commands, replicated=replicated)
+    (per node, on a cluster); an error reply is returned in its place. `replicated`, `route`:
+    see `Transport.send`."""
+    return await transport.send(commands, replicated=replicated, route=route)
 
 
 async def evalsha_many(

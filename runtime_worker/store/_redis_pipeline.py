@@ -30,7 +30,7 @@ from redis import exceptions as rex
 from redis.commands.core import AsyncScript
 
 from runtime_worker.store._redis_batch import Arg, evalsha, send_many
-from runtime_worker.store._redis_transport import Transport
+from runtime_worker.store._redis_transport import Route, Transport
 
 _Script = tuple[AsyncScript, Sequence[str], Sequence[Arg]]
 """A script with its KEYS and ARGV."""
@@ -144,31 +144,35 @@ class _ClusterLane:
             await asyncio.wait(started, timeout=STRAGGLER_S)
 
     def _start_parts(self) -> list[asyncio.Task[None]]:
-        by_node: dict[str, list[_Call]] = {}
+        by_route: dict[Route, list[_Call]] = {}
         held: list[_Call] = []
+        route = self.transport.route
         for call in self._waiting:
             if call[3].done():  # its caller gave up waiting: never sent
                 continue
-            node = self.transport.node_name(call[1][0])
-            (held if node in self._out else by_node.setdefault(node, [])).append(call)
+            to = route(call[1][0])
+            (held if to[0] in self._out else by_route.setdefault(to, [])).append(call)
         self._waiting = held
         started = []
-        for node, calls in by_node.items():
-            part = self._out[node] = asyncio.ensure_future(self._part(node, calls))
+        for to, calls in by_route.items():
+            part = self._out[to[0]] = asyncio.ensure_future(self._part(to, calls))
             started.append(part)
         return started
 
-    async def _part(self, node: str, calls: list[_Call]) -> None:
+    async def _part(self, route: Route, calls: list[_Call]) -> None:
+        """One node's calls, sent to the node they were grouped by (no second look-up)."""
         try:
             async with asyncio.timeout(self.deadline_s):
-                replies = await _send(self.transport, [(s, k, a) for s, k, a, _ in calls])
+                replies = await _send(
+                    self.transport, [(s, k, a) for s, k, a, _ in calls], route=route
+                )
         except Exception as exc:  # the connection failed: every call of the part did
             replies = [exc] * len(calls)
         except BaseException:
             _fail(calls, rex.ConnectionError("the batch was cancelled"))
             raise
         finally:
-            del self._out[node]
+            del self._out[route[0]]
             if self._waiting:  # calls held back for this node, or the drainer has ended
                 self._wake()
         _answer(calls, replies)
@@ -183,12 +187,15 @@ class _ClusterLane:
         self._waiting = []
 
 
-async def _send(transport: Transport, calls: Sequence[_Script]) -> list[Any]:
-    """The replies (an error reply in its place) of the calls, as one batch."""
+async def _send(
+    transport: Transport, calls: Sequence[_Script], *, route: Route | None = None
+) -> list[Any]:
+    """The replies (an error reply in its place) of the calls, as one batch (of one `route`,
+    when given)."""
     # Replicated: on a cluster with replicas an accepted input or a written event survives
     # a failover (one WAIT per node and batch).
     packed = [evalsha(s.sha, k, a) for s, k, a in calls]
-    replies = await send_many(transport, packed, replicated=True)
+    replies = await send_many(transport, packed, replicated=True, route=route)
     lost = [i for i, reply in enumerate(replies) if isinstance(reply, rex.NoScriptError)]
     if lost:  # Redis restarted, flushed its scripts or failed over: load them, run again
         for script in {calls[i][0] for i in lost}:

@@ -34,6 +34,12 @@ _NOT_REPLICATED = "NOREPLICAS no replica acknowledged the write in time"
 
 Routed = tuple[str, bytes]
 """A packed command and the key that routes it on a cluster."""
+Route = tuple[str, bool]
+"""Where a cluster sends a key's commands: its slot's primary, and whether that slot has a
+replica (a replicated write waits for one there)."""
+SLOT_CACHE = 1 << 16
+"""Keys whose slot is remembered (redis-py computes it in Python, ~1.2 µs a key, and the hot
+keys are few per Worker); the cache starts over when full."""
 
 
 def _text(value: Any) -> str:
@@ -80,29 +86,47 @@ class Transport:
         self.cluster = isinstance(client, RedisCluster)
         self._pools: dict[str, ConnectionPool] = {}  # cluster: one pool per node, by name
         self._stale = False
+        self._slots: dict[str, int] = {}
 
     def node_name(self, key: str) -> str:
         """The node `key` goes to by the slot map known now: "" on one server, or while the map
         is not read yet (a batch routes itself in any case: this only picks a lane)."""
+        return self.route(key)[0]
+
+    def route(self, key: str) -> Route:
+        """`key`'s node and whether its slot has a replica, by the slot map known now (`("",
+        False)` on one server or before the map is read). A batch of one route may be sent
+        with it (`send(route=…)`): if the map changed meanwhile, MOVED sends it again."""
         client = self.client
         if isinstance(client, Redis) or not client.nodes_manager.slots_cache:
-            return ""
+            return "", False
+        slot = self.slot(key)
         try:
-            node = client.nodes_manager.get_node_from_slot(client.keyslot(key))
+            node = client.nodes_manager.get_node_from_slot(slot)
         except (rex.SlotNotCoveredError, IndexError):
-            return ""
-        return str(node.name)
+            return "", False
+        return str(node.name), len(client.nodes_manager.slots_cache.get(slot, ())) > 1
 
     def slot(self, key: str) -> int:
         """The cluster slot of `key`; 0 on one server, where every key may share a script."""
         client = self.client
-        return client.keyslot(key) if isinstance(client, RedisCluster) else 0
+        if not isinstance(client, RedisCluster):
+            return 0
+        slot = self._slots.get(key)
+        if slot is None:
+            if len(self._slots) >= SLOT_CACHE:
+                self._slots.clear()
+            slot = self._slots[key] = client.keyslot(key)
+        return slot
 
-    async def send(self, commands: Sequence[Routed], *, replicated: bool = False) -> list[Any]:
+    async def send(
+        self, commands: Sequence[Routed], *, replicated: bool = False, route: Route | None = None
+    ) -> list[Any]:
         """The replies of `commands`, in order, an error reply in its place. `replicated`: on
         a cluster node that has replicas, the writes count only once a replica acknowledged
         them (`WAIT 1`), so a failover does not lose them; unacknowledged, each reply of that
-        node is a retryable NOREPLICAS error (the write itself may survive, or not)."""
+        node is a retryable NOREPLICAS error (the write itself may survive, or not). `route`:
+        every command's, looked up already by the caller (`route()`), for the first round."""
         client = self.client
         if isinstance(client, Redis):
             return await _send_on(client.connection_pool, [data for _, data in commands])
@@ -113,7 +137,11 @@ class Transport:
         replies: list[Any] = [None] * len(commands)
         todo = list(range(len(commands)))
         for round_ in range(REDIRECT_ROUNDS):
-            groups, waits = self._by_node(client, commands, todo, replicated)
+            if round_ == 0 and route is not None and route[0]:
+                name, has_replica = route
+                groups, waits = {name: todo}, {name} if replicated and has_replica else set()
+            else:
+                groups, waits = self._by_node(client, commands, todo, replicated)
             parts = await self._round(groups, waits, commands)
             todo, moved = [], False
             for indexes, got in zip(groups.values(), parts, strict=True):
@@ -163,19 +191,23 @@ class Transport:
             replies.append(got)
         return replies
 
-    @staticmethod
     def _by_node(
-        client: RedisCluster, commands: Sequence[Routed], todo: Sequence[int], replicated: bool
+        self,
+        client: RedisCluster,
+        commands: Sequence[Routed],
+        todo: Sequence[int],
+        replicated: bool,
     ) -> tuple[dict[str, list[int]], set[str]]:
         """Command indexes by the node of their slot's primary, and the nodes among those whose
         slot has replicas (where a replicated write waits for one)."""
+        manager = client.nodes_manager
         groups: dict[str, list[int]] = {}
         waits: set[str] = set()
         for index in todo:
-            slot = client.keyslot(commands[index][0])
-            node = client.nodes_manager.get_node_from_slot(slot)
+            slot = self.slot(commands[index][0])
+            node = manager.get_node_from_slot(slot)
             groups.setdefault(node.name, []).append(index)
-            if replicated and len(client.nodes_manager.slots_cache.get(slot, ())) > 1:
+            if replicated and len(manager.slots_cache.get(slot, ())) > 1:
                 waits.add(node.name)
         return groups, waits
 

@@ -95,7 +95,15 @@ async def test_a_slot_moved_under_the_store_is_followed(
         assert found.record.worker_id == first.worker_id
         for node in admin.get_primaries():
             node.redis_connection.execute_command("CLUSTER SETSLOT", slot, "NODE", target_id)
-        # Moved: the store's map still names the source, which answers MOVED.
+        # Moved: the store's map still names the source, which answers MOVED. A pipelined
+        # script goes first, sent by the route its lane looked up: MOVED sends it again.
+        routed = cluster_store._transport.route(keys[0])
+        assert routed[0] == source.name
+        sent = await cluster_store.submit_input(
+            first.worker_id, "after the move", new_id(), Strategy.ENQUEUE, now_s()
+        )
+        assert sent.input_id
+        assert cluster_store._transport.route(keys[0])[0] == target.name
         found = await cluster_store.get_worker_at(first.worker_id)
         assert found.record.display_name == "moving"
         rows = await cluster_store.listing()
