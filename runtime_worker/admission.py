@@ -24,13 +24,13 @@ before, had the same bound (the hosted counts come from heartbeats either way).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 from collections import deque
 from collections.abc import Callable, Sequence
 
 from runtime_worker.store.base import Store
+from shared.aio import cancel_and_wait
 from shared.errors import CapacityExhausted, RuntimeUnavailable
 from shared.models import MemberInfo
 from shared.settings import Settings
@@ -86,9 +86,7 @@ class Admission:
     async def aclose(self) -> None:
         task, self._refresher = self._refresher, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     async def _refresh(self) -> None:
         while True:

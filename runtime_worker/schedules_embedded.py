@@ -14,6 +14,7 @@ import contextlib
 import logging
 
 from runtime_worker.schedules import Schedules
+from shared.aio import cancel_and_wait
 from shared.errors import RuntimeUnavailable
 from shared.settings import Settings
 
@@ -37,9 +38,7 @@ class ScheduleLoop:
         task, self._task = self._task, None
         if task is None:
             return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
 
     async def _run(self) -> None:
         changed = self.schedules.changed

@@ -25,6 +25,7 @@ from standardwebhooks import Webhook
 from runtime_worker.store.base import QueuedInput, Store
 from runtime_worker.store.webhooks import PendingDelivery
 from runtime_worker.webhook_urls import check_webhook_url, webhooks_enabled
+from shared.aio import cancel_and_wait
 from shared.errors import InvalidInput, RuntimeUnavailable, WorkerNotFound
 from shared.models import RunDetail
 from shared.settings import Settings
@@ -114,9 +115,7 @@ class Deliverer:
         """Cancel the loop (a claimed delivery is due again after its lease). Idempotent."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()

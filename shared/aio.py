@@ -1,6 +1,7 @@
 """`run(main)`: `asyncio.run` on uvloop when it is installed (a faster event loop for the
 gateway's and the runtime processes' socket-bound work), on asyncio's own loop otherwise, with
-the cycle collector tuned for a long-running server."""
+the cycle collector tuned for a long-running server; `cancel_and_wait` for an owner stopping
+its tasks."""
 
 from __future__ import annotations
 
@@ -35,6 +36,21 @@ def tune_gc() -> None:
     gc.freeze()
     _, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(max(gc.get_threshold()[0], GC_GEN0_THRESHOLD), gen1, gen2)
+
+
+async def cancel_and_wait(*tasks: asyncio.Future[Any]) -> None:
+    """Cancel `tasks` and wait until each has ended; their outcomes are consumed (a task's own
+    cancellation, or an error it raised while ending). A cancellation of the caller is not
+    consumed: it propagates (`suppress(CancelledError)` around `await task` would swallow it,
+    and the caller would go on as if it had not been cancelled)."""
+    pending = [task for task in tasks if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending)
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:

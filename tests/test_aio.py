@@ -1,9 +1,15 @@
-"""The server processes' `aio.run`: the cycle collector is tuned before the loop starts."""
+"""The server processes' `aio.run` (the cycle collector is tuned before the loop starts) and
+`cancel_and_wait`."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
+
+import pytest
+
+from shared.aio import cancel_and_wait
 
 PROBE = """
 import asyncio, gc
@@ -25,3 +31,50 @@ def test_run_freezes_startup_objects_and_raises_the_youngest_threshold() -> None
     assert threshold == 10_000
     assert frozen > 1_000  # the imports' objects left every collection's walk
     assert loop_module.startswith("uvloop")
+
+
+async def test_cancel_and_wait_ends_every_task_and_consumes_their_outcomes() -> None:
+    ended: list[str] = []
+
+    async def sleeper() -> None:
+        try:
+            await asyncio.sleep(60)
+        finally:
+            ended.append("sleeper")
+
+    async def fails_on_cancel() -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            ended.append("failer")
+            raise RuntimeError("while ending") from None
+
+    finished = asyncio.ensure_future(asyncio.sleep(0))
+    await finished
+    tasks = [asyncio.create_task(sleeper()), asyncio.create_task(fails_on_cancel()), finished]
+    await asyncio.sleep(0)  # both running
+    await asyncio.wait_for(cancel_and_wait(*tasks), 5)
+    assert sorted(ended) == ["failer", "sleeper"] and all(t.done() for t in tasks)
+
+
+async def test_cancel_and_wait_lets_the_callers_own_cancellation_through() -> None:
+    stubborn_started = asyncio.Event()
+    release = asyncio.Event()
+
+    async def stubborn() -> None:  # ends only when released, whatever it is told
+        stubborn_started.set()
+        while not release.is_set():
+            try:
+                await release.wait()
+            except asyncio.CancelledError:
+                continue
+
+    child = asyncio.create_task(stubborn())
+    await stubborn_started.wait()
+    owner = asyncio.create_task(cancel_and_wait(child))
+    await asyncio.sleep(0)
+    owner.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(owner, 5)
+    release.set()
+    await asyncio.wait_for(child, 5)

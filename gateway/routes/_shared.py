@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
@@ -17,6 +16,7 @@ from gateway.sse import EventStreamResponse, follow
 from gateway.state import Gateway
 from runtime_worker.runtime import MAX_PAGE, MAX_WAIT_MS, Runtime
 from shared import tracing
+from shared.aio import cancel_and_wait
 from shared.errors import YoiError
 from shared.ids import CURSOR_FORM, CURSOR_PATTERN
 from shared.models import InputAccepted, SendInput
@@ -93,11 +93,7 @@ async def until_disconnected(request: Request, work: Awaitable[T]) -> T:
     try:
         await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for pending in (task, watcher):
-            if not pending.done():
-                pending.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await pending
+        await cancel_and_wait(task, watcher)
     if task.cancelled():
         raise ClientGone
     return task.result()
