@@ -220,7 +220,10 @@ async def test_renew_answers_each_lease_across_script_calls(
     monkeypatch.setattr(_redis_host, "RENEW_SEND", send)
     store = backend.store()
     worker_ids = await _workers(store, RENEW_BATCH + 7)
-    leases = {w: a.epoch for w, a in (await store.acquire_many(worker_ids, MEMBER, 1_000)).items()}
+    # Taken for 20 s (a shorter TTL ran out before the renewal on a loaded machine, fakeredis
+    # being slow); renewed to 60 s, so a renewed lease is told by its TTL past 30 s.
+    acquired = await store.acquire_many(worker_ids, MEMBER, 20_000)
+    leases = {w: a.epoch for w, a in acquired.items()}
     taken, expired = worker_ids[3], worker_ids[RENEW_BATCH + 2]
     await store.client.set(store.keys.lease(taken), "m2")
     await store.client.delete(store.keys.lease(expired))

@@ -49,8 +49,10 @@ class Pipeline:
         self._lane: _Lane | _ClusterLane = lane(transport, deadline_s)
 
     async def run(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Arg]) -> Any:
-        """The script's reply, as `script(keys, args)` answers it; `TimeoutError` past the
-        deadline (a call still waiting then is never sent)."""
+        """The script's reply, as `script(keys, args)` answers it. The caller's own deadline
+        bounds the wait (every store call has one, `translate_errors`; a deadline here as well
+        was a third timer per call, ~2 µs): a call whose caller gave up is never sent. Batches
+        sent for others keep `deadline_s`."""
         return await self._lane.run(script, keys, args)
 
     async def aclose(self) -> None:
@@ -72,12 +74,10 @@ class _Lane:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self._sending:
             self._waiting.append((script, keys, args, future))
-            async with asyncio.timeout(self.deadline_s):
-                return await future
+            return await future
         self._sending = True
         try:
-            async with asyncio.timeout(self.deadline_s):
-                (reply,) = await _send(self.transport, [(script, keys, args)])
+            (reply,) = await _send(self.transport, [(script, keys, args)])
         finally:  # what waited meanwhile goes out in a task of its own
             if self._waiting:
                 self._drainer = asyncio.ensure_future(self._drain())
@@ -130,8 +130,7 @@ class _ClusterLane:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiting.append((script, keys, args, future))
         self._wake()
-        async with asyncio.timeout(self.deadline_s):
-            return await future
+        return await future
 
     def _wake(self) -> None:
         if not self._closed and (self._drainer is None or self._drainer.done()):
