@@ -71,6 +71,7 @@ class Keys:
             raise ValueError("namespace and runtime id must be slugs")
         self.namespace = namespace
         self.runtime_id = runtime_id
+        self._hints_around: dict[int, tuple[str, str]] = {}  # by slot: one per submit otherwise
 
     def _tag(self, *parts: str) -> str:
         return "{" + ":".join((self.namespace, self.runtime_id, *parts)) + "}"
@@ -169,9 +170,13 @@ class Keys:
 
     def hint_around(self, worker_id: str) -> tuple[str, str]:
         """`hint_channel(m, slot of worker_id)` is `prefix + m + suffix` (for submit.lua)."""
-        marker = "MEMBER"
-        prefix, _, suffix = self.hint_channel(marker, self.worker_slot(worker_id)).partition(marker)
-        return prefix, suffix
+        slot = self.worker_slot(worker_id)
+        around = self._hints_around.get(slot)
+        if around is None:
+            marker = "MEMBER"
+            prefix, _, suffix = self.hint_channel(marker, slot).partition(marker)
+            around = self._hints_around[slot] = (prefix, suffix)
+        return around
 
     def worker_slot(self, worker_id: str) -> int:
         """The cluster slot of every key of `worker_id`."""

@@ -551,6 +551,7 @@ def test_every_slot_has_a_hint_channel_tag_of_its_own() -> None:
         channel = prefix + "m-1" + suffix
         assert key_slot(channel.encode()) == key_slot(keys.record(worker_id).encode())
         assert channel == keys.hint_channel("m-1", keys.worker_slot(worker_id))
+        assert keys.hint_around(worker_id) == (prefix, suffix)  # the slot's, remembered
     with pytest.raises(ValueError):
         keys.hint_channel("m{1", 0)
 
