@@ -87,4 +87,7 @@ def llama_server(
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--check"]:  # what the llm tests need: the build and the model
+        print("ready" if ready() else "not ready")
+        sys.exit(0 if ready() else 1)
     print(model_path())

@@ -16,6 +16,7 @@ from typing import TypeVar
 from runtime_worker.runtime import Runtime
 from runtime_worker.store.base import WorkerRecord
 from runtime_worker.store.redis import RedisStore
+from shared.errors import RuntimeUnavailable
 from shared.events import Event, RunStarted
 from shared.models import CreateWorker
 from tests.helpers import wait_until
@@ -159,7 +160,10 @@ async def wait_members(rt: Runtime, member_ids: Iterable[str], timeout_s: float 
     wanted = set(member_ids)
 
     async def registered() -> bool:
-        return wanted <= await alive_members(rt)
+        try:
+            return wanted <= await alive_members(rt)
+        except RuntimeUnavailable:  # the observer's read timed out (a loaded machine): not yet
+            return False
 
     await wait_until(registered, timeout_s=timeout_s, what=f"members {sorted(wanted)} alive")
 
@@ -181,7 +185,10 @@ async def wait_hosted(rt: Runtime, worker_ids: Iterable[str], timeout_s: float =
     wanted = set(worker_ids)
 
     async def all_hosted() -> bool:
-        found = await records(rt)
+        try:
+            found = await records(rt)
+        except RuntimeUnavailable:  # the observer's read timed out (a loaded machine): not yet
+            return False
         return all(found[w].host is not None for w in wanted)
 
     await wait_until(all_hosted, timeout_s=timeout_s, what=f"{len(wanted)} workers hosted")
@@ -221,7 +228,10 @@ async def wait_finished(
 
     async def done() -> bool:
         for worker_id, input_ids in expected.items():
-            events = seen[worker_id] = await all_events(rt, worker_id)
+            try:
+                events = seen[worker_id] = await all_events(rt, worker_id)
+            except RuntimeUnavailable:  # the observer's read timed out: look again
+                return False
             if not input_ids <= set(finished_counts(events)):
                 return False
         return True

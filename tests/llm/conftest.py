@@ -23,8 +23,8 @@ MakeRuntime = Callable[..., AbstractAsyncContextManager[Runtime]]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """`./run tests` sets YOI_LLM_TESTS=off until the build is cached: deselect (not skip)
-    them, whatever `-m` the caller passed; ./run has already said so."""
+    """`./run tests` sets YOI_LLM_TESTS=off until the build and the model are there:
+    deselect (not skip) them, whatever `-m` the caller passed; ./run has already said so."""
     if os.environ.get("YOI_LLM_TESTS") != "off":
         return
     dropped = [item for item in items if item.get_closest_marker("llm") is not None]
