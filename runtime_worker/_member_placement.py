@@ -8,8 +8,9 @@ loop that times them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from runtime_worker._backoff import Backoff
 from runtime_worker._member_base import MemberBase
@@ -29,6 +30,7 @@ from shared.timeutil import monotonic_s
 log = logging.getLogger("yoi.member")
 
 ADOPT_BATCH = 500  # acquisitions per round trip (one pipeline) in a placement step
+ADOPTS_IN_FLIGHT = 3  # such batches out at once: Python builds one while Redis runs another
 DEATH_MARGIN_S = 0.005  # look at a silent member this long after it counts as dead
 RETRY_MARGIN_S = 0.005  # try a dead member's lease again this long after it expires
 SWEEP_DUTY = 10  # a periodic sweep waits at least this many times its own duration
@@ -247,14 +249,37 @@ class MemberPlacement(MemberBase):
         return self._live + len(fresh)
 
     async def _take(self, candidates: Iterable[str], want: int) -> int:
-        """Acquire up to `want` of `candidates` in order, a pipelined batch per round trip."""
-        taken = 0
+        """Acquire up to `want` of `candidates` in order, a pipelined batch per round trip and
+        up to `ADOPTS_IN_FLIGHT` batches at once: a member acquiring one batch after another
+        waited on Redis for half its time. Each batch in flight reserves its size, so however
+        many are out the member never tries more than `want` (its share stays exact); a
+        batch's Workers it did not get free their places for the next ones. A batch that
+        fails takes the others down with it: its Workers are still in the unhosted set (it is
+        only settled after they are hosted), so a sweep reads them again."""
         pending = list(candidates)
-        while pending and taken < want and self._taking:
-            size = min(ADOPT_BATCH, want - taken)
-            batch, pending = pending[:size], pending[size:]
-            taken += await self._adopt(batch)
-        return taken
+        start = taken = reserved = 0
+        batches: dict[asyncio.Future[int], int] = {}  # in flight → Workers reserved
+        try:
+            while True:
+                while (
+                    start < len(pending)
+                    and taken + reserved < want
+                    and len(batches) < ADOPTS_IN_FLIGHT
+                    and self._taking
+                ):
+                    size = min(ADOPT_BATCH, want - taken - reserved)
+                    batch = pending[start : start + size]
+                    start += len(batch)
+                    batches[asyncio.ensure_future(self._adopt(batch))] = len(batch)
+                    reserved += len(batch)
+                if not batches:
+                    return taken
+                done, _ = await asyncio.wait(batches, return_when=asyncio.FIRST_COMPLETED)
+                for batch_done in done:
+                    reserved -= batches.pop(batch_done)
+                    taken += batch_done.result()  # an error ends the others (below)
+        finally:
+            await _end_all(batches)
 
     async def _adopt(self, worker_ids: list[str]) -> int:
         ttl_ms = self.settings.lease_ttl_ms
@@ -285,6 +310,8 @@ class MemberPlacement(MemberBase):
                 self._retry.add(worker_id)
                 due = now + got.expires_ms / 1000 + RETRY_MARGIN_S
                 self._retry_at = due if self._retry_at is None else min(self._retry_at, due)
+        if taken:
+            self._hosted_changed.set()  # the registry hears of them before the next heartbeat
         await self.store.settle_unhosted(settled)  # hosted first: a stop may cancel this
         return taken
 
@@ -337,3 +364,22 @@ class MemberPlacement(MemberBase):
                 await self._pause(backoff.failed(exc.message))
                 continue
             backoff.succeeded()
+
+
+async def _end_all(tasks: Collection[asyncio.Future[int]]) -> None:
+    """Cancel what is still running and wait until every task has ended (a cancellation of
+    the caller meanwhile is passed on after that), its outcome retrieved: none outlives the
+    step that started it."""
+    for task in tasks:
+        task.cancel()
+    cancelled = False
+    while not all(task.done() for task in tasks):
+        try:
+            await asyncio.wait(tasks)
+        except asyncio.CancelledError:
+            cancelled = True
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()
+    if cancelled:
+        raise asyncio.CancelledError
