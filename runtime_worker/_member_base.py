@@ -92,6 +92,8 @@ class MemberBase:
         self._retry_at: float | None = None  # when the first of those leases expires
         self._unmarked: set[str] = set()  # Workers given up unreleased, for the unhosted set
         self._live = 0  # live Workers seen by the last sweep (hints add to it)
+        self._sweep_cost_s = 0.0  # what the last sweep's read and plan took (paces the next)
+        self._hinted_at = -1e9  # when hints last had this member take Workers
         self._renewed_at = monotonic_s()  # the start of the last renewal that answered
         # Workers whose lease counts from another time than `_renewed_at`: taken since, or left
         # unanswered by their node since (worker id → the time their lease was last extended).

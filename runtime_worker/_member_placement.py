@@ -146,6 +146,7 @@ class MemberPlacement(MemberBase):
         those it could not take (what an outage lost from it). Returns how many were taken."""
         if not self._taking:
             return 0
+        began = monotonic_s()
         records = await self.store.placements()
         await self._refresh_members()
         hosted = self.host.hosted()
@@ -154,6 +155,7 @@ class MemberPlacement(MemberBase):
         self._live = sum(1 for r in records if r.state in HOSTABLE_STATES)
         self._sweep_host({r.worker_id for r in records if r.queue_depth and r.worker_id in hosted})
         del records  # thousands of rows: not kept while the Workers are taken
+        self._sweep_cost_s = monotonic_s() - began
         await self._drop({w: hosted[w] for w in step.drop}, release=True)
         taken = await self._apply(step, hosted, members)
         await self.store.mark_unhosted([w for w in step.take if not self.host.is_hosted(w)])
@@ -166,6 +168,7 @@ class MemberPlacement(MemberBase):
         estimate lags other members' heartbeats). Returns how many Workers were taken."""
         if not self._taking:
             return 0
+        began = monotonic_s()
         if self._unmarked:  # given up without a release: the next read must see them
             unmarked = list(self._unmarked)
             await self.store.mark_unhosted(unmarked)
@@ -182,7 +185,12 @@ class MemberPlacement(MemberBase):
             for r in records
             if r.worker_id not in hosted and r.host not in alive - {self.member_id}
         )
-        self._live = sum(m.hosted for m in members) + waiting
+        # Only ever raised here: the heartbeats lag the members' acquisitions and the set is
+        # read a page at a time, so this count errs low while Workers are being created (a
+        # member whose share it cut would leave its hinted ones to later sweeps). Lowered by
+        # the full sweeps, which count every Worker.
+        self._live = max(self._live, sum(m.hosted for m in members) + waiting)
+        self._sweep_cost_s = monotonic_s() - began
         step = plan(
             records,
             me=self.member_id,
@@ -222,7 +230,10 @@ class MemberPlacement(MemberBase):
         await self._refresh_members()  # a leaving member is gone from it already
         fresh = [w for w in worker_ids if not self.host.is_hosted(w)]
         self._live = max(self._live, self._live_estimate(fresh))
-        return await self._take_share(fresh)
+        taken = await self._take_share(fresh)
+        if taken:
+            self._hinted_at = monotonic_s()
+        return taken
 
     async def _take_share(self, candidates: list[str]) -> int:
         """Take from `candidates` up to the fair share, this member's preferred ones first."""
@@ -328,29 +339,33 @@ class MemberPlacement(MemberBase):
         expires: takeover within the lease TTL, without sweeping more often. A full sweep
         reads every Worker: the next periodic one waits `SWEEP_DUTY` times as long as this one
         took, so at 100,000 Workers the safety net costs a bounded share of the member's time
-        (a death, a lost lease or an outage still sweeps at once)."""
+        (a death, a lost lease or an outage still sweeps at once). A sweep is paced by what
+        its read cost, not by the Workers it then took (that is the work it is there for). A
+        periodic full sweep also waits while hints keep this member taking Workers, up to
+        `FULL_EVERY` intervals more: at 100,000 Workers one holds the hints up for seconds."""
         backoff = Backoff("placement", log)
         interval_s = self.settings.sweep_interval_ms / 1000
         last_id: str | None = None
-        next_sweep = next_full = 0.0
+        next_sweep = next_full = latest_full = 0.0
         while True:
             try:
                 if last_id is None:
                     last_id = await self.store.placement_cursor()
                 if self._death_at is not None and monotonic_s() >= self._death_at:
                     await self._refresh_members()  # a death found here makes a sweep due
-                if self._sweep_due or monotonic_s() >= next_full:
+                now = monotonic_s()
+                lull = now - self._hinted_at >= interval_s or now >= latest_full
+                if self._sweep_due or (now >= next_full and lull):
                     self._sweep_due = False
-                    began = monotonic_s()
                     await self.place()
-                    took = monotonic_s() - began
-                    next_full = monotonic_s() + max(FULL_EVERY * interval_s, SWEEP_DUTY * took)
+                    paced = max(FULL_EVERY * interval_s, SWEEP_DUTY * self._sweep_cost_s)
+                    next_full = monotonic_s() + paced
+                    latest_full = next_full + FULL_EVERY * interval_s
                     next_sweep = monotonic_s() + interval_s
-                elif monotonic_s() >= next_sweep:
-                    began = monotonic_s()
+                elif now >= next_sweep:
                     await self.place_unhosted()
-                    took = monotonic_s() - began
-                    next_sweep = monotonic_s() + max(interval_s, SWEEP_DUTY * took)
+                    paced = max(interval_s, SWEEP_DUTY * self._sweep_cost_s)
+                    next_sweep = monotonic_s() + paced
                 if self._retry_at is not None and monotonic_s() >= self._retry_at:
                     await self.retake()
                 wake_at = min(

@@ -252,3 +252,21 @@ async def test_the_registry_hears_of_new_workers_before_the_next_heartbeat(
         await member.stop(grace_s=0)
         delete_namespace(redis_url, namespace)
 
+
+async def test_a_sweep_of_the_unhosted_does_not_cut_the_share_hints_raised(
+    members: Callable[..., Member], client: Runtime
+) -> None:
+    """The other member's heartbeat lags its acquisitions (it says 0 while it holds 40): a
+    steady-state sweep counts low, and a member that believed it would leave its share of
+    the next hinted Workers to later sweeps. It keeps the higher count until a full sweep."""
+    store = store_of(client)
+    worker_ids = await _create(client, 100)
+    await store.heartbeat("m2", 1000, 0)
+    taken_by_m2 = await store.acquire_many(worker_ids[:40], "m2", 30_000)
+    assert all(a.epoch for a in taken_by_m2.values())
+    await store.settle_unhosted(worker_ids[:40])
+    member = members("m1", capacity=1000)
+    assert await member.take_hinted(worker_ids) == 50  # half of the 100 it knows of
+    assert await member.place_unhosted() == 0  # at its share: nothing more to take
+    more = await _create(client, 20)
+    assert await member.take_hinted(more) == 10  # half of the new ones, as before the sweep
