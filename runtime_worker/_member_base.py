@@ -30,6 +30,11 @@ from shared.timeutil import monotonic_s
 
 log = logging.getLogger("yoi.member")
 
+EARLY_GAP_MS = 100
+"""A heartbeat woken early (the hosted count changed) comes at most this often: the registry
+(operators, `GET …/members`) sees a member's count within this of a change, not a heartbeat
+later, at a few small writes a second."""
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -87,6 +92,8 @@ class MemberBase:
         self._retry_at: float | None = None  # when the first of those leases expires
         self._unmarked: set[str] = set()  # Workers given up unreleased, for the unhosted set
         self._live = 0  # live Workers seen by the last sweep (hints add to it)
+        self._sweep_cost_s = 0.0  # what the last sweep's read and plan took (paces the next)
+        self._hinted_at = -1e9  # when hints last had this member take Workers
         self._renewed_at = monotonic_s()  # the start of the last renewal that answered
         # Workers whose lease counts from another time than `_renewed_at`: taken since, or left
         # unanswered by their node since (worker id → the time their lease was last extended).
@@ -98,6 +105,7 @@ class MemberBase:
         self._stopping = False
         self._stopped = asyncio.Event()
         self._redis_back = asyncio.Event()
+        self._hosted_changed = asyncio.Event()  # wakes the heartbeat: the count to report
         self.failed: BaseException | None = None
         self._failure_stop: asyncio.Future[None] | None = None
 
@@ -135,11 +143,20 @@ class MemberBase:
             log.warning("placement hints for %d workers dropped", len(worker_ids))
 
     async def _every(
-        self, what: str, interval_ms: int, step: Callable[[], Awaitable[None]]
+        self,
+        what: str,
+        interval_ms: int,
+        step: Callable[[], Awaitable[None]],
+        *,
+        early: asyncio.Event | None = None,
     ) -> None:
+        """`step` every `interval_ms`; with `early`, also as soon as it is set, though not
+        within `EARLY_GAP_MS` of the last step (the hosted count reported while it grows)."""
         backoff = Backoff(what, log)
         while True:
             began = monotonic_s()
+            if early is not None:
+                early.clear()  # a change from here on is seen by this step, or wakes the next
             try:
                 await step()
             except RuntimeUnavailable as exc:
@@ -150,7 +167,14 @@ class MemberBase:
                 self._redis_back = asyncio.Event()
             # Timed from the step's start: a slow step (a renewal one node held up) does not
             # push the next one later.
-            await asyncio.sleep(max(0.0, began + interval_ms / 1000 - monotonic_s()))
+            due = began + interval_ms / 1000
+            if early is not None:
+                gap_s = min(EARLY_GAP_MS, interval_ms) / 1000
+                await asyncio.sleep(max(0.0, began + gap_s - monotonic_s()))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(early.wait(), max(0.0, due - monotonic_s()))
+            else:
+                await asyncio.sleep(max(0.0, due - monotonic_s()))
 
     async def _pause(self, delay_s: float) -> None:
         """A backoff delay that ends early when another loop sees Redis answer again."""

@@ -8,8 +8,9 @@ loop that times them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from runtime_worker._backoff import Backoff
 from runtime_worker._member_base import MemberBase
@@ -29,6 +30,7 @@ from shared.timeutil import monotonic_s
 log = logging.getLogger("yoi.member")
 
 ADOPT_BATCH = 500  # acquisitions per round trip (one pipeline) in a placement step
+ADOPTS_IN_FLIGHT = 3  # such batches out at once: Python builds one while Redis runs another
 DEATH_MARGIN_S = 0.005  # look at a silent member this long after it counts as dead
 RETRY_MARGIN_S = 0.005  # try a dead member's lease again this long after it expires
 SWEEP_DUTY = 10  # a periodic sweep waits at least this many times its own duration
@@ -144,6 +146,7 @@ class MemberPlacement(MemberBase):
         those it could not take (what an outage lost from it). Returns how many were taken."""
         if not self._taking:
             return 0
+        began = monotonic_s()
         records = await self.store.placements()
         await self._refresh_members()
         hosted = self.host.hosted()
@@ -152,6 +155,7 @@ class MemberPlacement(MemberBase):
         self._live = sum(1 for r in records if r.state in HOSTABLE_STATES)
         self._sweep_host({r.worker_id for r in records if r.queue_depth and r.worker_id in hosted})
         del records  # thousands of rows: not kept while the Workers are taken
+        self._sweep_cost_s = monotonic_s() - began
         await self._drop({w: hosted[w] for w in step.drop}, release=True)
         taken = await self._apply(step, hosted, members)
         await self.store.mark_unhosted([w for w in step.take if not self.host.is_hosted(w)])
@@ -164,6 +168,7 @@ class MemberPlacement(MemberBase):
         estimate lags other members' heartbeats). Returns how many Workers were taken."""
         if not self._taking:
             return 0
+        began = monotonic_s()
         if self._unmarked:  # given up without a release: the next read must see them
             unmarked = list(self._unmarked)
             await self.store.mark_unhosted(unmarked)
@@ -180,7 +185,12 @@ class MemberPlacement(MemberBase):
             for r in records
             if r.worker_id not in hosted and r.host not in alive - {self.member_id}
         )
-        self._live = sum(m.hosted for m in members) + waiting
+        # Only ever raised here: the heartbeats lag the members' acquisitions and the set is
+        # read a page at a time, so this count errs low while Workers are being created (a
+        # member whose share it cut would leave its hinted ones to later sweeps). Lowered by
+        # the full sweeps, which count every Worker.
+        self._live = max(self._live, sum(m.hosted for m in members) + waiting)
+        self._sweep_cost_s = monotonic_s() - began
         step = plan(
             records,
             me=self.member_id,
@@ -220,7 +230,10 @@ class MemberPlacement(MemberBase):
         await self._refresh_members()  # a leaving member is gone from it already
         fresh = [w for w in worker_ids if not self.host.is_hosted(w)]
         self._live = max(self._live, self._live_estimate(fresh))
-        return await self._take_share(fresh)
+        taken = await self._take_share(fresh)
+        if taken:
+            self._hinted_at = monotonic_s()
+        return taken
 
     async def _take_share(self, candidates: list[str]) -> int:
         """Take from `candidates` up to the fair share, this member's preferred ones first."""
@@ -247,14 +260,37 @@ class MemberPlacement(MemberBase):
         return self._live + len(fresh)
 
     async def _take(self, candidates: Iterable[str], want: int) -> int:
-        """Acquire up to `want` of `candidates` in order, a pipelined batch per round trip."""
-        taken = 0
+        """Acquire up to `want` of `candidates` in order, a pipelined batch per round trip and
+        up to `ADOPTS_IN_FLIGHT` batches at once: a member acquiring one batch after another
+        waited on Redis for half its time. Each batch in flight reserves its size, so however
+        many are out the member never tries more than `want` (its share stays exact); a
+        batch's Workers it did not get free their places for the next ones. A batch that
+        fails takes the others down with it: its Workers are still in the unhosted set (it is
+        only settled after they are hosted), so a sweep reads them again."""
         pending = list(candidates)
-        while pending and taken < want and self._taking:
-            size = min(ADOPT_BATCH, want - taken)
-            batch, pending = pending[:size], pending[size:]
-            taken += await self._adopt(batch)
-        return taken
+        start = taken = reserved = 0
+        batches: dict[asyncio.Future[int], int] = {}  # in flight → Workers reserved
+        try:
+            while True:
+                while (
+                    start < len(pending)
+                    and taken + reserved < want
+                    and len(batches) < ADOPTS_IN_FLIGHT
+                    and self._taking
+                ):
+                    size = min(ADOPT_BATCH, want - taken - reserved)
+                    batch = pending[start : start + size]
+                    start += len(batch)
+                    batches[asyncio.ensure_future(self._adopt(batch))] = len(batch)
+                    reserved += len(batch)
+                if not batches:
+                    return taken
+                done, _ = await asyncio.wait(batches, return_when=asyncio.FIRST_COMPLETED)
+                for batch_done in done:
+                    reserved -= batches.pop(batch_done)
+                    taken += batch_done.result()  # an error ends the others (below)
+        finally:
+            await _end_all(batches)
 
     async def _adopt(self, worker_ids: list[str]) -> int:
         ttl_ms = self.settings.lease_ttl_ms
@@ -285,6 +321,8 @@ class MemberPlacement(MemberBase):
                 self._retry.add(worker_id)
                 due = now + got.expires_ms / 1000 + RETRY_MARGIN_S
                 self._retry_at = due if self._retry_at is None else min(self._retry_at, due)
+        if taken:
+            self._hosted_changed.set()  # the registry hears of them before the next heartbeat
         await self.store.settle_unhosted(settled)  # hosted first: a stop may cancel this
         return taken
 
@@ -301,29 +339,33 @@ class MemberPlacement(MemberBase):
         expires: takeover within the lease TTL, without sweeping more often. A full sweep
         reads every Worker: the next periodic one waits `SWEEP_DUTY` times as long as this one
         took, so at 100,000 Workers the safety net costs a bounded share of the member's time
-        (a death, a lost lease or an outage still sweeps at once)."""
+        (a death, a lost lease or an outage still sweeps at once). A sweep is paced by what
+        its read cost, not by the Workers it then took (that is the work it is there for). A
+        periodic full sweep also waits while hints keep this member taking Workers, up to
+        `FULL_EVERY` intervals more: at 100,000 Workers one holds the hints up for seconds."""
         backoff = Backoff("placement", log)
         interval_s = self.settings.sweep_interval_ms / 1000
         last_id: str | None = None
-        next_sweep = next_full = 0.0
+        next_sweep = next_full = latest_full = 0.0
         while True:
             try:
                 if last_id is None:
                     last_id = await self.store.placement_cursor()
                 if self._death_at is not None and monotonic_s() >= self._death_at:
                     await self._refresh_members()  # a death found here makes a sweep due
-                if self._sweep_due or monotonic_s() >= next_full:
+                now = monotonic_s()
+                lull = now - self._hinted_at >= interval_s or now >= latest_full
+                if self._sweep_due or (now >= next_full and lull):
                     self._sweep_due = False
-                    began = monotonic_s()
                     await self.place()
-                    took = monotonic_s() - began
-                    next_full = monotonic_s() + max(FULL_EVERY * interval_s, SWEEP_DUTY * took)
+                    paced = max(FULL_EVERY * interval_s, SWEEP_DUTY * self._sweep_cost_s)
+                    next_full = monotonic_s() + paced
+                    latest_full = next_full + FULL_EVERY * interval_s
                     next_sweep = monotonic_s() + interval_s
-                elif monotonic_s() >= next_sweep:
-                    began = monotonic_s()
+                elif now >= next_sweep:
                     await self.place_unhosted()
-                    took = monotonic_s() - began
-                    next_sweep = monotonic_s() + max(interval_s, SWEEP_DUTY * took)
+                    paced = max(interval_s, SWEEP_DUTY * self._sweep_cost_s)
+                    next_sweep = monotonic_s() + paced
                 if self._retry_at is not None and monotonic_s() >= self._retry_at:
                     await self.retake()
                 wake_at = min(
@@ -337,3 +379,22 @@ class MemberPlacement(MemberBase):
                 await self._pause(backoff.failed(exc.message))
                 continue
             backoff.succeeded()
+
+
+async def _end_all(tasks: Collection[asyncio.Future[int]]) -> None:
+    """Cancel what is still running and wait until every task has ended (a cancellation of
+    the caller meanwhile is passed on after that), its outcome retrieved: none outlives the
+    step that started it."""
+    for task in tasks:
+        task.cancel()
+    cancelled = False
+    while not all(task.done() for task in tasks):
+        try:
+            await asyncio.wait(tasks)
+        except asyncio.CancelledError:
+            cancelled = True
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()
+    if cancelled:
+        raise asyncio.CancelledError

@@ -43,7 +43,10 @@ class Member(MemberPlacement):
             return
         self._taking = True
         await self.host.start()
-        self._spawn("heartbeat", self._every("heartbeat", self.settings.heartbeat_ms, self.beat))
+        beat = self._every(
+            "heartbeat", self.settings.heartbeat_ms, self.beat, early=self._hosted_changed
+        )
+        self._spawn("heartbeat", beat)
         renew_ms = max(50, self.settings.lease_ttl_ms // 3)
         self._spawn("renew", self._every("lease renewal", renew_ms, self.renew))
         self._spawn("placement", self._placement_loop())
