@@ -217,7 +217,8 @@ class Hubs:
     def readers(self) -> int:
         """Hubs being read (by a task of their own or a mux's), including reads told to stop
         that have not ended yet."""
-        return len(self._tasks) + sum(muxes.readers() for muxes in self._muxes.values())
+        own = sum(1 for hub in self._tasks if hub.mux is None)  # a mux counts its own hubs
+        return own + sum(muxes.readers() for muxes in self._muxes.values())
 
     def subscribers(self) -> int:
         return sum(len(hub.subscribers) for hub in self._hubs.values())
