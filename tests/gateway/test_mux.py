@@ -160,6 +160,12 @@ async def test_a_worker_joining_while_the_read_blocks_is_read_at_once(
     hubs = state(app).hubs
     runtime = state(app).runtimes().get("fleet")
     first, second = await create(client), await create(client)
+
+    async def hosted() -> bool:  # so no event of `first` ends its read early
+        details = [(await client.get(f"{FLEET}/workers/{w}")).json() for w in (first, second)]
+        return all(d["state"] != "pending" for d in details)
+
+    await wait_until(hosted, timeout_s=WAIT_S, what="both hosted")
     hub, _ = await hubs.join(runtime, first, hubs.subscription())
     mux = the_mux(hub)
     await until(lambda: mux._sent is not None, "the read out")
