@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from runtime_worker.runtime import Runtime
 from runtime_worker.store.base import EventMux
+from shared.aio import cancel_and_wait
 from shared.errors import RuntimeUnavailable, YoiError
 from shared.events import EventPage
 from shared.timeutil import monotonic_s
@@ -96,9 +97,7 @@ class Mux:
     async def aclose(self) -> None:
         tasks = [t for t in (self._task, self._ring, *self._stopping) if t is not None]
         self._task = None
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(*tasks)
 
     # -- the reader ------------------------------------------------------------------------------
 
