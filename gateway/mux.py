@@ -39,6 +39,7 @@ log = logging.getLogger("yoi.gateway.sse")
 MUX_STREAMS = 32  # hubs per read: a wake re-sends every key of its read
 MUX_WAIT_MS = 5_000  # one read's wait
 IDLE_CHECK_S = 15.0  # as long as a per-hub reader waits before its read judges the Worker
+IDLE_SCAN_S = 1.0  # the hubs scanned for silent ones at most this often (not on every wake)
 UNAVAILABLE_RETRY_S = 0.5  # between reads while Redis is away (as `gateway.hub`'s)
 
 
@@ -69,6 +70,7 @@ class Mux:
         self._sent: dict[str, Hub] | None = None  # the hubs of the read that is out
         self._ring: asyncio.Task[None] | None = None
         self._ring_again = False
+        self._idle_seen_s = 0.0  # when the hubs were last scanned for silent ones
 
     @property
     def full(self) -> bool:
@@ -140,6 +142,9 @@ class Mux:
         be gone, which no read of many streams tells. Between reads, so its page (if news came
         just now) cannot cross one of the mux's own."""
         now = monotonic_s()
+        if now < self._idle_seen_s + IDLE_SCAN_S:
+            return
+        self._idle_seen_s = now
         idle = [hub for w, hub in self.hubs.items() if now - self._heard[w] >= IDLE_CHECK_S]
         if not idle:
             return

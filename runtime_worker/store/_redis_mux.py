@@ -52,15 +52,18 @@ class RedisEventMux(EventMux):
         # before the read reaches Redis still ends it at once.
         self._bell_after = "0-0"
         self._keys: dict[str, str] = {}
+        self._positions: dict[str, tuple[str, str]] = {}  # worker id → (cursor, stream id)
 
     @translate_errors
     async def read(
         self, cursors: Mapping[str, str], limit: int, timeout_ms: int
     ) -> dict[str, list[Event] | YoiError]:
-        by_key = {self._events_key(worker_id): worker_id for worker_id in cursors}
-        streams: dict[Any, Any] = {
-            key: format_cursor(parse_cursor(cursors[w])) for key, w in by_key.items()
-        }
+        by_key: dict[str, str] = {}
+        streams: dict[Any, Any] = {}
+        for worker_id, after in cursors.items():
+            key = self._events_key(worker_id)
+            by_key[key] = worker_id
+            streams[key] = self._position(worker_id, after)
         streams[self._bell] = self._bell_after
         block = timeout_ms if timeout_ms >= 1 else None  # BLOCK 0 would wait for ever
         # One deadline (this call's, from `translate_errors`): no slices, no second timeout.
@@ -95,6 +98,18 @@ class RedisEventMux(EventMux):
                 self._keys.clear()
             key = self._keys[worker_id] = self._store.keys.events(worker_id)
         return key
+
+    def _position(self, worker_id: str, after: str) -> str:
+        """`after` as a stream id, checked and formatted once per cursor: most Workers of a read
+        have no news and come back with the same cursor."""
+        known = self._positions.get(worker_id)
+        if known is not None and known[0] == after:
+            return known[1]
+        if len(self._positions) >= KEY_CACHE:
+            self._positions.clear()
+        position = format_cursor(parse_cursor(after))
+        self._positions[worker_id] = (after, position)
+        return position
 
     @translate_errors
     async def wake(self) -> None:
