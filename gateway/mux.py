@@ -120,6 +120,8 @@ class Mux:
                     continue
                 finally:
                     self._sent = None
+                if self._task is not me:
+                    break  # told to stop while the read was out (and a new reader may run)
                 now = monotonic_s()
                 for worker_id, page in pages.items():
                     hub = sent[worker_id]

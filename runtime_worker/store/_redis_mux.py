@@ -14,6 +14,7 @@ within one slot only, so `RedisStore.event_mux` answers None there.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -69,6 +70,7 @@ class RedisEventMux(EventMux):
         # One deadline (this call's, from `translate_errors`): no slices, no second timeout.
         reply = await answer(self._blocking.xread(streams, count=TRUSTED_PAGE, block=block))
         pages: dict[str, list[Event] | YoiError] = {}
+        full: list[str] = []
         for key, entries in reply or ():
             if key == self._bell:
                 self._bell_after = entries[-1][0]
@@ -79,15 +81,17 @@ class RedisEventMux(EventMux):
                     codec.event_from_entry(worker_id, entry_id, raw["e"])
                     for entry_id, raw in entries[:limit]
                 ]
-                continue
-            try:  # a full page may follow a trimmed-away cursor: the script tells
-                pages[worker_id] = await self._store.read_events(
-                    worker_id, cursors[worker_id], limit
-                )
-            except RuntimeUnavailable:
-                raise
-            except YoiError as exc:
-                pages[worker_id] = exc
+            else:
+                full.append(worker_id)
+        if full:  # a full page may follow a trimmed-away cursor: the script tells, per Worker
+            judged = await asyncio.gather(
+                *(self._store.read_events(w, cursors[w], limit) for w in full),
+                return_exceptions=True,
+            )
+            for worker_id, page in zip(full, judged, strict=True):
+                if isinstance(page, RuntimeUnavailable) or not isinstance(page, YoiError | list):
+                    raise page
+                pages[worker_id] = page
         return pages
 
     def _events_key(self, worker_id: str) -> str:

@@ -18,6 +18,7 @@ from gateway.mux import Mux
 from runtime_worker.member import Member
 from runtime_worker.runtime import Runtime
 from runtime_worker.store.base import EventMux
+from runtime_worker.store.memory import MemoryStore
 from runtime_worker.store.redis import RedisStore
 from shared.errors import CursorExpired, RuntimeUnavailable, WorkerNotFound, YoiError
 from shared.events import Event, EventPage, TextDelta
@@ -348,3 +349,17 @@ async def test_redis_away_keeps_every_hub_and_reads_on_from_the_same_cursors(
     await until(lambda: len(reader.cursors) == 5, "the next read")
     assert reader.cursors[4] == {"a": "2-0", "b": "1-0"}
     await hubs.aclose()
+
+
+async def test_only_a_single_redis_server_has_an_event_mux(redis_cluster_url: str) -> None:
+    """A multi-key `XREAD` is legal within one slot only: a cluster keeps the per-hub reader,
+    as the embedded stores do."""
+    settings = Settings(namespace="muxcheck")
+    store = RedisStore.from_url(
+        redis_cluster_url, namespace="muxcheck", runtime_id="fleet", settings=settings
+    )
+    try:
+        assert store.event_mux() is None
+    finally:
+        await store.aclose()
+    assert MemoryStore(settings).event_mux() is None
