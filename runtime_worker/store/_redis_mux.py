@@ -26,7 +26,7 @@ from runtime_worker.store._redis_transport import Transport
 from runtime_worker.store._scripts import answer, translate_errors
 from runtime_worker.store.base import EventMux
 from runtime_worker.store.cursor import format_cursor, parse_cursor
-from shared.errors import RuntimeUnavailable, YoiError
+from shared.errors import InvalidInput, RuntimeUnavailable, YoiError
 from shared.events import Event
 from shared.settings import MIN_EVENTS_MAXLEN
 
@@ -61,15 +61,21 @@ class RedisEventMux(EventMux):
     ) -> dict[str, list[Event] | YoiError]:
         by_key: dict[str, str] = {}
         streams: dict[Any, Any] = {}
+        pages: dict[str, list[Event] | YoiError] = {}
         for worker_id, after in cursors.items():
-            key = self._events_key(worker_id)
+            try:
+                key = self._events_key(worker_id)
+                streams[key] = self._position(worker_id, after)
+            except (ValueError, InvalidInput):  # that follower's mistake alone
+                pages[worker_id] = InvalidInput("malformed worker id or cursor")
+                continue
             by_key[key] = worker_id
-            streams[key] = self._position(worker_id, after)
+        if pages:
+            return pages
         streams[self._bell] = self._bell_after
         block = timeout_ms if timeout_ms >= 1 else None  # BLOCK 0 would wait for ever
         # One deadline (this call's, from `translate_errors`): no slices, no second timeout.
         reply = await answer(self._blocking.xread(streams, count=TRUSTED_PAGE, block=block))
-        pages: dict[str, list[Event] | YoiError] = {}
         full: list[str] = []
         for key, entries in reply or ():
             if key == self._bell:

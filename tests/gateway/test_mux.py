@@ -20,7 +20,13 @@ from runtime_worker.runtime import Runtime
 from runtime_worker.store.base import EventMux
 from runtime_worker.store.memory import MemoryStore
 from runtime_worker.store.redis import RedisStore
-from shared.errors import CursorExpired, RuntimeUnavailable, WorkerNotFound, YoiError
+from shared.errors import (
+    CursorExpired,
+    InvalidInput,
+    RuntimeUnavailable,
+    WorkerNotFound,
+    YoiError,
+)
 from shared.events import Event, EventPage, TextDelta
 from shared.ids import new_id
 from shared.keys import Keys
@@ -363,3 +369,22 @@ async def test_only_a_single_redis_server_has_an_event_mux(redis_cluster_url: st
     finally:
         await store.aclose()
     assert MemoryStore(settings).event_mux() is None
+
+
+async def test_a_malformed_worker_id_or_cursor_is_that_streams_error_alone(
+    redis_url: str, namespace: str
+) -> None:
+    settings = Settings(namespace=namespace)
+    store = RedisStore.from_url(
+        redis_url, namespace=namespace, runtime_id="fleet", settings=settings
+    )
+    try:
+        mux = store.event_mux()
+        assert mux is not None
+        good = new_id()
+        cursors = {"no{braces}": "0-0", good: "0-0", new_id(): "not a cursor"}
+        pages = await asyncio.wait_for(mux.read(cursors, 10, LONG_WAIT_MS), PROMPT_S)
+        assert good not in pages and len(pages) == 2
+        assert all(isinstance(page, InvalidInput) for page in pages.values())
+    finally:
+        await store.aclose()
