@@ -38,21 +38,21 @@ async def test_cancel_and_wait_ends_every_task_and_consumes_their_outcomes() -> 
 
     async def sleeper() -> None:
         try:
-            await asyncio.sleep(60)
+            await asyncio.sleep(60)  # settle-ok: a task that only ends when cancelled
         finally:
             ended.append("sleeper")
 
     async def fails_on_cancel() -> None:
         try:
-            await asyncio.sleep(60)
+            await asyncio.sleep(60)  # settle-ok: a task that only ends when cancelled
         except asyncio.CancelledError:
             ended.append("failer")
             raise RuntimeError("while ending") from None
 
-    finished = asyncio.ensure_future(asyncio.sleep(0))
+    finished = asyncio.ensure_future(asyncio.sleep(0))  # settle-ok: a task done at once
     await finished
     tasks = [asyncio.create_task(sleeper()), asyncio.create_task(fails_on_cancel()), finished]
-    await asyncio.sleep(0)  # both running
+    await asyncio.sleep(0)  # settle-ok: one loop turn, so both tasks are running
     await asyncio.wait_for(cancel_and_wait(*tasks), 5)
     assert sorted(ended) == ["failer", "sleeper"] and all(t.done() for t in tasks)
 
@@ -72,7 +72,7 @@ async def test_cancel_and_wait_lets_the_callers_own_cancellation_through() -> No
     child = asyncio.create_task(stubborn())
     await stubborn_started.wait()
     owner = asyncio.create_task(cancel_and_wait(child))
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # settle-ok: one loop turn, so the owner is waiting
     owner.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(owner, 5)
