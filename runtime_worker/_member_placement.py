@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 
 from runtime_worker._backoff import Backoff
 from runtime_worker._member_base import MemberBase
@@ -23,6 +23,7 @@ from runtime_worker.placement import (
     target_for,
 )
 from runtime_worker.store._redis_members import MemberView
+from shared.aio import cancel_and_wait
 from shared.errors import RuntimeUnavailable, YoiError
 from shared.models import MemberInfo
 from shared.timeutil import monotonic_s
@@ -290,7 +291,7 @@ class MemberPlacement(MemberBase):
                     reserved -= batches.pop(batch_done)
                     taken += batch_done.result()  # an error ends the others (below)
         finally:
-            await _end_all(batches)
+            await cancel_and_wait(*batches)
 
     async def _adopt(self, worker_ids: list[str]) -> int:
         ttl_ms = self.settings.lease_ttl_ms
@@ -379,22 +380,3 @@ class MemberPlacement(MemberBase):
                 await self._pause(backoff.failed(exc.message))
                 continue
             backoff.succeeded()
-
-
-async def _end_all(tasks: Collection[asyncio.Future[int]]) -> None:
-    """Cancel what is still running and wait until every task has ended (a cancellation of
-    the caller meanwhile is passed on after that), its outcome retrieved: none outlives the
-    step that started it."""
-    for task in tasks:
-        task.cancel()
-    cancelled = False
-    while not all(task.done() for task in tasks):
-        try:
-            await asyncio.wait(tasks)
-        except asyncio.CancelledError:
-            cancelled = True
-    for task in tasks:
-        if not task.cancelled():
-            task.exception()
-    if cancelled:
-        raise asyncio.CancelledError

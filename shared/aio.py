@@ -39,18 +39,24 @@ def tune_gc() -> None:
 
 
 async def cancel_and_wait(*tasks: asyncio.Future[Any]) -> None:
-    """Cancel `tasks` and wait until each has ended; their outcomes are consumed (a task's own
-    cancellation, or an error it raised while ending). A cancellation of the caller is not
-    consumed: it propagates (`suppress(CancelledError)` around `await task` would swallow it,
-    and the caller would go on as if it had not been cancelled)."""
-    pending = [task for task in tasks if not task.done()]
-    for task in pending:
+    """Cancel `tasks` and wait until each has ended, their outcomes consumed (a task's own
+    cancellation, or an error it raised while ending), so none outlives its owner. A
+    cancellation of the caller meanwhile does not cut the wait short; it is raised once every
+    task has ended (`suppress(CancelledError)` around `await task` would swallow it, and the
+    caller would go on as if it had not been cancelled)."""
+    for task in tasks:
         task.cancel()
-    if pending:
-        await asyncio.wait(pending)
+    cancelled = False
+    while not all(task.done() for task in tasks):
+        try:
+            await asyncio.wait([task for task in tasks if not task.done()])
+        except asyncio.CancelledError:
+            cancelled = True
     for task in tasks:
         if not task.cancelled():
             task.exception()
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:

@@ -57,7 +57,7 @@ async def test_cancel_and_wait_ends_every_task_and_consumes_their_outcomes() -> 
     assert sorted(ended) == ["failer", "sleeper"] and all(t.done() for t in tasks)
 
 
-async def test_cancel_and_wait_lets_the_callers_own_cancellation_through() -> None:
+async def test_cancel_and_wait_waits_out_the_callers_cancellation_then_raises_it() -> None:
     stubborn_started = asyncio.Event()
     release = asyncio.Event()
 
@@ -74,7 +74,10 @@ async def test_cancel_and_wait_lets_the_callers_own_cancellation_through() -> No
     owner = asyncio.create_task(cancel_and_wait(child))
     await asyncio.sleep(0)  # settle-ok: one loop turn, so the owner is waiting
     owner.cancel()
+    await asyncio.sleep(0)  # settle-ok: one loop turn, so the owner has seen its cancel
+    await asyncio.sleep(0)  # settle-ok: and a second, in which it would have ended
+    assert not owner.done()  # the child has not ended: the owner does not leave it behind
+    release.set()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(owner, 5)
-    release.set()
-    await asyncio.wait_for(child, 5)
+    assert child.done()
