@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         page_limit=min(MAX_PAGE, settings.sse_buffer_events),
         on_events=metrics.saw_events,
         on_overflow=metrics.sse_slow_disconnects.inc,
+        multiplex=True,
     )
     metrics.sse_lag.set_function(hubs.max_lag)
     metrics.sse_readers.set_function(hubs.readers)

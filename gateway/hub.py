@@ -6,6 +6,9 @@ handing every page to each connection's bounded `Subscription`. The task stops a
 last connection leaves: it is cancelled, and it is told to stop as well, so that a cancellation
 a library swallows (redis-py's write under `wait_for` on Python 3.11) still ends it after the
 call it is in; `Hubs.readers` counts tasks until they have really ended.
+Where the runtime's store reads many Workers in one wait (`Runtime.event_mux`, one Redis
+server), hubs share readers instead (`gateway.mux`): a hub's task only starts it, and its mux
+carries its pages, with the same guarantees.
 
 Joining without gap or repeat: a connection registers with the hub first, learning the hub's
 cursor `h` at that instant (everything after `h` will reach its buffer), then catches up from its
@@ -22,6 +25,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Sequence
 
+from gateway.mux import Mux, Muxes
 from runtime_worker.runtime import Runtime
 from shared.errors import RuntimeUnavailable, YoiError
 from shared.events import Event
@@ -112,6 +116,7 @@ class Hub:
         self.joining = 0
         self.stopping = False
         self.failure: YoiError | None = None
+        self.mux: Mux | None = None  # the shared reader carrying this hub's pages, if any
         self._on_events = on_events
         self._on_overflow = on_overflow
 
@@ -134,18 +139,35 @@ class Hub:
                     await asyncio.sleep(UNAVAILABLE_RETRY_S)
                     continue
                 if page.events:
-                    self._on_events(self.runtime.runtime_id, page.events)
-                    for subscription in list(self.subscribers):
-                        if not subscription.deliver(page.events):
-                            self.subscribers.discard(subscription)
-                            self._on_overflow()
-                self.cursor = page.cursor
+                    self.carry(page.events)
                 await asyncio.sleep(0)  # let connections drain between pages of a burst
         except YoiError as exc:
-            self._fail(exc)
+            self.fail(exc)
         except Exception as exc:
             log.error("event reader of a worker failed: %s", type(exc).__name__)
-            self._fail(RuntimeUnavailable("the event stream failed"))
+            self.fail(RuntimeUnavailable("the event stream failed"))
+
+    async def start(self, muxes: Muxes) -> None:
+        """`run` for a hub whose pages a mux carries: learn the cursor, join a mux, end."""
+        try:
+            self.cursor = await self._head()
+            if not self.stopping:
+                muxes.add(self)
+            self.started.set()
+        except YoiError as exc:
+            self.fail(exc)
+        except Exception as exc:
+            log.error("event reader of a worker failed: %s", type(exc).__name__)
+            self.fail(RuntimeUnavailable("the event stream failed"))
+
+    def carry(self, events: Sequence[Event]) -> None:
+        """Hand the page after the hub's cursor to every subscriber; the cursor moves past it."""
+        self._on_events(self.runtime.runtime_id, events)
+        for subscription in list(self.subscribers):
+            if not subscription.deliver(events):
+                self.subscribers.discard(subscription)
+                self._on_overflow()
+        self.cursor = events[-1].cursor
 
     async def _head(self) -> str:
         """The Worker's newest cursor: the hub starts there, joiners catch up on their own and
@@ -157,7 +179,8 @@ class Hub:
             except RuntimeUnavailable:
                 await asyncio.sleep(UNAVAILABLE_RETRY_S)
 
-    def _fail(self, error: YoiError) -> None:
+    def fail(self, error: YoiError) -> None:
+        """End every subscriber with `error` (their streams send it as an error frame)."""
         self.failure = error
         for subscription in self.subscribers:
             subscription.fail(error)
@@ -166,7 +189,8 @@ class Hub:
 
 
 class Hubs:
-    """Every live hub, keyed by (runtime, worker); owns their tasks."""
+    """Every live hub, keyed by (runtime, worker); owns their tasks, and the muxes that read
+    for them when `multiplex` is on and a runtime's store has one (`Runtime.event_mux`)."""
 
     def __init__(
         self,
@@ -175,20 +199,26 @@ class Hubs:
         page_limit: int,
         on_events: Callable[[str, Sequence[Event]], None],
         on_overflow: Callable[[], None],
+        multiplex: bool = False,
     ) -> None:
         self.capacity = capacity
         self.page_limit = page_limit
+        self.multiplex = multiplex
         self._on_events = on_events
         self._on_overflow = on_overflow
         self._hubs: dict[tuple[str, str], Hub] = {}
         self._tasks: dict[Hub, asyncio.Task[None]] = {}
+        self._muxes: dict[str, Muxes] = {}
+        self._unmuxed: set[str] = set()  # runtimes whose store follows one Worker per read
 
     def __len__(self) -> int:
         return len(self._hubs)
 
     def readers(self) -> int:
-        """Reader tasks still running, including those told to stop that have not ended yet."""
-        return len(self._tasks)
+        """Hubs being read (by a task of their own or a mux's), including reads told to stop
+        that have not ended yet."""
+        own = sum(1 for hub in self._tasks if hub.mux is None)  # a mux counts its own hubs
+        return own + sum(muxes.readers() for muxes in self._muxes.values())
 
     def subscribers(self) -> int:
         return sum(len(hub.subscribers) for hub in self._hubs.values())
@@ -214,7 +244,10 @@ class Hubs:
                 on_overflow=self._on_overflow,
             )
             self._hubs[key] = hub
-            task = asyncio.create_task(hub.run(), name="yoi-sse-hub")
+            muxes = self._muxes_of(runtime)
+            task = asyncio.create_task(
+                hub.run() if muxes is None else hub.start(muxes), name="yoi-sse-hub"
+            )
             self._tasks[hub] = task
             task.add_done_callback(functools.partial(self._reap, key, hub))
         hub.joining += 1
@@ -237,19 +270,37 @@ class Hubs:
         hub.subscribers.discard(subscription)
         self._stop_if_idle(hub)
 
+    def _muxes_of(self, runtime: Runtime) -> Muxes | None:
+        if not self.multiplex or runtime.runtime_id in self._unmuxed:
+            return None
+        muxes = self._muxes.get(runtime.runtime_id)
+        if muxes is None:
+            first = runtime.event_mux()
+            if first is None:
+                self._unmuxed.add(runtime.runtime_id)
+                return None
+            muxes = Muxes(runtime, first, page_limit=self.page_limit, on_gone=self._gone)
+            self._muxes[runtime.runtime_id] = muxes
+        return muxes
+
     def _stop_if_idle(self, hub: Hub) -> None:
         if hub.subscribers or hub.joining:
             return
-        if self._hubs.get((hub.runtime.runtime_id, hub.worker_id)) is hub:
-            del self._hubs[(hub.runtime.runtime_id, hub.worker_id)]
+        self._gone(hub)
         hub.stopping = True
         task = self._tasks.get(hub)
         if task is not None:
             task.cancel()
+        if hub.mux is not None:
+            hub.mux.discard(hub)
+
+    def _gone(self, hub: Hub) -> None:
+        if self._hubs.get((hub.runtime.runtime_id, hub.worker_id)) is hub:
+            del self._hubs[(hub.runtime.runtime_id, hub.worker_id)]
 
     def _reap(self, key: tuple[str, str], hub: Hub, _task: asyncio.Task[None]) -> None:
         task = self._tasks.pop(hub, None)
-        if self._hubs.get(key) is hub:
+        if hub.mux is None and self._hubs.get(key) is hub:  # a mux's hub lives on in its mux
             del self._hubs[key]
         if task is not None and not task.cancelled():
             task.exception()  # retrieved: `run` handles its errors, this only marks it seen
@@ -258,5 +309,7 @@ class Hubs:
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(
+            *tasks, *(muxes.aclose() for muxes in self._muxes.values()), return_exceptions=True
+        )
         self._hubs.clear()

@@ -17,7 +17,7 @@ from runtime_worker._runtime_base import (
     RuntimeBase,
     clamp,
 )
-from runtime_worker.store.base import NOW_CURSOR
+from runtime_worker.store.base import NOW_CURSOR, EventMux
 from runtime_worker.store.outcome import total_usage
 from shared.errors import InvalidInput, RuntimeUnavailable
 from shared.events import Event, EventPage
@@ -166,6 +166,12 @@ class RuntimeReads(RuntimeBase):
             worker_id, after, clamp(limit), min(max(wait_ms, 0), MAX_WAIT_MS)
         )
         return EventPage(events=events, cursor=events[-1].cursor if events else after)
+
+    def event_mux(self) -> EventMux | None:
+        """A reader of many Workers' events in one wait (`EventMux`), for a follower of many
+        Workers' streams (the gateway's hubs); None where the store has none, and each
+        follower uses `tail`. Its cursors must come from reads, as `tail`'s do."""
+        return self.store.event_mux()
 
     async def subscribe(
         self, worker_id: str, *, after: str | None = None, poll_ms: int = 1000

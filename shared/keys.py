@@ -182,6 +182,14 @@ class Keys:
         """The cluster slot of every key of `worker_id`."""
         return key_slot(self.record(worker_id))
 
+    def mux_bell(self, token: str) -> str:
+        """STREAM that wakes one gateway reader's blocking read of many Workers' events (its
+        `XREAD` follows this key too) when a Worker joins it: a few entries, expiring once
+        that reader stops ringing (`token` names the reader, made at random)."""
+        if not _IDENT_RE.match(token):
+            raise ValueError(f"not a reader token usable in a key: {token!r}")
+        return self._tag() + f":mux:{token}"
+
     # -- membership and placement (member process) -----------------------------------------------
     # Runtime-wide, so they share the runtime tag `{<ns>:<runtime>}` (the members hash is above).
 

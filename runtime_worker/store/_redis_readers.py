@@ -23,8 +23,9 @@ from runtime_worker.store._redis_batch import (
 )
 from runtime_worker.store._redis_blocking import block_read
 from runtime_worker.store._redis_core import RedisCore, field_of
+from runtime_worker.store._redis_mux import RedisEventMux
 from runtime_worker.store._scripts import answer, argv, check, translate_errors
-from runtime_worker.store.base import Listed, RecordAt, RunLogPage, WorkerRecord
+from runtime_worker.store.base import EventMux, Listed, RecordAt, RunLogPage, WorkerRecord
 from runtime_worker.store.cursor import check_window, format_cursor, parse_cursor
 from shared.errors import WorkerNotFound
 from shared.events import Event
@@ -218,6 +219,12 @@ class RedisReaders(RedisCore):
                 for entry_id, raw in entries[:limit]
             ]
         return await self.read_events(worker_id, after, limit)
+
+    def event_mux(self) -> EventMux | None:
+        """One server only: on a Redis Cluster a multi-key `XREAD` must stay within a slot."""
+        if self.cluster:
+            return None
+        return RedisEventMux(self, self._blocking, self._transport)
 
     @translate_errors
     async def last_cursor(self, worker_id: str) -> str:

@@ -39,7 +39,7 @@ from runtime_worker.store._run_values import RunOutcome as RunOutcome
 from runtime_worker.store._run_values import TakenRun as TakenRun
 from runtime_worker.store.schedules import ScheduleStore
 from runtime_worker.store.webhooks import WebhookStore
-from shared.errors import UnsupportedOperation
+from shared.errors import UnsupportedOperation, YoiError
 from shared.events import Event
 from shared.models import (
     MemberInfo,
@@ -209,8 +209,34 @@ class InputPath(ABC):
         past its last use (a store without expiry may keep it)."""
 
 
+class EventMux(ABC):
+    """Many Workers' events followed with one wait (a store's `event_mux`): one reader for
+    all the streams a gateway follows, where `tail_events` needs a reader per Worker."""
+
+    @abstractmethod
+    async def read(
+        self, cursors: Mapping[str, str], limit: int, timeout_ms: int
+    ) -> dict[str, list[Event] | YoiError]:
+        """`tail_events` of every Worker in `cursors` (worker id → its follower's cursor) at
+        once: answers as soon as any has news, `wake` is called, or `timeout_ms` is over. A
+        Worker with news gets its page; one whose own tail would fail gets that error
+        (`CursorExpired`), and the others are unharmed. Workers without news are left out, so
+        a vanished Worker is not told here (its follower asks `tail_events` once it has waited
+        long enough). `RuntimeUnavailable` is the whole read's: read again from the same
+        cursors."""
+
+    @abstractmethod
+    async def wake(self) -> None:
+        """End the read in progress early: its caller has a Worker to add to it."""
+
+
 class Readers(ABC):
     """Records, events and transcripts, by cursor."""
+
+    def event_mux(self) -> EventMux | None:
+        """A new reader of many Workers' events in one wait, or None where the store has none
+        (each follower then tails its own Worker)."""
+        return None
 
     @abstractmethod
     async def get_worker(self, worker_id: str) -> WorkerRecord:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, MutableMapping
+from collections.abc import AsyncIterator, Callable, Mapping, MutableMapping
 from typing import Any
 
 import httpx
@@ -17,7 +17,9 @@ from fastapi import FastAPI
 from gateway.app import create_app
 from gateway.state import Gateway
 from runtime_worker.runtime import Runtime
-from shared.events import EventPage
+from runtime_worker.store.base import EventMux
+from shared.errors import YoiError
+from shared.events import Event, EventPage
 from shared.settings import Settings
 from tests.gateway.sse_parser import Message, SseParser
 
@@ -202,8 +204,9 @@ def event_payloads(messages: list[Message]) -> list[dict[str, Any]]:
 
 
 class BlockingReads:
-    """Counts concurrent blocking reads (long-polling `Runtime.events` calls and `Runtime.tail`
-    calls): the store readers at work."""
+    """Counts concurrent blocking reads (long-polling `Runtime.events` calls, `Runtime.tail`
+    calls, and reads of the event muxes made from now on, each one reader however many
+    Workers it follows): the store readers at work."""
 
     def __init__(self, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
         self.now = 0
@@ -232,8 +235,29 @@ class BlockingReads:
             finally:
                 self.now -= 1
 
+        real_mux = runtime.event_mux
+
+        def counted_mux() -> EventMux | None:
+            mux = real_mux()
+            if mux is not None:
+                real_read = mux.read
+
+                async def counted_read(
+                    cursors: Mapping[str, str], limit: int, timeout_ms: int
+                ) -> dict[str, list[Event] | YoiError]:
+                    self.now += 1
+                    self.most = max(self.most, self.now)
+                    try:
+                        return await real_read(cursors, limit, timeout_ms)
+                    finally:
+                        self.now -= 1
+
+                monkeypatch.setattr(mux, "read", counted_read)
+            return mux
+
         monkeypatch.setattr(runtime, "events", counted)
         monkeypatch.setattr(runtime, "tail", counted_tail)
+        monkeypatch.setattr(runtime, "event_mux", counted_mux)
 
 
 def ran(input_id: str) -> Callable[[list[Message]], bool]:
