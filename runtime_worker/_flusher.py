@@ -18,9 +18,13 @@ from shared.timeutil import monotonic_s, now_s
 
 _END = object()
 
-FLUSH_BURST = 3
-"""Writes the budget holds at most: a stream slower than one chunk per interval, or one pausing
-(a model thinking, a tool call), spends none of its chunks' time waiting."""
+FLUSH_BURST = 20
+"""Writes the budget holds at most, and what a turn starts with: a short answer (up to about 35
+chunks at 80 tokens/s) goes out chunk by chunk, its last text never held for the stream's end
+(measured: a 20-token answer from llama-server at 12 ms a token reached the client 5 % slower
+than directly with a burst of 3); a stream slower than one chunk per interval, or one pausing (a
+model thinking, a tool call), spends none of its chunks' time waiting. A long stream costs the
+burst once, then one write per interval."""
 
 
 class WriteBudget:
@@ -32,9 +36,7 @@ class WriteBudget:
 
     def __init__(self, interval_s: float, now: float, *, burst: int = FLUSH_BURST) -> None:
         self.interval, self.burst = interval_s, float(max(1, burst))
-        # One write at once (a turn's first text is never held); the rest is earned from `now`,
-        # so the wait for the provider's first chunk fills the bucket.
-        self.tokens, self.stamp = 1.0, now
+        self.tokens, self.stamp = self.burst, now  # full: a turn's first chunks are never held
 
     def _level(self, now: float) -> float:
         if self.interval <= 0:
@@ -78,7 +80,6 @@ class Flusher:
         self.item, self.run_id = item, run_id
         self.pending: list[str] = []
         self.clock = clock
-        # Made with the turn: the wait for the provider's first chunk earns writes.
         self.budget = WriteBudget(interval_s, clock(), burst=burst)
         self.usage = UsageChunk(0, 0)  # the provider's last running total
         self.uncounted = 0  # text chunks seen since that total

@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     # LLM engine
     provider: str = "echo"
     echo_delay_ms: int = Field(default=0, ge=0)
-    flush_interval_ms: int = Field(default=20, ge=0)
+    flush_interval_ms: int = Field(default=25, ge=0)
     turn_timeout_s: float = Field(default=120.0, gt=0)
     openai_base_url: str | None = None
     openai_api_key: SecretStr | None = Field(

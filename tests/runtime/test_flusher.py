@@ -113,19 +113,27 @@ async def _rig() -> Rig:
     return Rig(store, *await _taken(store))
 
 
-def test_the_budget_allows_one_write_at_once_then_earns_one_per_interval() -> None:
+def test_the_budget_starts_full_then_earns_one_per_interval() -> None:
     budget = WriteBudget(10.0, now=0.0, burst=3)
-    assert budget.wait_s(0.0) == 0
-    budget.spend(0.0)
-    budget.rested(0.0)
+    for _ in range(3):  # a turn's first chunks go out as they come
+        assert budget.wait_s(0.0) == 0
+        budget.spend(0.0)
+        budget.rested(0.0)
     assert budget.wait_s(0.0) == 10.0
     assert budget.wait_s(4.0) == 6.0
     assert budget.wait_s(10.0) == 0
 
 
+def _spend_all(budget: WriteBudget, now: float) -> None:
+    while budget.wait_s(now) == 0:
+        budget.spend(now)
+        budget.rested(now)
+
+
 def test_the_budget_holds_a_burst_after_idle_time_and_no_more() -> None:
     budget = WriteBudget(10.0, now=0.0, burst=3)
-    for _ in range(3):  # 1 at once + 2 earned by 100 s of idle, capped at the burst of 3
+    _spend_all(budget, 0.0)
+    for _ in range(3):  # 100 s of idle earns 10, capped at the burst of 3
         assert budget.wait_s(100.0) == 0
         budget.spend(100.0)
         budget.rested(100.0)
@@ -135,11 +143,13 @@ def test_the_budget_holds_a_burst_after_idle_time_and_no_more() -> None:
 def test_time_spent_writing_earns_nothing() -> None:
     budget = WriteBudget(10.0, now=0.0, burst=3)
     budget.spend(0.0)
+    budget.spend(0.0)
+    budget.spend(0.0)
     budget.rested(5.0)  # a slow store: the write took half an interval
     assert budget.wait_s(10.0) == 5.0  # the refill counts from the write's end
 
 
-def test_a_fast_stream_gets_one_write_per_interval() -> None:
+def test_a_fast_stream_gets_the_burst_then_one_write_per_interval() -> None:
     budget = WriteBudget(10.0, now=0.0, burst=3)
     writes = 0
     for step in range(1000):  # a chunk every tenth of an interval, for 100 intervals
@@ -148,7 +158,7 @@ def test_a_fast_stream_gets_one_write_per_interval() -> None:
             budget.spend(now)
             budget.rested(now)
             writes += 1
-    assert writes == 1 + 99  # the first at once, then one per interval
+    assert writes == 3 + 99  # the burst at once, then one per interval
 
 
 def test_no_interval_is_no_budget() -> None:
@@ -169,11 +179,10 @@ async def test_a_stream_slower_than_the_budget_goes_out_chunk_by_chunk() -> None
     assert await rig.end() == ""  # nothing was held for the end
 
 
-async def test_the_wait_for_the_first_chunk_earns_a_burst_then_the_rest_is_held() -> None:
+async def test_a_turn_starts_with_a_full_budget_then_the_rest_is_held() -> None:
     rig = await _rig()
     rig.start()
-    rig.clock.now += INTERVAL_S * 10  # the model evaluates the prompt: the bucket fills (3)
-    await rig.send_and_see_written("a", ["a"])  # and from here the clock stands still
+    await rig.send_and_see_written("a", ["a"])  # the clock stands still: nothing is earned
     await rig.send_and_see_written("b", ["a", "b"])
     await rig.send_and_see_written("c", ["a", "b", "c"])
     for word in ("d", "e", "f"):  # the budget is spent: coalesced, not written yet
@@ -187,9 +196,10 @@ async def test_the_wait_for_the_first_chunk_earns_a_burst_then_the_rest_is_held(
 async def test_held_text_goes_out_once_the_budget_refills() -> None:
     rig = await _rig()
     rig.start()
-    await rig.send_and_see_written("x", ["x"])  # the first chunk at once, budget now empty
-    await rig.provider.items.put(TextChunk("y"))
+    for written, word in enumerate(("u", "v", "x"), start=1):  # the burst of 3, at once
+        await rig.send_and_see_written(word, ["u", "v", "x"][:written])
+    await rig.provider.items.put(TextChunk("y"))  # the budget is spent: held
     await rig.provider.items.put(TextChunk("z"))
     rig.clock.now += INTERVAL_S  # one write earned: the next chunk takes the held text along
-    await rig.send_and_see_written("!", ["x", "yz!"])
+    await rig.send_and_see_written("!", ["u", "v", "x", "yz!"])
     assert await rig.end() == ""
