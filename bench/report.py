@@ -39,8 +39,9 @@ def render(document: dict[str, Any]) -> str:
     ]
     for name, scenario in document["scenarios"].items():
         checks = scenario.get("checks", {})
-        if not checks:
-            lines.append(f"| {name} | - | - | - | no |")
+        if not checks:  # a figure to compare builds by; "no" only when it failed to run
+            mark = "no" if "error" in scenario else "-"
+            lines.append(f"| {name} | (no target) | - | - | {mark} |")
         for index, (check, body) in enumerate(checks.items()):
             label = f"**{name}**" if index == 0 else ""
             met = "yes" if body["met"] else "no"

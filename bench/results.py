@@ -114,16 +114,18 @@ def render_table(results: list[ScenarioResult]) -> str:
     out.append(header)
     out.append("-" * len(header))
     for result in results:
-        if not result.checks:
-            out.append(f"{result.name:<11} {'(no checks)':<34} {'-':>10} {'-':>10}  no")
+        if not result.checks:  # a figure to compare builds by: nothing to meet unless it failed
+            mark = "no" if result.errors else "-"
+            out.append(f"{result.name:<11} {'(no target)':<34} {'-':>10} {'-':>10}  {mark}")
         for index, check in enumerate(result.checks):
             name = result.name if index == 0 else ""
             mark = "yes" if check.met else "no"
             out.append(
                 f"{name:<11} {check.name:<34} {_fmt(check.value):>10} {check.target:>10}  {mark}"
             )
+        verdict = "yes" if result.met else "-" if not result.checks and not result.errors else "no"
         out.append(
-            f"{'':<11} => met: {'yes' if result.met else 'no'}  ({result.duration_s:.0f} s, "
+            f"{'':<11} => met: {verdict}  ({result.duration_s:.0f} s, "
             f"load avg {result.loadavg_1m_at_start:g} at start)"
         )
     out.append("")
