@@ -148,14 +148,28 @@ class MemberPlacement(MemberBase):
         if not self._taking:
             return 0
         began = monotonic_s()
-        records = await self.store.placements()
+        read = await self.store.placements()
+        records = read.rows
         await self._refresh_members()
         hosted = self.host.hosted()
         members = alive_view(self._members, self.member_id, self.settings.capacity, len(hosted))
-        step = plan(records, me=self.member_id, hosted=hosted, members=members)
-        self._live = sum(1 for r in records if r.state in HOSTABLE_STATES)
+        live = sum(1 for r in records if r.state in HOSTABLE_STATES)
+        if read.complete:
+            step = plan(records, me=self.member_id, hosted=hosted, members=members)
+            self._live = live
+        else:
+            # A cluster node did not answer: its Workers are missing, not gone. Take only;
+            # dropping or handing back by their absence would release Workers still live.
+            step = plan(
+                records,
+                me=self.member_id,
+                hosted=hosted,
+                members=members,
+                live_count=max(self._live, live),
+                idle=[],
+            )
         self._sweep_host({r.worker_id for r in records if r.queue_depth and r.worker_id in hosted})
-        del records  # thousands of rows: not kept while the Workers are taken
+        del records, read  # thousands of rows: not kept while the Workers are taken
         self._sweep_cost_s = monotonic_s() - began
         await self._drop({w: hosted[w] for w in step.drop}, release=True)
         taken = await self._apply(step, hosted, members)
@@ -174,7 +188,7 @@ class MemberPlacement(MemberBase):
             unmarked = list(self._unmarked)
             await self.store.mark_unhosted(unmarked)
             self._unmarked.difference_update(unmarked)
-        records = await self.store.unhosted()
+        records = (await self.store.unhosted()).rows
         await self._refresh_members()
         hosted = self.host.hosted()
         members = alive_view(self._members, self.member_id, self.settings.capacity, len(hosted))

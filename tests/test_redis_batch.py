@@ -90,7 +90,7 @@ async def test_placements_read_what_placement_needs_and_prune_the_index(
     await store.acquire(busy, MEMBER, 60_000)
     await store.submit_input(busy, "hi", new_id(), Strategy.ENQUEUE, now_s())
     await store.client.delete(*store.keys.worker(gone).all())  # as if expired
-    found = {p.worker_id: p for p in await store.placements()}
+    found = {p.worker_id: p for p in (await store.placements()).rows}
     assert set(found) == {kept, busy}
     assert (found[kept].state, found[kept].host, found[kept].queue_depth) == (
         WorkerState.PENDING,
@@ -106,7 +106,7 @@ async def test_unhosted_names_the_workers_that_may_need_a_host(backend: Backend)
     follows these, not the fleet's size)."""
     store = backend.store()
     taken, handed_back, stopped, gone, waiting = await _workers(store, 5)
-    assert {p.worker_id for p in await store.unhosted()} == {
+    assert {p.worker_id for p in (await store.unhosted()).rows} == {
         taken,
         handed_back,
         stopped,
@@ -120,14 +120,14 @@ async def test_unhosted_names_the_workers_that_may_need_a_host(backend: Backend)
     }
     await store.request_stop(stopped)
     await store.client.delete(*store.keys.worker(gone).all())  # as if expired
-    found = {p.worker_id: p for p in await store.unhosted()}
+    found = {p.worker_id: p for p in (await store.unhosted()).rows}
     assert set(found) == {handed_back, waiting}
     assert (found[handed_back].host, found[handed_back].epoch) == (None, 1)
     members = await answer(store.client.smembers(store.keys.unhosted()))
     assert members == {handed_back, waiting}  # ended and gone ones left the set on the read
     await store.mark_unhosted([taken])
     await store.settle_unhosted([waiting])
-    assert {p.worker_id for p in await store.unhosted()} == {handed_back, taken}
+    assert {p.worker_id for p in (await store.unhosted()).rows} == {handed_back, taken}
 
 
 async def test_listing_matches_the_records(backend: Backend) -> None:
@@ -191,7 +191,7 @@ async def test_a_batch_create_indexes_marks_and_hints_every_worker(
     assert [len(fields["ws"].split()) for _, fields in hints[:3]] == [3, 3, 1]
     assert list(dict.fromkeys(hinted(hints))) == worker_ids  # in order
     assert (await store.wait_placement("0-0", 0))[0] == worker_ids  # what members read
-    unhosted = {r.worker_id for r in await store.unhosted()}
+    unhosted = {r.worker_id for r in (await store.unhosted()).rows}
     assert unhosted == set(worker_ids)  # what a member's steady sweep reads
 
 

@@ -171,6 +171,16 @@ class Placement:
     run_id: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class PlacementRead:
+    """A placement read: `rows` of the Workers read, and whether every Worker was. Not
+    `complete` on a cluster with a node that did not answer: its Workers are missing from
+    `rows` (neither gone nor unhosted: unknown), so a sweep must not act on their absence."""
+
+    rows: list[Placement]
+    complete: bool = True
+
+
 def parse_placement(worker_id: str, row: Sequence[Any]) -> Placement | None:
     """One HMGET row of `PLACEMENT_FIELDS`; None when the Worker's record is gone."""
     state, host, epoch, next_seq, done_seq, run_id = row

@@ -7,8 +7,9 @@ Apart from the writes so every read path, and the lazy index repair the listings
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, NamedTuple, TypeVar
 
 from runtime_worker.placement import HOSTABLE_STATES
 from runtime_worker.store import _redis_codec as codec
@@ -16,6 +17,7 @@ from runtime_worker.store import _redis_runs as runs
 from runtime_worker.store._redis_batch import (
     PLACEMENT_FIELDS,
     Placement,
+    PlacementRead,
     hmget_many,
     packed,
     parse_placement,
@@ -24,10 +26,17 @@ from runtime_worker.store._redis_batch import (
 from runtime_worker.store._redis_blocking import block_read
 from runtime_worker.store._redis_core import RedisCore, field_of
 from runtime_worker.store._redis_mux import RedisEventMux
-from runtime_worker.store._scripts import answer, argv, check, translate_errors
+from runtime_worker.store._scripts import (
+    CLUSTER_ERRORS,
+    TRANSPORT_ERRORS,
+    answer,
+    argv,
+    check,
+    translate_errors,
+)
 from runtime_worker.store.base import EventMux, Listed, RecordAt, RunLogPage, WorkerRecord
 from runtime_worker.store.cursor import check_window, format_cursor, parse_cursor
-from shared.errors import WorkerNotFound
+from shared.errors import RuntimeUnavailable, WorkerNotFound
 from shared.events import Event
 from shared.keys import is_worker_key_part
 from shared.models import RunDetail, TranscriptPage, WorkerState
@@ -50,6 +59,15 @@ async def _in_pages(
     for start in range(0, len(worker_ids), PLACEMENT_PAGE):
         found += await read(worker_ids[start : start + PLACEMENT_PAGE])
     return found
+
+
+class _Page(NamedTuple):
+    """One page of a placement read: the records found, the Workers whose records are gone,
+    and those on a node that did not answer (unknown: neither)."""
+
+    rows: list[Placement]
+    gone: list[str]
+    unknown: set[str]
 
 
 class RedisReaders(RedisCore):
@@ -118,41 +136,51 @@ class RedisReaders(RedisCore):
         await self._unindex(gone)
         return found
 
-    async def placements(self) -> list[Placement]:
+    async def placements(self) -> PlacementRead:
         """What placement needs of every Worker (state, host, epoch, queue depth, run), read
         without the rest of the records: a member's sweep costs a few fields per Worker. Read
         a page per call, each with its own deadline: 100,000 Workers take longer than one."""
-        return await _in_pages(
-            await self._indexed_now(), lambda page: self._placements_of(page, True)
-        )
+        worker_ids = await self._indexed_now()
+        rows: list[Placement] = []
+        complete = True
+        for start in range(0, len(worker_ids), PLACEMENT_PAGE):
+            page = await self._placements_of(worker_ids[start : start + PLACEMENT_PAGE], True)
+            rows += page.rows
+            complete = complete and not page.unknown
+        return PlacementRead(rows, complete)
 
     @translate_errors
-    async def unhosted(self) -> list[Placement]:
+    async def unhosted(self) -> PlacementRead:
         """`placements` of the Workers that may need a host (the unhosted set, at most
         `UNHOSTED_PAGE` of them, a random choice: sweeps in turn see them all). Those that
-        ended or are gone leave the set here."""
+        ended or are gone leave the set here; those on a node that did not answer stay."""
         (worker_ids,) = await send_many(
             self._transport, [packed("SRANDMEMBER", self.keys.unhosted(), UNHOSTED_PAGE)]
         )
         if isinstance(worker_ids, Exception):
             raise worker_ids
-        found = await self._placements_of(worker_ids, False)
-        live = {p.worker_id for p in found if p.state in HOSTABLE_STATES}
-        await self._set_many("SREM", self.keys.unhosted(), [w for w in worker_ids if w not in live])
-        return [p for p in found if p.worker_id in live]
+        read = await self._placements_of(worker_ids, False)
+        live = {p.worker_id for p in read.rows if p.state in HOSTABLE_STATES}
+        left = [w for w in worker_ids if w not in live and w not in read.unknown]
+        await self._set_many("SREM", self.keys.unhosted(), left)
+        return PlacementRead([p for p in read.rows if p.worker_id in live], not read.unknown)
 
     @translate_errors
     async def _indexed_now(self) -> list[str]:
         return await self._indexed()
 
     @translate_errors
-    async def _placements_of(self, worker_ids: list[str], unindex: bool) -> list[Placement]:
+    async def _placements_of(self, worker_ids: list[str], unindex: bool) -> _Page:
         valid = [w for w in worker_ids if is_worker_key_part(w)]
         keys = [self.keys.record(worker_id) for worker_id in valid]
-        rows = await hmget_many(self._transport, keys, PLACEMENT_FIELDS)
+        rows = await self._rows_by_node(keys, PLACEMENT_FIELDS)
         found: list[Placement] = []
         gone: list[str] = []
+        unknown: set[str] = set()
         for worker_id, row in zip(valid, rows, strict=True):
+            if row is None:  # its node did not answer
+                unknown.add(worker_id)
+                continue
             placement = parse_placement(worker_id, row)
             if placement is None:
                 gone.append(worker_id)
@@ -160,7 +188,50 @@ class RedisReaders(RedisCore):
                 found.append(placement)
         if unindex:
             await self._unindex(gone)
-        return found
+        return _Page(found, gone, unknown)
+
+    async def _rows_by_node(
+        self, keys: Sequence[str], fields: Sequence[str]
+    ) -> list[list[Any] | None]:
+        """`hmget_many`; on a cluster each node's part waits half a call's deadline at most, and
+        a node that does not answer leaves its rows None while the others' stand
+        (`RuntimeUnavailable` only when no node answered)."""
+        if not self.cluster:
+            return list(await hmget_many(self._transport, keys, fields))
+        by_node: dict[str, list[int]] = {}
+        for index, key in enumerate(keys):
+            by_node.setdefault(self._transport.node_name(key), []).append(index)
+        groups = list(by_node.values())
+        answers = await asyncio.gather(
+            *(self._node_rows([keys[i] for i in group], fields) for group in groups),
+            return_exceptions=True,  # every part ends before any error is raised
+        )
+        parts: list[list[list[Any]] | None] = []
+        for answered in answers:
+            if isinstance(answered, BaseException):
+                raise answered
+            parts.append(answered)
+        if groups and all(part is None for part in parts):
+            raise RuntimeUnavailable(
+                f"fleet runtime {self.runtime_id} is unavailable (no node answered)",
+                retryable=True,
+            )
+        rows: list[list[Any] | None] = [None] * len(keys)
+        for group, part in zip(groups, parts, strict=True):
+            if part is not None:
+                for index, row in zip(group, part, strict=True):
+                    rows[index] = row
+        return rows
+
+    async def _node_rows(
+        self, keys: Sequence[str], fields: Sequence[str]
+    ) -> list[list[Any]] | None:
+        """One node's rows, or None when it does not answer within half a call's deadline."""
+        try:
+            async with asyncio.timeout(self.call_timeout_s / 2):
+                return await hmget_many(self._transport, keys, fields)
+        except (*TRANSPORT_ERRORS, *CLUSTER_ERRORS):
+            return None
 
     async def _indexed(self) -> list[str]:
         worker_ids: list[str] = await answer(self.client.zrange(self.keys.workers(), 0, -1))

@@ -8,7 +8,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Sequence
 
-from runtime_worker.store._redis_batch import Acquisition, Placement
+from runtime_worker.store._redis_batch import Acquisition, PlacementRead
 from runtime_worker.store._redis_members import MemberView
 from runtime_worker.store.base import Store
 
@@ -44,11 +44,12 @@ class FleetStore(Store):
     # -- placement -------------------------------------------------------------------------------
 
     @abstractmethod
-    async def placements(self) -> list[Placement]:
-        """What placement needs of every Worker (state, host, epoch, queue depth, run)."""
+    async def placements(self) -> PlacementRead:
+        """What placement needs of every Worker (state, host, epoch, queue depth, run); not
+        `complete` while a cluster node does not answer (its Workers are left out)."""
 
     @abstractmethod
-    async def unhosted(self) -> list[Placement]:
+    async def unhosted(self) -> PlacementRead:
         """`placements` of the Workers that may need a host (created, handed back, marked):
         what a steady-state sweep reads instead of every Worker. The member that acquired
         one removes it (`settle_unhosted`), once it hosts it."""

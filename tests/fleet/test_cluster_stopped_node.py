@@ -133,3 +133,40 @@ async def test_a_stopped_primary_lapses_only_its_own_workers_leases(
     finally:
         await client.aclose()
         fleet.stop_all()
+
+
+async def test_a_sweep_reads_the_nodes_that_answer_and_leaves_the_others_unknown(
+    partial_cluster: RedisCluster, namespace: str
+) -> None:
+    """A placement read while one primary is stopped: the other nodes' Workers are read, the
+    stopped node's are reported missing (not complete), neither unindexed nor dropped from the
+    unhosted set, so a sweep can go on taking without acting on their absence."""
+    cluster = partial_cluster
+    client = fleet_client(cluster.url, namespace)
+    try:
+        worker_ids = await create_workers(client, 30)
+        store = store_of(client)
+        spared = servers_by_key(cluster, [store.keys.workers()])[0], cluster.servers[0]
+        records = [store.keys.record(w) for w in worker_ids]
+        homes = dict(zip(worker_ids, servers_by_key(cluster, records), strict=True))
+        victim = next(s for s in cluster.servers if s not in spared)
+        away = {w for w in worker_ids if homes[w] is victim}
+        staying = set(worker_ids) - away
+        assert away and staying, "30 Workers over 3 nodes: some on each"
+        await store.mark_unhosted(worker_ids)  # no member runs: every Worker needs a host
+        assert victim.proc is not None
+        victim.proc.send_signal(signal.SIGSTOP)
+        try:
+            during = await store.placements()
+            unhosted = await store.unhosted()
+        finally:
+            victim.proc.send_signal(signal.SIGCONT)
+        assert not during.complete and {r.worker_id for r in during.rows} == staying
+        assert not unhosted.complete and {r.worker_id for r in unhosted.rows} == staying
+        await asyncio.to_thread(cluster.wait_ok)
+        after = await store.placements()  # nothing was unindexed while the node was away
+        assert after.complete and {r.worker_id for r in after.rows} == set(worker_ids)
+        again = await store.unhosted()  # nor left the unhosted set
+        assert again.complete and {r.worker_id for r in again.rows} == set(worker_ids)
+    finally:
+        await client.aclose()
