@@ -10,6 +10,7 @@ Its cluster variant (`--cluster`) puts the same Yoi stack on one private Redis a
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable
 
@@ -162,17 +163,16 @@ def run_cluster(ctx: Context, result: ScenarioResult) -> None:
     measured: dict[str, list[dict[str, float]]] = {"yoi": [], "cluster": []}
     with private_redis(ctx.log_dir) as redis, private_cluster(ctx.log_dir) as cluster:
         _wrk_ceiling(ctx, result, duration_s)
+        servers: dict[str, tuple[str, HasUrl, Callable[[], object]]] = {
+            "yoi": ("one redis", redis, redis.flush),
+            "cluster": ("cluster", cluster, functools.partial(flush_cluster, cluster)),
+        }
         for index in range(rounds):
-            sides = ["yoi", "cluster"] if index % 2 == 0 else ["cluster", "yoi"]
-            for side in sides:
-                if side == "yoi":
-                    with recorded(result, f"one redis round {index + 1}"):
-                        got = _yoi_round(ctx, redis, duration_s, "yoi", index + 1)
-                    redis.flush()
-                else:
-                    with recorded(result, f"cluster round {index + 1}"):
-                        got = _yoi_round(ctx, cluster, duration_s, "cluster", index + 1)
-                    flush_cluster(cluster)
+            for side in ("yoi", "cluster") if index % 2 == 0 else ("cluster", "yoi"):
+                label, server, flush = servers[side]
+                with recorded(result, f"{label} round {index + 1}"):
+                    got = _yoi_round(ctx, server, duration_s, side, index + 1)
+                flush()
                 measured[side].append(got)
         shape = cluster_shape(cluster)
     result.ceiling.update(best_round(measured["yoi"], "yoi_runs_per_s"))

@@ -36,7 +36,7 @@ from runtime_worker.store._scripts import (
 )
 from runtime_worker.store.base import EventMux, Listed, RecordAt, RunLogPage, WorkerRecord
 from runtime_worker.store.cursor import check_window, format_cursor, parse_cursor
-from shared.errors import RuntimeUnavailable, WorkerNotFound
+from shared.errors import WorkerNotFound
 from shared.events import Event
 from shared.keys import is_worker_key_part
 from shared.models import RunDetail, TranscriptPage, WorkerState
@@ -195,7 +195,7 @@ class RedisReaders(RedisCore):
     ) -> list[list[Any] | None]:
         """`hmget_many`; on a cluster each node's part waits half a call's deadline at most, and
         a node that does not answer leaves its rows None while the others' stand
-        (`RuntimeUnavailable` only when no node answered)."""
+        (`RuntimeUnavailable`, from the caller's `translate_errors`, only when none answered)."""
         if not self.cluster:
             return list(await hmget_many(self._transport, keys, fields))
         by_node: dict[str, list[int]] = {}
@@ -212,10 +212,7 @@ class RedisReaders(RedisCore):
                 raise answered
             parts.append(answered)
         if groups and all(part is None for part in parts):
-            raise RuntimeUnavailable(
-                f"fleet runtime {self.runtime_id} is unavailable (no node answered)",
-                retryable=True,
-            )
+            raise TimeoutError("no node answered")  # `translate_errors`: RuntimeUnavailable
         rows: list[list[Any] | None] = [None] * len(keys)
         for group, part in zip(groups, parts, strict=True):
             if part is not None:
