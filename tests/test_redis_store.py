@@ -16,6 +16,7 @@ from typing import Any
 import fakeredis
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection
 from redis.crc import key_slot
 
 from runtime_worker.store import _redis_batch, _redis_core, _redis_pipeline
@@ -703,6 +704,39 @@ async def test_unreachable_redis_is_runtime_unavailable_quickly() -> None:
     finally:
         await store.aclose()
         await store.aclose()  # idempotent
+
+
+async def test_a_socket_closed_under_a_write_is_a_lost_connection(
+    real_redis: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uvloop raises RuntimeError for a write on a socket that closed under it (a primary
+    killed mid-batch): the call answers a retryable RuntimeUnavailable, as for any lost
+    connection, and the next call runs on a fresh connection. A member loop died of it."""
+    store = real_redis.store()
+    record = await _worker(store)
+    closed = RuntimeError(
+        "unable to perform operation on <TCPTransport closed=True reading=False 0x1>; "
+        "the handler is closed"
+    )
+    send = AbstractConnection.send_packed_command
+    failing = {"left": 2}
+
+    async def closed_once(self: AbstractConnection, *args: Any, **kwargs: Any) -> None:
+        if failing["left"]:
+            failing["left"] -= 1
+            raise closed
+        await send(self, *args, **kwargs)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", closed_once)
+    for call in (  # a batched script, then a redis-py command
+        store.submit_input(record.worker_id, "x", new_id(), Strategy.ENQUEUE, now_s()),
+        store.list_workers(),
+    ):
+        with pytest.raises(RuntimeUnavailable) as caught:
+            await call
+        assert caught.value.retryable and "TCPTransport" not in caught.value.message
+    sub = await store.submit_input(record.worker_id, "x", new_id(), Strategy.ENQUEUE, now_s())
+    assert sub.seq == 1
 
 
 def test_client_must_decode_responses() -> None:

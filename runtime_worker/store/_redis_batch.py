@@ -32,7 +32,15 @@ class PackedKeys:
     data: bytes
 
 
-Call = tuple[Sequence[str] | PackedKeys, Sequence[Arg]]
+@dataclass(frozen=True, slots=True)
+class PackedArgs:
+    """A script's ARGV already in RESP: a node's renewal packs its leases once, as keys."""
+
+    count: int
+    data: bytes
+
+
+Call = tuple[Sequence[str] | PackedKeys, Sequence[Arg] | PackedArgs]
 """A script's KEYS and ARGV."""
 
 
@@ -106,13 +114,18 @@ def _evalsha(sha: str, calls: Sequence[Call]) -> list[Routed]:
     packed = []
     head = pack("EVALSHA", sha)
     for keys, args in calls:
+        argc, argv = (args.count, args.data) if isinstance(args, PackedArgs) else _packed(args)
         if isinstance(keys, PackedKeys):
-            count = command(3 + keys.count + len(args))
-            packed.append((keys.first, count + head + pack(keys.count) + keys.data + pack(*args)))
+            count = command(3 + keys.count + argc)
+            packed.append((keys.first, count + head + pack(keys.count) + keys.data + argv))
         else:
-            count = command(3 + len(keys) + len(args))
-            packed.append((keys[0], count + head + pack(len(keys), *keys, *args)))
+            count = command(3 + len(keys) + argc)
+            packed.append((keys[0], count + head + pack(len(keys), *keys) + argv))
     return packed
+
+
+def _packed(args: Sequence[Arg]) -> tuple[int, bytes]:
+    return len(args), pack(*args)
 
 
 async def hmget_many(

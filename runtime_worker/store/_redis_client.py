@@ -57,6 +57,17 @@ def _parser_class(cluster: bool = False) -> type[Any] | None:
 
 _PARSER = _parser_class()
 CLUSTER_PARSER = _parser_class(cluster=True)
+
+_CLOSED_UNDER_WRITE = "the handler is closed"
+
+
+def closed_under_write(exc: BaseException) -> bool:
+    """uvloop's answer to a write on a socket that closed under it (a node killed, a dropped
+    connection redis-py had not noticed yet) is a `RuntimeError`: a lost connection all the
+    same, not a bug."""
+    return isinstance(exc, RuntimeError) and _CLOSED_UNDER_WRITE in str(exc)
+
+
 """For the connections of a cluster's batches (`Transport`); None: keep redis-py's own."""
 
 

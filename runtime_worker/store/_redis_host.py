@@ -10,30 +10,37 @@ host does to Redis is in one module.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from redis import exceptions as rex
 
 from runtime_worker.store import _redis_codec as codec
 from runtime_worker.store._redis_batch import (
     Acquisition,
     Call,
+    PackedArgs,
     PackedKeys,
     evalsha_many,
     hmget_many,
+    pack,
     pack_one,
     packed,
     parse_acquisition,
     send_many,
 )
 from runtime_worker.store._redis_core import RedisCore, keys_or_none
-from runtime_worker.store._scripts import argv, check, translate_errors
+from runtime_worker.store._scripts import UNAVAILABLE_PREFIXES, argv, check, translate_errors
 from runtime_worker.store.base import QueuedInput, RunAlone, RunClaim, RunOutcome, TakenRun, WakeUp
 from runtime_worker.store.outcome import final_events, transcript_for
 from shared.errors import RuntimeUnavailable, WorkerNotFound
 from shared.events import Event, dump_stored
 from shared.models import TranscriptRole
+
+log = logging.getLogger("yoi.store.redis")
 
 RENEW_BATCH = 100  # leases per renew script call (~0.2 ms of Redis): others go between calls
 RENEW_SEND = 5000  # leases per round trip of a renewal: the member's other steps run between
@@ -120,6 +127,7 @@ class RedisHostSide(RedisCore):
     """A part of `RedisStore` (see there)."""
 
     _history_copies: _HistoryCopies | None = None
+    _renew_by_node = True  # until a cluster's server refuses renew_node.lua's flags
 
     @property
     def _histories(self) -> _HistoryCopies:
@@ -196,7 +204,7 @@ class RedisHostSide(RedisCore):
         )
 
     async def renew(self, member_id: str, leases: dict[str, int], ttl_ms: int) -> dict[str, bool]:
-        """One script call per `RENEW_BATCH` leases (per slot on a cluster), pipelined, each
+        """One script call per `RENEW_BATCH` leases (per node on a cluster), pipelined, each
         lease key packed straight into RESP: a member's renewal costs Redis and Python about
         a microsecond per lease, not a call each. Sent `RENEW_SEND` leases at a time, each
         part with its own deadline: renewing 50,000 holds neither the member's event loop nor
@@ -242,21 +250,54 @@ class RedisHostSide(RedisCore):
     async def _renew_part(
         self, member_id: str, leases: list[tuple[str, str]], ttl_ms: int, deadline_s: float
     ) -> dict[str, bool]:
-        groups: dict[int, list[tuple[str, str]]] = {}
-        for worker_id, lease in leases:
-            slot = self._transport.slot(lease) if self.cluster else 0
-            groups.setdefault(slot, []).append((worker_id, lease))
+        """One node's leases (all of them on one server): on a cluster node, `RENEW_BATCH` of
+        them per call of renew_node.lua whatever their slots (a member's thousands of leases
+        spread over most of the 16,384 slots: a call per slot was a call per lease or two);
+        by slot with renew.lua where that is refused (a slot moved since the map was read) or
+        not known (Redis before 7)."""
+        async with asyncio.timeout(deadline_s):
+            if self.cluster and self._renew_by_node:
+                try:
+                    return await self._renew_calls(member_id, [leases], ttl_ms, by_node=True)
+                except rex.ResponseError as exc:
+                    if str(exc).startswith(UNAVAILABLE_PREFIXES):
+                        raise  # the node cannot take writes now: nor could it by slot
+                    if "compiling" in str(exc):  # a server without script flags
+                        self._renew_by_node = False
+                        log.warning("renewals go by slot: this Redis has no script flags")
+            groups: dict[int, list[tuple[str, str]]] = {}
+            for worker_id, lease in leases:
+                slot = self._transport.slot(lease) if self.cluster else 0
+                groups.setdefault(slot, []).append((worker_id, lease))
+            return await self._renew_calls(member_id, groups.values(), ttl_ms, by_node=False)
+
+    async def _renew_calls(
+        self,
+        member_id: str,
+        groups: Iterable[list[tuple[str, str]]],
+        ttl_ms: int,
+        *,
+        by_node: bool,
+    ) -> dict[str, bool]:
+        """Each group's leases renewed `RENEW_BATCH` per call: renew.lua declares them all
+        (one slot each group), renew_node.lua the first only (one node each group)."""
         parts: list[list[str]] = []
         calls: list[Call] = []
-        head = argv("renew", member=member_id, ttl_ms=max(ttl_ms, 0))
-        for group in groups.values():
+        name = "renew_node" if by_node else "renew"
+        script = self._scripts.renew_node if by_node else self._scripts.renew
+        head = argv(name, member=member_id, ttl_ms=max(ttl_ms, 0))
+        for group in groups:
             for start in range(0, len(group), RENEW_BATCH):
                 part = group[start : start + RENEW_BATCH]
-                data = b"".join(pack_one(lease) for _, lease in part)
-                calls.append((PackedKeys(part[0][1], len(part), data), head))
+                if by_node:
+                    first = PackedKeys(part[0][1], 1, pack_one(part[0][1]))
+                    rest = b"".join(pack_one(lease) for _, lease in part[1:])
+                    calls.append((first, PackedArgs(len(head) + len(part) - 1, pack(*head) + rest)))
+                else:
+                    data = b"".join(pack_one(lease) for _, lease in part)
+                    calls.append((PackedKeys(part[0][1], len(part), data), head))
                 parts.append([worker_id for worker_id, _ in part])
-        async with asyncio.timeout(deadline_s):
-            replies = await evalsha_many(self._transport, self._scripts.renew, calls)
+        replies = await evalsha_many(self._transport, script, calls)
         result: dict[str, bool] = {}
         for part_ids, lost in zip(parts, replies, strict=True):
             result.update(dict.fromkeys(part_ids, True))

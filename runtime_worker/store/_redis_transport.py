@@ -19,7 +19,7 @@ from typing import Any
 from redis import exceptions as rex
 from redis.asyncio import ConnectionPool, Redis, RedisCluster
 
-from runtime_worker.store._redis_client import CLUSTER_PARSER, Client
+from runtime_worker.store._redis_client import CLUSTER_PARSER, Client, closed_under_write
 
 CHUNK = 1000
 """Commands per write: one write and one round trip each, and a bounded reply to hold."""
@@ -69,8 +69,10 @@ async def _send_on(pool: ConnectionPool, commands: Sequence[bytes]) -> list[Any]
                     replies.append(await conn.read_response())
                 except rex.ResponseError as exc:  # read whole: the connection stays in step
                     replies.append(exc)
-        except BaseException:
+        except BaseException as exc:
             await conn.disconnect()
+            if closed_under_write(exc):
+                raise rex.ConnectionError("the connection closed under a write") from None
             raise
         finally:
             await pool.release(conn)

@@ -20,7 +20,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 from redis import exceptions as rex
 from redis.commands.core import AsyncScript
 
-from runtime_worker.store._redis_client import Client
+from runtime_worker.store._redis_client import Client, closed_under_write
 from shared.errors import (
     InputIdConflict,
     InvalidInput,
@@ -38,7 +38,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 # Answers of a server that cannot take writes now: retry later, as with a lost connection.
-_UNAVAILABLE_PREFIXES = (
+UNAVAILABLE_PREFIXES = (
     "OOM",
     "MASTERDOWN",
     "CLUSTERDOWN",
@@ -62,6 +62,7 @@ class Scripts:
     stop: AsyncScript
     acquire: AsyncScript
     renew: AsyncScript
+    renew_node: AsyncScript
     release: AsyncScript
     take_run: AsyncScript
     append: AsyncScript
@@ -114,11 +115,22 @@ def _prelude() -> str:
 
 @functools.cache
 def _sources() -> dict[str, str]:
+    """Each script after the prelude; a script's `#!lua` line (its flags) stays its first."""
     folder = resources.files("runtime_worker.store") / "lua"
-    return {
-        f.name: _prelude() + "\n" + (folder / f"{f.name}.lua").read_text(encoding="utf-8")
-        for f in fields(Scripts)
-    }
+    sources = {}
+    for f in fields(Scripts):
+        text = (folder / f"{f.name}.lua").read_text(encoding="utf-8")
+        shebang, body = _shebang(text)
+        sources[f.name] = shebang + _prelude() + "\n" + body
+    return sources
+
+
+def _shebang(text: str) -> tuple[str, str]:
+    """A script's `#!lua` line (with its line break) and the rest; "" and all without one."""
+    if not text.startswith("#!"):
+        return "", text
+    line, _, body = text.partition("\n")
+    return line + "\n", body
 
 
 @functools.cache
@@ -135,7 +147,7 @@ _ARGS = re.compile(r"local A = args\(\{(.*?)\}\)", re.S)
 @functools.cache
 def arg_names(script: str) -> tuple[str, ...]:
     """The names a script gives its arguments (`local A = args({...})`, in its first lines)."""
-    found = _ARGS.search(_sources()[script].removeprefix(_prelude()))
+    found = _ARGS.search(_shebang(_sources()[script])[1].removeprefix(_prelude()))
     if found is None:
         return ()
     listed = re.sub(r"--[^\n]*", "", found.group(1))
@@ -169,7 +181,8 @@ def located(exc: rex.ResponseError) -> ScriptError | None:
     where = f"{name}.lua"
     line = _LINE.search(message)
     if line is not None:
-        number = int(line.group(1))
+        # Redis keeps a `#!lua` line's line break: it counts as the script's first line.
+        number = int(line.group(1)) - _sources()[name].startswith("#!")
         prelude_lines = _prelude().count("\n") + 1
         constant_lines = _constants().count("\n")
         where = (
@@ -234,7 +247,7 @@ def translate_errors(
         except (*TRANSPORT_ERRORS, *CLUSTER_ERRORS, rex.ReadOnlyError) as exc:
             raise unavailable(self.runtime_id, exc) from None
         except rex.ResponseError as exc:
-            if str(exc).startswith(_UNAVAILABLE_PREFIXES):
+            if str(exc).startswith(UNAVAILABLE_PREFIXES):
                 raise unavailable(self.runtime_id, exc) from None
             failed = located(exc)
             if failed is not None:
@@ -243,6 +256,10 @@ def translate_errors(
         except rex.RedisClusterException as exc:
             if str(exc).startswith(_UNREACHABLE_CLUSTER):
                 raise unavailable(self.runtime_id, exc) from None
+            raise
+        except RuntimeError as exc:
+            if closed_under_write(exc):  # redis-py's own commands: a lost connection too
+                raise unavailable(self.runtime_id, rex.ConnectionError()) from None
             raise
 
     return wrapper

@@ -555,3 +555,74 @@ async def test_a_ring_to_a_node_that_does_not_answer_holds_back_no_accepted_inpu
     finally:
         release.set()
     assert sub.seq == 1 and sub.host == member and not sub.duplicate
+
+
+def _evalsha_calls(cluster: RedisCluster) -> dict[int, int]:
+    """EVALSHA calls so far, by node port (commands a script runs are counted apart)."""
+    calls = {}
+    for server in cluster.servers:
+        with redis.Redis(host="127.0.0.1", port=server.port) as conn:
+            stats: dict[str, Any] = conn.info("commandstats")
+        calls[server.port] = int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+    return calls
+
+
+async def test_a_renewal_makes_a_call_per_node_and_batch_whatever_the_slots(
+    cluster_store: RedisStore, redis_cluster: RedisCluster
+) -> None:
+    """A member's leases spread over as many slots as it has Workers: renewing them costs a
+    call per node (per `RENEW_BATCH`), not one per slot, and answers each lease as renew.lua
+    does: renewed, or lost to another member."""
+    by_node = await _workers_by_node(cluster_store, 12)
+    workers = [w for ids in by_node.values() for w in ids]
+    slots = {key_slot(cluster_store.keys.lease(w)) for w in workers}
+    assert len(slots) > 30, "36 Workers: nearly a slot each"
+    epochs = {w: await cluster_store.acquire(w, "m1", 5_000) for w in workers}
+    taken = workers[::10]  # lost to another member: released, then acquired by m2
+    for worker_id in taken:
+        epoch = epochs[worker_id]
+        assert epoch is not None
+        await cluster_store.release_many({worker_id: epoch}, "m1")
+        assert await cluster_store.acquire(worker_id, "m2", 5_000) is not None
+    before = _evalsha_calls(redis_cluster)
+    renewed = await cluster_store.renew("m1", {w: e or 0 for w, e in epochs.items()}, 60_000)
+    after = _evalsha_calls(redis_cluster)
+    assert renewed == {w: w not in taken for w in workers}
+    # One call per node (the first on a node may be a NOSCRIPT answer and its rerun: 2).
+    assert all(1 <= after[p] - before[p] <= 2 for p in after), (before, after)
+    admin = redis.RedisCluster.from_url(redis_cluster.url)
+    try:
+        for worker_id in workers:  # m1's renewed; m2's left as m2 took them
+            ttl = admin.pttl(cluster_store.keys.lease(worker_id))
+            assert ttl <= 5_000 if worker_id in taken else ttl > 50_000, (worker_id, ttl)
+    finally:
+        admin.close()
+
+
+async def test_a_renewal_sent_by_a_stale_map_renews_by_slot(
+    cluster_store: RedisStore, redis_cluster: RedisCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Leases grouped as if one node served them all (a slot map not read yet, or moved
+    since): the node refuses the keys it does not serve, and those leases are renewed by
+    slot instead, every one of them, with nothing lost or reported lost."""
+    by_node = await _workers_by_node(cluster_store, 4)
+    workers = [w for ids in by_node.values() for w in ids]
+    epochs = {w: await cluster_store.acquire(w, "m1", 5_000) or 0 for w in workers}
+    monkeypatch.setattr(cluster_store._transport, "node_name", lambda key: "")
+    tried: list[bool] = []
+    renew_calls = cluster_store._renew_calls
+
+    async def spy(*args: Any, by_node: bool) -> dict[str, bool]:
+        tried.append(by_node)
+        return await renew_calls(*args, by_node=by_node)
+
+    monkeypatch.setattr(cluster_store, "_renew_calls", spy)
+    renewed = await cluster_store.renew("m1", epochs, 60_000)
+    assert renewed == dict.fromkeys(workers, True)
+    assert tried == [True, False], "by node, refused, then by slot"
+    admin = redis.RedisCluster.from_url(redis_cluster.url)
+    try:
+        assert all(admin.pttl(cluster_store.keys.lease(w)) > 50_000 for w in workers)
+    finally:
+        admin.close()
+    assert cluster_store._renew_by_node, "a refused key is no reason to stop renewing by node"
