@@ -1,6 +1,7 @@
 """`Deliverer`: posts a signed JSON body to a Worker's webhook on every `run_finished`.
 
-The host writes each run's pending delivery before the run's finish (`WebhookStore`); this
+The host writes each run's pending delivery before the run's finish (`WebhookStore`) when its
+Worker has a URL (its own as the run ends, or the runtime's `webhook_url`); this
 task, one per host (the embedded runtime's and every fleet member's), claims due deliveries
 with a lease, posts them with the Standard Webhooks headers (`webhook-id` the same for every
 try of one input's run, `webhook-timestamp`, `webhook-signature`), and retries with backoff
@@ -90,7 +91,11 @@ class Deliverer:
     # -- the host's side -------------------------------------------------------------------------
 
     async def before_finish(self, worker_id: str, item: QueuedInput, run_id: str) -> None:
-        """Keep the run's delivery in the store before its finish is written."""
+        """Keep the run's delivery in the store before its finish is written, when there is a
+        URL to post it to: the runtime's default, or the Worker's own as the run ends (one
+        read; a delivery for a Worker without one was four more calls, to find nothing)."""
+        if self.settings.webhook_url is None and not await self.store.has_webhook(worker_id):
+            return
         pending = PendingDelivery(
             delivery_id=delivery_id(self.runtime_id, worker_id, item.input_id),
             worker_id=worker_id,

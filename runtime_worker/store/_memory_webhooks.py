@@ -39,6 +39,10 @@ class MemoryWebhooks(WebhookStore):
         worker.record.webhook_url = url
         return dataclasses.replace(worker.record)
 
+    async def has_webhook(self, worker_id: str) -> bool:
+        worker = self._find(worker_id)
+        return worker is not None and worker.record.webhook_url is not None
+
     async def enqueue_delivery(self, delivery: PendingDelivery, due_ms: int) -> None:
         record = self._get(delivery.worker_id).record
         pending = dict(record.webhook_pending)

@@ -40,6 +40,14 @@ class RedisWebhooks(WebhookStore):
         return codec.record_from_fields(dict(zip(flat[::2], flat[1::2], strict=True)), worker_id)
 
     @translate_errors
+    async def has_webhook(self, worker_id: str) -> bool:
+        try:
+            record_key = self.keys.record(worker_id)
+        except ValueError:
+            return False
+        return bool(await answer(self.client.hexists(record_key, "hook_url")))
+
+    @translate_errors
     async def enqueue_delivery(self, delivery: PendingDelivery, due_ms: int) -> None:
         args = argv(
             "webhook_enqueue",

@@ -4,7 +4,8 @@ pending deliveries, claimed with a lease so two hosts do not post one run at onc
 A host writes a run's pending delivery (`enqueue_delivery`) *before* its `finish_run`: a host
 killed in between leaves a delivery whose run is not in the run log yet, which the deliverer
 waits for (the input runs again, attempt 2, and its enqueue replaces the entry with the new
-run id). So every finished run has its delivery in the store, whichever process dies when.
+run id). So every finished run of a Worker with a webhook (its own URL as the run ends, or the
+runtime's default) has its delivery in the store, whichever process dies when.
 A claim pushes the delivery's due time one lease on: the claimer posts and settles it; if it
 dies, the delivery is due again once the lease ran out and any host takes it.
 """
@@ -56,6 +57,11 @@ class WebhookStore(ABC):
     async def set_webhook(self, worker_id: str, url: str | None) -> WorkerRecord:
         """Set (or, with None, remove) the Worker's own webhook URL; `WorkerNotFound` when
         there is no such Worker. Answers the record as it is now."""
+
+    @abstractmethod
+    async def has_webhook(self, worker_id: str) -> bool:
+        """Whether the Worker has a webhook URL of its own now (False when there is no such
+        Worker): a host asks as a run ends, so a Worker without one costs no delivery."""
 
     @abstractmethod
     async def enqueue_delivery(self, delivery: PendingDelivery, due_ms: int) -> None:

@@ -41,6 +41,16 @@ async def test_a_webhook_url_is_set_kept_and_removed(store: Store) -> None:
         await store.set_webhook(new_id(), "http://127.0.0.1:9/hook")
 
 
+async def test_has_webhook_says_whether_the_worker_has_its_own_url(store: Store) -> None:
+    record = await _worker(store)
+    assert not await store.has_webhook(record.worker_id)
+    await store.set_webhook(record.worker_id, "http://127.0.0.1:9/hook")
+    assert await store.has_webhook(record.worker_id)
+    await store.set_webhook(record.worker_id, None)
+    assert not await store.has_webhook(record.worker_id)
+    assert not await store.has_webhook(new_id())
+
+
 async def test_a_claimed_delivery_waits_for_its_lease(store: Store) -> None:
     record, _ = await _hosted(store)
     delivery = _pending(record.worker_id)

@@ -21,7 +21,7 @@ from shared.models import CreateWorker, InputRequest
 from shared.settings import Settings
 from shared.timeutil import now_s
 from shared.webhooks import DeliveryOutcome
-from tests.gateway.support import BI, running_app, settings_for
+from tests.gateway.support import BI, running_app, settings_for, state
 from tests.helpers import wait_until
 from tests.webhooks.receiver import SECRET, Receiver
 
@@ -224,6 +224,49 @@ async def test_a_runtime_default_url_serves_every_worker(
 
         await wait_until(delivered, what="the default webhook's delivery")
         assert receiver.got()[0].body["run_id"] == run["run_id"]
+
+
+async def test_runs_of_a_worker_without_a_url_write_no_delivery_until_one_is_set(
+    namespace: str, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With webhooks on, a Worker without a URL costs its runs no pending delivery (it was
+    written, claimed, read back and settled for nothing); a URL set while a run is on its way
+    serves that run, as the run ends."""
+    receiver.start()
+    enqueued: list[PendingDelivery] = []
+    async with running_app(_settings(namespace, receiver, echo_delay_ms=100)) as (app, client):
+        store = state(app).runtimes().embedded.store
+        enqueue = store.enqueue_delivery
+
+        async def counted(delivery: PendingDelivery, due_ms: int) -> None:
+            enqueued.append(delivery)
+            await enqueue(delivery, due_ms)
+
+        monkeypatch.setattr(store, "enqueue_delivery", counted)
+        created = await client.post(f"{BI}/workers", json={"display_name": "plain"})
+        worker_id = created.json()["worker_id"]
+        for n in range(3):
+            await _send(client, worker_id, f"hello {n}")
+        assert enqueued == []
+        posted = await client.post(f"{BI}/workers/{worker_id}/inputs", json={"text": "a b c d"})
+        assert posted.status_code == 202, posted.text
+
+        async def running() -> bool:
+            detail = (await client.get(f"{BI}/workers/{worker_id}")).json()
+            return detail["in_flight"] is not None
+
+        await wait_until(running, what="the run on its way")
+        patched = await client.patch(
+            f"{BI}/workers/{worker_id}", json={"webhook_url": receiver.url}
+        )
+        assert patched.status_code == 200, patched.text
+
+        async def delivered() -> bool:
+            return bool(receiver.got())
+
+        await wait_until(delivered, what="the run's delivery")
+        assert [d.body["input_id"] for d in receiver.got()] == [posted.json()["input_id"]]
+        assert [d.input_id for d in enqueued] == [posted.json()["input_id"]]
 
 
 async def test_a_reopened_sqlite_runtime_delivers_what_was_pending(
