@@ -28,6 +28,7 @@ from runtime_worker.store._scripts import (
     answer,
     arg_names,
     argv,
+    file_of,
     translate_errors,
 )
 from runtime_worker.store.base import (
@@ -836,6 +837,28 @@ async def test_a_failing_script_names_its_file_and_line(real_redis: Backend) -> 
         await translate_errors(_raw_finish)(store, record.worker_id, [epoch])
 
 
+async def test_a_flagged_script_names_the_file_it_is_made_of(real_redis: Backend) -> None:
+    """`renew_node` is renew.lua behind a `#!lua` line (Redis keeps that line's break): its
+    errors name renew.lua and the line there, as renew's do."""
+    store = real_redis.store()
+    source = (resources.files("runtime_worker.store") / "lua" / "renew.lua").read_text()
+    failing = next(
+        number
+        for number, line in enumerate(source.splitlines(), start=1)
+        if "elseif ttl > 0" in line
+    )
+    lease = store.keys.lease(new_id())
+    for script in (store._scripts.renew, store._scripts.renew_node):
+        await store.client.set(lease, "m1")
+        with pytest.raises(ScriptError, match=rf"^renew\.lua:{failing}: "):
+            # A TTL that is no number: the comparison fails where the lease is renewed.
+            await translate_errors(_raw_script)(store, script, [lease], ["m1", "soon"])
+
+
+async def _raw_script(store: RedisStore, script: Any, keys: list[str], args: list[Any]) -> Any:
+    return await script(keys, args)
+
+
 async def _raw_finish(store: RedisStore, worker_id: str, args: list[Any]) -> Any:
     return await store._scripts.finish_run(store.keys.worker(worker_id).all(), args)
 
@@ -847,8 +870,9 @@ def test_every_script_names_its_arguments_once() -> None:
     for script in (f.name for f in dataclasses.fields(Scripts)):
         names = arg_names(script)
         assert len(names) == len(set(names)), script
-        assert "ARGV" not in (folder / f"{script}.lua").read_text(), script
+        assert "ARGV" not in (folder / f"{file_of(script)}.lua").read_text(), script
     assert argv("renew", [3, 4], member="m", ttl_ms=0) == ["m", 0, 3, 4]
+    assert arg_names("renew_node") == arg_names("renew") == ("member", "ttl_ms")
     with pytest.raises(TypeError):
         argv("renew", member="m")  # one missing
     with pytest.raises(TypeError):

@@ -127,7 +127,7 @@ class RedisHostSide(RedisCore):
     """A part of `RedisStore` (see there)."""
 
     _history_copies: _HistoryCopies | None = None
-    _renew_by_node = True  # until a cluster's server refuses renew_node.lua's flags
+    _renew_by_node = True  # until a cluster's server refuses renew_node's script flags
 
     @property
     def _histories(self) -> _HistoryCopies:
@@ -251,10 +251,10 @@ class RedisHostSide(RedisCore):
         self, member_id: str, leases: list[tuple[str, str]], ttl_ms: int, deadline_s: float
     ) -> dict[str, bool]:
         """One node's leases (all of them on one server): on a cluster node, `RENEW_BATCH` of
-        them per call of renew_node.lua whatever their slots (a member's thousands of leases
-        spread over most of the 16,384 slots: a call per slot was a call per lease or two);
-        by slot with renew.lua where that is refused (a slot moved since the map was read) or
-        not known (Redis before 7)."""
+        them per call of `renew_node` (renew.lua flagged) whatever their slots (a member's
+        thousands of leases spread over most of the 16,384 slots: a call per slot was a call
+        per lease or two); by slot with renew.lua where that is refused (a slot moved since the
+        map was read) or not known (Redis before 7)."""
         async with asyncio.timeout(deadline_s):
             if self.cluster and self._renew_by_node:
                 try:
@@ -280,7 +280,7 @@ class RedisHostSide(RedisCore):
         by_node: bool,
     ) -> dict[str, bool]:
         """Each group's leases renewed `RENEW_BATCH` per call: renew.lua declares them all
-        (one slot each group), renew_node.lua the first only (one node each group)."""
+        (one slot each group), `renew_node` the first only (one node each group)."""
         parts: list[list[str]] = []
         calls: list[Call] = []
         name = "renew_node" if by_node else "renew"

@@ -113,24 +113,26 @@ def _prelude() -> str:
     return _constants() + (folder / "_prelude.lua").read_text("utf-8")
 
 
+FLAGGED = {"renew_node": ("renew", "allow-cross-slot-keys")}
+"""Scripts made of another's file with Redis 7 script flags (a `#!lua` first line): renew.lua
+renewing a cluster node's leases beyond the one it declares (see there)."""
+
+
+def file_of(script: str) -> str:
+    """The file a script is made of."""
+    return FLAGGED[script][0] if script in FLAGGED else script
+
+
 @functools.cache
 def _sources() -> dict[str, str]:
-    """Each script after the prelude; a script's `#!lua` line (its flags) stays its first."""
+    """Each script after the prelude; a flagged one with its `#!lua` line first."""
     folder = resources.files("runtime_worker.store") / "lua"
     sources = {}
     for f in fields(Scripts):
-        text = (folder / f"{f.name}.lua").read_text(encoding="utf-8")
-        shebang, body = _shebang(text)
+        body = (folder / f"{file_of(f.name)}.lua").read_text(encoding="utf-8")
+        shebang = f"#!lua flags={FLAGGED[f.name][1]}\n" if f.name in FLAGGED else ""
         sources[f.name] = shebang + _prelude() + "\n" + body
     return sources
-
-
-def _shebang(text: str) -> tuple[str, str]:
-    """A script's `#!lua` line (with its line break) and the rest; "" and all without one."""
-    if not text.startswith("#!"):
-        return "", text
-    line, _, body = text.partition("\n")
-    return line + "\n", body
 
 
 @functools.cache
@@ -147,7 +149,7 @@ _ARGS = re.compile(r"local A = args\(\{(.*?)\}\)", re.S)
 @functools.cache
 def arg_names(script: str) -> tuple[str, ...]:
     """The names a script gives its arguments (`local A = args({...})`, in its first lines)."""
-    found = _ARGS.search(_shebang(_sources()[script])[1].removeprefix(_prelude()))
+    found = _ARGS.search(_sources()[script].split(_prelude(), 1)[1])
     if found is None:
         return ()
     listed = re.sub(r"--[^\n]*", "", found.group(1))
@@ -178,7 +180,7 @@ def located(exc: rex.ResponseError) -> ScriptError | None:
     name = _names_by_sha().get(sha.group(1)) if sha else None
     if name is None:
         return None
-    where = f"{name}.lua"
+    where = f"{file_of(name)}.lua"
     line = _LINE.search(message)
     if line is not None:
         # Redis keeps a `#!lua` line's line break: it counts as the script's first line.
@@ -188,7 +190,7 @@ def located(exc: rex.ResponseError) -> ScriptError | None:
         where = (
             f"_prelude.lua:{number - constant_lines}"
             if number <= prelude_lines
-            else f"{name}.lua:{number - prelude_lines}"
+            else f"{file_of(name)}.lua:{number - prelude_lines}"
         )
     return ScriptError(f"{where}: {message}")
 
