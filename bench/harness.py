@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bench import steal
 from bench.results import ScenarioResult
 
 T = TypeVar("T")
@@ -39,12 +40,18 @@ Scenario = Callable[[Context, ScenarioResult], None]
 @contextmanager
 def recorded(result: ScenarioResult, what: str) -> Iterator[None]:
     """Run one side of a scenario; an exception becomes an error entry instead of ending the
-    scenario, so the ceilings measured around it are still reported."""
+    scenario, so the ceilings measured around it are still reported. The CPU steal during it
+    is kept beside its numbers (`bench.steal`)."""
+    stolen = steal.meter()
     try:
         yield
     except Exception as exc:
         result.errors.append(f"{what}: {type(exc).__name__}: {exc}")
         result.tracebacks.append(traceback.format_exc())
+    finally:
+        pct = stolen()
+        if pct is not None:
+            result.steal_pct[what] = pct
 
 
 def run_one(

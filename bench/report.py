@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench.results import steal_warning
+
 
 def _fmt(value: Any) -> str:
     if value is None:
@@ -57,6 +59,10 @@ def render(document: dict[str, Any]) -> str:
         lines.append(f"- Yoi: {_pairs(scenario['metrics'])}")
         lines.append(f"- ceiling / peers: {_pairs(scenario['ceiling'])}")
         lines.append(f"- load generator: {_pairs(scenario.get('loadgen', {}))}")
+        if scenario.get("steal_pct"):
+            lines.append(f"- CPU steal %: {_pairs(scenario['steal_pct'])}")
+        if warning := steal_warning(scenario.get("steal_pct", {})):
+            lines.append(f"- **{warning}**")
         lines.extend(f"- note: {note}" for note in scenario.get("notes", []))
         if "error" in scenario:
             lines.append(f"- error: {scenario['error']}")

@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from bench.steal import WARN_PCT
+
 Number = float | int
 Op = Literal["<=", ">="]
 
@@ -45,6 +47,7 @@ class ScenarioResult:
     tracebacks: list[str] = field(default_factory=list, repr=False)
     duration_s: float = 0.0
     loadavg_1m_at_start: float = 0.0
+    steal_pct: dict[str, float] = field(default_factory=dict)  # CPU steal by side (`recorded`)
 
     def check(self, name: str, value: float | None, op: Op, limit: float) -> None:
         self.checks.append(Check(name, value, op, limit))
@@ -67,6 +70,7 @@ class ScenarioResult:
             "loadgen": _clean(self.loadgen),
             "duration_s": round(self.duration_s, 1),
             "loadavg_1m_at_start": self.loadavg_1m_at_start,
+            "steal_pct": dict(self.steal_pct),
         }
         if self.notes:
             body["notes"] = self.notes
@@ -128,6 +132,8 @@ def render_table(results: list[ScenarioResult]) -> str:
             f"{'':<11} => met: {verdict}  ({result.duration_s:.0f} s, "
             f"load avg {result.loadavg_1m_at_start:g} at start)"
         )
+        if warning := steal_warning(result.steal_pct):
+            out.append(f"{'':<11} !! {warning}")
     out.append("")
     for result in results:
         out.append(f"[{result.name}]")
@@ -141,3 +147,12 @@ def render_table(results: list[ScenarioResult]) -> str:
         for error in result.errors:
             out.append(f"  ERROR   {error}")
     return "\n".join(out)
+
+
+def steal_warning(steal_pct: dict[str, float]) -> str | None:
+    """What a report says of the sides that ran under CPU steal (`bench.steal.WARN_PCT`)."""
+    high = {side: pct for side, pct in steal_pct.items() if pct >= WARN_PCT}
+    if not high:
+        return None
+    sides = ", ".join(f"{side} {pct:g} %" for side, pct in high.items())
+    return f"CPU steal during {sides}: those numbers measure the machine as much as Yoi"
