@@ -57,6 +57,7 @@ def _parser_class(cluster: bool = False) -> type[Any] | None:
 
 _PARSER = _parser_class()
 CLUSTER_PARSER = _parser_class(cluster=True)
+"""For the connections of a cluster's batches (`Transport`); None: keep redis-py's own."""
 
 _CLOSED_UNDER_WRITE = "the handler is closed"
 
@@ -66,9 +67,6 @@ def closed_under_write(exc: BaseException) -> bool:
     connection redis-py had not noticed yet) is a `RuntimeError`: a lost connection all the
     same, not a bug."""
     return isinstance(exc, RuntimeError) and _CLOSED_UNDER_WRITE in str(exc)
-
-
-"""For the connections of a cluster's batches (`Transport`); None: keep redis-py's own."""
 
 
 def is_cluster(url: str, mode: ClusterMode, timeout_s: float) -> bool:
