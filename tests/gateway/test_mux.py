@@ -131,6 +131,21 @@ def the_mux(hub: Hub) -> Mux:
     return hub.mux
 
 
+async def ended_alone(
+    ended: Subscription,
+    error: type[YoiError],
+    client: httpx.AsyncClient,
+    other_worker: str,
+    other: Subscription,
+) -> None:
+    """`ended`'s stream closed with `error`, and the other hub of its read goes on."""
+    await asyncio.wait_for(ended.closed.wait(), WAIT_S)
+    assert isinstance(ended.failure, error)
+    accepted = await send(client, other_worker, "the other one reads on")
+    await until_finished(other, accepted["input_id"])
+    assert not other.closed.is_set()
+
+
 async def test_one_read_carries_every_followed_worker_without_gap_or_repeat(
     fleet: tuple[FastAPI, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -205,11 +220,7 @@ async def test_a_trimmed_cursor_ends_only_its_hub(
     page = await client.get(f"{FLEET}/workers/{behind}/events", params={"after": head})
     assert page.json()["error"]["code"] == "cursor_expired"  # trimmed past the hub's cursor
     reads.gate.set()
-    await asyncio.wait_for(lagging.closed.wait(), WAIT_S)
-    assert isinstance(lagging.failure, CursorExpired)
-    again = await send(client, fine, "still here")
-    await until_finished(steady, again["input_id"])
-    assert not steady.closed.is_set()
+    await ended_alone(lagging, CursorExpired, client, fine, steady)
     await hubs.aclose()
 
 
@@ -234,11 +245,7 @@ async def test_a_vanished_worker_ends_only_its_hub(
         await raw.delete(keys.record, keys.events)  # as its retention ending does
     finally:
         await raw.aclose()
-    await asyncio.wait_for(ending.closed.wait(), WAIT_S)
-    assert isinstance(ending.failure, WorkerNotFound)
-    accepted = await send(client, kept, "after the other one")
-    await until_finished(staying, accepted["input_id"])
-    assert not staying.closed.is_set()
+    await ended_alone(ending, WorkerNotFound, client, kept, staying)
     await hubs.aclose()
 
 
