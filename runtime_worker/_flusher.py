@@ -75,9 +75,12 @@ class Flusher:
         interval_s: float,
         burst: int = FLUSH_BURST,
         clock: Callable[[], float] = monotonic_s,
+        ahead: bool = False,
     ) -> None:
         self.store, self.worker_id, self.hosted = store, worker_id, hosted
         self.item, self.run_id = item, run_id
+        self.ahead = ahead  # a run started before its take answered (`Store.take_ahead`)
+        self.written = 0  # writes the store took
         self.pending: list[str] = []
         self.clock = clock
         self.budget = WriteBudget(interval_s, clock(), burst=burst)
@@ -145,8 +148,9 @@ class Flusher:
     async def flush(self) -> None:
         events = self.tail()
         await self.store.append_events(
-            self.worker_id, self.hosted.epoch, events, run_id=self.run_id
+            self.worker_id, self.hosted.epoch, events, run_id=self.run_id, ahead=self.ahead
         )
+        self.written += 1
 
     def tail(self) -> tuple[TextDelta, ...]:
         """The pending text as a delta (none when nothing is pending), counted as sent."""

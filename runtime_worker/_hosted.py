@@ -26,6 +26,7 @@ class Hosted:
     seq: int = 0
     cancel_requested: bool = False
     hinted: bool = False  # a hint came while a drain was on: look again before it ends
+    ahead: str = ""  # the input entry of the newest hint not taken yet (`WakeUp.entry`)
     text: list[str] = field(default_factory=list)
 
 
@@ -37,3 +38,4 @@ def drained(hosted: Hosted, drain: asyncio.Task[None]) -> None:
     if hosted.drain is drain:
         hosted.drain = None
         hosted.text.clear()
+        hosted.ahead = ""

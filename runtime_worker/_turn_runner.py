@@ -8,14 +8,15 @@ while the host only decides which Worker runs when and keeps the leases.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from runtime_worker._flusher import Flusher
 from runtime_worker._hosted import Hosted
 from runtime_worker.profiles import Profile, render_prompt
 from runtime_worker.providers.base import ChatMessage, Provider, TurnRequest, UsageChunk
-from runtime_worker.store.base import RunOutcome, Store, TakenRun
+from runtime_worker.store.base import RunOutcome, Store, TakenAhead, TakenRun
 from runtime_worker.webhooks import Deliverer
 from shared import tracing
 from shared.errors import LeaseLost, RuntimeUnavailable, YoiError
@@ -52,24 +53,46 @@ class TurnRunner:
         self._providers.clear()
 
     async def run(self, worker_id: str, hosted: Hosted, profile: Profile, taken: TakenRun) -> bool:
-        """The run in the input's trace (shared.tracing): its wait in the queue, then the run;
-        answers whether more may be waiting."""
-        item, claim = taken.item, taken.claim
-        ids: tracing.Attributes = {
-            "yoi.worker_id": worker_id,
-            "yoi.input_id": item.input_id,
-            "yoi.run_id": claim.run_id,
-            "yoi.attempt": claim.attempt,
-        }
-        with tracing.span("yoi.queue_wait", parent=item.trace, start_s=item.ts, attributes=ids):
-            pass  # from the input's acceptance to this take
-        with tracing.span("yoi.run", parent=item.trace, attributes=ids):
-            return await self._run(worker_id, hosted, profile, taken)
+        """Run one taken input to its final events, in the input's trace; answers whether more
+        may be waiting."""
+        with _traced(worker_id, taken):
+            return await self._run(worker_id, hosted, profile, taken, None)
 
-    async def _run(self, worker_id: str, hosted: Hosted, profile: Profile, taken: TakenRun) -> bool:
-        """Run one taken input to its final events; answers whether more may be waiting."""
+    async def run_ahead(
+        self, worker_id: str, hosted: Hosted, profile: Profile, ahead: TakenAhead
+    ) -> bool:
+        """The run `ahead.guess` started now, beside its take (`Store.take_ahead`): kept when
+        the take confirms it, else dropped (the store let none of its writes in) and whatever
+        the take answered run as `run` runs it. Raises what the take raises (`RunAlone`,
+        `LeaseLost`, `RuntimeUnavailable`) once the run started ahead has ended."""
+        with _traced(worker_id, ahead.guess):
+            started = self._start(worker_id, hosted, profile, ahead.guess, ahead=True)
+            try:
+                taken = await ahead.taken
+            except BaseException:
+                ahead.taken.cancel()  # when this drain itself is cancelled meanwhile
+                await asyncio.wait([ahead.taken])
+                await _ended(started[0])
+                hosted.turn = None
+                raise
+            if taken is not None and taken.claim.ahead:
+                return await self._run(worker_id, hosted, profile, taken, started)
+            await _ended(started[0])
+            hosted.turn = None
+        return taken is not None and await self.run(worker_id, hosted, profile, taken)
+
+    async def _run(
+        self,
+        worker_id: str,
+        hosted: Hosted,
+        profile: Profile,
+        taken: TakenRun,
+        started: _Started | None,
+    ) -> bool:
+        """Run one taken input to its final events (`started`: its turn, started ahead of its
+        take and confirmed by it); answers whether more may be waiting."""
         item, claim = taken.item, taken.claim
-        if claim.cancelled:
+        if claim.cancelled:  # never so for a confirmed start: its first attempt, live
             outcome = RunOutcome(RunResult.CANCELLED, "", reason="cancelled_before_start")
         elif claim.crashes >= self.settings.max_deliveries:
             outcome = RunOutcome(
@@ -89,7 +112,7 @@ class TurnRunner:
                 error_retryable=True,  # the input itself did nothing wrong
             )
         else:
-            outcome = await self._turn(worker_id, hosted, profile, taken)
+            outcome = await self._turn(worker_id, hosted, profile, taken, started)
         if self.webhooks is not None:  # its delivery is in the store before its finish
             await self.webhooks.before_finish(worker_id, item, claim.run_id)
         more = await self.store.finish_run(
@@ -99,9 +122,11 @@ class TurnRunner:
             self.webhooks.after_finish()
         return more
 
-    async def _turn(
-        self, worker_id: str, hosted: Hosted, profile: Profile, taken: TakenRun
-    ) -> RunOutcome:
+    def _start(
+        self, worker_id: str, hosted: Hosted, profile: Profile, taken: TakenRun, *, ahead: bool
+    ) -> _Started:
+        """The turn's task, streaming already, and its flusher; registered as the running turn
+        (a cancel ends it). Its owner awaits it or `_ended` it."""
         item = taken.item
         hosted.seq, hosted.cancel_requested, hosted.text = item.seq, False, []
         flusher = Flusher(
@@ -111,11 +136,24 @@ class TurnRunner:
             item,
             taken.claim.run_id,
             interval_s=self.settings.flush_interval_ms / 1000,
+            ahead=ahead,
         )
         turn = asyncio.create_task(
             self._stream(worker_id, hosted, profile, taken, flusher), name="yoi-turn"
         )
         hosted.turn = turn
+        return turn, flusher
+
+    async def _turn(
+        self,
+        worker_id: str,
+        hosted: Hosted,
+        profile: Profile,
+        taken: TakenRun,
+        started: _Started | None = None,
+    ) -> RunOutcome:
+        item = taken.item
+        turn, flusher = started or self._start(worker_id, hosted, profile, taken, ahead=False)
         # From here on no way out of this method leaves the turn running: a turn outliving its
         # drain would stream on beside the next attempt of the same input.
         try:
@@ -138,12 +176,19 @@ class TurnRunner:
             turn.cancel()  # the host itself is stopping: leave the input for the next host
             await asyncio.wait([turn])  # the drain ends after its turn, not beside it
             raise
+        except LeaseLost:
+            # A run started ahead whose first write reached Redis before its take (it went on
+            # a connection of its own) was refused though the take confirmed it: nothing of it
+            # is written, so it starts again as a plain run. Any other refusal is the lease's.
+            if not (flusher.ahead and flusher.written == 0):
+                raise
         except BaseException:
             turn.cancel()
             await asyncio.wait([turn])
             raise
         finally:
             hosted.turn = None
+        return await self._turn(worker_id, hosted, profile, taken)
 
     async def _cancelled(self, worker_id: str, seq: int) -> bool:
         """Whether the input was cancelled since its take; False when the store cannot say now
@@ -244,6 +289,36 @@ class TurnRunner:
 
         name = profile.provider or self.settings.provider
         return make_provider(name, self.settings, model=profile.model or None)
+
+
+@contextlib.contextmanager
+def _traced(worker_id: str, taken: TakenRun) -> Iterator[None]:
+    """The run's spans (shared.tracing): its wait in the queue, from the input's acceptance to
+    this start, then the run around the block."""
+    item, claim = taken.item, taken.claim
+    ids: tracing.Attributes = {
+        "yoi.worker_id": worker_id,
+        "yoi.input_id": item.input_id,
+        "yoi.run_id": claim.run_id,
+        "yoi.attempt": claim.attempt,
+    }
+    with tracing.span("yoi.queue_wait", parent=item.trace, start_s=item.ts, attributes=ids):
+        pass
+    with tracing.span("yoi.run", parent=item.trace, attributes=ids):
+        yield
+
+
+_Started = tuple["asyncio.Task[RunOutcome]", Flusher]
+"""A turn started (its task and flusher) before `_turn` runs it: ahead of its take."""
+
+
+async def _ended(turn: asyncio.Task[RunOutcome]) -> None:
+    """A turn cancelled and waited for, whatever it ended with (nothing of a dropped run
+    started ahead was written: its store refused it)."""
+    turn.cancel()
+    await asyncio.wait([turn])
+    if not turn.cancelled():
+        turn.exception()  # retrieved: a refused write is this drop's, not news
 
 
 def _tokens(usage: UsageChunk) -> tuple[int, int]:

@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.crc import key_slot
 
-from runtime_worker.store import _redis_batch, _redis_core, _redis_pipeline
+from runtime_worker.store import _redis_batch, _redis_core, _redis_pipeline, _redis_wakeups
 from runtime_worker.store import _redis_codec as codec
 from runtime_worker.store._redis_transport import Routed, Transport
 from runtime_worker.store._scripts import (
@@ -998,3 +998,213 @@ async def test_a_copy_behind_the_transcript_or_of_another_epoch_is_read_afresh(
     assert len(reads) == 1
     assert back.history == await _fresh_history(one, worker_id, 10)
     assert ("assistant", "from two") in back.history
+
+
+# -- runs started ahead of their take (`take_ahead`) ---------------------------------------------
+
+
+async def _hint_of_next_input(
+    store: RedisStore, worker_id: str, text: str, strategy: Strategy = Strategy.REJECT
+) -> WakeUp:
+    """Submit `text` while `MEMBER` listens: the pushed hint it gets (the doorbell's rings of
+    earlier submits, made while nobody listened, cleared first)."""
+    await store.client.delete(store.keys.bell(MEMBER))
+    wakes = store.wake_ups(MEMBER)
+    async with contextlib.aclosing(wakes):
+        listening = asyncio.ensure_future(anext(wakes))
+
+        async def subscribed() -> bool:
+            client = store.client
+            assert isinstance(client, Redis)  # this test's backends are single-node
+            channels = await client.pubsub_numsub(store.keys.bell(MEMBER))
+            return bool(channels and channels[0][1])
+
+        await wait_until(subscribed, timeout_s=5, what="the member's hint subscription")
+        await store.submit_input(worker_id, text, new_id(), strategy, now_s())
+        return await asyncio.wait_for(listening, 5)
+
+
+def _delta(worker_id: str, run_id: str, input_id: str, text: str) -> TextDelta:
+    return TextDelta(worker_id=worker_id, ts=now_s(), run_id=run_id, input_id=input_id, text=text)
+
+
+async def _events_of(store: RedisStore, worker_id: str) -> list[dict[str, Any]]:
+    page = await store.client.xrange(store.keys.worker(worker_id).events)
+    return [json.loads(fields["e"]) for _, fields in page]
+
+
+async def test_an_idle_workers_hint_carries_its_input_and_a_busy_ones_none(
+    backend: Backend,
+) -> None:
+    store = backend.store()
+    record, epoch = await _hosted(store)
+    worker_id = record.worker_id
+    hint = await _hint_of_next_input(store, worker_id, "first question")
+    assert (hint.worker_id, hint.cancels) == (worker_id, False)
+    item = codec.parse_input("", hint.entry)
+    assert (item.seq, item.text) == (1, "first question")
+    taken = await store.take_run(worker_id, MEMBER, epoch, new_id(), now_s(), 5)
+    assert taken is not None and taken.item.input_id == item.input_id
+    # An interrupt's hint stays bare (it cancels), and so does one too large to carry.
+    interrupt = await _hint_of_next_input(store, worker_id, "stop that", Strategy.INTERRUPT)
+    assert interrupt == WakeUp(worker_id, cancels=True)
+    await _finish(store, worker_id, epoch, taken, RunOutcome(RunResult.FINISHED, "a", 1, 1))
+    second = await store.take_run(worker_id, MEMBER, epoch, new_id(), now_s(), 5)
+    assert second is not None
+    await _finish(store, worker_id, epoch, second, RunOutcome(RunResult.FINISHED, "b", 1, 1))
+    long_text = "x" * _redis_wakeups.AHEAD_MAX_BYTES
+    assert await _hint_of_next_input(store, worker_id, long_text) == WakeUp(worker_id, False)
+
+
+async def test_a_run_started_ahead_is_the_run_the_take_answers_and_its_writes_go_in(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Against a plain take of the same input on another Worker: the same input, history and
+    claim, and the run's appends (`ahead=True`) written, while the take reads no history."""
+    store = backend.store()
+    (ahead_worker, epoch), (plain_worker, plain_epoch) = await _hosted(store), await _hosted(store)
+    for worker_id, at in ((ahead_worker.worker_id, epoch), (plain_worker.worker_id, plain_epoch)):
+        for n in range(3):
+            await _run_once(store, worker_id, at, n, 4)
+    reads = _count_fresh_reads(monkeypatch)
+    hint = await _hint_of_next_input(store, ahead_worker.worker_id, "question 3")
+    ahead = store.take_ahead(
+        ahead_worker.worker_id, MEMBER, epoch, new_id(), now_s(), 4, hint.entry
+    )
+    assert ahead is not None
+    guess = ahead.guess
+    delta = _delta(ahead_worker.worker_id, guess.claim.run_id, guess.item.input_id, "You ")
+    # Written from a task started after the take's, before its answer, as a turn writes.
+    appended = asyncio.ensure_future(
+        store.append_events(
+            ahead_worker.worker_id, epoch, [delta], run_id=guess.claim.run_id, ahead=True
+        )
+    )
+    taken = await ahead.taken
+    cursor = await appended
+    assert taken is not None and taken.claim.ahead
+    await store.submit_input(
+        plain_worker.worker_id, "question 3", new_id(), Strategy.REJECT, now_s()
+    )
+    plain = await store.take_run(plain_worker.worker_id, MEMBER, plain_epoch, new_id(), now_s(), 4)
+    assert plain is not None and not plain.claim.ahead
+    assert reads == []  # both copies were current
+    assert taken.history == guess.history == plain.history
+    assert taken.history == await _fresh_history(store, ahead_worker.worker_id, 4)
+    assert (taken.item.seq, taken.item.text, taken.item.input_id) == (
+        guess.item.seq,
+        guess.item.text,
+        guess.item.input_id,
+    )
+    assert taken.claim.attempt == 1 and not taken.claim.cancelled
+    events = await _events_of(store, ahead_worker.worker_id)
+    assert [e["type"] for e in events[-4:]] == [
+        "user_message",
+        "state_changed",
+        "run_started",
+        "text_delta",
+    ]
+    assert events[-1]["text"] == "You " and events[-2]["run_id"] == guess.claim.run_id
+    assert (
+        cursor
+        == (
+            await store.client.xrevrange(store.keys.worker(ahead_worker.worker_id).events, count=1)
+        )[0][0]
+    )
+    await _finish(
+        store, ahead_worker.worker_id, epoch, taken, RunOutcome(RunResult.FINISHED, "You ", 1, 1)
+    )
+    # The finish ends what the confirmation let in: a later run's ahead write is refused.
+    await store.submit_input(
+        ahead_worker.worker_id, "question 4", new_id(), Strategy.REJECT, now_s()
+    )
+    later = await store.take_run(ahead_worker.worker_id, MEMBER, epoch, new_id(), now_s(), 4)
+    assert later is not None and not later.claim.ahead
+    late = _delta(ahead_worker.worker_id, later.claim.run_id, later.item.input_id, "no")
+    with pytest.raises(LeaseLost):
+        await store.append_events(
+            ahead_worker.worker_id, epoch, [late], run_id=later.claim.run_id, ahead=True
+        )
+    await store.append_events(ahead_worker.worker_id, epoch, [late], run_id=later.claim.run_id)
+
+
+async def _unconfirmed(
+    store: RedisStore, worker_id: str, epoch: int, hint: WakeUp, limit: int = 4
+) -> tuple[TakenRun, TakenRun | None, list[dict[str, Any]]]:
+    """A start ahead of `hint`'s input whose take must not confirm it: the guess, what the take
+    answered, and the events before its refused write."""
+    ahead = store.take_ahead(worker_id, MEMBER, epoch, new_id(), now_s(), limit, hint.entry)
+    assert ahead is not None
+    guess = ahead.guess
+    taken = await ahead.taken
+    before = await _events_of(store, worker_id)
+    delta = _delta(worker_id, guess.claim.run_id, guess.item.input_id, "never")
+    with pytest.raises(LeaseLost):
+        await store.append_events(worker_id, epoch, [delta], run_id=guess.claim.run_id, ahead=True)
+    assert await _events_of(store, worker_id) == before
+    return guess, taken, before
+
+
+async def test_a_start_ahead_of_a_cancelled_input_is_not_confirmed(backend: Backend) -> None:
+    store = backend.store()
+    record, epoch = await _hosted(store)
+    worker_id = record.worker_id
+    await _run_once(store, worker_id, epoch, 0, 4)
+    hint = await _hint_of_next_input(store, worker_id, "cancel me")
+    assert (await store.cancel(worker_id)).cancelled
+    guess, taken, _ = await _unconfirmed(store, worker_id, epoch, hint)
+    assert taken is not None and taken.claim.cancelled and not taken.claim.ahead
+    assert taken.claim.run_id == guess.claim.run_id  # the take's own run, to end as cancelled
+
+
+async def test_a_start_ahead_on_a_copy_behind_the_transcript_is_not_confirmed(
+    backend: Backend,
+) -> None:
+    store = backend.store()
+    record, epoch = await _hosted(store)
+    worker_id = record.worker_id
+    for n in range(2):
+        await _run_once(store, worker_id, epoch, n, 4)
+    hint = await _hint_of_next_input(store, worker_id, "question 2")
+    # An entry the copy never saw (a failover that lost writes, a reply lost): the history the
+    # take reads is not the one the run started ahead with.
+    transcript = store.keys.worker(worker_id).transcript
+    ((_, newest),) = await store.client.xrevrange(transcript, count=1)
+    written = json.loads(newest["t"]) | {"text": "written behind the copy"}
+    await store.client.xadd(transcript, {"t": json.dumps(written)})
+    guess, taken, _ = await _unconfirmed(store, worker_id, epoch, hint)
+    assert taken is not None and not taken.claim.ahead
+    assert ("assistant", "written behind the copy") in taken.history
+    assert ("assistant", "written behind the copy") not in guess.history
+
+
+async def test_a_start_ahead_of_another_input_than_the_take_starts_is_not_confirmed(
+    backend: Backend,
+) -> None:
+    """A hint that is not of the next input to run (one taken before it still unfinished:
+    here, as after a lost host) starts nothing the take confirms."""
+    store = backend.store()
+    record, epoch = await _hosted(store)
+    worker_id = record.worker_id
+    await _run_once(store, worker_id, epoch, 0, 4)
+    hint = await _hint_of_next_input(store, worker_id, "question 1")
+    await store.submit_input(worker_id, "question 2", new_id(), Strategy.ENQUEUE, now_s())
+    stale = WakeUp(worker_id, False, hint.entry.replace('"seq":2', '"seq":3'))
+    assert codec.parse_input("", stale.entry).seq == 3
+    _, taken, _ = await _unconfirmed(store, worker_id, epoch, stale)
+    assert taken is not None and taken.item.seq == 2 and not taken.claim.ahead
+
+
+async def test_no_start_ahead_without_a_copy_of_the_history_or_an_entry(backend: Backend) -> None:
+    store = backend.store()
+    record, epoch = await _hosted(store)
+    worker_id = record.worker_id
+    hint = await _hint_of_next_input(store, worker_id, "first")
+    # No take of this Worker yet in this process: its history is read by the take.
+    assert store.take_ahead(worker_id, MEMBER, epoch, new_id(), now_s(), 4, hint.entry) is None
+    # A Worker sending no history needs no copy.
+    ahead = store.take_ahead(worker_id, MEMBER, epoch, new_id(), now_s(), 0, hint.entry)
+    assert ahead is not None
+    taken = await ahead.taken
+    assert taken is not None and taken.claim.ahead and taken.history == ahead.guess.history == []
+    assert store.take_ahead(worker_id, MEMBER, epoch, new_id(), now_s(), 0, "not json") is None

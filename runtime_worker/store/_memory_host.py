@@ -104,9 +104,17 @@ class MemoryHostSide(MemoryBase):
         )
 
     async def append_events(
-        self, worker_id: str, epoch: int, events: Sequence[Event], *, run_id: str
+        self,
+        worker_id: str,
+        epoch: int,
+        events: Sequence[Event],
+        *,
+        run_id: str,
+        ahead: bool = False,
     ) -> str:
         worker = self._fenced(worker_id, epoch, run_id)
+        if ahead:  # no take here confirms a run started ahead of it (`take_ahead` is None)
+            raise LeaseLost(f"worker {worker_id}: run {run_id} was not started ahead")
         cursor = ""
         for event in events:
             cursor = self._emit(worker, event)

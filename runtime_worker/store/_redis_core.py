@@ -30,7 +30,7 @@ from runtime_worker.store._redis_placement import HINT_IDS, PLACEMENT_MAXLEN, Pl
 from runtime_worker.store._redis_schedules import Schedules
 from runtime_worker.store._redis_scope import ScopeClaims
 from runtime_worker.store._redis_transport import Routed, Transport
-from runtime_worker.store._redis_wakeups import INTERRUPT_SUFFIX, WakeUps
+from runtime_worker.store._redis_wakeups import AHEAD_MAX_BYTES, INTERRUPT_SUFFIX, WakeUps
 from runtime_worker.store._scripts import (
     Scripts,
     argv,
@@ -337,6 +337,7 @@ class RedisCore(FleetStore):
             worker_id=worker_id,
             digest=text_digest(text),
             interrupt_suffix=INTERRUPT_SUFFIX,
+            ahead_max=AHEAD_MAX_BYTES,
             max_queued=max_queued or 0,
             publish=self._wakeups.publish,
         )

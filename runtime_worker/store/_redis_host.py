@@ -34,7 +34,15 @@ from runtime_worker.store._redis_batch import (
 )
 from runtime_worker.store._redis_core import RedisCore, keys_or_none
 from runtime_worker.store._scripts import UNAVAILABLE_PREFIXES, argv, check, translate_errors
-from runtime_worker.store.base import QueuedInput, RunAlone, RunClaim, RunOutcome, TakenRun, WakeUp
+from runtime_worker.store.base import (
+    QueuedInput,
+    RunAlone,
+    RunClaim,
+    RunOutcome,
+    TakenAhead,
+    TakenRun,
+    WakeUp,
+)
 from runtime_worker.store.outcome import final_events, transcript_for
 from shared.errors import RuntimeUnavailable, WorkerNotFound
 from shared.events import Event, dump_stored
@@ -335,7 +343,6 @@ class RedisHostSide(RedisCore):
             if next_seq is None or int(next_seq) > int(done_seq or 0)
         }
 
-    @translate_errors
     async def take_run(
         self,
         worker_id: str,
@@ -347,6 +354,53 @@ class RedisHostSide(RedisCore):
         *,
         solo: bool = False,
     ) -> TakenRun | None:
+        return await self._take(worker_id, member_id, epoch, run_id, ts, history, solo=solo)
+
+    def take_ahead(
+        self,
+        worker_id: str,
+        member_id: str,
+        epoch: int,
+        run_id: str,
+        ts: float,
+        history: int,
+        entry: str,
+    ) -> TakenAhead | None:
+        limit = max(history, 0)
+        copy = self._histories.current(worker_id, epoch, limit) if limit else None
+        if limit and copy is None:
+            return None  # the take reads the history afresh: nothing to start from
+        try:
+            item = codec.parse_input("", entry)
+        except (ValueError, KeyError, TypeError):
+            return None  # not an entry submit.lua wrote: the take reads the stream's own
+        entries: list[tuple[str, str]] = []
+        if copy is not None:  # as `take_run` extends a current copy with the input's entry
+            entries = [*copy.entries, (TranscriptRole.USER.value, item.text)][-limit:]
+        guess = TakenRun(item, RunClaim(run_id, 1, False, ""), entries)
+        # Started now, so its script leaves before any append of the run it may confirm.
+        taken = asyncio.ensure_future(
+            self._take(
+                worker_id, member_id, epoch, run_id, ts, history, ahead=(item.seq, len(entries))
+            )
+        )
+        return TakenAhead(guess, taken)
+
+    @translate_errors
+    async def _take(
+        self,
+        worker_id: str,
+        member_id: str,
+        epoch: int,
+        run_id: str,
+        ts: float,
+        history: int,
+        *,
+        solo: bool = False,
+        ahead: tuple[int, int] = (0, 0),
+    ) -> TakenRun | None:
+        """`take_run`; `ahead`: the seq and history length of the run its host started from a
+        hint (see take_run.lua), (0, 0) for none."""
         keys = self._worker_keys(worker_id)
         started, user = codec.take_templates(run_id, ts)
         limit = max(history, 0)
@@ -368,6 +422,8 @@ class RedisHostSide(RedisCore):
             "lost": "",
             "solo": int(solo),
             "max_crashes": self.settings.max_deliveries,
+            "ahead": ahead[0],
+            "ahead_len": ahead[1],
         }
         args = argv("take_run", **named)
         found = check(await self._pipeline.run(self._scripts.take_run, keys.all(), args), worker_id)
@@ -380,9 +436,17 @@ class RedisHostSide(RedisCore):
         if found[0] == "suspect":
             raise RunAlone(worker_id)
         entry_id, raw, attempt, cancelled, cursor, history_json, crashes, lost, newest, length = (
-            found
+            found[:10]
         )
-        claim = RunClaim(run_id, int(attempt), bool(cancelled), cursor, int(crashes), int(lost) > 0)
+        claim = RunClaim(
+            run_id,
+            int(attempt),
+            bool(cancelled),
+            cursor,
+            int(crashes),
+            int(lost) > 0,
+            ahead=found[10] == 1,
+        )
         item = codec.parse_input(entry_id, raw)
         if not limit:
             return TakenRun(item, claim, codec.history(history_json))
@@ -398,7 +462,13 @@ class RedisHostSide(RedisCore):
 
     @translate_errors
     async def append_events(
-        self, worker_id: str, epoch: int, events: Sequence[Event], *, run_id: str
+        self,
+        worker_id: str,
+        epoch: int,
+        events: Sequence[Event],
+        *,
+        run_id: str,
+        ahead: bool = False,
     ) -> str:
         keys = self._worker_keys(worker_id)
         args = argv(
@@ -407,8 +477,12 @@ class RedisHostSide(RedisCore):
             epoch=epoch,
             run_id=run_id,
             events_maxlen=self._maxlen,
+            ahead=int(ahead),
         )
-        reply = await self._pipeline.run(self._scripts.append, keys.all(), args)
+        # A run started ahead writes beside its take (out, mostly): waiting for the take's
+        # answer first would give back the round trip the start ahead saved.
+        send = self._pipeline.run_beside if ahead else self._pipeline.run
+        reply = await send(self._scripts.append, keys.all(), args)
         (cursor,) = check(reply, worker_id)
         return str(cursor)
 

@@ -55,6 +55,21 @@ class Pipeline:
         sent for others keep `deadline_s`."""
         return await self._lane.run(script, keys, args)
 
+    async def run_beside(
+        self, script: AsyncScript, keys: Sequence[str], args: Sequence[Arg]
+    ) -> Any:
+        """`run`, but sent at once on a connection of its own when the lane is out with a
+        batch and nothing waits behind it: a call that follows one in that batch (a run's
+        first append right behind its take) and must not wait for its answer. When calls
+        wait, it joins them (the next batch, after them) as any other: under load batching
+        matters more than one round trip."""
+        if self._lane.queued():
+            return await self._lane.run(script, keys, args)
+        (reply,) = await _send(self._lane.transport, [(script, keys, args)])
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
     async def aclose(self) -> None:
         """Stop sending what waits (its callers get a connection error)."""
         await self._lane.aclose()
@@ -69,6 +84,10 @@ class _Lane:
         self._waiting: list[_Call] = []
         self._sending = False
         self._drainer: asyncio.Task[None] | None = None
+
+    def queued(self) -> bool:
+        """Calls wait for the batch out."""
+        return bool(self._waiting)
 
     async def run(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -125,6 +144,10 @@ class _ClusterLane:
         self._out: dict[str, asyncio.Task[None]] = {}  # node → its part on the wire
         self._drainer: asyncio.Task[None] | None = None
         self._closed = False
+
+    def queued(self) -> bool:
+        """Calls wait for their node's part (or for the drainer to send them)."""
+        return bool(self._waiting)
 
     async def run(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()

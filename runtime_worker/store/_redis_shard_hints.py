@@ -48,10 +48,10 @@ def _pack_ssubscribe(channel: str) -> bytes:
 class ShardHints:
     """A member's shard-channel subscribers, node by node, following the slot map."""
 
-    def __init__(self, client: RedisCluster, keys: Keys, interrupt_suffix: str) -> None:
+    def __init__(self, client: RedisCluster, keys: Keys, read: Callable[[str], WakeUp]) -> None:
         self._client = client
         self._keys = keys
-        self._suffix = interrupt_suffix
+        self._read = read  # a hint's text as the wake-up it tells of
         self._channels: dict[str, list[str]] = {}  # member id → its channel of every slot
 
     async def follow(self, member_id: str, put: Callable[[WakeUp], None]) -> None:
@@ -127,9 +127,7 @@ class ShardHints:
                 pinged = False
                 kind = _text(reply[0]) if isinstance(reply, list) and reply else ""
                 if kind == "smessage":
-                    hint = _text(reply[2])
-                    worker_id = hint.removesuffix(self._suffix)
-                    put(WakeUp(worker_id, cancels=worker_id != hint))
+                    put(self._read(_text(reply[2])))
                 elif kind == "sunsubscribe":  # the node gave a slot away
                     raise Resubscribe
         except rex.ResponseError as exc:  # MOVED for a slot the map says is here

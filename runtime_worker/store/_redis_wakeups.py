@@ -36,6 +36,20 @@ RESUBSCRIBE_S = 0.05  # a slot map that changed is read again after this long
 INTERRUPT_SUFFIX = ":interrupt"
 """How submit.lua marks a hint whose input interrupts the running one (it gets it as an
 argument from `RedisStore.submit_input`, never spells it)."""
+AHEAD_MAX_BYTES = 4096
+"""A new input's entry up to this size rides in its hint (`WakeUp.entry`): pub/sub copies it
+to the host, which may start the run before its take answers; a longer one is read by the
+take, as every input was before."""
+
+
+def wake_up_of(hint: str) -> WakeUp:
+    """A pushed hint as submit.lua writes it: the Worker id, then the interrupt suffix, or a
+    space and the input's entry."""
+    worker_id, _, entry = hint.partition(" ")
+    if entry:
+        return WakeUp(worker_id, cancels=False, entry=entry)
+    bare = worker_id.removesuffix(INTERRUPT_SUFFIX)
+    return WakeUp(bare, cancels=bare != worker_id)
 
 
 class WakeUps:
@@ -50,7 +64,7 @@ class WakeUps:
         self._pipeline = pipeline  # rings go batched with the hot scripts
         self._ring = ring
         self._shards = (
-            ShardHints(client, keys, INTERRUPT_SUFFIX) if isinstance(client, RedisCluster) else None
+            ShardHints(client, keys, wake_up_of) if isinstance(client, RedisCluster) else None
         )
 
     @property
@@ -112,9 +126,7 @@ class WakeUps:
                 await pubsub.subscribe(channel)
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
-                        hint = str(message["data"])
-                        worker_id = hint.removesuffix(INTERRUPT_SUFFIX)
-                        queue.put_nowait(WakeUp(worker_id, cancels=worker_id != hint))
+                        queue.put_nowait(wake_up_of(str(message["data"])))
             except (*TRANSPORT_ERRORS, rex.ReadOnlyError):
                 pass  # nobody hears hints meanwhile: they go to the doorbell instead
             finally:

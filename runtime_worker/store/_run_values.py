@@ -9,6 +9,7 @@ every name, the one import path callers use.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -43,6 +44,9 @@ class RunClaim:
     host_lost: bool = False
     """A previous host of this input was lost while running it (not only away from Redis, or
     handed back): what a profile with `on_host_lost = "fail"` fails the run for."""
+    ahead: bool = False
+    """The take confirmed the run its host started ahead of it (`Store.take_ahead`): the same
+    input as its first attempt, with the same history, and its ahead appends are let in."""
 
 
 class RunAlone(Exception):
@@ -59,6 +63,17 @@ class TakenRun:
     item: QueuedInput
     claim: RunClaim
     history: list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class TakenAhead:
+    """`take_ahead`'s answer: the run as the host may start it now (`guess`: the input from its
+    hint, attempt 1, the host's copy of the history; its entry id and cursor are not known yet),
+    and the take under way (`taken`: what `take_run` would answer, `claim.ahead` True when it
+    confirmed the guess). Whoever gets it owns `taken`: it awaits or cancels it."""
+
+    guess: TakenRun
+    taken: asyncio.Task[TakenRun | None]
 
 
 @dataclass(frozen=True)

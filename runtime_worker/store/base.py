@@ -21,8 +21,8 @@ multitasking and cancellation cheap and atomic:
 - `cancel_upto`: every input with `seq <= cancel_upto` is cancelled: a running one is aborted, a
   queued one ends `cancelled` without calling the provider.
 
-The values of one run (`QueuedInput`, `RunClaim`, `TakenRun`, `RunOutcome`, `RunLogPage`,
-`RunAlone`) live in `_run_values.py`; import them from here.
+The values of one run (`QueuedInput`, `RunClaim`, `TakenRun`, `TakenAhead`, `RunOutcome`,
+`RunLogPage`, `RunAlone`) live in `_run_values.py`; import them from here.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from runtime_worker.store._run_values import RunAlone as RunAlone
 from runtime_worker.store._run_values import RunClaim as RunClaim
 from runtime_worker.store._run_values import RunLogPage as RunLogPage
 from runtime_worker.store._run_values import RunOutcome as RunOutcome
+from runtime_worker.store._run_values import TakenAhead as TakenAhead
 from runtime_worker.store._run_values import TakenRun as TakenRun
 from runtime_worker.store.schedules import ScheduleStore
 from runtime_worker.store.webhooks import WebhookStore
@@ -123,10 +124,13 @@ class Submission:
 @dataclass(frozen=True, slots=True)
 class WakeUp:
     """A host is told a Worker it hosts has news: new input (`cancels` False: start draining),
-    or a cancel, stop or interrupt (`cancels` True: the running turn may have to end)."""
+    or a cancel, stop or interrupt (`cancels` True: the running turn may have to end).
+    `entry`: the new input of an idle Worker, as its store wrote it (small ones, where the
+    store's hints carry them): what `take_ahead` may start before the take answers."""
 
     worker_id: str
     cancels: bool
+    entry: str = ""
 
 
 @dataclass(frozen=True)
@@ -352,13 +356,39 @@ class HostSide(ABC):
         (`LeaseLost`) unless `member_id` holds the lease now. Raises `RunAlone` for a suspect
         input unless `solo` (the caller starts no other turn while this one runs)."""
 
+    def take_ahead(
+        self,
+        worker_id: str,
+        member_id: str,
+        epoch: int,
+        run_id: str,
+        ts: float,
+        history: int,
+        entry: str,
+    ) -> TakenAhead | None:
+        """`take_run` sent, with the run its host may start before the answer comes: the input
+        of a hint's `entry`, as its first attempt, with the host's copy of the history. None
+        when this store cannot tell that run ahead (no copy, no such entry, nothing to save:
+        the memory store answers at once); the caller takes as usual. The run's appends go
+        with `ahead=True` until the take confirmed it (`claim.ahead`), and are refused unless
+        it does; unconfirmed, the caller drops what it started and runs what the take answers.
+        """
+        return None
+
     @abstractmethod
     async def append_events(
-        self, worker_id: str, epoch: int, events: Sequence[Event], *, run_id: str
+        self,
+        worker_id: str,
+        epoch: int,
+        events: Sequence[Event],
+        *,
+        run_id: str,
+        ahead: bool = False,
     ) -> str:
         """Append the run `run_id`'s events (cursors are assigned here); return the last cursor.
         Refused (`LeaseLost`) unless `run_id` is the Worker's current run (taken and not
-        finished, nor taken again since), as `finish_run` is."""
+        finished, nor taken again since), as `finish_run` is; with `ahead` (a run started by
+        `take_ahead`), also unless its take confirmed it."""
 
     @abstractmethod
     async def finish_run(

@@ -35,7 +35,7 @@ redis.call('HSET', w, 'done_seq', A.seq)
 -- The attempt's host and crash marks go too: only a retake of this input reads them, and a
 -- finished input is never taken again (the next run's start writes them afresh).
 redis.call('HDEL', w, 'run_id', 'run_input_id', 'run_cursor', 'run_started_at', 'run_host',
-  'run_solo', 'crashes', 'suspect')
+  'run_solo', 'crashes', 'suspect', 'ahead_run')
 ack(inputs, A.entry_id)
 local rec = redis.call('HMGET', w, 'state', 'next_seq')
 local queued = tonumber(rec[2]) > tonumber(A.seq)

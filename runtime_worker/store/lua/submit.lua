@@ -11,6 +11,7 @@ local A = args({
   'hint_prefix', 'hint_suffix', -- the host's hint channel around its member id
   'worker_id', 'digest', -- the text's
   'interrupt_suffix', -- marks a hint whose input interrupts the running one
+  'ahead_max', -- a new input's entry up to this many bytes rides in its hint (see the end)
   'max_queued', -- unfinished inputs past which a new one is refused; 0: no bound
   'publish'}) -- 'PUBLISH' (one server) or 'SPUBLISH' (a cluster: the channel is in this slot)
 local w, inputs, ev, ids, ids_old = KEYS[1], KEYS[2], KEYS[3], KEYS[5], KEYS[6]
@@ -67,7 +68,8 @@ end
 if redis.call('EXISTS', inputs) == 0 then
   redis.call('XGROUP', 'CREATE', inputs, INPUT_GROUP, '0', 'MKSTREAM')
 end
-redis.call('XADD', inputs, '*', 'i', '{"v":1,"seq":' .. seq .. ',' .. A.entry_tail)
+local entry = '{"v":1,"seq":' .. seq .. ',' .. A.entry_tail
+redis.call('XADD', inputs, '*', 'i', entry)
 emit(ev, A.events_maxlen, A.user_message)
 -- Input ids are remembered for two generations of `window` inputs: bounded, O(1).
 if redis.call('HLEN', ids) >= tonumber(A.dedupe_window) then
@@ -77,7 +79,9 @@ redis.call('HSET', ids, input_id, seq .. ' ' .. cursor .. ' ' .. A.digest)
 -- The host's hint: none for a Worker busy already (its host's drain takes this input after the
 -- one it runs) unless this input interrupts that one; else published on the host's channel (one
 -- server: named as its doorbell; a cluster: the host's shard channel of this Worker's slot),
--- counting the listeners: none heard it, the caller rings the doorbell stream.
+-- counting the listeners: none heard it, the caller rings the doorbell stream. A hint for an
+-- idle Worker carries its input's entry (a small one): the next to run, which the host may start
+-- from the hint while its take is on the way (see `ahead` in take_run.lua).
 local hinted = 0
 if host ~= '' then
   if next_seq > done_seq and strategy ~= 'interrupt' then
@@ -86,6 +90,8 @@ if host ~= '' then
     local hint = A.worker_id
     if strategy == 'interrupt' then
       hint = hint .. A.interrupt_suffix
+    elseif #entry <= tonumber(A.ahead_max) then
+      hint = hint .. ' ' .. entry
     end
     hinted = redis.call(A.publish, A.hint_prefix .. host .. A.hint_suffix, hint)
   end

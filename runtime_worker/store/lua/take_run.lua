@@ -3,7 +3,7 @@
 -- Reply: {'ok'} (nothing to run), a bad_entry failure (an entry submit.lua did not write),
 -- {'ok', 'judge', host} or {'ok', 'suspect'} (see start_run: take again with those terms), or
 -- {'ok', entry id, input json, attempt, cancelled, cursor, history, crashes, host lost,
--- newest, length}: history is one JSON array of the newest transcript entries, newest first
+-- newest, length, ahead}: history is one JSON array of the newest transcript entries, newest first
 -- (one string parses faster than many), or '' when the host's own copy is current; newest is
 -- the id of the transcript's newest entry after the take, length the transcript's length.
 -- `known`: the newest transcript entry id of the host's copy of the history ('' for none). The
@@ -11,6 +11,11 @@
 -- takes and finishes write the transcript, each fenced, so an entry any other attempt wrote (a
 -- takeover, a lost reply, a failover that lost writes) makes the newest id differ, and the
 -- history is read afresh. Trimming drops the oldest entries only: `length` bounds the copy.
+-- `ahead`: the seq of the input its host started ahead of this take, from the input's hint, with
+-- `ahead_len` entries of its copy of the history (the input's own last); 0 for none. The run is
+-- confirmed (`ahead` 1 in the reply, and `ahead_run` set to it for append.lua) only when this
+-- take starts that very input as its first attempt, not cancelled, and the copy is the history
+-- this take would have sent: current, and as long. Else the host drops what it started.
 local A = args({
   'member', 'epoch', 'run_id', 'history', 'known', 'state_prefix', 'state_suffix',
   'events_maxlen',
@@ -18,7 +23,8 @@ local A = args({
   -- run_started JSON around the input id and the attempt
   'started_1', 'started_2', 'started_3',
   -- the user transcript entry's JSON around the text, the ts and the input id
-  'user_1', 'user_2', 'user_3', 'user_4'})
+  'user_1', 'user_2', 'user_3', 'user_4',
+  'ahead', 'ahead_len'})
 local w, inputs, tr, lease = KEYS[1], KEYS[2], KEYS[4], KEYS[7]
 local refused = fence(w, lease, A.epoch, A.member)
 if refused then
@@ -81,8 +87,15 @@ for _ = 0, redis.call('XLEN', inputs) do
     end
     local joined = current and '' or '[' .. table.concat(history, ',') .. ']'
     local newest = limit > 0 and newest_id() or ''
+    local length = redis.call('XLEN', tr)
+    local ahead = 0
+    if attempt == 1 and cancelled == 0 and input.seq == tonumber(A.ahead)
+        and (limit == 0 or (current and math.min(limit, length) == tonumber(A.ahead_len))) then
+      redis.call('HSET', w, 'ahead_run', A.run_id)
+      ahead = 1
+    end
     return {'ok', entry_id, raw, attempt, cancelled, cursor, joined, crashes, lost, newest,
-      redis.call('XLEN', tr)}
+      length, ahead}
   end
 end
 return {'ok'}
