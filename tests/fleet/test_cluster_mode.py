@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -18,13 +19,15 @@ from redis.asyncio.cluster import ClusterNode
 from runtime_worker.member import Member
 from runtime_worker.runtime import Runtime
 from runtime_worker.schedule import Scheduler, schedule_input
+from runtime_worker.store import _redis_codec as codec
 from runtime_worker.store._redis_client import MAP_READ_NODE_S, is_cluster
-from runtime_worker.store.base import WakeUp, WorkerRecord
+from runtime_worker.store.base import RunOutcome, WakeUp, WorkerRecord
 from runtime_worker.store.redis import RedisStore
 from shared.errors import UnsupportedOperation
+from shared.events import TextDelta
 from shared.ids import new_id
 from shared.keys import key_slot
-from shared.models import CreateWorker, RuntimeKind, Strategy
+from shared.models import CreateWorker, RunResult, RuntimeKind, Strategy
 from shared.settings import Settings
 from shared.timeutil import now_s
 from tests.fleet.support import HEARTBEAT_MS, LEASE_TTL_MS, store_of, wait_finished, wait_hosted
@@ -190,11 +193,19 @@ async def hosted_worker(store: RedisStore, member: str) -> WorkerRecord:
     return record
 
 
-async def hinted_when_subscribed(
+def input_hint(wake: WakeUp, worker_id: str, seq: int) -> None:
+    """`wake` is the pushed hint of the new input `seq` ("q") of an idle Worker: its entry in."""
+    assert (wake.worker_id, wake.cancels) == (worker_id, False)
+    item = codec.parse_input("", wake.entry)
+    assert (item.seq, item.text) == (seq, "q")
+
+
+async def hint_when_subscribed(
     store: RedisStore, admin: redis.RedisCluster, worker_id: str, member: str
-) -> None:
+) -> WakeUp:
     """Once `member`'s subscriber listens on the channel of `worker_id`'s slot (on the node
-    that serves the slot now), one input for the Worker reaches the member as a pushed hint."""
+    that serves the slot now), one input ("q") for the idle Worker reaches the member as a
+    pushed hint with its entry: that hint."""
     channel = store.keys.hint_channel(member, store.keys.worker_slot(worker_id))
     wakes = store.wake_ups(member)
     listening = asyncio.ensure_future(anext(wakes))  # starts the readers
@@ -205,7 +216,9 @@ async def hinted_when_subscribed(
         )
         sub = await store.submit_input(worker_id, "q", new_id(), Strategy.ENQUEUE, now_s())
         assert sub.host == member and not sub.duplicate
-        assert await asyncio.wait_for(listening, 5) == WakeUp(worker_id, cancels=False)
+        wake = await asyncio.wait_for(listening, 5)
+        input_hint(wake, worker_id, sub.seq)
+        return wake
     finally:
         listening.cancel()
         await asyncio.gather(listening, return_exceptions=True)
@@ -223,11 +236,57 @@ async def test_on_a_cluster_an_input_is_hinted_on_the_hosts_shard_channel(
     published = command_calls(redis_cluster, "publish")
     admin = redis.RedisCluster.from_url(redis_cluster.url, decode_responses=True)
     try:
-        await hinted_when_subscribed(cluster_store, admin, record.worker_id, member)
+        await hint_when_subscribed(cluster_store, admin, record.worker_id, member)
     finally:
         admin.close()
     assert await cluster_store.client.xlen(cluster_store.keys.bell(member)) == 0
     assert command_calls(redis_cluster, "publish") == published
+
+
+async def test_on_a_cluster_a_run_started_ahead_of_its_take_is_confirmed_and_written(
+    cluster_store: RedisStore, redis_cluster: RedisCluster
+) -> None:
+    """The hint's entry starts a run before its take answers: on a cluster the take and the
+    run's first write go to the Worker's node in that order, the take confirms the run and the
+    write goes in."""
+    member, store = "m-ahead", cluster_store
+    record = WorkerRecord(
+        worker_id=new_id(), display_name="w", profile="companion", created_at=now_s()
+    )
+    await store.create(record)
+    worker_id = record.worker_id
+    epoch = await store.acquire(worker_id, member, 60_000)
+    assert epoch is not None
+    for text in ("one", "two"):  # the host's copy of the history, made by plain takes
+        await store.submit_input(worker_id, text, new_id(), Strategy.ENQUEUE, now_s())
+        taken = await store.take_run(worker_id, member, epoch, new_id(), now_s(), 4)
+        assert taken is not None
+        outcome = RunOutcome(RunResult.FINISHED, text, 1, 1)
+        run_id = taken.claim.run_id
+        await store.finish_run(worker_id, epoch, taken.item, outcome, now_s(), run_id=run_id)
+    admin = redis.RedisCluster.from_url(redis_cluster.url, decode_responses=True)
+    try:
+        wake = await hint_when_subscribed(store, admin, worker_id, member)
+    finally:
+        admin.close()
+    ahead = store.take_ahead(worker_id, member, epoch, new_id(), now_s(), 4, wake.entry)
+    assert ahead is not None
+    guess = ahead.guess
+    delta = TextDelta(
+        worker_id=worker_id,
+        ts=now_s(),
+        run_id=guess.claim.run_id,
+        input_id=guess.item.input_id,
+        text="You said",
+    )
+    written = asyncio.ensure_future(  # from a task started after the take's, as a turn's
+        store.append_events(worker_id, epoch, [delta], run_id=guess.claim.run_id, ahead=True)
+    )
+    taken = await ahead.taken
+    assert taken is not None and taken.claim.ahead and taken.history == guess.history
+    assert await written
+    page = await store.client.xrevrange(store.keys.worker(worker_id).events, count=2)
+    assert [json.loads(fields["e"])["type"] for _, fields in page] == ["text_delta", "run_started"]
 
 
 def move_slot(admin: redis.RedisCluster, slot: int) -> redis.cluster.ClusterNode:
@@ -275,7 +334,7 @@ async def test_the_shard_subscriber_follows_its_slot_to_another_node(
             record.worker_id, "q", new_id(), Strategy.ENQUEUE, now_s()
         )
         assert sub.host == member
-        assert await asyncio.wait_for(listening, 5) == WakeUp(record.worker_id, cancels=False)
+        input_hint(await asyncio.wait_for(listening, 5), record.worker_id, sub.seq)
     finally:
         listening.cancel()
         await asyncio.gather(listening, return_exceptions=True)
