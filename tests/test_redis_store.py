@@ -822,6 +822,51 @@ async def test_concurrent_scripts_go_in_batches_and_survive_a_script_flush(
         )
 
 
+async def test_a_call_beside_a_lone_call_leaves_at_once_and_beside_waiting_calls_joins_them(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`run_beside` (a run's first write behind its take): beside a lone call out it is sent at
+    once, not after that call's answer; when calls wait it goes in their batch, as any call."""
+    store = backend.store()
+    pipeline, ring, bell = store._pipeline, store._scripts.ring, store.keys.bell("m-beside")
+    args = argv("ring", worker_id="w-1", maxlen=100)
+    gate, sizes = asyncio.Event(), []
+    real = _redis_batch.send_many  # what _redis_pipeline imported
+
+    async def held(transport: Transport, commands: Sequence[Routed], **kw: Any) -> list[Any]:
+        sizes.append(len(commands))
+        await gate.wait()
+        return await real(transport, commands, **kw)
+
+    monkeypatch.setattr(_redis_pipeline, "send_many", held)
+
+    async def sent(expected: list[int]) -> None:
+        async def now() -> bool:
+            return sizes == expected
+
+        await wait_until(now, timeout_s=5, what=f"batches {expected}")
+
+    lone = asyncio.ensure_future(pipeline.run(ring, [bell], args))
+    await sent([1])
+    beside = asyncio.ensure_future(pipeline.run_beside(ring, [bell], args))
+    await sent([1, 1])  # on its own connection while the lone call is held
+    gate.set()
+    await asyncio.gather(lone, beside)
+    gate.clear()
+    sizes.clear()
+    first = asyncio.ensure_future(pipeline.run(ring, [bell], args))
+    await sent([1])
+    waiting = [asyncio.ensure_future(pipeline.run(ring, [bell], args)) for _ in range(2)]
+    await asyncio.sleep(0)  # they queue behind the call out
+    joined = asyncio.ensure_future(pipeline.run_beside(ring, [bell], args))
+    await asyncio.sleep(0)
+    assert sizes == [1]  # nothing more left while the first is out
+    gate.set()
+    await asyncio.gather(first, *waiting, joined)
+    assert sizes == [1, 3]  # the waiting two and the one beside them, as one batch
+    assert await store.client.xlen(bell) == 6
+
+
 async def test_a_failing_script_names_its_file_and_line(real_redis: Backend) -> None:
     """A script bug surfaces as `ScriptError` naming the .lua file and the line within it."""
     store = real_redis.store()

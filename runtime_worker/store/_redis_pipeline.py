@@ -58,12 +58,12 @@ class Pipeline:
     async def run_beside(
         self, script: AsyncScript, keys: Sequence[str], args: Sequence[Arg]
     ) -> Any:
-        """`run`, but sent at once on a connection of its own when the lane is out with a
-        batch and nothing waits behind it: a call that follows one in that batch (a run's
-        first append right behind its take) and must not wait for its answer. When calls
-        wait, it joins them (the next batch, after them) as any other: under load batching
-        matters more than one round trip."""
-        if self._lane.queued():
+        """`run`, but sent at once on a connection of its own when the lane has one lone call
+        out and nothing waiting: a call that follows that one (a run's first append right
+        behind its take) and must not wait for its answer. Otherwise it joins the lane as any
+        other (after the calls waiting, or in the next batch): under load batching matters
+        more than a round trip, and a lone call is what a quiet lane sends."""
+        if not self._lane.alone():
             return await self._lane.run(script, keys, args)
         (reply,) = await _send(self._lane.transport, [(script, keys, args)])
         if isinstance(reply, Exception):
@@ -83,21 +83,23 @@ class _Lane:
         self.deadline_s = deadline_s
         self._waiting: list[_Call] = []
         self._sending = False
+        self._out = 0  # calls in the batch out
         self._drainer: asyncio.Task[None] | None = None
 
-    def queued(self) -> bool:
-        """Calls wait for the batch out."""
-        return bool(self._waiting)
+    def alone(self) -> bool:
+        """At most one call is out, and none waits."""
+        return self._out <= 1 and not self._waiting
 
     async def run(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self._sending:
             self._waiting.append((script, keys, args, future))
             return await future
-        self._sending = True
+        self._sending, self._out = True, 1
         try:
             (reply,) = await _send(self.transport, [(script, keys, args)])
         finally:  # what waited meanwhile goes out in a task of its own
+            self._out = 0
             if self._waiting:
                 self._drainer = asyncio.ensure_future(self._drain())
             else:
@@ -118,6 +120,7 @@ class _Lane:
                 self._waiting = []
                 if not batch:  # every caller gave up waiting: send nothing
                     continue
+                self._out = len(batch)
                 try:
                     async with asyncio.timeout(self.deadline_s):
                         replies = await _send(self.transport, [(s, k, a) for s, k, a, _ in batch])
@@ -126,6 +129,8 @@ class _Lane:
                 except BaseException:
                     _fail(batch, rex.ConnectionError("the batch was cancelled"))
                     raise
+                finally:
+                    self._out = 0
                 _answer(batch, replies)
         finally:
             self._sending = False
@@ -142,12 +147,13 @@ class _ClusterLane:
         self.deadline_s = deadline_s
         self._waiting: list[_Call] = []
         self._out: dict[str, asyncio.Task[None]] = {}  # node → its part on the wire
+        self._sizes: dict[str, int] = {}  # node → the calls of its part on the wire
         self._drainer: asyncio.Task[None] | None = None
         self._closed = False
 
-    def queued(self) -> bool:
-        """Calls wait for their node's part (or for the drainer to send them)."""
-        return bool(self._waiting)
+    def alone(self) -> bool:
+        """At most one call is out (one node's part of one), and none waits."""
+        return not self._waiting and sum(self._sizes.values()) <= 1
 
     async def run(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -178,6 +184,7 @@ class _ClusterLane:
         started = []
         for to, calls in by_route.items():
             part = self._out[to[0]] = asyncio.ensure_future(self._part(to, calls))
+            self._sizes[to[0]] = len(calls)
             started.append(part)
         return started
 
@@ -194,7 +201,7 @@ class _ClusterLane:
             _fail(calls, rex.ConnectionError("the batch was cancelled"))
             raise
         finally:
-            del self._out[route[0]]
+            del self._out[route[0]], self._sizes[route[0]]
             if self._waiting:  # calls held back for this node, or the drainer has ended
                 self._wake()
         _answer(calls, replies)

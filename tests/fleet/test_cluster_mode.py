@@ -207,6 +207,7 @@ async def hint_when_subscribed(
     that serves the slot now), one input ("q") for the idle Worker reaches the member as a
     pushed hint with its entry: that hint."""
     channel = store.keys.hint_channel(member, store.keys.worker_slot(worker_id))
+    await store.client.delete(store.keys.bell(member))  # rings of submits nobody heard
     wakes = store.wake_ups(member)
     listening = asyncio.ensure_future(anext(wakes))  # starts the readers
     try:
