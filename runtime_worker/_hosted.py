@@ -10,7 +10,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from runtime_worker.profiles import Profile
-from runtime_worker.store.base import RunOutcome
+from runtime_worker.store.base import QueuedInput, RunOutcome
 
 
 @dataclass(slots=True)
@@ -26,7 +26,7 @@ class Hosted:
     seq: int = 0
     cancel_requested: bool = False
     hinted: bool = False  # a hint came while a drain was on: look again before it ends
-    ahead: str = ""  # the input entry of the newest hint not taken yet (`WakeUp.entry`)
+    ahead: QueuedInput | None = None  # a hint's next input, not taken yet (`WakeUp.ahead`)
     text: list[str] = field(default_factory=list)
 
 
@@ -38,4 +38,4 @@ def drained(hosted: Hosted, drain: asyncio.Task[None]) -> None:
     if hosted.drain is drain:
         hosted.drain = None
         hosted.text.clear()
-        hosted.ahead = ""
+        hosted.ahead = None

@@ -92,6 +92,7 @@ class TurnRunner:
         """Run one taken input to its final events (`started`: its turn, started ahead of its
         take and confirmed by it); answers whether more may be waiting."""
         item, claim = taken.item, taken.claim
+        hosted.seq = item.seq  # a hint of this input from now on is old news (`Host.wake`)
         if claim.cancelled:  # never so for a confirmed start: its first attempt, live
             outcome = RunOutcome(RunResult.CANCELLED, "", reason="cancelled_before_start")
         elif claim.crashes >= self.settings.max_deliveries:

@@ -20,7 +20,7 @@ from runtime_worker._hosted import NOT_HOSTED, Hosted, drained
 from runtime_worker._turn_runner import ProviderFactory, TurnRunner
 from runtime_worker._turns import TurnGate
 from runtime_worker.profiles import Profile, ProfileRegistry
-from runtime_worker.store.base import RunAlone, Store
+from runtime_worker.store.base import QueuedInput, RunAlone, Store
 from runtime_worker.webhooks import Deliverer
 from shared.errors import LeaseLost, RuntimeUnavailable, WorkerNotFound, YoiError
 from shared.ids import new_id
@@ -205,15 +205,15 @@ class Host:
         await self.drop_many({w: mine[w] for w in released}, release=False)
         return sorted(released)
 
-    def wake(self, worker_id: str, entry: str = "") -> None:
-        """Start draining the Worker's inputs unless a drain is already on it. `entry`: the
-        new input a hint carried (`WakeUp.entry`), which the drain's next take may start ahead
-        of its answer."""
+    def wake(self, worker_id: str, ahead: QueuedInput | None = None) -> None:
+        """Start draining the Worker's inputs unless a drain is already on it. `ahead`: the
+        new input a hint carried (`WakeUp.ahead`), which the drain's next take may start ahead
+        of its answer: the next to run unless a take (made from a sweep, say) got it first."""
         hosted = self._hosted.get(worker_id)
         if hosted is None or not self._running:
             return
-        if entry:  # the next input to run (its Worker was idle): the drain's next take's
-            hosted.ahead = entry
+        if ahead is not None and ahead.seq > hosted.seq:
+            hosted.ahead = ahead
         if hosted.drain is None or hosted.drain.done():
             hosted.drain = asyncio.create_task(self._drain(worker_id, hosted), name="yoi-drain")
             hosted.drain.add_done_callback(functools.partial(drained, hosted))
@@ -247,7 +247,7 @@ class Host:
                         if wake.cancels:
                             await self._guarded(self.poke(wake.worker_id))
                         else:
-                            self.wake(wake.worker_id, wake.entry)
+                            self.wake(wake.worker_id, wake.ahead)
             except RuntimeUnavailable:
                 pass
             except Exception:  # a bug in a store's wake-ups: said loudly, then listen again
@@ -292,8 +292,8 @@ class Host:
             while True:
                 hosted.hinted = False  # hints from here on may be news the next step misses
                 profile = await self._load(worker_id, hosted)
-                entry, hosted.ahead = hosted.ahead, ""
-                more = await self._take_and_run(worker_id, hosted, profile, entry)
+                ahead, hosted.ahead = hosted.ahead, None
+                more = await self._take_and_run(worker_id, hosted, profile, ahead)
                 if not (more or hosted.hinted):
                     return
         except LeaseLost:
@@ -306,21 +306,21 @@ class Host:
             log.debug("worker %s paused: its store is unavailable", worker_id)
 
     async def _take_and_run(
-        self, worker_id: str, hosted: Hosted, profile: Profile, entry: str
+        self, worker_id: str, hosted: Hosted, profile: Profile, ahead: QueuedInput | None
     ) -> bool:
         """Take the next input and run it, holding the turn gate from take to finish (alone
-        for a suspect input); answers whether more may be waiting. With the `entry` of a hint,
-        the run starts beside its take where the store can tell it (`Store.take_ahead`): a
-        round trip sooner."""
+        for a suspect input); answers whether more may be waiting. With a hint's input
+        (`ahead`), the run starts beside its take where the store can tell it
+        (`Store.take_ahead`): a round trip sooner."""
         solo = False
         while True:
             async with self._gate.turn(solo=solo):
                 run_id, ts, limit = new_id(), now_s(), profile.history_entries
                 try:
                     early = None
-                    if entry and not solo:
+                    if ahead is not None and not solo:
                         early = self.store.take_ahead(
-                            worker_id, self.member_id, hosted.epoch, run_id, ts, limit, entry
+                            worker_id, self.member_id, hosted.epoch, run_id, ts, limit, ahead
                         )
                     if early is not None:
                         return await self._runner.run_ahead(worker_id, hosted, profile, early)

@@ -1069,6 +1069,11 @@ async def _hint_of_next_input(
         return await asyncio.wait_for(listening, 5)
 
 
+def _input_of(hint: WakeUp) -> QueuedInput:
+    assert hint.ahead is not None, hint
+    return hint.ahead
+
+
 def _delta(worker_id: str, run_id: str, input_id: str, text: str) -> TextDelta:
     return TextDelta(worker_id=worker_id, ts=now_s(), run_id=run_id, input_id=input_id, text=text)
 
@@ -1086,8 +1091,8 @@ async def test_an_idle_workers_hint_carries_its_input_and_a_busy_ones_none(
     worker_id = record.worker_id
     hint = await _hint_of_next_input(store, worker_id, "first question")
     assert (hint.worker_id, hint.cancels) == (worker_id, False)
-    item = codec.parse_input("", hint.entry)
-    assert (item.seq, item.text) == (1, "first question")
+    item = hint.ahead
+    assert item is not None and (item.seq, item.text) == (1, "first question")
     taken = await store.take_run(worker_id, MEMBER, epoch, new_id(), now_s(), 5)
     assert taken is not None and taken.item.input_id == item.input_id
     # An interrupt's hint stays bare (it cancels), and so does one too large to carry.
@@ -1114,7 +1119,7 @@ async def test_a_run_started_ahead_is_the_run_the_take_answers_and_its_writes_go
     reads = _count_fresh_reads(monkeypatch)
     hint = await _hint_of_next_input(store, ahead_worker.worker_id, "question 3")
     ahead = store.take_ahead(
-        ahead_worker.worker_id, MEMBER, epoch, new_id(), now_s(), 4, hint.entry
+        ahead_worker.worker_id, MEMBER, epoch, new_id(), now_s(), 4, _input_of(hint)
     )
     assert ahead is not None
     guess = ahead.guess
@@ -1178,7 +1183,7 @@ async def _unconfirmed(
 ) -> tuple[TakenRun, TakenRun | None, list[dict[str, Any]]]:
     """A start ahead of `hint`'s input whose take must not confirm it: the guess, what the take
     answered, and the events before its refused write."""
-    ahead = store.take_ahead(worker_id, MEMBER, epoch, new_id(), now_s(), limit, hint.entry)
+    ahead = store.take_ahead(worker_id, MEMBER, epoch, new_id(), now_s(), limit, _input_of(hint))
     assert ahead is not None
     guess = ahead.guess
     taken = await ahead.taken
@@ -1234,8 +1239,7 @@ async def test_a_start_ahead_of_another_input_than_the_take_starts_is_not_confir
     await _run_once(store, worker_id, epoch, 0, 4)
     hint = await _hint_of_next_input(store, worker_id, "question 1")
     await store.submit_input(worker_id, "question 2", new_id(), Strategy.ENQUEUE, now_s())
-    stale = WakeUp(worker_id, False, hint.entry.replace('"seq":2', '"seq":3'))
-    assert codec.parse_input("", stale.entry).seq == 3
+    stale = WakeUp(worker_id, False, dataclasses.replace(_input_of(hint), seq=3))
     _, taken, _ = await _unconfirmed(store, worker_id, epoch, stale)
     assert taken is not None and taken.item.seq == 2 and not taken.claim.ahead
 
@@ -1246,10 +1250,11 @@ async def test_no_start_ahead_without_a_copy_of_the_history_or_an_entry(backend:
     worker_id = record.worker_id
     hint = await _hint_of_next_input(store, worker_id, "first")
     # No take of this Worker yet in this process: its history is read by the take.
-    assert store.take_ahead(worker_id, MEMBER, epoch, new_id(), now_s(), 4, hint.entry) is None
+    assert store.take_ahead(worker_id, MEMBER, epoch, new_id(), now_s(), 4, _input_of(hint)) is None
     # A Worker sending no history needs no copy.
-    ahead = store.take_ahead(worker_id, MEMBER, epoch, new_id(), now_s(), 0, hint.entry)
+    ahead = store.take_ahead(worker_id, MEMBER, epoch, new_id(), now_s(), 0, _input_of(hint))
     assert ahead is not None
     taken = await ahead.taken
     assert taken is not None and taken.claim.ahead and taken.history == ahead.guess.history == []
-    assert store.take_ahead(worker_id, MEMBER, epoch, new_id(), now_s(), 0, "not json") is None
+    # A hint whose entry does not parse is a bare hint: the take reads the input.
+    assert _redis_wakeups.wake_up_of(f"{worker_id} not json") == WakeUp(worker_id, False)

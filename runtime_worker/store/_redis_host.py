@@ -364,16 +364,12 @@ class RedisHostSide(RedisCore):
         run_id: str,
         ts: float,
         history: int,
-        entry: str,
+        item: QueuedInput,
     ) -> TakenAhead | None:
         limit = max(history, 0)
         copy = self._histories.current(worker_id, epoch, limit) if limit else None
         if limit and copy is None:
             return None  # the take reads the history afresh: nothing to start from
-        try:
-            item = codec.parse_input("", entry)
-        except (ValueError, KeyError, TypeError):
-            return None  # not an entry submit.lua wrote: the take reads the stream's own
         entries: list[tuple[str, str]] = []
         if copy is not None:  # as `take_run` extends a current copy with the input's entry
             entries = [*copy.entries, (TranscriptRole.USER.value, item.text)][-limit:]

@@ -19,6 +19,7 @@ from redis import exceptions as rex
 from redis.asyncio import Redis, RedisCluster
 from redis.commands.core import AsyncScript
 
+from runtime_worker.store import _redis_codec as codec
 from runtime_worker.store._redis_blocking import BELL_MAXLEN, doorbell
 from runtime_worker.store._redis_client import Client
 from runtime_worker.store._redis_pipeline import Pipeline
@@ -44,10 +45,13 @@ take, as every input was before."""
 
 def wake_up_of(hint: str) -> WakeUp:
     """A pushed hint as submit.lua writes it: the Worker id, then the interrupt suffix, or a
-    space and the input's entry."""
+    space and the input's entry (one that does not parse is left out: a bare hint)."""
     worker_id, _, entry = hint.partition(" ")
     if entry:
-        return WakeUp(worker_id, cancels=False, entry=entry)
+        try:
+            return WakeUp(worker_id, cancels=False, ahead=codec.parse_input("", entry))
+        except (ValueError, KeyError, TypeError):
+            return WakeUp(worker_id, cancels=False)
     bare = worker_id.removesuffix(INTERRUPT_SUFFIX)
     return WakeUp(bare, cancels=bare != worker_id)
 

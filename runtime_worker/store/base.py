@@ -125,12 +125,12 @@ class Submission:
 class WakeUp:
     """A host is told a Worker it hosts has news: new input (`cancels` False: start draining),
     or a cancel, stop or interrupt (`cancels` True: the running turn may have to end).
-    `entry`: the new input of an idle Worker, as its store wrote it (small ones, where the
-    store's hints carry them): what `take_ahead` may start before the take answers."""
+    `ahead`: the new input of an idle Worker, where the store's hints carry it (small ones;
+    its entry id is not known yet): what `take_ahead` may start before the take answers."""
 
     worker_id: str
     cancels: bool
-    entry: str = ""
+    ahead: QueuedInput | None = None
 
 
 @dataclass(frozen=True)
@@ -364,15 +364,14 @@ class HostSide(ABC):
         run_id: str,
         ts: float,
         history: int,
-        entry: str,
+        item: QueuedInput,
     ) -> TakenAhead | None:
-        """`take_run` sent, with the run its host may start before the answer comes: the input
-        of a hint's `entry`, as its first attempt, with the host's copy of the history. None
-        when this store cannot tell that run ahead (no copy, no such entry, nothing to save:
-        the memory store answers at once); the caller takes as usual. The run's appends go
-        with `ahead=True` until the take confirmed it (`claim.ahead`), and are refused unless
-        it does; unconfirmed, the caller drops what it started and runs what the take answers.
-        """
+        """`take_run` sent, with the run its host may start before the answer comes: `item`
+        (a hint's `WakeUp.ahead`) as its first attempt, with the host's copy of the history.
+        None when this store cannot tell that run ahead (no copy; nothing to save: the memory
+        store answers at once); the caller takes as usual. The run's appends go with
+        `ahead=True` and are refused unless the take confirmed it (`claim.ahead`); unconfirmed,
+        the caller drops what it started and runs what the take answered."""
         return None
 
     @abstractmethod

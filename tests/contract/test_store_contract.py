@@ -270,6 +270,26 @@ async def test_a_stale_runs_append_and_finish_are_refused(store: Store) -> None:
     assert [e.text for e in events if isinstance(e, TextDelta)] == ["on time"]
 
 
+async def test_a_write_ahead_of_a_take_that_confirmed_nothing_is_refused(store: Store) -> None:
+    """A run's write made as one started ahead of its take (`ahead=True`) goes in only after a
+    take that confirmed it (`claim.ahead`); a plain take confirms nothing, so such a write of
+    its current run writes nothing, while its plain writes do."""
+    record, epoch = await _hosted(store)
+    wid = record.worker_id
+    await _submit(store, wid, "one")
+    taken = await _take(store, wid, epoch)
+    assert not taken.claim.ahead
+    before = await store.last_cursor(wid)
+    with pytest.raises(LeaseLost):
+        await store.append_events(
+            wid, epoch, [_delta(wid, taken, "ahead")], run_id=taken.claim.run_id, ahead=True
+        )
+    assert await store.last_cursor(wid) == before
+    await store.append_events(wid, epoch, [_delta(wid, taken, "plain")], run_id=taken.claim.run_id)
+    events = await store.read_events(wid, before, 100)
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["plain"]
+
+
 async def test_renew_reports_lost_leases(store: Store) -> None:
     record, epoch = await _hosted(store)
     assert await store.renew(MEMBER, {record.worker_id: epoch}, 60_000) == {record.worker_id: True}

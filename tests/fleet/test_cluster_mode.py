@@ -19,7 +19,6 @@ from redis.asyncio.cluster import ClusterNode
 from runtime_worker.member import Member
 from runtime_worker.runtime import Runtime
 from runtime_worker.schedule import Scheduler, schedule_input
-from runtime_worker.store import _redis_codec as codec
 from runtime_worker.store._redis_client import MAP_READ_NODE_S, is_cluster
 from runtime_worker.store.base import RunOutcome, WakeUp, WorkerRecord
 from runtime_worker.store.redis import RedisStore
@@ -196,8 +195,8 @@ async def hosted_worker(store: RedisStore, member: str) -> WorkerRecord:
 def input_hint(wake: WakeUp, worker_id: str, seq: int) -> None:
     """`wake` is the pushed hint of the new input `seq` ("q") of an idle Worker: its entry in."""
     assert (wake.worker_id, wake.cancels) == (worker_id, False)
-    item = codec.parse_input("", wake.entry)
-    assert (item.seq, item.text) == (seq, "q")
+    item = wake.ahead
+    assert item is not None and (item.seq, item.text) == (seq, "q")
 
 
 async def hint_when_subscribed(
@@ -270,7 +269,8 @@ async def test_on_a_cluster_a_run_started_ahead_of_its_take_is_confirmed_and_wri
         wake = await hint_when_subscribed(store, admin, worker_id, member)
     finally:
         admin.close()
-    ahead = store.take_ahead(worker_id, member, epoch, new_id(), now_s(), 4, wake.entry)
+    assert wake.ahead is not None
+    ahead = store.take_ahead(worker_id, member, epoch, new_id(), now_s(), 4, wake.ahead)
     assert ahead is not None
     guess = ahead.guess
     delta = TextDelta(

@@ -15,7 +15,9 @@ import redis.asyncio as aioredis
 
 from runtime_worker import _turn_runner
 from runtime_worker.member import Member
-from runtime_worker.store.base import TakenRun
+from runtime_worker.store import _redis_wakeups
+from runtime_worker.store._redis_host import RedisHostSide
+from runtime_worker.store.base import TakenRun, WakeUp
 from runtime_worker.store.redis import RedisStore
 from shared.keys import Keys
 from shared.settings import Settings
@@ -227,3 +229,45 @@ async def test_a_cancel_while_a_start_ahead_waits_for_its_take_ends_the_input_un
     assert run[-1]["type"] == "run_finished" and run[-1]["result"] == "cancelled"
     after = await exchange(client, worker_id, "next one")
     assert answer_of(after) == "You said: next one"
+
+
+async def test_a_hint_of_an_input_a_take_got_first_starts_nothing(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hint held up until the input's run is over (the member's sweep found the input and
+    ran it): the drain it wakes starts nothing ahead, where it would start a provider call
+    for an answered input."""
+    released, late = asyncio.Event(), asyncio.Event()
+    real_listen = _redis_wakeups.WakeUps.listen
+
+    async def listen(wakeups: _redis_wakeups.WakeUps, member_id: str) -> AsyncIterator[WakeUp]:
+        async for wake in real_listen(wakeups, member_id):
+            if wake.ahead is not None and wake.ahead.text == "late hint":
+                await asyncio.wait_for(released.wait(), WAIT_S)
+                late.set()
+            yield wake
+
+    started: list[str] = []
+    real_ahead = RedisHostSide.take_ahead
+
+    def take_ahead(store: RedisHostSide, *args: Any) -> Any:
+        started.append(args[-1].text)
+        return real_ahead(store, *args)
+
+    monkeypatch.setattr(_redis_wakeups.WakeUps, "listen", listen)
+    monkeypatch.setattr(RedisHostSide, "take_ahead", take_ahead)
+    async with running_app(settings) as (_, client):
+        member = Member(settings)
+        await member.start()
+        try:
+            worker_id = await create(client)
+            await exchange(client, worker_id, "warm")
+            run = await exchange(client, worker_id, "late hint")  # the sweep's take ran it
+            assert answer_of(run) == "You said: late hint"
+            released.set()
+            await asyncio.wait_for(late.wait(), WAIT_S)
+            after = await exchange(client, worker_id, "after")
+        finally:
+            await member.stop()
+    assert answer_of(after) == "You said: after"
+    assert "late hint" not in started and started[-1] == "after"
