@@ -658,28 +658,12 @@ async def test_a_pushed_hint_wakes_without_a_ring(backend: Backend) -> None:
     """submit.lua publishes to a listening host: no doorbell entry is written."""
     store = backend.store()
     record, _ = await _hosted(store)
-    wakes = store.wake_ups(MEMBER)
-    async with contextlib.aclosing(wakes):
-        listening = asyncio.ensure_future(anext(wakes))
-
-        async def subscribed() -> bool:
-            client = store.client
-            assert isinstance(client, Redis)  # this test's backends are single-node
-            channels = await client.pubsub_numsub(store.keys.bell(MEMBER))
-            return bool(channels and channels[0][1])
-
-        await wait_until(subscribed, timeout_s=5, what="the member's hint subscription")
-        sub = await store.submit_input(
-            record.worker_id,
-            "q",
-            new_id(),
-            None,
-            now_s(),
-            default_strategies={"assistant": Strategy.INTERRUPT},
-        )
-        assert await asyncio.wait_for(listening, 5) == WakeUp(record.worker_id, cancels=True)
-        assert sub.seq == 1
-        assert await store.client.exists(store.keys.bell(MEMBER)) == 0
+    interrupts = {"assistant": Strategy.INTERRUPT}  # the profile's default, resolved by the script
+    wake = await _hint_of_next_input(
+        store, record.worker_id, "q", None, default_strategies=interrupts
+    )
+    assert wake == WakeUp(record.worker_id, cancels=True)
+    assert await store.client.exists(store.keys.bell(MEMBER)) == 0
 
 
 async def test_unreachable_redis_is_runtime_unavailable_quickly() -> None:
@@ -1049,10 +1033,14 @@ async def test_a_copy_behind_the_transcript_or_of_another_epoch_is_read_afresh(
 
 
 async def _hint_of_next_input(
-    store: RedisStore, worker_id: str, text: str, strategy: Strategy = Strategy.REJECT
+    store: RedisStore,
+    worker_id: str,
+    text: str,
+    strategy: Strategy | None = Strategy.REJECT,
+    **options: Any,
 ) -> WakeUp:
-    """Submit `text` while `MEMBER` listens: the pushed hint it gets (the doorbell's rings of
-    earlier submits, made while nobody listened, cleared first)."""
+    """Submit `text` (with `options`) while `MEMBER` listens: the pushed hint it gets (the
+    doorbell's rings of earlier submits, made while nobody listened, cleared first)."""
     await store.client.delete(store.keys.bell(MEMBER))
     wakes = store.wake_ups(MEMBER)
     async with contextlib.aclosing(wakes):
@@ -1065,7 +1053,7 @@ async def _hint_of_next_input(
             return bool(channels and channels[0][1])
 
         await wait_until(subscribed, timeout_s=5, what="the member's hint subscription")
-        await store.submit_input(worker_id, text, new_id(), strategy, now_s())
+        await store.submit_input(worker_id, text, new_id(), strategy, now_s(), **options)
         return await asyncio.wait_for(listening, 5)
 
 
