@@ -841,9 +841,14 @@ async def test_a_call_beside_a_lone_call_leaves_at_once_and_beside_waiting_calls
     first = asyncio.ensure_future(pipeline.run(ring, [bell], args))
     await sent([1])
     waiting = [asyncio.ensure_future(pipeline.run(ring, [bell], args)) for _ in range(2)]
-    await asyncio.sleep(0)  # they queue behind the call out
+    queued = pipeline._lane._waiting
+
+    async def behind(count: int) -> bool:
+        return len(queued) == count
+
+    await wait_until(lambda: behind(2), timeout_s=5, what="two calls behind the one out")
     joined = asyncio.ensure_future(pipeline.run_beside(ring, [bell], args))
-    await asyncio.sleep(0)
+    await wait_until(lambda: behind(3), timeout_s=5, what="the call beside them among them")
     assert sizes == [1]  # nothing more left while the first is out
     gate.set()
     await asyncio.gather(first, *waiting, joined)

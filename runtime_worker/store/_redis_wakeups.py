@@ -38,7 +38,7 @@ INTERRUPT_SUFFIX = ":interrupt"
 """How submit.lua marks a hint whose input interrupts the running one (it gets it as an
 argument from `RedisStore.submit_input`, never spells it)."""
 AHEAD_MAX_BYTES = 4096
-"""A new input's entry up to this size rides in its hint (`WakeUp.entry`): pub/sub copies it
+"""A new input's entry up to this size rides in its hint (`WakeUp.ahead`): pub/sub copies it
 to the host, which may start the run before its take answers; a longer one is read by the
 take, as every input was before."""
 
